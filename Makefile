@@ -1,0 +1,26 @@
+# `make test` and `make demo` set up .venv by themselves on a fresh machine (offline but for PyPI).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: test demo bench clean-venv
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+test: $(STAMP)
+	DS_ACCELERATOR=cpu RAY_AUTH_MODE=disabled $(PY) -m pytest -q -ra $(PYTEST_ARGS)
+
+demo: $(STAMP)
+	DS_ACCELERATOR=cpu RAY_AUTH_MODE=disabled $(VENV)/bin/autosong demo $(DEMO_ARGS)
+
+bench: $(STAMP)
+	$(PY) bench/codec.py
+
+clean-venv:
+	rm -rf $(VENV)

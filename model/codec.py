@@ -1,0 +1,230 @@
+"""EnCodec as AutoSong's audio tokenizer: 24 kHz mono waveform <-> int16 codes [C, T].
+
+Wraps transformers' `EncodecModel` (never the `encodec` package, which drags torchaudio in).
+Long audio is encoded and decoded in frame-aligned windows with left context, so memory stays
+bounded for whole songs; EnCodec's convolutions and LSTMs are causal, so a window that sees a
+few seconds of past audio produces the same codes as one pass over the whole song.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from model.errors import AutoSongError
+
+HUB_ID = "facebook/encodec_24khz"
+TEST_SOURCE = "test"
+SAMPLE_RATE = 24_000
+BANDWIDTH = 1.5  # kbps -> 2 codebooks of 1024 codes at 75 frames/s
+
+
+class CodecUnavailable(AutoSongError):
+    """The codec's weights cannot be loaded (no network, bad directory, wrong model)."""
+
+
+@dataclass(frozen=True)
+class CodecIdentity:
+    """What makes two codecs produce the same codes; stored in dataset.json and model configs."""
+
+    source: str
+    config_sha256: str
+    weights_sha256: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "CodecIdentity":
+        return cls(d["source"], d["config_sha256"], d["weights_sha256"])
+
+    def same_model(self, other: "CodecIdentity") -> bool:
+        # A local copy of the hub weights is the same codec: compare hashes, not the source name.
+        return (self.config_sha256, self.weights_sha256) == (other.config_sha256, other.weights_sha256)
+
+
+@dataclass
+class CodecConfig:
+    source: str = HUB_ID  # hub id, local directory, or "test"
+    bandwidth: float = BANDWIDTH
+    window_seconds: float = 10.0  # audio encoded/decoded per pass
+    context_seconds: float = 2.0  # left context each window sees, then discards
+
+
+def _test_encodec_config():
+    from transformers import EncodecConfig
+
+    # Same architecture and frame rate as encodec_24khz (ratios 8*5*4*2 = 320 samples/frame),
+    # narrower so that tests and the laptop demo run in seconds.
+    return EncodecConfig(num_filters=8, hidden_size=64, num_lstm_layers=1)
+
+
+def _reference_signal(seconds: float = 30.0, sr: int = SAMPLE_RATE) -> np.ndarray:
+    """A fixed, music-like signal (notes with harmonics, chirps, noise bursts) for seeding codebooks."""
+    rng = np.random.default_rng(1234)
+    n = int(seconds * sr)
+    out = np.zeros(n, dtype=np.float64)
+    note_len = sr // 8
+    t = np.arange(note_len) / sr
+    env = np.minimum(1.0, t * 200) * np.exp(-t * 6)
+    for start in range(0, n - note_len, note_len):
+        f0 = 55.0 * 2 ** (rng.integers(0, 60) / 12)
+        harmonics = rng.random(6) ** 2
+        tone = sum(a * np.sin(2 * np.pi * f0 * (k + 1) * t) for k, a in enumerate(harmonics))
+        if rng.random() < 0.25:
+            tone = tone + rng.standard_normal(note_len) * rng.random()
+        out[start : start + note_len] += env * tone * rng.uniform(0.05, 0.6)
+    return (out / (np.abs(out).max() + 1e-9) * 0.8).astype(np.float32)
+
+
+def seed_codebooks(model, num_quantizers: int) -> None:
+    """Fill each RVQ codebook with encoder frames of the reference signal (residuals after the
+    previous codebooks): transformers leaves them at zero, which maps every frame to code 0."""
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        wav = torch.from_numpy(_reference_signal())[None, None]
+        # ~2,250 frames, encoded in 10 s pieces to bound memory; more frames than codes, so the
+        # residuals that seed the next codebook are not all zero
+        pieces = wav.split(10 * SAMPLE_RATE, dim=-1)
+        residual = torch.cat([model.encoder(p) for p in pieces], dim=-1)[0].T  # [frames, D]
+        for layer in model.quantizer.layers[:num_quantizers]:
+            book = layer.codebook
+            pick = torch.randperm(residual.shape[0], generator=gen)[: book.codebook_size]
+            vectors = residual[pick]
+            if vectors.shape[0] < book.codebook_size:  # fewer frames than codes: jitter copies
+                reps = math.ceil(book.codebook_size / vectors.shape[0])
+                vectors = vectors.repeat(reps, 1)[: book.codebook_size]
+                vectors = vectors + 1e-3 * torch.randn(vectors.shape, generator=gen)
+            book.embed.copy_(vectors)
+            book.embed_avg.copy_(vectors)
+            book.cluster_size.fill_(1.0)
+            codes = book.encode(residual[None])[0]
+            residual = residual - book.decode(codes)
+
+
+# The config fields that change the codes; bookkeeping fields (name, dtype, version) do not.
+_ARCHITECTURE_KEYS = (
+    "target_bandwidths", "sampling_rate", "audio_channels", "normalize", "chunk_length_s", "overlap",
+    "hidden_size", "num_filters", "num_residual_layers", "upsampling_ratios", "norm_type", "kernel_size",
+    "last_kernel_size", "residual_kernel_size", "dilation_growth_rate", "use_causal_conv", "pad_mode",
+    "compress", "num_lstm_layers", "trim_right_ratio", "codebook_size", "codebook_dim", "use_conv_shortcut",
+)
+
+
+def _sha256_json(d: dict) -> str:
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
+
+
+def _weights_sha256(model) -> str:
+    h = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+class Codec:
+    """EnCodec tokenizer. `encode(wav, sr) -> codes` int16 [C, T]; `decode(codes) -> wav` float32 [N]."""
+
+    def __init__(self, model, config: CodecConfig):
+        mc = model.config
+        if mc.audio_channels != 1 or mc.normalize or mc.chunk_length_s is not None:
+            raise CodecUnavailable(
+                f"codec {config.source!r} is not a 24 kHz mono EnCodec (channels={mc.audio_channels}, "
+                f"normalize={mc.normalize}); use {HUB_ID!r}, a local copy of it, or --codec test"
+            )
+        self.model = model.eval()
+        self.config = config
+        self.sample_rate: int = mc.sampling_rate
+        self.hop_length: int = mc.hop_length
+        self.frame_rate: int = mc.frame_rate
+        self.codebook_size: int = mc.codebook_size
+        self.num_codebooks: int = model.quantizer.get_num_quantizers_for_bandwidth(config.bandwidth)
+        cfg = {k: v for k, v in mc.to_dict().items() if k in _ARCHITECTURE_KEYS}
+        cfg["bandwidth"] = config.bandwidth
+        self.identity = CodecIdentity(config.source, _sha256_json(cfg), _weights_sha256(model))
+
+    # ---- loading -------------------------------------------------------------------------
+    @classmethod
+    def load(cls, source: str = HUB_ID, **overrides) -> "Codec":
+        """Load from a hub id, a local directory (`save_pretrained` layout) or "test"."""
+        from transformers import EncodecModel
+
+        config = CodecConfig(source=source, **overrides)
+        if source == TEST_SOURCE:
+            torch.manual_seed(0)
+            model = EncodecModel(_test_encodec_config())
+            n_q = model.quantizer.get_num_quantizers_for_bandwidth(config.bandwidth)
+            seed_codebooks(model, n_q)
+            return cls(model, config)
+        path = Path(source).expanduser()
+        if path.exists() and not path.is_dir():
+            raise CodecUnavailable(f"--codec {source}: a file, expected a directory with config.json")
+        try:
+            model = EncodecModel.from_pretrained(str(path) if path.is_dir() else source)
+        except (OSError, ValueError) as err:
+            raise CodecUnavailable(
+                f"cannot load codec {source!r} ({type(err).__name__}). With no network, pass "
+                f"--codec DIR (a directory saved with `save_pretrained`, e.g. a copy of {HUB_ID}) "
+                f"or --codec test (the offline test codec)."
+            ) from err
+        return cls(model, config)
+
+    def save(self, directory: str | os.PathLike) -> None:
+        """Write the weights as a directory that `Codec.load(directory)` reads offline."""
+        self.model.save_pretrained(str(directory))
+
+    # ---- encode / decode -----------------------------------------------------------------
+    def _windows(self, n_frames: int):
+        """(start, stop) frame ranges covering [0, n_frames), each with its left context start."""
+        step = max(1, int(self.config.window_seconds * self.frame_rate))
+        ctx = int(self.config.context_seconds * self.frame_rate)
+        for start in range(0, n_frames, step):
+            yield max(0, start - ctx), start, min(n_frames, start + step)
+
+    @torch.inference_mode()
+    def encode(self, wav: np.ndarray | torch.Tensor, sample_rate: int) -> np.ndarray:
+        """Args: wav float [N] mono at the codec's rate. Returns: codes int16 [C, ceil(N / hop)]."""
+        if sample_rate != self.sample_rate:
+            raise ValueError(f"encode expects {self.sample_rate} Hz audio, got {sample_rate} Hz; resample first")
+        wav = torch.as_tensor(np.asarray(wav, dtype=np.float32))
+        if wav.ndim != 1:
+            raise ValueError(f"encode expects mono audio [N], got shape {tuple(wav.shape)}")
+        n_frames = math.ceil(wav.shape[0] / self.hop_length)
+        if n_frames == 0:
+            return np.zeros((self.num_codebooks, 0), dtype=np.int16)
+        padded = torch.nn.functional.pad(wav, (0, n_frames * self.hop_length - wav.shape[0]))
+        out = np.empty((self.num_codebooks, n_frames), dtype=np.int16)
+        hop = self.hop_length
+        for ctx_start, start, stop in self._windows(n_frames):
+            chunk = padded[ctx_start * hop : stop * hop][None, None]  # [1, 1, samples]
+            emb = self.model.encoder(chunk)  # [1, D, frames]
+            codes = self.model.quantizer.encode(emb, self.config.bandwidth)  # [C, 1, frames]
+            out[:, start:stop] = codes[:, 0, start - ctx_start :].numpy().astype(np.int16)
+        return out
+
+    @torch.inference_mode()
+    def decode(self, codes: np.ndarray | torch.Tensor) -> np.ndarray:
+        """Args: codes int [C, T]. Returns: wav float32 [T * hop] at the codec's rate."""
+        codes = torch.as_tensor(np.asarray(codes), dtype=torch.long)
+        if codes.ndim != 2 or codes.shape[0] != self.num_codebooks:
+            raise ValueError(f"decode expects codes [{self.num_codebooks}, T], got {tuple(codes.shape)}")
+        if codes.min() < 0 or codes.max() >= self.codebook_size:
+            raise ValueError(f"codes must lie in [0, {self.codebook_size}), got [{codes.min()}, {codes.max()}]")
+        n_frames = codes.shape[1]
+        out = np.empty(n_frames * self.hop_length, dtype=np.float32)
+        hop = self.hop_length
+        for ctx_start, start, stop in self._windows(n_frames):
+            emb = self.model.quantizer.decode(codes[:, None, ctx_start:stop])  # [1, D, frames]
+            wav = self.model.decoder(emb)[0, 0]  # [samples]
+            out[start * hop : stop * hop] = wav[(start - ctx_start) * hop : (stop - ctx_start) * hop].numpy()
+        return out
+
+    def frames_for_seconds(self, seconds: float) -> int:
+        return math.ceil(seconds * self.frame_rate)

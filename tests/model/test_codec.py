@@ -1,0 +1,66 @@
+import numpy as np
+import pytest
+
+from model.codec import Codec, CodecUnavailable
+from tests.conftest import music_signal
+
+
+def test_round_trip_shapes_and_frame_rate(codec):
+    wav = music_signal(3.0)
+    codes = codec.encode(wav, 24_000)
+    assert codec.frame_rate == 75 and codec.num_codebooks == 2
+    assert codes.dtype == np.int16 and codes.shape == (2, 225)
+    assert codes.min() >= 0 and codes.max() < 1024
+    out = codec.decode(codes)
+    assert out.dtype == np.float32 and out.shape == (225 * 320,)
+    assert np.isfinite(out).all() and np.abs(out).max() > 0
+    # a length that is not a multiple of the hop rounds up to whole frames
+    assert codec.encode(wav[:1000], 24_000).shape == (2, 4)
+
+
+def test_test_codec_gives_many_distinct_codes_and_is_deterministic(codec):
+    wav = music_signal(20.0, seed=3)
+    codes = codec.encode(wav, 24_000)
+    distinct = [len(np.unique(row)) for row in codes]
+    assert min(distinct) >= 100, distinct  # zero codebooks would give 1
+    again = Codec.load("test")
+    assert again.identity == codec.identity
+    np.testing.assert_array_equal(again.encode(wav, 24_000), codes)
+
+
+def test_windowed_encoding_matches_whole_song_and_bounds_memory(codec):
+    wav = music_signal(40.0, seed=1)
+    whole = Codec.load("test", window_seconds=1e6).encode(wav, 24_000)
+    windowed_codec = Codec.load("test", window_seconds=5.0, context_seconds=2.0)
+    chunk_sizes = []
+    hook = windowed_codec.model.encoder.register_forward_hook(lambda m, inp, out: chunk_sizes.append(inp[0].shape[-1]))
+    windowed = windowed_codec.encode(wav, 24_000)
+    hook.remove()
+    assert windowed.shape == whole.shape
+    # EnCodec is causal: with 2 s of left context, windows agree with one pass almost everywhere
+    assert (windowed == whole).mean() > 0.97
+    # and no pass ever sees more than window + context of audio
+    assert len(chunk_sizes) == 8 and max(chunk_sizes) <= 7 * 24_000
+    # decoding in windows matches one-pass decoding too
+    np.testing.assert_allclose(windowed_codec.decode(whole), Codec.load("test", window_seconds=1e6).decode(whole), atol=1e-3)
+
+
+def test_encode_rejects_wrong_rate_and_stereo(codec):
+    with pytest.raises(ValueError, match="24000 Hz"):
+        codec.encode(np.zeros(4410, np.float32), 44_100)
+    with pytest.raises(ValueError, match="mono"):
+        codec.encode(np.zeros((2, 4800), np.float32), 24_000)
+
+
+def test_save_and_load_local_directory(codec, tmp_path):
+    codec.save(tmp_path / "codec")
+    local = Codec.load(str(tmp_path / "codec"))
+    assert local.identity.same_model(codec.identity)
+    wav = music_signal(2.0)
+    np.testing.assert_array_equal(local.encode(wav, 24_000), codec.encode(wav, 24_000))
+
+
+def test_unreachable_hub_id_names_the_offline_options(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(CodecUnavailable, match="--codec test"):
+        Codec.load("facebook/encodec_24khz_not_cached")

@@ -1,0 +1,27 @@
+import subprocess
+import sys
+
+
+def run(*args, cwd=None):
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+def test_autosong_help_lists_the_stages():
+    out = run("-m", "autosong_cli", "--help")
+    assert out.returncode == 0
+    for stage in ("pipeline", "demo"):
+        assert f"  {stage}" in out.stdout
+
+
+def test_python_m_pipeline_synth(tmp_path):
+    out = run("-m", "pipeline", "synth", str(tmp_path / "c"), "--songs", "2", "--seconds", "2")
+    assert out.returncode == 0, out.stderr
+    assert sorted(p.name for p in (tmp_path / "c").iterdir()) == ["song_000", "song_001"]
+
+
+def test_bad_codec_is_one_clear_line_not_a_traceback(tmp_path):
+    (tmp_path / "notadir").write_text("x")
+    out = run("-m", "autosong_cli", "demo", "--out", str(tmp_path / "d"), "--songs", "1", "--seconds", "2",
+              "--codec", str(tmp_path / "notadir"))
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr and "autosong: error:" in out.stderr
