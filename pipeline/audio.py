@@ -57,12 +57,12 @@ def _decode_native(path: Path) -> tuple[np.ndarray, int, int, int]:
         raise AudioDecodeError(f"not a readable audio file ({type(err).__name__}: {err})") from err
     with container:
         if not container.streams.audio:
-            raise AudioDecodeError("the file has no audio stream")
+            raise AudioDecodeError("not a readable audio file (no audio stream)")
         stream = container.streams.audio[0]
         rate = stream.codec_context.sample_rate or stream.rate
         channels = stream.codec_context.channels or 1
         if not rate:
-            raise AudioDecodeError("the audio stream has no sample rate")
+            raise AudioDecodeError("not a readable audio file (the audio stream has no sample rate)")
         to_float = av.AudioResampler(format="fltp")  # keeps layout and rate
         chunks: list[np.ndarray] = []
         bad = 0
@@ -82,7 +82,7 @@ def _decode_native(path: Path) -> tuple[np.ndarray, int, int, int]:
             except av.error.FFmpegError:
                 bad += 1
         if not chunks:
-            raise AudioDecodeError("no decodable audio in the file")
+            raise AudioDecodeError("not a readable audio file (no packet decodes)")
         width = max(c.shape[0] for c in chunks)
         chunks = [c if c.shape[0] == width else np.repeat(c[:1], width, axis=0) for c in chunks]
         return np.concatenate(chunks, axis=1), int(rate), width, bad

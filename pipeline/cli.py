@@ -14,9 +14,63 @@ def _synth(args) -> int:
     return 0
 
 
+def _build(args) -> int:
+    from pipeline.build import BuildConfig, build
+
+    cfg = BuildConfig(dataset=args.dataset, out=args.out, codec=args.codec, text=args.text,
+                      max_seconds=args.max_seconds, shard_samples=args.shard_samples, workers=args.workers,
+                      ray_address=args.ray_address, val_fraction=args.val_fraction)
+    result = build(cfg)
+    c = result.card.counts
+    print(f"built {result.built} songs, kept {result.kept}, rejected {result.rejected} "
+          f"({result.new_rejects} new); {c['songs']} songs ({c['train']} train, {c['val']} val), "
+          f"{result.card.hours:.3f} h in {c['shards']} shards -> {args.out}")
+    if result.rejected:
+        print(f"rejects: see `autosong pipeline inspect {args.out}` or {args.out}/manifests/rejects.parquet")
+    return 0
+
+
+def _verify(args) -> int:
+    from pipeline.verify import verify
+
+    checked, problems = verify(args.out)
+    for problem in problems:
+        print(f"BAD {problem}")
+    print(f"verified {checked} samples: {'OK' if not problems else f'{len(problems)} problems'}")
+    return 1 if problems else 0
+
+
+def _inspect(args) -> int:
+    from pipeline.summary import summary
+
+    print(summary(args.out))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="autosong pipeline", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
+
+    b = sub.add_parser("build", help="corpus (DATASET/song_*) -> OUT/shards + OUT/manifests, on Ray")
+    b.add_argument("dataset")
+    b.add_argument("--out", required=True)
+    b.add_argument("--codec", default="facebook/encodec_24khz",
+                   help="hub id, a local save_pretrained directory, or 'test' (offline test codec)")
+    b.add_argument("--text", default="pinyin", help="pinyin | bert:SRC (a directory, or bert:minilm)")
+    b.add_argument("--max-seconds", type=float, default=None, help="keep at most this much of each song")
+    b.add_argument("--shard-samples", type=int, default=64, help="songs per shard")
+    b.add_argument("--workers", type=int, default=0, help="encoder actors (default: one per CPU)")
+    b.add_argument("--ray-address", default=None, help="'auto' or ray://HOST:PORT; default: a local Ray")
+    b.add_argument("--val-fraction", type=float, default=0.1, help="share of songs in val (by key hash)")
+    b.set_defaults(func=_build)
+
+    v = sub.add_parser("verify", help="check every shard and sample against the manifests")
+    v.add_argument("out")
+    v.set_defaults(func=_verify)
+
+    i = sub.add_parser("inspect", help="summary table of a built dataset")
+    i.add_argument("out")
+    i.set_defaults(func=_inspect)
 
     s = sub.add_parser("synth", help="write a toy corpus whose audio follows its lyrics and genre")
     s.add_argument("dir")

@@ -64,3 +64,14 @@ def test_unreachable_hub_id_names_the_offline_options(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(CodecUnavailable, match="--codec test"):
         Codec.load("facebook/encodec_24khz_not_cached")
+
+
+def test_test_codec_identity_does_not_depend_on_thread_count(codec):
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert Codec.load("test").identity == codec.identity
+    finally:
+        torch.set_num_threads(threads)

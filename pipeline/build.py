@@ -1,0 +1,279 @@
+"""`pipeline build`: corpus -> WebDataset shards + Parquet manifests, as a Ray Data job.
+
+scan (driver, hashes only) -> decide what is new -> Ray actors decode + encode each new song ->
+the driver streams results into atomic shards, rewriting the manifests after every shard. A build
+killed at any point and run again finishes the job: finished shards are kept (or adopted from
+their meta.json), temporaries are dropped, and only songs not yet in a shard are encoded.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from manifests import DatasetCard, read_manifest, split_for_key, write_manifest
+from model.errors import AutoSongError
+from model.lyrics import MAX_GENRES, UNKNOWN_GENRE, default_tokenizer
+from pipeline.encode import SAMPLE_FIELDS
+from pipeline.scan import SongSource, scan_corpus
+from pipeline.shards import ShardSink, final_shards, read_samples, read_shard_meta, remove_partial_shards
+
+
+@dataclass
+class BuildConfig:
+    dataset: str
+    out: str
+    codec: str = "facebook/encodec_24khz"
+    text: str = "pinyin"  # pinyin | bert:SRC
+    max_seconds: float | None = None
+    shard_samples: int = 64
+    workers: int = 0  # 0: one per CPU of the local Ray
+    ray_address: str | None = None
+    val_fraction: float = 0.1
+
+
+@dataclass
+class BuildResult:
+    built: int       # songs encoded in this run
+    kept: int        # songs reused from earlier builds
+    rejected: int    # all rejects in the manifest
+    new_rejects: int
+    card: DatasetCard
+
+
+def text_identity(text: str) -> tuple[dict, object]:
+    tok = default_tokenizer()
+    ident = {"frontend": "pinyin", "vocab_version": tok.version, "vocab_sha256": tok.sha256}
+    if text == "pinyin":
+        return ident, None
+    if not text.startswith("bert:"):
+        raise AutoSongError(f"--text {text!r}: expected pinyin or bert:SRC (a directory, or bert:minilm)")
+    from model.bert_text import BertLyrics
+
+    bert = BertLyrics(text.split(":", 1)[1])
+    return {**ident, "frontend": "bert", **bert.identity()}, bert
+
+
+def _check_compatible(card: DatasetCard, codec, text: dict, cfg: BuildConfig) -> None:
+    from model.codec import CodecIdentity
+
+    if not CodecIdentity.from_dict(card.codec).same_model(codec.identity):
+        raise AutoSongError(f"{cfg.out} was built with codec {card.codec['source']!r}, not {cfg.codec!r}: "
+                            f"build into a new --out, or pass --codec {card.codec['source']}")
+    if card.text != text:
+        raise AutoSongError(f"{cfg.out} was built with text front-end {card.text.get('frontend')} "
+                            f"({card.text.get('bert_source', card.text.get('vocab_version'))}); this build asks for "
+                            f"{cfg.text}: build into a new --out")
+    if card.val_fraction != cfg.val_fraction or card.max_seconds != cfg.max_seconds:
+        raise AutoSongError(f"{cfg.out} was built with --val-fraction {card.val_fraction} --max-seconds "
+                            f"{card.max_seconds}; pass the same values or build into a new --out")
+
+
+def _known_rows(out: Path, shard_dir: Path) -> tuple[dict[str, dict], dict[str, dict]]:
+    """Samples already in shards: the manifest's rows, plus rows adopted from shards that a
+    killed build finished but never indexed. Returns (rows by key, shard rows by path)."""
+    rows = {r["key"]: r for r in read_manifest(out, "samples", missing_ok=True)}
+    shards = {r["path"]: r for r in read_manifest(out, "shards", missing_ok=True)}
+    from pipeline.shards import shard_sha256
+
+    for path in final_shards(shard_dir):
+        if path.name in shards:
+            continue
+        metas = read_shard_meta(path)
+        for meta in metas:
+            rows[meta["key"]] = {**{f: meta[f] for f in SAMPLE_FIELDS}, "shard": path.name}
+        shards[path.name] = {"path": path.name, "samples": len(metas), "bytes": path.stat().st_size,
+                             "sha256": shard_sha256(path)}
+    return rows, shards
+
+
+def _compact_stale_shards(shard_dir: Path, samples: dict[str, dict], shard_rows: dict[str, dict]) -> None:
+    """A shard that holds both indexed samples and replaced ones is rewritten with only the
+    indexed ones (bytes copied, nothing re-encoded), so plain readers never see a stale copy.
+    The old shard, then unreferenced, is deleted at the next commit."""
+    live: dict[str, set[str]] = {}
+    for row in samples.values():
+        live.setdefault(row["shard"], set()).add(row["key"])
+    for name, row in list(shard_rows.items()):
+        keys = live.get(name, set())
+        if 0 < len(keys) < row["samples"]:
+            sink = ShardSink(shard_dir, len(keys))
+            info = None
+            for key, files in sorted(read_samples(shard_dir / name, keys).items()):
+                info = sink.add({"__key__": key, **files})
+            shard_rows[info.path] = info.row()
+            for key in info.keys:
+                samples[key] = {**samples[key], "shard": info.path}
+
+
+def _assign_genres(songs: list[SongSource], genres: list[str]) -> dict[str, int]:
+    """Append-only genre vocabulary: existing slots never move; new genres take the next slots."""
+    for song in songs:
+        if song.genre not in genres:
+            if len(genres) >= MAX_GENRES:
+                print(f"warning: more than {MAX_GENRES} genres; {song.genre!r} ({song.key}) counts as unknown",
+                      file=sys.stderr)
+                continue
+            genres.append(song.genre)
+    return {g: i for i, g in enumerate(genres)}
+
+
+def _start_ray(cfg: BuildConfig) -> tuple[bool, int]:
+    import logging
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a local, private cluster: no token file
+    import ray
+
+    started = False
+    if not ray.is_initialized():
+        quiet = {"log_to_driver": False, "logging_level": logging.WARNING}
+        if cfg.ray_address:
+            ray.init(address=cfg.ray_address, **quiet)
+        else:
+            ray.init(num_cpus=os.cpu_count(), include_dashboard=False, object_store_memory=256 * 2**20, **quiet)
+        started = True
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ctx.print_on_execution_start = False
+    cpus = int(ray.cluster_resources().get("CPU", 1))
+    return started, cpus
+
+
+def _encode_with_ray(todo: list[dict], cfg: BuildConfig):
+    """Yields one result row per song in `todo`, in completion order."""
+    import ray
+
+    from pipeline.encode import SongEncoder
+
+    started, cpus = _start_ray(cfg)
+    workers = max(1, min(cfg.workers or cpus, len(todo)))
+    # Whole CPUs per actor would leave none for Ray's own tasks on a small machine (a silent
+    # deadlock on 2 CPUs): give each actor a fraction of a CPU.
+    cpu_per_actor = min(1.0, max(0.1, (cpus - 0.25) / workers))
+    try:
+        ds = ray.data.from_items(todo, override_num_blocks=min(len(todo), 2000))
+        ds = ds.map(SongEncoder, compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=cpu_per_actor,
+                    fn_constructor_kwargs={
+            "codec_source": cfg.codec, "text": cfg.text, "max_seconds": cfg.max_seconds})
+        yield from ds.iter_rows()
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _progress(total: int):
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="song", desc="encoding", disable=None, dynamic_ncols=True)
+
+
+def build(cfg: BuildConfig) -> BuildResult:
+    from model.codec import Codec
+
+    out = Path(cfg.out)
+    shard_dir = out / "shards"
+    shard_dir.mkdir(parents=True, exist_ok=True)
+    lock = open(out / ".build.lock", "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise AutoSongError(f"another build is writing {out} (lock {out / '.build.lock'})") from None
+
+    codec = Codec.load(cfg.codec)  # fails fast, before Ray starts, on a bad --codec
+    text, _ = text_identity(cfg.text)
+    card_path = out / "dataset.json"
+    old_card = DatasetCard.load(out) if card_path.exists() else None
+    if old_card:
+        _check_compatible(old_card, codec, text, cfg)
+    remove_partial_shards(shard_dir)
+    known, shard_rows = _known_rows(out, shard_dir)
+    old_rejects = {r["key"]: r for r in read_manifest(out, "rejects", missing_ok=True)}
+
+    songs, scan_rejects = scan_corpus(cfg.dataset)
+    genres = list(old_card.genres) if old_card else [UNKNOWN_GENRE]
+    slots = _assign_genres(songs, genres)
+
+    samples: dict[str, dict] = {}
+    rejects: dict[str, dict] = {r.key: {"key": r.key, "source": r.source, "stage": "scan", "reason": r.reason,
+                                        "content_sha256": ""} for r in scan_rejects}
+    todo = []
+    for song in songs:
+        row = known.get(song.key)
+        if row and (row["audio_sha256"], row["lyrics_sha256"], row["genre"]) == (
+                song.audio_sha256, song.lyrics_sha256, song.genre):
+            samples[song.key] = row
+        elif song.key in old_rejects and old_rejects[song.key]["content_sha256"] == song.content_sha256:
+            rejects[song.key] = old_rejects[song.key]  # unchanged and still bad: do not retry
+        else:
+            todo.append({"key": song.key, "source": os.path.relpath(song.audio, cfg.dataset),
+                         "audio": song.audio, "lyrics": song.lyrics, "genre": song.genre,
+                         "genre_slot": slots.get(song.genre, 0), "genre_source": song.genre_source,
+                         "audio_sha256": song.audio_sha256, "lyrics_sha256": song.lyrics_sha256,
+                         "content_sha256": song.content_sha256, "split": split_for_key(song.key, cfg.val_fraction)})
+    kept = len(samples)
+    card = DatasetCard(codec=codec.identity.to_dict(), codec_frame_rate=codec.frame_rate,
+                       num_codebooks=codec.num_codebooks, codebook_size=codec.codebook_size, text=text,
+                       genres=genres, val_fraction=cfg.val_fraction, max_seconds=cfg.max_seconds)
+
+    def commit() -> None:
+        """Manifests for everything finished so far; then dataset.json, which names the whole."""
+        live = {r["shard"] for r in samples.values()}
+        for name in list(shard_rows):
+            if name not in live:  # every sample in it was replaced or removed from the corpus
+                (shard_dir / name).unlink(missing_ok=True)
+                del shard_rows[name]
+        write_manifest(out, "samples", sorted(samples.values(), key=lambda r: r["key"]))
+        write_manifest(out, "rejects", sorted(rejects.values(), key=lambda r: r["key"]))
+        write_manifest(out, "shards", sorted(shard_rows.values(), key=lambda r: r["path"]))
+        vals = [r for r in samples.values() if r["split"] == "val"]
+        card.counts = {"songs": len(samples), "train": len(samples) - len(vals), "val": len(vals),
+                       "rejects": len(rejects), "shards": len(shard_rows),
+                       "frames": int(sum(r["frames"] for r in samples.values()))}
+        card.hours = round(sum(r["duration_s"] for r in samples.values()) / 3600, 4)
+        card.save(out)
+
+    _compact_stale_shards(shard_dir, samples, shard_rows)
+    built, new_rejects, pending = 0, 0, {}
+    t0, seconds_done = time.time(), 0.0
+    if todo:
+        sink = ShardSink(shard_dir, cfg.shard_samples)
+        bar = _progress(len(todo))
+        by_key = {s["key"]: s for s in todo}
+        for result in _encode_with_ray(todo, cfg):
+            song = by_key[result["key"]]
+            bar.update(1)
+            if not result["ok"]:
+                rejects[song["key"]] = {"key": song["key"], "source": song["source"], "stage": result["stage"],
+                                        "reason": result["reason"], "content_sha256": song["content_sha256"]}
+                new_rejects += 1
+                continue
+            meta = json.loads(result["meta"])
+            sample = {"__key__": song["key"], "codes.npy": result["codes"], "text.npy": result["text"],
+                      "lyrics.txt": result["lyrics"], "meta.json": result["meta"]}
+            if result["bert"]:
+                sample["bert.npy"] = result["bert"]
+            pending[song["key"]] = {f: meta[f] for f in SAMPLE_FIELDS}
+            rejects.pop(song["key"], None)
+            seconds_done += meta["duration_s"]
+            built += 1
+            bar.set_postfix(hours=f"{seconds_done / 3600:.2f}", songs_per_min=f"{60 * built / (time.time() - t0):.1f}")
+            shard = sink.add(sample)
+            if shard:
+                for key in shard.keys:
+                    samples[key] = {**pending.pop(key), "shard": shard.path}
+                shard_rows[shard.path] = shard.row()
+                commit()
+        shard = sink.finish()
+        if shard:
+            for key in shard.keys:
+                samples[key] = {**pending.pop(key), "shard": shard.path}
+            shard_rows[shard.path] = shard.row()
+        bar.close()
+    commit()
+    lock.close()
+    return BuildResult(built, kept, len(rejects), new_rejects, card)

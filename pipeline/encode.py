@@ -1,0 +1,96 @@
+"""The per-song work of a build, run inside Ray actors: lyrics -> ids (or BERT states), audio ->
+decoded -> EnCodec codes. Models load once per actor. A song that fails comes back as a row with
+the failing stage and a reason in words; it never raises, so one bad file cannot stop a build.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+
+import numpy as np
+
+SAMPLE_FIELDS = (  # meta.json = these + codec identity; the manifest row = these + shard
+    "key", "source", "genre", "genre_source", "duration_s", "frames", "text_len", "audio_sha256",
+    "lyrics_sha256", "codes_sha256", "lyrics_encoding", "source_rate", "channels", "bad_packets", "split")
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    return buf.getvalue()
+
+
+def read_lyrics(path: str) -> tuple[str, str]:
+    """Returns (text, encoding). UTF-8 first; otherwise the encoding charset-normalizer detects."""
+    raw = open(path, "rb").read()
+    try:
+        return raw.decode("utf-8-sig"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(raw).best()
+    if best is None:
+        raise ValueError("lyrics.txt is not text in any encoding we can detect; save it as UTF-8")
+    return str(best), best.encoding
+
+
+class SongEncoder:
+    """Callable class for `Dataset.map`: one instance per actor, models loaded in __init__."""
+
+    def __init__(self, codec_source: str, text: str, max_seconds: float | None):
+        import torch
+
+        from model.codec import Codec
+        from model.lyrics import default_tokenizer
+
+        # One intra-op thread per actor, always: float reductions (and so near-tie codes) depend on
+        # the thread count, and a build must give the same codes whatever the cluster's shape.
+        # Parallelism comes from actors, one per CPU.
+        torch.set_num_threads(1)
+        self.codec = Codec.load(codec_source)
+        self.tokenizer = default_tokenizer()
+        self.bert = None
+        if text.startswith("bert:"):
+            from model.bert_text import BertLyrics
+
+            self.bert = BertLyrics(text.split(":", 1)[1])
+        self.max_seconds = max_seconds
+
+    def __call__(self, song: dict) -> dict:
+        from model.lyrics import normalize_lyrics
+        from pipeline.audio import AudioDecodeError, load_audio
+
+        out = {"key": song["key"], "ok": False, "stage": "", "reason": "", "codes": b"", "text": b"",
+               "bert": b"", "lyrics": "", "meta": ""}
+        stage = "lyrics"
+        try:
+            raw, encoding = read_lyrics(song["lyrics"])
+            lyrics = normalize_lyrics(raw)
+            if not lyrics:
+                raise ValueError("lyrics.txt is empty")
+            stage = "decode"
+            audio = load_audio(song["audio"], self.codec.sample_rate, self.max_seconds)
+            stage = "encode"
+            codes = self.codec.encode(audio.wav, audio.sample_rate)  # int16 [C, T]
+            stage = "text"
+            ids = np.asarray(self.tokenizer.encode(lyrics, song["genre_slot"]), dtype=np.int32)
+            states = self.bert.states(lyrics) if self.bert is not None else None
+        except (AudioDecodeError, ValueError, OSError, RuntimeError) as err:
+            out.update(stage=stage, reason=str(err) or type(err).__name__)
+            return out
+        codes_npy = npy_bytes(codes)
+        meta = {
+            "key": song["key"], "source": song["source"], "genre": song["genre"],
+            "genre_source": song["genre_source"], "duration_s": round(audio.seconds, 4),
+            "frames": int(codes.shape[1]), "text_len": int(len(ids)), "audio_sha256": song["audio_sha256"],
+            "lyrics_sha256": song["lyrics_sha256"], "codes_sha256": hashlib.sha256(codes_npy).hexdigest(),
+            "lyrics_encoding": encoding, "source_rate": audio.source_rate, "channels": audio.channels,
+            "bad_packets": audio.bad_packets, "split": song["split"],
+            "genre_slot": song["genre_slot"], "codec": self.codec.identity.to_dict(),
+            "bert_len": int(states.shape[0]) if states is not None else 0,
+        }
+        out.update(ok=True, codes=codes_npy, text=npy_bytes(ids), lyrics=lyrics,
+                   bert=npy_bytes(states) if states is not None else b"", meta=json.dumps(meta, ensure_ascii=False))
+        return out

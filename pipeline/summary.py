@@ -1,0 +1,37 @@
+"""`pipeline inspect OUT`: what a built dataset holds, readable at a glance."""
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from manifests import DatasetCard, read_manifest
+
+
+def summary(out: str | Path) -> str:
+    card = DatasetCard.load(out)
+    samples = read_manifest(out, "samples")
+    rejects = read_manifest(out, "rejects", missing_ok=True)
+    frames = [r["frames"] for r in samples]
+    text = [r["text_len"] for r in samples]
+    hours = sum(r["duration_s"] for r in samples) / 3600
+    splits = Counter(r["split"] for r in samples)
+    lines = [
+        f"dataset     {Path(out)}",
+        f"codec       {card.codec['source']}  ({card.num_codebooks} codebooks x {card.codebook_size} codes, "
+        f"{card.codec_frame_rate} frames/s)",
+        f"text        {card.text['frontend']} ({card.text.get('bert_source', card.text['vocab_version'])})",
+        f"songs       {len(samples)}  (train {splits['train']}, val {splits['val']})   shards {card.counts.get('shards', 0)}",
+        f"audio       {hours:.3f} h   " + (f"{min(r['duration_s'] for r in samples):.1f}-"
+                                          f"{max(r['duration_s'] for r in samples):.1f} s per song" if samples else ""),
+        f"tokens      {sum(frames) * card.num_codebooks:,} audio tokens" + (
+            f"   per song {min(frames) * card.num_codebooks:,}-{max(frames) * card.num_codebooks:,}" if frames else ""),
+        f"lyrics      {sum(text):,} ids" + (f"   per song {min(text)}-{max(text)}" if text else ""),
+        "",
+        "genre                 songs",
+    ]
+    for genre, n in Counter(r["genre"] for r in samples).most_common():
+        lines.append(f"  {genre:<20}{n:>5}")
+    lines += ["", f"rejects     {len(rejects)}"]
+    for (stage, reason), n in Counter((r["stage"], r["reason"]) for r in rejects).most_common():
+        lines.append(f"  {n:>3} x {stage:<7} {reason}")
+    return "\n".join(lines)

@@ -1,0 +1,75 @@
+"""`pipeline verify OUT`: every shard against its manifest row, every sample against its row."""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tarfile
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from manifests import DatasetCard, read_manifest
+from pipeline.shards import read_samples, shard_sha256
+
+
+def _check_sample(key: str, files: dict[str, bytes], row: dict, card: DatasetCard) -> list[str]:
+    where = f"{row['shard']}:{key}"
+    missing = {"codes.npy", "text.npy", "meta.json", "lyrics.txt"} - set(files)
+    if missing:
+        return [f"{where}: missing {sorted(missing)}"]
+    problems = []
+    if hashlib.sha256(files["codes.npy"]).hexdigest() != row["codes_sha256"]:
+        problems.append(f"{where}: codes.npy differs from its manifest hash")
+    try:
+        codes = np.load(io.BytesIO(files["codes.npy"]), allow_pickle=False)
+        text = np.load(io.BytesIO(files["text.npy"]), allow_pickle=False)
+        meta = json.loads(files["meta.json"])
+    except (ValueError, OSError, json.JSONDecodeError) as err:
+        return problems + [f"{where}: unreadable member ({err})"]
+    if codes.dtype != np.int16 or codes.shape != (card.num_codebooks, row["frames"]):
+        problems.append(f"{where}: codes {codes.dtype}{list(codes.shape)}, manifest says int16"
+                        f"[{card.num_codebooks}, {row['frames']}]")
+    elif codes.size and (codes.min() < 0 or codes.max() >= card.codebook_size):
+        problems.append(f"{where}: codes outside [0, {card.codebook_size})")
+    if len(text) != row["text_len"]:
+        problems.append(f"{where}: text.npy has {len(text)} ids, manifest says {row['text_len']}")
+    if meta.get("codec") != card.codec:
+        problems.append(f"{where}: encoded with codec {meta.get('codec', {}).get('source')!r}, dataset.json names another")
+    if card.text["frontend"] == "bert" and "bert.npy" not in files:
+        problems.append(f"{where}: no bert.npy in a BERT dataset")
+    return problems
+
+
+def verify(out: str | Path) -> tuple[int, list[str]]:
+    """Returns (samples checked, problems). No problems means every byte is as indexed."""
+    out = Path(out)
+    card = DatasetCard.load(out)
+    samples = read_manifest(out, "samples")
+    shards = {r["path"]: r for r in read_manifest(out, "shards")}
+    by_shard: dict[str, dict[str, dict]] = defaultdict(dict)
+    for row in samples:
+        by_shard[row["shard"]][row["key"]] = row
+    problems, checked = [], 0
+    for name in sorted(set(by_shard) - set(shards)):
+        problems.append(f"{name}: holds {len(by_shard[name])} indexed samples but is not in shards.parquet")
+    for name, shard in sorted(shards.items()):
+        path = out / "shards" / name
+        if not path.exists():
+            problems.append(f"{name}: missing (listed in shards.parquet)")
+            continue
+        if path.stat().st_size != shard["bytes"] or shard_sha256(path) != shard["sha256"]:
+            problems.append(f"{name}: contents changed since the build (sha256 mismatch)")
+        try:
+            members = read_samples(path)
+        except (tarfile.TarError, OSError, EOFError) as err:
+            problems.append(f"{name}: not a readable tar ({err})")
+            continue
+        for key, row in sorted(by_shard.get(name, {}).items()):
+            checked += 1
+            if key not in members:
+                problems.append(f"{name}:{key}: indexed but not in the shard")
+                continue
+            problems += _check_sample(key, members[key], row, card)
+    return checked, problems

@@ -1,0 +1,151 @@
+import io
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import webdataset as wds
+
+from manifests import DatasetCard
+from model.errors import AutoSongError
+from pipeline.audio import load_audio
+from pipeline.build import BuildConfig, build
+from pipeline.verify import verify
+from tests.pipeline.conftest import BAD, GOOD, copy_tree
+
+
+def read_shards(out):
+    """Plain webdataset, no AutoSong code: {key: sample}."""
+    urls = sorted(str(p) for p in (out / "shards").glob("shard-*.tar"))
+    samples = {}
+    for s in wds.WebDataset(urls, shardshuffle=False, empty_check=False):
+        assert s["__key__"] not in samples, f"duplicate sample {s['__key__']}"
+        samples[s["__key__"]] = s
+    return samples
+
+
+def test_exactly_the_good_songs_are_built(built, mixed_corpus, codec):
+    out, result = built
+    samples = pq.read_table(out / "manifests/samples.parquet").to_pylist()
+    assert sorted(r["key"] for r in samples) == sorted(GOOD)
+    assert result.built == len(GOOD) and result.rejected == len(BAD)
+    card = DatasetCard.load(out)
+    assert card.counts["songs"] == len(GOOD) and card.codec == codec.identity.to_dict()
+    assert card.genres[0] == "unknown" and "reggaeton" in card.genres
+    rows = {r["key"]: r for r in samples}
+    assert rows["song_tagged"]["genre"] == "reggaeton" and rows["song_tagged"]["genre_source"] == "tag"
+    assert rows["song_latin1"]["lyrics_encoding"] not in ("utf-8", "ascii")
+    assert rows["song_garbled"]["bad_packets"] >= 1
+    assert rows["song_000"]["source"] == "song_000/audio.mp3" and rows["song_001"]["channels"] == 2
+
+
+def test_every_bad_song_is_rejected_with_stage_and_reason(built):
+    out, _ = built
+    rejects = {r["key"]: r for r in pq.read_table(out / "manifests/rejects.parquet").to_pylist()}
+    assert set(rejects) == set(BAD)
+    for key, (stage, words) in BAD.items():
+        assert rejects[key]["stage"] == stage, rejects[key]
+        assert words in rejects[key]["reason"], rejects[key]
+
+
+def test_shards_hold_the_codes_the_codec_gives(built, mixed_corpus, codec, tokenizer):
+    import torch
+
+    out, _ = built
+    # The build's actors run one torch thread each on 2 CPUs; float reductions (and so ~1% of
+    # near-tie codes) depend on the thread count, so encode the reference the same way.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    samples = read_shards(out)
+    rows = {r["key"]: r for r in pq.read_table(out / "manifests/samples.parquet").to_pylist()}
+    assert set(samples) == set(GOOD)
+    for key in ("song_000", "song_001", "song_latin1"):
+        s = samples[key]
+        codes = np.load(io.BytesIO(s["codes.npy"]))
+        audio_path = next((mixed_corpus / key).glob("audio.*"))
+        expected = codec.encode(load_audio(audio_path, 24_000).wav, 24_000)
+        np.testing.assert_array_equal(codes, expected)
+        assert codes.dtype == np.int16 and codes.shape == (2, rows[key]["frames"])
+        ids = np.load(io.BytesIO(s["text.npy"]))
+        assert ids.dtype == np.int32 and len(ids) == rows[key]["text_len"]
+        meta = json.loads(s["meta.json"])
+        assert meta["codec"] == codec.identity.to_dict() and meta["key"] == key
+    torch.set_num_threads(threads)
+    latin = np.load(io.BytesIO(samples["song_latin1"]["text.npy"]))
+    assert "café résumé" in tokenizer.decode(latin)
+
+
+def test_verify_passes_then_catches_a_flipped_byte(built, tmp_path):
+    out, _ = built
+    checked, problems = verify(out)
+    assert checked == len(GOOD) and problems == []
+    broken = copy_tree(out, tmp_path / "broken")
+    shard = sorted((broken / "shards").glob("shard-*.tar"))[1]
+    data = bytearray(shard.read_bytes())
+    data[2000] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    checked, problems = verify(broken)
+    assert problems and all(shard.name in p for p in problems)
+
+
+def test_rebuild_adds_nothing_and_a_new_song_adds_one(built, mixed_corpus, tmp_path, ray_local):
+    out = copy_tree(built[0], tmp_path / "out")
+    before = {p.name: p.read_bytes() for p in (out / "shards").iterdir()}
+    again = build(BuildConfig(str(mixed_corpus), str(out), codec="test", shard_samples=3))
+    assert (again.built, again.kept, again.new_rejects) == (0, len(GOOD), 0)
+    assert {p.name: p.read_bytes() for p in (out / "shards").iterdir()} == before
+
+    corpus = copy_tree(mixed_corpus, tmp_path / "corpus")
+    copy_tree(corpus / "song_000", corpus / "song_new")
+    (corpus / "song_new" / "lyrics.txt").write_text("[chorus]\n新的歌 new song\n", encoding="utf-8")
+    grown = build(BuildConfig(str(corpus), str(out), codec="test", shard_samples=3))
+    assert (grown.built, grown.kept) == (1, len(GOOD))
+    assert sorted(read_shards(out)) == sorted(GOOD + ["song_new"])
+    assert verify(out)[1] == []
+
+
+def test_a_changed_song_is_re_encoded_and_a_removed_one_leaves_the_index(built, mixed_corpus, tmp_path, ray_local):
+    out = copy_tree(built[0], tmp_path / "out")
+    corpus = copy_tree(mixed_corpus, tmp_path / "corpus")
+    (corpus / "song_001" / "lyrics.txt").write_text("[verse]\nchanged words\n", encoding="utf-8")
+    import shutil
+
+    shutil.rmtree(corpus / "song_002")
+    result = build(BuildConfig(str(corpus), str(out), codec="test", shard_samples=3))
+    assert result.built == 1 and result.kept == len(GOOD) - 2
+    samples = read_shards(out)  # shards that held only stale samples are gone
+    rows = {r["key"]: r for r in pq.read_table(out / "manifests/samples.parquet").to_pylist()}
+    assert "song_002" not in rows and "changed words" in samples["song_001"]["lyrics.txt"].decode()
+    assert verify(out)[1] == []
+
+
+def test_other_codec_or_text_front_end_is_refused(built, mixed_corpus, tmp_path, codec, ray_local):
+    import torch
+
+    from model.codec import Codec
+
+    out = built[0]
+    with pytest.raises(AutoSongError, match="text front-end"):
+        build(BuildConfig(str(mixed_corpus), str(out), codec="test", text="bert:minilm"))
+    other = Codec.load("test")
+    with torch.no_grad():
+        other.model.decoder.layers[0].conv.bias.add_(1.0)
+    other.save(tmp_path / "other_codec")
+    with pytest.raises(AutoSongError, match="codec"):
+        build(BuildConfig(str(mixed_corpus), str(out), codec=str(tmp_path / "other_codec")))
+
+
+def test_max_seconds_and_bert_states(tmp_path, ray_local):
+    from pipeline.synth import synth_corpus
+
+    synth_corpus(tmp_path / "c", songs=2, seconds=4, seed=3)
+    out = tmp_path / "out"
+    result = build(BuildConfig(str(tmp_path / "c"), str(out), codec="test", text="bert:minilm", max_seconds=2.0))
+    assert result.built == 2
+    card = DatasetCard.load(out)
+    assert card.text["frontend"] == "bert" and card.text["bert_dim"] == 384
+    for s in read_shards(out).values():
+        states = np.load(io.BytesIO(s["bert.npy"]))
+        assert states.dtype == np.float16 and states.ndim == 2 and states.shape[1] == 384
+        assert np.load(io.BytesIO(s["codes.npy"])).shape == (2, 150)  # 2 s x 75 frames/s
+    assert verify(out)[1] == []

@@ -1,0 +1,71 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pyarrow.parquet as pq
+
+from pipeline.build import BuildConfig, build
+from pipeline.verify import verify
+from tests.pipeline.conftest import BAD, GOOD
+from tests.pipeline.test_build import read_shards
+
+
+def rows_without_shard(out, kind="samples"):
+    rows = pq.read_table(out / f"manifests/{kind}.parquet").to_pylist()
+    return sorted(({k: v for k, v in r.items() if k != "shard"} for r in rows), key=lambda r: r["key"])
+
+
+def cli(*args, **kw):
+    return subprocess.Popen([sys.executable, "-m", "autosong_cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kw)
+
+
+def test_a_build_killed_mid_way_and_re_run_ends_identical(built, mixed_corpus, tmp_path, ray_local):
+    out = tmp_path / "out"
+    proc = cli("pipeline", "build", str(mixed_corpus), "--out", str(out), "--codec", "test",
+               "--shard-samples", "1", "--workers", "1", start_new_session=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and not list((out / "shards").glob("shard-*.tar")):
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and every Ray process it started
+    proc.wait()
+    finished = list((out / "shards").glob("shard-*.tar"))
+    assert 1 <= len(finished) < len(GOOD), "the kill must land mid-build"
+
+    result = build(BuildConfig(str(mixed_corpus), str(out), codec="test", shard_samples=1))
+    assert result.built + result.kept == len(GOOD)
+    assert rows_without_shard(out) == rows_without_shard(built[0])
+    assert rows_without_shard(out, "rejects") == rows_without_shard(built[0], "rejects")
+    assert sorted(read_shards(out)) == sorted(GOOD)  # each song exactly once, no partial shard
+    assert not list((out / "shards").glob(".shard-*"))
+    assert verify(out)[1] == []
+
+
+def test_cli_build_verify_inspect(built, tmp_path):
+    out = built[0]
+    done = cli("pipeline", "inspect", str(out))
+    stdout, _ = done.communicate(timeout=120)
+    assert done.returncode == 0
+    assert f"songs       {len(GOOD)}" in stdout and f"rejects     {len(BAD)}" in stdout
+    assert "truncated" in stdout and "reggaeton" in stdout
+
+    ok = cli("pipeline", "verify", str(out))
+    stdout, _ = ok.communicate(timeout=120)
+    assert ok.returncode == 0 and f"verified {len(GOOD)} samples: OK" in stdout
+
+    missing = cli("pipeline", "verify", str(tmp_path / "nothing"))
+    _, stderr = missing.communicate(timeout=120)
+    assert missing.returncode == 2 and "autosong: error:" in stderr and "Traceback" not in stderr
+
+
+def test_cli_build_prints_counts_and_exits_zero_with_rejects(tmp_path):
+    from tests.pipeline.conftest import make_mixed_corpus
+
+    corpus = make_mixed_corpus(tmp_path / "dataset")
+    proc = subprocess.run([sys.executable, "-m", "pipeline", "build", str(corpus), "--out", str(tmp_path / "o"),
+                           "--codec", "test"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert f"built {len(GOOD)} songs" in proc.stdout and f"rejected {len(BAD)}" in proc.stdout
