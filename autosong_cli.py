@@ -7,6 +7,7 @@ import sys
 # subcommand -> (module with `main(argv)`, what it does)
 STAGES = {
     "pipeline": ("pipeline.cli", "corpus -> shards + manifests: build | verify | inspect | synth"),
+    "train": ("train.cli", "shards -> a trained SoundTransformer, through DeepSpeed (ZeRO 1/2/3)"),
     "demo": ("eval.demo", "the main job on an embedded default, offline, on a laptop CPU"),
 }
 

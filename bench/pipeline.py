@@ -1,0 +1,107 @@
+"""`pipeline build` throughput versus the bare codec, same audio, same run, same cores.
+
+Baseline: W worker processes, one torch thread each (the actors' layout), encoding audio that
+is already decoded to 24 kHz; model loading not timed. Pipeline: the whole `build()` (Ray start,
+scan, hashing, decode, resample, encode, shards, manifests) with W actors. Goal: ratio >= 0.9.
+Codec: the encodec_24khz architecture with seeded weights (the real model's compute).
+Usage: python bench/pipeline.py [--songs 24 --seconds 30]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def save_full_codec(directory: Path) -> None:
+    import torch
+    from transformers import EncodecConfig, EncodecModel
+
+    from model.codec import seed_codebooks
+
+    torch.manual_seed(0)
+    model = EncodecModel(EncodecConfig())
+    seed_codebooks(model, 2)
+    model.save_pretrained(str(directory))
+
+
+def _bare_worker(args) -> float:
+    codec_dir, paths = args
+    import torch
+
+    from model.codec import Codec
+    from pipeline.audio import load_audio
+
+    torch.set_num_threads(1)
+    codec = Codec.load(codec_dir)
+    wavs = [load_audio(p, 24_000).wav for p in paths]  # decoding is not part of the baseline
+    t0 = time.perf_counter()
+    for wav in wavs:
+        codec.encode(wav, 24_000)
+    return time.perf_counter() - t0
+
+
+def bare_codec(codec_dir: str, paths: list[str], workers: int) -> float:
+    """Wall seconds for W processes to encode all songs (the slowest process decides)."""
+    parts = [paths[i::workers] for i in range(workers)]
+    with mp.get_context("spawn").Pool(workers) as pool:
+        return max(pool.map(_bare_worker, [(codec_dir, p) for p in parts]))
+
+
+def pipeline_build(corpus: Path, codec_dir: str, workers: int, tmp: Path) -> float:
+    from pipeline.build import BuildConfig, build
+
+    out = tmp / f"out_w{workers}"
+    shutil.rmtree(out, ignore_errors=True)
+    t0 = time.perf_counter()
+    result = build(BuildConfig(str(corpus), str(out), codec=codec_dir, workers=workers, shard_samples=8))
+    wall = time.perf_counter() - t0
+    assert result.built == len(list(corpus.iterdir())), result
+    return wall
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--songs", type=int, default=24)
+    p.add_argument("--seconds", type=float, default=30.0)
+    p.add_argument("--out", default=str(ROOT / "bench/results/pipeline.json"))
+    args = p.parse_args()
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    from pipeline.synth import synth_corpus
+
+    tmp = Path(tempfile.mkdtemp(prefix="autosong-bench-"))
+    corpus = tmp / "corpus"
+    folders = synth_corpus(corpus, songs=args.songs, seconds=args.seconds, seed=0)
+    paths = [str(next(f.glob("audio.*"))) for f in folders]
+    codec_dir = tmp / "encodec_24khz_architecture"
+    save_full_codec(codec_dir)
+    audio_s = args.songs * args.seconds
+    rows = []
+    for workers in (1, 2):
+        bare = bare_codec(str(codec_dir), paths, workers)
+        built = pipeline_build(corpus, str(codec_dir), workers, tmp)
+        rows.append({"workers": workers, "audio_s": audio_s, "bare_wall_s": bare, "pipeline_wall_s": built,
+                     "bare_audio_s_per_s": audio_s / bare, "pipeline_audio_s_per_s": audio_s / built,
+                     "pipeline_songs_per_s": args.songs / built, "ratio_pipeline_over_bare": bare / built})
+    scaling = rows[1]["pipeline_audio_s_per_s"] / rows[0]["pipeline_audio_s_per_s"]
+    print(f"{args.songs} songs x {args.seconds:g} s = {audio_s / 60:.0f} min of audio, {os.cpu_count()} CPUs")
+    print(f"{'workers':>7} {'bare audio s/s':>15} {'build audio s/s':>16} {'songs/s':>8} {'build/bare':>11}")
+    for r in rows:
+        print(f"{r['workers']:>7} {r['bare_audio_s_per_s']:15.1f} {r['pipeline_audio_s_per_s']:16.1f} "
+              f"{r['pipeline_songs_per_s']:8.2f} {r['ratio_pipeline_over_bare']:11.2f}")
+    print(f"scaling 1 -> 2 workers: x{scaling:.2f}")
+    Path(args.out).write_text(json.dumps({"rows": rows, "scaling_1_to_2": scaling}, indent=2))
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

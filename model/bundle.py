@@ -1,0 +1,56 @@
+"""The inference bundle: RUN/export/{model.safetensors, config.json}. No pickle anywhere: the
+weights are safetensors, the config is JSON (model config, codec identity, text front-end and
+vocabulary version, genre vocabulary, training step)."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from model.errors import AutoSongError
+from model.lyrics import VOCAB_VERSION
+from model.transformer import ModelConfig, SoundTransformer
+
+
+@dataclass
+class Bundle:
+    model: SoundTransformer
+    codec: dict
+    text: dict
+    genres: list[str]
+    step: int
+    path: Path
+
+
+def save_bundle(directory: Path, state: dict, cfg: ModelConfig, codec: dict, text: dict, genres: list[str],
+                step: int) -> None:
+    from safetensors.torch import save_file
+
+    directory.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in state.items()}, str(directory / "model.safetensors"))
+    (directory / "config.json").write_text(json.dumps({
+        "model": cfg.to_dict(), "codec": codec, "text": text, "vocab_version": VOCAB_VERSION,
+        "genres": genres, "step": step}, indent=2, ensure_ascii=False))
+
+
+def load_bundle(path: str | Path, device: str | torch.device = "cpu") -> Bundle:
+    """`path`: a run directory (uses RUN/export) or an export directory."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    directory = path / "export" if (path / "export" / "config.json").exists() else path
+    if not (directory / "config.json").exists():
+        raise AutoSongError(f"{path} holds no exported model (expected {path}/export/config.json): "
+                            f"train it to the end, or point at RUN/export")
+    meta = json.loads((directory / "config.json").read_text())
+    if meta.get("vocab_version") != VOCAB_VERSION:
+        raise AutoSongError(f"{directory} uses lyrics vocabulary {meta.get('vocab_version')}, this AutoSong {VOCAB_VERSION}")
+    model = SoundTransformer(ModelConfig(**meta["model"]))
+    state = load_file(str(directory / "model.safetensors"))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise AutoSongError(f"{directory}/model.safetensors does not fit its config: missing {missing[:5]}, "
+                            f"unexpected {unexpected[:5]}")
+    return Bundle(model.to(device).eval(), meta["codec"], meta["text"], meta["genres"], meta["step"], directory)

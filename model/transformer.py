@@ -1,0 +1,272 @@
+"""SoundTransformer: the design's decoder over EnCodec tokens with the lyrics as memory.
+
+x = Embed(token) + CodebookEmb(c) + PosEmb(t), t the absolute frame in the song; L decoder
+layers (causal self-attention, cross-attention to the lyric memory, GELU MLP; post-LN as in
+the design, or pre-LN); logits = H W_shared^T + (H U_c) V_c^T per codebook c (LoRA, rank 0 =
+off). Memory M = Linear(PhonemeEmbed(ids) + PosEmb_text), or Linear(BERT states) after the
+genre token; with probability `cond_dropout` it is a learned null memory instead, which is what
+classifier-free guidance contrasts at generation time.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from model import patterns
+
+
+@dataclass
+class ModelConfig:
+    num_codebooks: int = 2
+    codebook_size: int = 1024
+    d_model: int = 256
+    n_layers: int = 4
+    n_heads: int = 4
+    d_ff: int = 1024
+    dropout: float = 0.0
+    max_frames: int = 27_000           # absolute frame positions (6 min at 75 frames/s)
+    max_tokens: int = 18_000           # training window, in audio tokens (frames x codebooks)
+    text_vocab_size: int = 2808
+    max_text_len: int = 4096
+    freeze_text_embedding: bool = True # the design's frozen phoneme table (projection is learned)
+    bert_dim: int = 0                  # > 0: memory from stored BERT states of this width
+    lora_rank: int = 8
+    norm: str = "post"                 # post (the design) | pre
+    pattern: str = "flatten"           # flatten (the design) | delay (MusicGen)
+    cond_dropout: float = 0.1
+    activation_checkpointing: bool = False
+
+    def __post_init__(self):
+        if self.norm not in ("post", "pre"):
+            raise ValueError(f"model.norm {self.norm!r}: expected post or pre")
+        if self.pattern not in patterns.PATTERNS:
+            raise ValueError(f"model.pattern {self.pattern!r}: expected one of {patterns.PATTERNS}")
+        if self.d_model % self.n_heads:
+            raise ValueError(f"model.d_model {self.d_model} is not a multiple of n_heads {self.n_heads}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def window_frames(self) -> int:
+        return self.max_tokens // self.num_codebooks
+
+
+class KVCache:
+    """Preallocated self-attention keys/values for incremental decoding, plus each layer's
+    cross-attention keys/values, computed once from the memory."""
+
+    def __init__(self, cfg: ModelConfig, batch: int, max_steps: int, device, dtype):
+        shape = (batch, cfg.n_heads, max_steps, cfg.d_model // cfg.n_heads)
+        self.k = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.n_layers)]
+        self.v = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.n_layers)]
+        self.cross: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * cfg.n_layers
+        self.length = 0  # steps already cached
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.n_heads, self.dropout = cfg.n_heads, cfg.dropout
+        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
+        self.out = nn.Linear(cfg.d_model, cfg.d_model)
+
+    def forward(self, x, cache: KVCache | None = None, layer: int = 0):
+        B, S, D = x.shape
+        q, k, v = self.qkv(x).view(B, S, 3, self.n_heads, D // self.n_heads).permute(2, 0, 3, 1, 4)  # [B, H, S, Dh]
+        drop = self.dropout if self.training else 0.0
+        if cache is None:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=drop)
+        else:
+            start = cache.length
+            cache.k[layer][:, :, start : start + S] = k
+            cache.v[layer][:, :, start : start + S] = v
+            k, v = cache.k[layer][:, :, : start + S], cache.v[layer][:, :, : start + S]
+            mask = None
+            if S > 1:  # a prompt: causal within the new steps, everything before them visible
+                mask = torch.ones(S, start + S, dtype=torch.bool, device=x.device).tril(diagonal=start)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return self.out(y.transpose(1, 2).reshape(B, S, D))
+
+
+class CrossAttention(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.n_heads, self.dropout = cfg.n_heads, cfg.dropout
+        self.q = nn.Linear(cfg.d_model, cfg.d_model)
+        self.kv = nn.Linear(cfg.d_model, 2 * cfg.d_model)
+        self.out = nn.Linear(cfg.d_model, cfg.d_model)
+
+    def memory_kv(self, memory):
+        B, L, D = memory.shape
+        k, v = self.kv(memory).view(B, L, 2, self.n_heads, D // self.n_heads).permute(2, 0, 3, 1, 4)
+        return k, v  # [B, H, L, Dh]
+
+    def forward(self, x, memory, memory_mask, kv=None):
+        B, S, D = x.shape
+        q = self.q(x).view(B, S, self.n_heads, D // self.n_heads).transpose(1, 2)
+        k, v = kv if kv is not None else self.memory_kv(memory)
+        mask = memory_mask[:, None, None, :]  # [B, 1, 1, L] True = attend
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
+        return self.out(y.transpose(1, 2).reshape(B, S, D))
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.fc, self.proj, self.drop = nn.Linear(cfg.d_model, cfg.d_ff), nn.Linear(cfg.d_ff, cfg.d_model), nn.Dropout(cfg.dropout)
+
+    def forward(self, x):
+        return self.drop(self.proj(F.gelu(self.fc(x))))
+
+
+class DecoderLayer(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.pre = cfg.norm == "pre"
+        self.self_attn, self.cross_attn, self.mlp = SelfAttention(cfg), CrossAttention(cfg), MLP(cfg)
+        self.norms = nn.ModuleList(nn.LayerNorm(cfg.d_model) for _ in range(3))
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x, memory, memory_mask, cache: KVCache | None = None, layer: int = 0):
+        cross_kv = cache.cross[layer] if cache is not None else None
+        if cache is not None and cross_kv is None:
+            cross_kv = cache.cross[layer] = self.cross_attn.memory_kv(memory)
+        blocks = (lambda h: self.self_attn(h, cache, layer),
+                  lambda h: self.cross_attn(h, memory, memory_mask, cross_kv),
+                  self.mlp)
+        for norm, block in zip(self.norms, blocks):
+            if self.pre:   # x + f(LN(x))
+                x = x + self.drop(block(norm(x)))
+            else:          # LN(x + f(x)), the design's
+                x = norm(x + self.drop(block(x)))
+        return x
+
+
+class TextMemory(nn.Module):
+    """Lyric ids [B, L] (genre token first) or BERT states -> memory [B, L', D] and its mask."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.embed = nn.Embedding(cfg.text_vocab_size, cfg.d_model)
+        self.embed.weight.requires_grad_(not cfg.freeze_text_embedding)
+        self.pos = nn.Embedding(cfg.max_text_len, cfg.d_model)
+        self.proj = nn.Linear(cfg.d_model, cfg.d_model)
+        self.bert_proj = nn.Linear(cfg.bert_dim, cfg.d_model) if cfg.bert_dim else None
+        self.null = nn.Parameter(torch.randn(1, 1, cfg.d_model) * 0.02)
+
+    def forward(self, text_ids, text_mask, bert=None, bert_mask=None, drop=None):
+        """drop [B] bool: these samples get the null memory (conditioning dropout, or the
+        unconditional half of classifier-free guidance)."""
+        L = text_ids.shape[1]
+        if L > self.cfg.max_text_len:
+            raise ValueError(f"lyrics of {L} ids exceed model.max_text_len {self.cfg.max_text_len}")
+        pos = torch.arange(L, device=text_ids.device)
+        memory = self.proj(self.embed(text_ids) + self.pos(pos))  # [B, L, D]
+        mask = text_mask
+        if self.bert_proj is not None:
+            if bert is None:
+                raise ValueError("this model reads BERT states (model.bert_dim > 0) but the batch has none")
+            memory = torch.cat([memory[:, :1], self.bert_proj(bert.to(memory.dtype))], dim=1)  # genre + BERT
+            mask = torch.cat([text_mask[:, :1], bert_mask], dim=1)
+        if drop is not None and drop.any():
+            null_mask = torch.zeros_like(mask)
+            null_mask[:, 0] = True
+            memory = torch.where(drop[:, None, None], self.null.to(memory.dtype).expand_as(memory), memory)
+            mask = torch.where(drop[:, None], null_mask, mask)
+        return memory, mask
+
+
+class SoundTransformer(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        C, V, D = cfg.num_codebooks, cfg.codebook_size, cfg.d_model
+        self.token_embed = nn.Embedding(C * (V + 1), D)  # per-codebook blocks; id V of a block = EMPTY
+        self.codebook_embed = nn.Embedding(C, D)
+        self.pos_embed = nn.Embedding(cfg.max_frames + C, D)
+        self.text = TextMemory(cfg)
+        self.layers = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.n_layers))
+        self.final_norm = nn.LayerNorm(D) if cfg.norm == "pre" else nn.Identity()
+        self.out_shared = nn.Linear(D, V, bias=False)
+        r = cfg.lora_rank
+        self.lora_u = nn.Parameter(torch.randn(C, D, r) * D**-0.5) if r else None
+        self.lora_v = nn.Parameter(torch.zeros(C, V, r)) if r else None  # LoRA: starts as a no-op
+        self.apply(self._init)
+
+    @staticmethod
+    def _init(m):
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, std=0.02)
+            if getattr(m, "bias", None) is not None:
+                nn.init.zeros_(m.bias)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    # ---- pieces shared by training and incremental decoding ----------------------------------
+    def embed_steps(self, inputs, codebook, positions):
+        """inputs [B, S, K] ids, codebook [S] or [B, S], positions [B, S] -> x [B, S, D]."""
+        if positions.max() >= self.pos_embed.num_embeddings:
+            raise ValueError(f"frame position {int(positions.max())} beyond model.max_frames {self.cfg.max_frames}")
+        x = self.token_embed(inputs).sum(dim=2) + self.pos_embed(positions)
+        if self.cfg.pattern == "flatten":
+            x = x + self.codebook_embed(codebook)
+        return x
+
+    def logits(self, h, codebook):
+        """h [B, S, D] -> [B, S, P, V]: flatten predicts codebook[s] per step, delay all C."""
+        if self.cfg.pattern == "delay":
+            h = h[:, :, None, :] + self.codebook_embed.weight[None, None]  # [B, S, C, D]
+            cb = torch.arange(self.cfg.num_codebooks, device=h.device)[None, None].expand(h.shape[:3])
+        else:
+            h = h[:, :, None, :]
+            cb = (codebook if codebook.dim() == 2 else codebook[None].expand(h.shape[0], -1))[..., None]
+        out = self.out_shared(h)
+        if self.lora_u is not None:
+            u, v = self.lora_u[cb], self.lora_v[cb]  # [B, S, P, D, r], [B, S, P, V, r]
+            out = out + torch.einsum("bspr,bspvr->bspv", torch.einsum("bspd,bspdr->bspr", h, u), v)
+        return out
+
+    def decode(self, x, memory, memory_mask, cache: KVCache | None = None):
+        for i, layer in enumerate(self.layers):
+            if self.cfg.activation_checkpointing and self.training and cache is None:
+                x = checkpoint(layer, x, memory, memory_mask, use_reentrant=False)
+            else:
+                x = layer(x, memory, memory_mask, cache, i)
+        if cache is not None:
+            cache.length += x.shape[1]
+        return self.final_norm(x)
+
+    # ---- training ---------------------------------------------------------------------------
+    def forward(self, codes, lengths, frame_offset, text_ids, text_mask, bert=None, bert_mask=None,
+                cond_drop=None):
+        """Args: codes [B, C, T], lengths [B], frame_offset [B], text_ids/text_mask [B, L],
+        bert [B, Lb, d_bert] (optional). Returns: logits [B, S, P, V], the PatternBatch."""
+        batch = patterns.build(self.cfg.pattern, codes.long(), lengths, frame_offset, self.cfg.codebook_size)
+        if cond_drop is None and self.training and self.cfg.cond_dropout > 0:
+            cond_drop = torch.rand(codes.shape[0], device=codes.device) < self.cfg.cond_dropout
+        memory, memory_mask = self.text(text_ids, text_mask, bert, bert_mask, cond_drop)
+        x = self.embed_steps(batch.inputs, batch.codebook, batch.positions)
+        h = self.decode(x, memory, memory_mask)
+        return self.logits(h, batch.codebook), batch
+
+    def loss(self, logits, batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Mean CE over real targets, and per-codebook CE sums and counts (for logging)."""
+        targets = batch.targets.masked_fill(~batch.valid, 0)  # delay fill is EMPTY, masked below
+        ce = F.cross_entropy(logits.float().flatten(0, 2), targets.flatten(), reduction="none")
+        ce = ce.view(batch.targets.shape) * batch.valid  # [B, S, P]
+        C = self.cfg.num_codebooks
+        if self.cfg.pattern == "flatten":
+            cb = batch.codebook[None, :, None].expand_as(ce)
+        else:
+            cb = torch.arange(C, device=ce.device)[None, None].expand_as(ce)
+        per_cb_sum = torch.zeros(C, device=ce.device).index_add_(0, cb.flatten(), ce.flatten())
+        per_cb_n = torch.zeros(C, device=ce.device).index_add_(0, cb.flatten(), batch.valid.flatten().float())
+        total = ce.sum() / batch.valid.sum().clamp(min=1)
+        return total, per_cb_sum, per_cb_n

@@ -1,0 +1,42 @@
+"""`autosong train` (= `python -m train`, = `deepspeed --module train ...` on a cluster)."""
+from __future__ import annotations
+
+import argparse
+
+from model.errors import run_cli
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="autosong train", description=__doc__,
+        epilog="Any config field can be overridden: --model.n_layers 12 --train.lr_max 1e-3")
+    p.add_argument("--data", required=True, help="OUT of `autosong pipeline build`")
+    p.add_argument("--config", default="configs/model/tiny.yaml", help="preset YAML (configs/model/*.yaml)")
+    p.add_argument("--deepspeed", default="configs/deepspeed/zero1.json", help="DeepSpeed JSON (configs/deepspeed/)")
+    p.add_argument("--run", required=True, help="run directory: checkpoints, metrics, export")
+    p.add_argument("--steps", type=int, default=None, help="= --train.steps")
+    p.add_argument("--resume", action="store_true", help="continue from the run's latest checkpoint")
+    p.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)  # deepspeed launcher
+    return p
+
+
+def run(argv) -> int:
+    from train.config import load_config
+    from train.trainer import train
+
+    args, overrides = parser().parse_known_args(argv)
+    if args.steps is not None:
+        overrides += ["--train.steps", str(args.steps)]
+    cfg = load_config(args.config, overrides)
+    result = train(args.data, cfg, args.run, args.deepspeed, resume=args.resume)
+    import torch.distributed as dist
+
+    if dist.get_rank() == 0:
+        print(f"trained {result.steps} steps, last loss {result.last_loss:.4f}; exported {result.run}/export")
+    dist.barrier()
+    dist.destroy_process_group()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(run, argv)

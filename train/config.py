@@ -1,0 +1,112 @@
+"""Run configuration: a YAML preset (configs/model/*.yaml) with `model:` and `train:` sections,
+single fields overridden on the command line (`--model.n_layers 12 --train.lr_max 1e-3`), and the
+dataset's facts (codebooks, vocabulary, BERT width) filled in from dataset.json."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import yaml
+
+from model.errors import AutoSongError
+from model.transformer import ModelConfig
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 1000
+    micro_batch: int = 4            # songs (windows) per rank per micro-batch
+    grad_accum: int = 1
+    lr_max: float = 3e-4
+    lr_min: float = 3e-5
+    warmup_steps: int = 100
+    weight_decay: float = 0.1
+    betas: tuple[float, float] = (0.9, 0.95)
+    grad_clip: float = 1.0
+    precision: str = "auto"         # auto (bf16 where supported, else fp32) | bf16 | fp32
+    log_every: int = 10
+    ckpt_every: int = 500
+    seed: int = 0
+    num_workers: int = 0            # DataLoader workers per rank
+    bucket_songs: int = 32          # windows buffered for length bucketing
+    max_bad_steps: int = 5          # non-finite losses in a row before the run stops
+
+    def __post_init__(self):
+        self.betas = tuple(self.betas)
+
+
+@dataclass
+class RunConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return {"model": asdict(self.model), "train": asdict(self.train)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunConfig":
+        return cls(model=_make(ModelConfig, d.get("model", {}), "model"),
+                   train=_make(TrainConfig, d.get("train", {}), "train"))
+
+
+def _make(cls, values: dict, section: str):
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(values) - names
+    if unknown:
+        raise AutoSongError(f"unknown {section} field(s) {sorted(unknown)}; known: {sorted(names)}")
+    return cls(**values)
+
+
+def _parse_value(raw: str, current):
+    if isinstance(current, bool):
+        if raw.lower() in ("true", "1", "yes", "on"):
+            return True
+        if raw.lower() in ("false", "0", "no", "off"):
+            return False
+        raise AutoSongError(f"expected true/false, got {raw!r}")
+    if isinstance(current, (tuple, list)):
+        return type(current)(json.loads(raw))
+    if isinstance(current, int):
+        return int(float(raw)) if raw.replace("e", "").replace(".", "").replace("-", "").isdigit() else int(raw)
+    if isinstance(current, float):
+        return float(raw)
+    return raw
+
+
+def apply_overrides(cfg: RunConfig, overrides: list[str]) -> RunConfig:
+    """`["--model.n_layers", "12", "--train.lr_max=1e-3"]` -> fields replaced, types kept."""
+    d = cfg.to_dict()
+    i = 0
+    while i < len(overrides):
+        arg = overrides[i]
+        if not arg.startswith("--") or "." not in arg:
+            raise AutoSongError(f"unexpected argument {arg!r}: overrides look like --model.n_layers 12")
+        if "=" in arg:
+            name, raw = arg[2:].split("=", 1)
+            i += 1
+        else:
+            if i + 1 >= len(overrides):
+                raise AutoSongError(f"{arg} needs a value")
+            name, raw = arg[2:], overrides[i + 1]
+            i += 2
+        section, _, key = name.partition(".")
+        if section not in d or key not in d[section]:
+            raise AutoSongError(f"unknown field {name!r}; sections: model.*, train.*")
+        try:
+            d[section][key] = _parse_value(raw, d[section][key])
+        except ValueError as err:
+            raise AutoSongError(f"--{name} {raw!r}: {err}") from None
+    return RunConfig.from_dict(d)
+
+
+def load_config(path: str | Path | None, overrides: list[str] = ()) -> RunConfig:
+    cfg = RunConfig()
+    if path:
+        path = Path(path)
+        if not path.is_file():
+            raise AutoSongError(f"config {path} not found (presets: configs/model/tiny.yaml, small.yaml, base.yaml)")
+        data = yaml.safe_load(path.read_text()) or {}
+        cfg = RunConfig.from_dict(data)
+    return apply_overrides(cfg, list(overrides))

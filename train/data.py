@@ -1,0 +1,156 @@
+"""Streaming training data: OUT/shards -> padded, length-bucketed batches of song windows.
+
+Each (rank, DataLoader worker) streams its own shards (disjoint; or every world-th sample when
+there are fewer shards than readers), in an order that is a function of (seed, epoch) only, and
+cuts each song to a window of at most `window_frames` at a seeded offset, keeping its absolute
+frame positions. The stream is endless (epoch after epoch) and deterministic, so a resumed run
+skips exactly the batches it already consumed and sees the same data as one never stopped.
+"""
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from itertools import count
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import IterableDataset, get_worker_info
+
+from manifests import DatasetCard, read_manifest
+from model.errors import AutoSongError
+
+
+@dataclass
+class StreamConfig:
+    data: str
+    split: str = "train"
+    micro_batch: int = 4
+    window_frames: int = 9000
+    max_frames: int = 27000
+    bucket_songs: int = 32
+    seed: int = 0
+    with_bert: bool = False
+    rank: int = 0
+    world_size: int = 1
+
+
+def _load(npy: bytes) -> np.ndarray:
+    return np.load(io.BytesIO(npy), allow_pickle=False)
+
+
+def collate(windows: list[dict], with_bert: bool) -> dict:
+    """Pad a list of windows into tensors: codes [B, C, T], text_ids/text_mask [B, L] ..."""
+    B = len(windows)
+    C = windows[0]["codes"].shape[0]
+    T = max(w["codes"].shape[1] for w in windows)
+    L = max(len(w["text"]) for w in windows)
+    codes = torch.zeros(B, C, T, dtype=torch.long)
+    text = torch.zeros(B, L, dtype=torch.long)
+    text_mask = torch.zeros(B, L, dtype=torch.bool)
+    for i, w in enumerate(windows):
+        codes[i, :, : w["codes"].shape[1]] = torch.from_numpy(w["codes"].astype(np.int64))
+        text[i, : len(w["text"])] = torch.from_numpy(w["text"].astype(np.int64))
+        text_mask[i, : len(w["text"])] = True
+    batch = {"codes": codes, "lengths": torch.tensor([w["codes"].shape[1] for w in windows]),
+             "frame_offset": torch.tensor([w["offset"] for w in windows]), "text_ids": text,
+             "text_mask": text_mask, "keys": [w["key"] for w in windows]}
+    if with_bert:
+        Lb = max(len(w["bert"]) for w in windows)
+        d = windows[0]["bert"].shape[1]
+        bert = torch.zeros(B, Lb, d, dtype=torch.float16)
+        bert_mask = torch.zeros(B, Lb, dtype=torch.bool)
+        for i, w in enumerate(windows):
+            bert[i, : len(w["bert"])] = torch.from_numpy(w["bert"])
+            bert_mask[i, : len(w["bert"])] = True
+        batch.update(bert=bert, bert_mask=bert_mask)
+    return batch
+
+
+class ShardStream(IterableDataset):
+    """Endless iterator of collated micro-batches for one rank (split across DataLoader workers)."""
+
+    def __init__(self, cfg: StreamConfig):
+        self.cfg = cfg
+        out = Path(cfg.data)
+        self.card = DatasetCard.load(out)
+        rows = [r for r in read_manifest(out, "samples") if r["split"] == cfg.split]
+        if not rows:
+            raise AutoSongError(f"{out} has no {cfg.split!r} songs (see `autosong pipeline inspect {out}`)")
+        self.index = {(r["shard"], r["key"]) for r in rows}  # what the manifest says is current
+        self.shards = sorted({r["shard"] for r in rows})
+        self.shard_dir = out / "shards"
+
+    def _my_plan(self, epoch: int, reader: int, readers: int) -> tuple[list[str], int, int]:
+        """(shards to read, sample stride, sample phase) for one reader in one epoch."""
+        order = list(self.shards)
+        np.random.default_rng([self.cfg.seed, epoch]).shuffle(order)
+        if len(order) >= readers:
+            return order[reader::readers], 1, 0
+        return order, readers, reader  # fewer shards than readers: split by sample instead
+
+    def _windows(self, epoch: int, reader: int, readers: int):
+        import webdataset as wds
+
+        shards, stride, phase = self._my_plan(epoch, reader, readers)
+        urls = [str(self.shard_dir / s) for s in shards]
+        rng = np.random.default_rng([self.cfg.seed, epoch, reader, 1])
+        n = 0
+        for sample in wds.WebDataset(urls, shardshuffle=False, nodesplitter=None, workersplitter=None,
+                                     empty_check=False):
+            shard = Path(sample["__url__"]).name
+            if (shard, sample["__key__"]) not in self.index:
+                continue  # replaced or other split
+            n += 1
+            if (n - 1) % stride != phase:
+                continue
+            meta = json.loads(sample["meta.json"])
+            if meta["codec"] != self.card.codec:
+                raise AutoSongError(f"{shard}:{sample['__key__']} was encoded with another codec than "
+                                    f"{self.cfg.data}/dataset.json names: rebuild the dataset")
+            codes = _load(sample["codes.npy"])
+            T, W = codes.shape[1], self.cfg.window_frames
+            last_start = max(0, min(T, self.cfg.max_frames) - W)
+            offset = int(rng.integers(0, last_start + 1)) if T > W else 0
+            window = {"key": sample["__key__"], "codes": codes[:, offset : offset + W], "offset": offset,
+                      "text": _load(sample["text.npy"])}
+            if self.cfg.with_bert:
+                window["bert"] = _load(sample["bert.npy"])
+            yield window
+
+    def __iter__(self):
+        info = get_worker_info()
+        workers, worker = (info.num_workers, info.id) if info else (1, 0)
+        readers = self.cfg.world_size * workers
+        reader = self.cfg.rank * workers + worker
+        for epoch in count():
+            rng = np.random.default_rng([self.cfg.seed, epoch, reader, 2])
+            buffer: list[dict] = []
+            yielded = False
+            for window in self._windows(epoch, reader, readers):
+                buffer.append(window)
+                if len(buffer) >= self.cfg.bucket_songs:
+                    yield from self._bucketed(buffer, rng)
+                    buffer, yielded = [], True
+            if buffer:
+                yield from self._bucketed(buffer, rng)
+                yielded = True
+            if not yielded:
+                raise AutoSongError(f"reader {reader} of {readers} got no {self.cfg.split} songs from "
+                                    f"{len(self.shards)} shards: use fewer ranks/workers or more songs")
+
+    def _bucketed(self, buffer: list[dict], rng: np.random.Generator):
+        """Similar lengths together (little padding), batches in a seeded random order."""
+        buffer = sorted(buffer, key=lambda w: (w["codes"].shape[1], w["key"]))
+        B = self.cfg.micro_batch
+        batches = [buffer[i : i + B] for i in range(0, len(buffer), B)]
+        for i in rng.permutation(len(batches)):
+            yield collate(batches[i], self.cfg.with_bert)
+
+
+def make_loader(cfg: StreamConfig, num_workers: int = 0):
+    from torch.utils.data import DataLoader
+
+    return DataLoader(ShardStream(cfg), batch_size=None, num_workers=num_workers,
+                      persistent_workers=num_workers > 0)

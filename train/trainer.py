@@ -1,0 +1,287 @@
+"""The trainer: DeepSpeed's engine on every path (one CPU process, one GPU, many nodes).
+
+Cosine LR with warm-up, gradient accumulation and clipping (DeepSpeed's), non-finite losses
+skipped (all ranks agree) and the run stopped after `max_bad_steps` in a row, checkpoints with
+the data position and every rank's RNG so a resumed run repeats the uninterrupted one exactly,
+metrics.jsonl + TensorBoard on rank 0, and an inference bundle in RUN/export at the end.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from manifests import DatasetCard
+from model.errors import AutoSongError
+from model.lyrics import default_tokenizer
+from model.transformer import SoundTransformer
+from train.config import RunConfig
+from train.data import StreamConfig, make_loader
+
+CKPT_DIR = "checkpoints"
+
+
+class TrainingDiverged(AutoSongError):
+    """Too many non-finite losses in a row."""
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    last_loss: float
+    run: Path
+
+
+def lr_at(step: int, cfg) -> float:
+    """Linear warm-up to lr_max, then cosine to lr_min at `steps`."""
+    if step < cfg.warmup_steps:
+        return cfg.lr_max * (step + 1) / cfg.warmup_steps
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps))
+    return cfg.lr_min + 0.5 * (cfg.lr_max - cfg.lr_min) * (1 + math.cos(math.pi * progress))
+
+
+def ensure_distributed_env() -> None:
+    """A plain `autosong train` is rank 0 of 1; launchers (deepspeed, torchrun) set these."""
+    if "RANK" in os.environ:
+        return
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+
+
+def _use_bf16(precision: str) -> bool:
+    if precision == "fp32":
+        return False
+    if precision == "bf16":
+        return True
+    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+
+
+def deepspeed_config(path: str | Path, cfg: RunConfig) -> dict:
+    """The JSON preset with its "auto" fields filled from the run config."""
+    path = Path(path)
+    if not path.is_file():
+        raise AutoSongError(f"DeepSpeed config {path} not found (presets: configs/deepspeed/zero1|2|3.json)")
+    ds = json.loads(path.read_text())
+    t = cfg.train
+    filled = {"train_micro_batch_size_per_gpu": t.micro_batch, "gradient_accumulation_steps": t.grad_accum,
+              "gradient_clipping": t.grad_clip}
+    for key, value in filled.items():
+        if ds.get(key, "auto") == "auto":
+            ds[key] = value
+    if ds.get("bf16", {}).get("enabled") == "auto":
+        ds["bf16"]["enabled"] = _use_bf16(t.precision)
+    offload = ds.get("zero_optimization", {}).get("offload_optimizer", {}).get("device") == "cpu"
+    if offload and "optimizer" not in ds:  # DeepSpeed's CPU Adam runs the offloaded step
+        ds["optimizer"] = {"type": "AdamW", "params": {"lr": t.lr_max, "betas": list(t.betas),
+                                                       "weight_decay": t.weight_decay}}
+    return ds
+
+
+def fill_from_dataset(cfg: RunConfig, card: DatasetCard) -> RunConfig:
+    """The dataset decides what the model reads: codebooks, code and text vocabularies, BERT width."""
+    tok = default_tokenizer()
+    if card.text.get("vocab_sha256") != tok.sha256:
+        raise AutoSongError(f"the dataset's lyrics vocabulary ({card.text.get('vocab_version')}) differs from "
+                            f"this AutoSong's ({tok.version}): rebuild the dataset")
+    m = cfg.model
+    m.num_codebooks, m.codebook_size, m.text_vocab_size = card.num_codebooks, card.codebook_size, tok.vocab_size
+    m.bert_dim = int(card.text.get("bert_dim", 0)) if card.text["frontend"] == "bert" else 0
+    return cfg
+
+
+def _param_groups(model: torch.nn.Module, weight_decay: float):
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            (decay if p.dim() >= 2 and "embed" not in name else no_decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _to_device(batch: dict, device) -> dict:
+    return {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+class MetricsLog:
+    """RUN/metrics.jsonl (one JSON per logged step) and TensorBoard scalars; rank 0 only."""
+
+    def __init__(self, run: Path, resume_step: int | None):
+        self.path = run / "metrics.jsonl"
+        if resume_step is not None and self.path.exists():  # drop steps logged after the checkpoint
+            keep = [ln for ln in self.path.read_text().splitlines() if ln and json.loads(ln)["step"] <= resume_step]
+            self.path.write_text("".join(ln + "\n" for ln in keep))
+        elif resume_step is None:
+            self.path.write_text("")
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.tb = SummaryWriter(str(run / "tensorboard"))
+
+    def write(self, row: dict) -> None:
+        with open(self.path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        for key, value in row.items():
+            if key != "step" and value is not None:
+                self.tb.add_scalar(key, value, row["step"])
+
+    def close(self) -> None:
+        self.tb.close()
+
+
+def train(data: str, cfg: RunConfig, run: str | Path, ds_config_path: str, resume: bool = False) -> TrainResult:
+    ensure_distributed_env()
+    if not torch.cuda.is_available():
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+    import deepspeed
+    import torch.distributed as dist
+
+    run = Path(run)
+    card = DatasetCard.load(data)
+    cfg = fill_from_dataset(cfg, card)
+    saved_cfg = run / "run_config.json"
+    if resume:
+        if not saved_cfg.exists():
+            raise AutoSongError(f"--resume: {run} has no run_config.json; start it without --resume")
+        saved = json.loads(saved_cfg.read_text())
+        if saved["codec"] != card.codec:
+            raise AutoSongError(f"{run} was trained on codec {saved['codec']['source']!r}; {data} uses another")
+        steps = cfg.train.steps
+        cfg = RunConfig.from_dict(saved["config"])
+        cfg.train.steps = steps  # a resumed run may be extended
+    deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo")
+    rank, world = dist.get_rank(), dist.get_world_size()
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    device = torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    t = cfg.train
+    torch.manual_seed(t.seed)
+    model = SoundTransformer(cfg.model)
+    ds = deepspeed_config(ds_config_path, cfg)
+    optimizer = None if "optimizer" in ds else torch.optim.AdamW(
+        _param_groups(model, t.weight_decay), lr=t.lr_max, betas=t.betas)
+    engine, optimizer, _, _ = deepspeed.initialize(
+        model=model, optimizer=optimizer, config=ds,
+        model_parameters=_param_groups(model, t.weight_decay) if optimizer is None else None)
+    if rank == 0:
+        run.mkdir(parents=True, exist_ok=True)
+        saved_cfg.write_text(json.dumps({"config": cfg.to_dict(), "codec": card.codec, "text": card.text,
+                                         "genres": card.genres, "data": str(data), "deepspeed": ds}, indent=2))
+    start_step, consumed = 0, 0
+    if resume:
+        path, client = engine.load_checkpoint(str(run / CKPT_DIR))
+        if path is None:
+            raise AutoSongError(f"--resume: no checkpoint in {run / CKPT_DIR}")
+        start_step, consumed = client["step"], client["consumed"][rank]
+        rng = torch.load(Path(path) / f"rng_rank{rank}.pt", weights_only=True)
+        torch.set_rng_state(rng["cpu"])
+        if device.type == "cuda" and "cuda" in rng:
+            torch.cuda.set_rng_state(rng["cuda"])
+    stream = StreamConfig(data=data, split="train", micro_batch=t.micro_batch, window_frames=cfg.model.window_frames,
+                          max_frames=cfg.model.max_frames, bucket_songs=t.bucket_songs, seed=t.seed,
+                          with_bert=cfg.model.bert_dim > 0, rank=rank, world_size=world)
+    batches = iter(make_loader(stream, t.num_workers))
+    for _ in range(consumed):  # the same stream, advanced to where the checkpoint stopped
+        next(batches)
+    log = MetricsLog(run, start_step if resume else None) if rank == 0 else None
+    bar = None
+    if rank == 0:
+        from tqdm import tqdm
+
+        bar = tqdm(total=t.steps, initial=start_step, unit="step", desc="training", disable=None, dynamic_ncols=True)
+    C = cfg.model.num_codebooks
+    step, bad_streak, last_loss = start_step, 0, float("nan")
+    t_log, tokens_since = time.time(), 0.0
+    engine.train()
+    while step < t.steps:
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, t)
+        done, loss_sum = 0, 0.0
+        cb_sum, cb_n = torch.zeros(C), torch.zeros(C)
+        while done < t.grad_accum:
+            batch = _to_device(next(batches), device)
+            consumed += 1
+            logits, pb = engine(batch["codes"], batch["lengths"], batch["frame_offset"], batch["text_ids"],
+                                batch["text_mask"], batch.get("bert"), batch.get("bert_mask"))
+            loss, s, n = engine.module.loss(logits, pb)
+            bad = torch.tensor([0.0 if torch.isfinite(loss) else 1.0], device=device)
+            dist.all_reduce(bad)  # every rank skips, or none does
+            if bad.item() > 0:
+                bad_streak += 1
+                print(f"warning: step {step}: non-finite loss on {int(bad.item())} rank(s), batch skipped "
+                      f"({bad_streak} in a row)", file=sys.stderr)
+                if bad_streak >= t.max_bad_steps:
+                    raise TrainingDiverged(f"{bad_streak} non-finite losses in a row at step {step}: lower "
+                                           f"--train.lr_max (now {t.lr_max}) or check the data")
+                continue
+            bad_streak = 0
+            engine.backward(loss)
+            engine.step()
+            done += 1
+            loss_sum += loss.item()
+            cb_sum += s.detach().float().cpu()
+            cb_n += n.detach().float().cpu()
+        step += 1
+        last_loss = loss_sum / t.grad_accum
+        tokens_since += cb_n.sum().item()
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{last_loss:.3f}", lr=f"{lr_at(step - 1, t):.2e}")
+        if step % t.log_every == 0 or step == t.steps:
+            stats = torch.cat([cb_sum, cb_n, torch.tensor([tokens_since])]).to(device)
+            dist.all_reduce(stats)
+            elapsed = time.time() - t_log
+            if rank == 0:
+                ce = (stats[:C] / stats[C : 2 * C].clamp(min=1)).tolist()
+                norm = engine.get_global_grad_norm()
+                log.write({"step": step, "loss": last_loss, **{f"ce_q{c}": ce[c] for c in range(C)},
+                           "lr": lr_at(step - 1, t), "tokens_per_s": stats[-1].item() / max(elapsed, 1e-9),
+                           "grad_norm": float(norm) if norm is not None else None})
+            t_log, tokens_since = time.time(), 0.0
+        if step % t.ckpt_every == 0 or step == t.steps:
+            save_checkpoint(engine, run, step, consumed, rank, world, device)
+    if bar is not None:
+        bar.close()
+    if log is not None:
+        log.close()
+    export_bundle(engine, run, cfg, card, step, rank)
+    dist.barrier()
+    return TrainResult(step, last_loss, run)
+
+
+def save_checkpoint(engine, run: Path, step: int, consumed: int, rank: int, world: int, device) -> None:
+    import torch.distributed as dist
+
+    gathered = [torch.zeros(1, dtype=torch.long, device=device) for _ in range(world)]
+    dist.all_gather(gathered, torch.tensor([consumed], device=device))
+    tag = f"step_{step:08d}"
+    rng = {"cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        rng["cuda"] = torch.cuda.get_rng_state(device)
+    ckpt = run / CKPT_DIR / tag
+    ckpt.mkdir(parents=True, exist_ok=True)
+    torch.save(rng, ckpt / f"rng_rank{rank}.pt")  # before `latest` names this checkpoint
+    dist.barrier()
+    engine.save_checkpoint(str(run / CKPT_DIR), tag=tag,
+                           client_state={"step": step, "consumed": [int(g.item()) for g in gathered]})
+
+
+def export_bundle(engine, run: Path, cfg: RunConfig, card: DatasetCard, step: int, rank: int) -> None:
+    """RUN/export/{model.safetensors, config.json}: fp32 weights and everything needed to use them."""
+    from model.bundle import save_bundle
+
+    if engine.zero_optimization_stage() == 3:
+        from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
+
+        state = get_fp32_state_dict_from_zero_checkpoint(str(run / CKPT_DIR), tag=f"step_{step:08d}") if rank == 0 else None
+    else:
+        state = {k: v.detach().float().cpu() for k, v in engine.module.state_dict().items()} if rank == 0 else None
+    if rank == 0:
+        save_bundle(run / "export", state, cfg.model, codec=card.codec, text=card.text, genres=card.genres, step=step)
