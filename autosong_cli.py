@@ -8,6 +8,8 @@ import sys
 STAGES = {
     "pipeline": ("pipeline.cli", "corpus -> shards + manifests: build | verify | inspect | synth"),
     "train": ("train.cli", "shards -> a trained SoundTransformer, through DeepSpeed (ZeRO 1/2/3)"),
+    "eval": ("eval.cli", "per-codebook CE, conditioning gain, report.html"),
+    "generate": ("model.cli", "lyrics + genre -> song.wav, sampled with a KV cache"),
     "demo": ("eval.demo", "the main job on an embedded default, offline, on a laptop CPU"),
 }
 

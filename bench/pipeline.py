@@ -39,7 +39,7 @@ def _bare_worker(args) -> float:
     import torch
 
     from model.codec import Codec
-    from pipeline.audio import load_audio
+    from model.audio import load_audio
 
     torch.set_num_threads(1)
     codec = Codec.load(codec_dir)

@@ -22,7 +22,7 @@ def parser() -> argparse.ArgumentParser:
 
 def run(argv) -> int:
     from model.codec import Codec
-    from pipeline.audio import load_audio, write_wav
+    from model.audio import load_audio, write_wav
     from pipeline.synth import synth_corpus
 
     args = parser().parse_args(argv)

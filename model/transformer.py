@@ -243,6 +243,18 @@ class SoundTransformer(nn.Module):
             cache.length += x.shape[1]
         return self.final_norm(x)
 
+    # ---- incremental decoding (the sampler drives these) ---------------------------------------
+    def new_cache(self, batch: int, max_steps: int) -> KVCache:
+        p = next(self.parameters())
+        return KVCache(self.cfg, batch, max_steps, p.device, p.dtype)
+
+    def step(self, inputs, codebook, positions, memory, memory_mask, cache: KVCache):
+        """Run S new steps (S > 1 for a prompt) on top of `cache`. inputs [B, S, K] ids,
+        codebook [S] or [B, S], positions [B, S]. Returns logits [B, S, P, V]."""
+        x = self.embed_steps(inputs, codebook, positions)
+        h = self.decode(x, memory, memory_mask, cache)
+        return self.logits(h, codebook)
+
     # ---- training ---------------------------------------------------------------------------
     def forward(self, codes, lengths, frame_offset, text_ids, text_mask, bert=None, bert_mask=None,
                 cond_drop=None):

@@ -60,7 +60,7 @@ class SongEncoder:
 
     def __call__(self, song: dict) -> dict:
         from model.lyrics import normalize_lyrics
-        from pipeline.audio import AudioDecodeError, load_audio
+        from model.audio import AudioDecodeError, load_audio
 
         out = {"key": song["key"], "ok": False, "stage": "", "reason": "", "codes": b"", "text": b"",
                "bert": b"", "lyrics": "", "meta": ""}

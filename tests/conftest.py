@@ -9,6 +9,19 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 @pytest.fixture(scope="session")
+def ray_local():
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    import logging
+
+    import ray
+
+    ray.init(num_cpus=2, object_store_memory=80 * 2**20, include_dashboard=False, log_to_driver=False,
+             logging_level=logging.WARNING)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
 def codec():
     from model.codec import Codec
 

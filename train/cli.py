@@ -15,24 +15,32 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--deepspeed", default="configs/deepspeed/zero1.json", help="DeepSpeed JSON (configs/deepspeed/)")
     p.add_argument("--run", required=True, help="run directory: checkpoints, metrics, export")
     p.add_argument("--steps", type=int, default=None, help="= --train.steps")
-    p.add_argument("--resume", action="store_true", help="continue from the run's latest checkpoint")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the run's latest checkpoint, with the run's saved config (+ overrides given here)")
+    p.add_argument("--stop-at", type=int, default=None,
+                   help="checkpoint and stop at this step, keeping the --steps schedule (for time-limited jobs)")
     p.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)  # deepspeed launcher
     return p
 
 
 def run(argv) -> int:
-    from train.config import load_config
-    from train.trainer import train
+    from train.config import apply_overrides, load_config
+    from train.trainer import saved_run_config, train
 
     args, overrides = parser().parse_known_args(argv)
     if args.steps is not None:
         overrides += ["--train.steps", str(args.steps)]
-    cfg = load_config(args.config, overrides)
-    result = train(args.data, cfg, args.run, args.deepspeed, resume=args.resume)
+    if args.resume:
+        cfg = apply_overrides(saved_run_config(args.run), overrides)
+    else:
+        cfg = load_config(args.config, overrides)
+    result = train(args.data, cfg, args.run, args.deepspeed, resume=args.resume, stop_at=args.stop_at)
     import torch.distributed as dist
 
     if dist.get_rank() == 0:
-        print(f"trained {result.steps} steps, last loss {result.last_loss:.4f}; exported {result.run}/export")
+        done = "exported {}/export".format(result.run) if result.steps == cfg.train.steps else \
+            f"stopped at step {result.steps} of {cfg.train.steps}; continue with --resume"
+        print(f"trained {result.steps} steps, last loss {result.last_loss:.4f}; {done}")
     dist.barrier()
     dist.destroy_process_group()
     return 0

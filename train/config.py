@@ -32,6 +32,7 @@ class TrainConfig:
     num_workers: int = 0            # DataLoader workers per rank
     bucket_songs: int = 32          # windows buffered for length bucketing
     max_bad_steps: int = 5          # non-finite losses in a row before the run stops
+    deterministic: bool = False     # torch deterministic kernels: bitwise-repeatable runs, a little slower
 
     def __post_init__(self):
         self.betas = tuple(self.betas)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import socket
 import sys
 import time
 from dataclasses import dataclass
@@ -47,14 +46,16 @@ def lr_at(step: int, cfg) -> float:
     return cfg.lr_min + 0.5 * (cfg.lr_max - cfg.lr_min) * (1 + math.cos(math.pi * progress))
 
 
-def ensure_distributed_env() -> None:
-    """A plain `autosong train` is rank 0 of 1; launchers (deepspeed, torchrun) set these."""
+def ensure_distributed_env() -> str | None:
+    """A plain `autosong train` is rank 0 of 1; launchers (deepspeed, torchrun) set RANK etc.
+    Returns an init_method for our own single process: a file store, so no port can collide."""
     if "RANK" in os.environ:
-        return
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+        return None
+    import tempfile
+
+    os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT="0")
+    store = Path(tempfile.mkdtemp(prefix="autosong-dist-")) / "store"
+    return f"file://{store}"
 
 
 def _use_bf16(precision: str) -> bool:
@@ -135,8 +136,18 @@ class MetricsLog:
         self.tb.close()
 
 
-def train(data: str, cfg: RunConfig, run: str | Path, ds_config_path: str, resume: bool = False) -> TrainResult:
-    ensure_distributed_env()
+def saved_run_config(run: str | Path) -> RunConfig:
+    """The configuration a run was started with (what --resume continues)."""
+    path = Path(run) / "run_config.json"
+    if not path.exists():
+        raise AutoSongError(f"--resume: {run} has no run_config.json; start it without --resume")
+    return RunConfig.from_dict(json.loads(path.read_text())["config"])
+
+
+def train(data: str, cfg: RunConfig, run: str | Path, ds_config_path: str, resume: bool = False,
+          stop_at: int | None = None) -> TrainResult:
+    """Train to cfg.train.steps, or checkpoint and stop at `stop_at` (same schedule, resumable)."""
+    init_method = ensure_distributed_env()
     if not torch.cuda.is_available():
         os.environ.setdefault("DS_ACCELERATOR", "cpu")
     import deepspeed
@@ -147,15 +158,11 @@ def train(data: str, cfg: RunConfig, run: str | Path, ds_config_path: str, resum
     cfg = fill_from_dataset(cfg, card)
     saved_cfg = run / "run_config.json"
     if resume:
-        if not saved_cfg.exists():
-            raise AutoSongError(f"--resume: {run} has no run_config.json; start it without --resume")
         saved = json.loads(saved_cfg.read_text())
         if saved["codec"] != card.codec:
             raise AutoSongError(f"{run} was trained on codec {saved['codec']['source']!r}; {data} uses another")
-        steps = cfg.train.steps
-        cfg = RunConfig.from_dict(saved["config"])
-        cfg.train.steps = steps  # a resumed run may be extended
-    deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo")
+    own = {"init_method": init_method, "rank": 0, "world_size": 1} if init_method else {}
+    deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo", **own)
     rank, world = dist.get_rank(), dist.get_world_size()
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
     device = torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
@@ -163,6 +170,8 @@ def train(data: str, cfg: RunConfig, run: str | Path, ds_config_path: str, resum
         torch.cuda.set_device(device)
     t = cfg.train
     torch.manual_seed(t.seed)
+    if t.deterministic:  # bitwise-repeatable runs (multi-threaded CPU reductions are not, by default)
+        torch.use_deterministic_algorithms(True, warn_only=True)
     model = SoundTransformer(cfg.model)
     ds = deepspeed_config(ds_config_path, cfg)
     optimizer = None if "optimizer" in ds else torch.optim.AdamW(
@@ -180,16 +189,17 @@ def train(data: str, cfg: RunConfig, run: str | Path, ds_config_path: str, resum
         if path is None:
             raise AutoSongError(f"--resume: no checkpoint in {run / CKPT_DIR}")
         start_step, consumed = client["step"], client["consumed"][rank]
-        rng = torch.load(Path(path) / f"rng_rank{rank}.pt", weights_only=True)
-        torch.set_rng_state(rng["cpu"])
-        if device.type == "cuda" and "cuda" in rng:
-            torch.cuda.set_rng_state(rng["cuda"])
     stream = StreamConfig(data=data, split="train", micro_batch=t.micro_batch, window_frames=cfg.model.window_frames,
                           max_frames=cfg.model.max_frames, bucket_songs=t.bucket_songs, seed=t.seed,
                           with_bert=cfg.model.bert_dim > 0, rank=rank, world_size=world)
     batches = iter(make_loader(stream, t.num_workers))
     for _ in range(consumed):  # the same stream, advanced to where the checkpoint stopped
         next(batches)
+    if resume:  # after the loader: creating its iterator draws from the global RNG
+        rng = torch.load(Path(path).parent / f"rng_rank{rank}.pt", weights_only=True)  # path: the states file
+        torch.set_rng_state(rng["cpu"])
+        if device.type == "cuda" and "cuda" in rng:
+            torch.cuda.set_rng_state(rng["cuda"])
     log = MetricsLog(run, start_step if resume else None) if rank == 0 else None
     bar = None
     if rank == 0:
@@ -200,7 +210,8 @@ def train(data: str, cfg: RunConfig, run: str | Path, ds_config_path: str, resum
     step, bad_streak, last_loss = start_step, 0, float("nan")
     t_log, tokens_since = time.time(), 0.0
     engine.train()
-    while step < t.steps:
+    end = min(t.steps, stop_at) if stop_at else t.steps
+    while step < end:
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, t)
         done, loss_sum = 0, 0.0
@@ -245,13 +256,14 @@ def train(data: str, cfg: RunConfig, run: str | Path, ds_config_path: str, resum
                            "lr": lr_at(step - 1, t), "tokens_per_s": stats[-1].item() / max(elapsed, 1e-9),
                            "grad_norm": float(norm) if norm is not None else None})
             t_log, tokens_since = time.time(), 0.0
-        if step % t.ckpt_every == 0 or step == t.steps:
+        if step % t.ckpt_every == 0 or step == end:
             save_checkpoint(engine, run, step, consumed, rank, world, device)
     if bar is not None:
         bar.close()
     if log is not None:
         log.close()
-    export_bundle(engine, run, cfg, card, step, rank)
+    if step == t.steps:
+        export_bundle(engine, run, cfg, card, step, rank)
     dist.barrier()
     return TrainResult(step, last_loss, run)
 
@@ -274,14 +286,19 @@ def save_checkpoint(engine, run: Path, step: int, consumed: int, rank: int, worl
 
 
 def export_bundle(engine, run: Path, cfg: RunConfig, card: DatasetCard, step: int, rank: int) -> None:
-    """RUN/export/{model.safetensors, config.json}: fp32 weights and everything needed to use them."""
+    """RUN/export/{model.safetensors, config.json}: fp32 weights and everything needed to use them.
+    Parameters are gathered one at a time (a no-op below ZeRO-3), frozen ones included: ZeRO's
+    own fp32 reconstruction leaves frozen parameters out."""
+    import deepspeed
+
     from model.bundle import save_bundle
 
-    if engine.zero_optimization_stage() == 3:
-        from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
-
-        state = get_fp32_state_dict_from_zero_checkpoint(str(run / CKPT_DIR), tag=f"step_{step:08d}") if rank == 0 else None
-    else:
-        state = {k: v.detach().float().cpu() for k, v in engine.module.state_dict().items()} if rank == 0 else None
+    state = {}
+    for name, param in engine.module.named_parameters():
+        with deepspeed.zero.GatheredParameters([param], modifier_rank=None):
+            if rank == 0:
+                state[name] = param.detach().float().cpu().clone()
     if rank == 0:
+        for name, buf in engine.module.named_buffers():
+            state[name] = buf.detach().cpu().clone()
         save_bundle(run / "export", state, cfg.model, codec=card.codec, text=card.text, genres=card.genres, step=step)

@@ -60,19 +60,6 @@ def make_mixed_corpus(root: Path, seconds: float = 3.0) -> Path:
 
 
 @pytest.fixture(scope="session")
-def ray_local():
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    import logging
-
-    import ray
-
-    ray.init(num_cpus=2, object_store_memory=80 * 2**20, include_dashboard=False, log_to_driver=False,
-             logging_level=logging.WARNING)
-    yield
-    ray.shutdown()
-
-
-@pytest.fixture(scope="session")
 def mixed_corpus(tmp_path_factory):
     return make_mixed_corpus(tmp_path_factory.mktemp("corpus") / "dataset")
 

@@ -8,7 +8,7 @@ import webdataset as wds
 
 from manifests import DatasetCard
 from model.errors import AutoSongError
-from pipeline.audio import load_audio
+from model.audio import load_audio
 from pipeline.build import BuildConfig, build
 from pipeline.verify import verify
 from tests.pipeline.conftest import BAD, GOOD, copy_tree

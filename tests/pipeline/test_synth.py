@@ -2,7 +2,7 @@ import hashlib
 
 import numpy as np
 
-from pipeline.audio import load_audio
+from model.audio import load_audio
 from pipeline.synth import GENRES, melody_notes, synth_corpus
 
 

@@ -1,0 +1,169 @@
+"""Per-codebook cross-entropy on held-out songs, and the design's research question: does the
+model use the lyrics and the genre? Each song is scored under its true conditioning and under
+altered ones (another song's lyrics with the true genre, no lyrics, another genre, the null
+memory); the gain is CE(altered) - CE(true) in nats per token, with a bootstrap 95% interval
+over songs. Whole songs are scored in consecutive windows at their absolute frame positions.
+"""
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from manifests import DatasetCard, read_manifest
+from model.bundle import Bundle
+from model.codec import CodecIdentity
+from model.errors import AutoSongError
+from model.lyrics import default_tokenizer
+from pipeline.shards import read_samples
+
+CONDITIONS = ("true", "shuffled_lyrics", "empty_lyrics", "swapped_genre", "null_memory")
+
+
+@dataclass
+class Song:
+    key: str
+    codes: np.ndarray  # int16 [C, T]
+    text: np.ndarray   # int32 [L], genre token first
+    bert: np.ndarray | None
+    genre: str
+
+
+def load_split(data: str, split: str, max_songs: int | None = None) -> tuple[DatasetCard, list[Song]]:
+    card = DatasetCard.load(data)
+    rows = sorted((r for r in read_manifest(data, "samples") if r["split"] == split), key=lambda r: r["key"])
+    if max_songs:
+        rows = rows[:max_songs]
+    if not rows:
+        raise AutoSongError(f"{data} has no {split!r} songs to evaluate (see `autosong pipeline inspect {data}`)")
+    songs = []
+    by_shard: dict[str, list[dict]] = {}
+    for r in rows:
+        by_shard.setdefault(r["shard"], []).append(r)
+    for shard, shard_rows in by_shard.items():
+        samples = read_samples(f"{data}/shards/{shard}", {r["key"] for r in shard_rows})
+        for r in shard_rows:
+            s = samples[r["key"]]
+            load = lambda b: np.load(io.BytesIO(b), allow_pickle=False)  # noqa: E731
+            songs.append(Song(r["key"], load(s["codes.npy"]), load(s["text.npy"]),
+                              load(s["bert.npy"]) if "bert.npy" in s else None, r["genre"]))
+    return card, sorted(songs, key=lambda s: s.key)
+
+
+def _conditions(songs: list[Song], card: DatasetCard, seed: int) -> dict[str, list[tuple[np.ndarray, np.ndarray | None, bool]]]:
+    """For every condition, per song: (text ids, BERT states, use null memory)."""
+    tok = default_tokenizer()
+    n = len(songs)
+    rng = np.random.default_rng(seed)
+    shift = 1 + int(rng.integers(0, max(1, n - 1)))  # a rotation: nobody keeps their own lyrics
+    out = {c: [] for c in CONDITIONS}
+    slots = [card.genres.index(s.genre) if s.genre in card.genres else 0 for s in songs]
+    for i, song in enumerate(songs):
+        genre_tok = song.text[:1]
+        other = songs[(i + shift) % n] if n > 1 else song
+        out["true"].append((song.text, song.bert, False))
+        out["shuffled_lyrics"].append((np.concatenate([genre_tok, other.text[1:]]), other.bert, False))
+        out["empty_lyrics"].append((genre_tok, None if song.bert is None else song.bert[:0], False))
+        choices = [g for g in range(len(card.genres)) if g != slots[i] and card.genres[g] != "unknown"]
+        choices = choices or [g for g in range(len(card.genres)) if g != slots[i]] or [slots[i]]
+        swapped = np.concatenate([[tok.genre_id(int(rng.choice(choices)))], song.text[1:]])
+        out["swapped_genre"].append((swapped, song.bert, False))
+        out["null_memory"].append((song.text, song.bert, True))
+    return out
+
+
+@torch.no_grad()
+def _score(model, song: Song, text: np.ndarray, bert, null: bool) -> dict:
+    """Token-level CE and top-1 per codebook, and CE per tenth of the song."""
+    cfg = model.cfg
+    C, T = song.codes.shape
+    W = cfg.window_frames
+    ce_sum, n, correct = np.zeros(C), np.zeros(C), np.zeros(C)
+    pos_sum, pos_n = np.zeros(10), np.zeros(10)
+    ids = torch.from_numpy(text.astype(np.int64))[None]
+    mask = torch.ones_like(ids, dtype=torch.bool)
+    b = bm = None
+    if bert is not None:
+        b = torch.from_numpy(bert)[None] if len(bert) else torch.zeros(1, 1, cfg.bert_dim, dtype=torch.float16)
+        bm = torch.ones(1, b.shape[1], dtype=torch.bool) if len(bert) else torch.zeros(1, 1, dtype=torch.bool)
+    drop = torch.tensor([null])
+    from model.patterns import to_frames
+
+    for start in range(0, min(T, cfg.max_frames), W):  # frames past max_frames have no position
+        window = torch.from_numpy(song.codes[:, start : min(start + W, cfg.max_frames)].astype(np.int64))[None]
+        frames = window.shape[-1]
+        logits, pb = model(window, torch.tensor([frames]), torch.tensor([start]), ids, mask, b, bm, cond_drop=drop)
+        targets = pb.targets.masked_fill(~pb.valid, 0)
+        ce = F.cross_entropy(logits.float().flatten(0, 2), targets.flatten(), reduction="none").view(targets.shape)
+        hit = logits.argmax(-1) == targets
+        ce_f = to_frames(cfg.pattern, ce, C, frames)[0].numpy()  # [C, frames]
+        hit_f = to_frames(cfg.pattern, hit, C, frames)[0].numpy()
+        ce_sum += ce_f.sum(1)
+        correct += hit_f.sum(1)
+        n += frames
+        tenth = np.minimum(9, ((start + np.arange(frames)) * 10) // T)
+        np.add.at(pos_sum, tenth, ce_f.sum(0))
+        np.add.at(pos_n, tenth, C)
+    return {"ce_sum": ce_sum, "n": n, "correct": correct, "pos_sum": pos_sum, "pos_n": pos_n}
+
+
+def _bootstrap_ci(values: np.ndarray, seed: int, resamples: int = 2000) -> list[float]:
+    if len(values) < 2:
+        return [float(values.mean()), float(values.mean())] if len(values) else [math.nan, math.nan]
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, len(values), size=(resamples, len(values)))].mean(1)
+    return [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
+
+
+def evaluate(bundle: Bundle, data: str, split: str = "val", max_songs: int | None = None, seed: int = 0) -> dict:
+    card, songs = load_split(data, split, max_songs)
+    if not CodecIdentity.from_dict(card.codec).same_model(CodecIdentity.from_dict(bundle.codec)):
+        raise AutoSongError(f"{data} was encoded with codec {card.codec['source']!r}, not the model's "
+                            f"{bundle.codec['source']!r}: evaluate on data built with the same codec")
+    model = bundle.model.eval()
+    C = model.cfg.num_codebooks
+    conditions = _conditions(songs, card, seed)
+    per_song = {c: [_score(model, s, *conditions[c][i]) for i, s in enumerate(songs)] for c in CONDITIONS}
+    true = per_song["true"]
+    ce_sum = sum(r["ce_sum"] for r in true)
+    n = sum(r["n"] for r in true)
+    correct = sum(r["correct"] for r in true)
+    ce = ce_sum / n
+    names = [f"q{c}" for c in range(C)]
+    mean_ce = float(ce_sum.sum() / n.sum())
+    result = {
+        "checkpoint": str(bundle.path), "step": bundle.step, "data": str(data), "split": split,
+        "songs": len(songs), "tokens": int(n.sum()),
+        "ce": {**dict(zip(names, ce.tolist())), "mean": mean_ce},
+        "bits": {**dict(zip(names, (ce / math.log(2)).tolist())), "mean": mean_ce / math.log(2)},
+        "perplexity": {**dict(zip(names, np.exp(ce).tolist())), "mean": math.exp(mean_ce)},
+        "accuracy": {**dict(zip(names, (correct / n).tolist())), "mean": float(correct.sum() / n.sum())},
+        "ce_by_position": (sum(r["pos_sum"] for r in true) / np.maximum(1, sum(r["pos_n"] for r in true))).tolist(),
+        "ce_conditions": {}, "conditioning_gain": {},
+    }
+    song_true = np.array([r["ce_sum"].sum() / r["n"].sum() for r in true])
+    for c in CONDITIONS:
+        song_ce = np.array([r["ce_sum"].sum() / r["n"].sum() for r in per_song[c]])
+        result["ce_conditions"][c] = float(sum(r["ce_sum"].sum() for r in per_song[c]) / n.sum())
+        if c != "true":
+            gain = song_ce - song_true
+            result["conditioning_gain"][c] = {"mean": float(gain.mean()), "ci95": _bootstrap_ci(gain, seed),
+                                              "songs": len(songs)}
+    return result
+
+
+def format_table(result: dict) -> str:
+    keys = [k for k in result["ce"] if k != "mean"] + ["mean"]
+    lines = [f"{result['split']}: {result['songs']} songs, {result['tokens']:,} tokens (step {result['step']})",
+             f"{'codebook':<9}{'CE nats':>9}{'bits':>7}{'ppl':>9}{'top-1':>8}"]
+    for k in keys:
+        lines.append(f"{k:<9}{result['ce'][k]:9.3f}{result['bits'][k]:7.2f}{result['perplexity'][k]:9.1f}"
+                     f"{result['accuracy'][k]:8.1%}")
+    lines += ["", "conditioning gain, nats/token (CE altered - CE true), 95% CI over songs:"]
+    for name, g in result["conditioning_gain"].items():
+        lines.append(f"  true vs {name:<16} {g['mean']:+.4f}  [{g['ci95'][0]:+.4f}, {g['ci95'][1]:+.4f}]")
+    return "\n".join(lines)

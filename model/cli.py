@@ -1,0 +1,69 @@
+"""`autosong generate`: lyrics + genre -> song.wav (+ codes .npy + settings .json)."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from model.errors import AutoSongError, run_cli
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="autosong generate", description=__doc__)
+    p.add_argument("--checkpoint", required=True, help="a run directory (RUN/export) or an export directory")
+    p.add_argument("--lyrics", required=True, help="a UTF-8 lyrics file")
+    p.add_argument("--genre", default="unknown")
+    p.add_argument("--seconds", type=float, default=10.0)
+    p.add_argument("--out", default="song.wav")
+    p.add_argument("--num-songs", type=int, default=1, help="several songs in one batch: song_0.wav, song_1.wav ...")
+    p.add_argument("--temperature", type=float, default=1.0, help="0 = greedy")
+    p.add_argument("--top-k", type=int, default=250)
+    p.add_argument("--top-p", type=float, default=0.0)
+    p.add_argument("--cfg", type=float, default=3.0, help="classifier-free guidance weight (1 = off)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--prompt-audio", default=None, help="continue this audio (its codes are the first frames)")
+    p.add_argument("--codec", default=None, help="codec source if not the one recorded in the bundle (same weights)")
+    return p
+
+
+def run(argv) -> int:
+    from model.bundle import load_bundle
+    from model.generate import codec_for, generate_codes
+    from model.sampler import SamplingConfig
+    from model.audio import load_audio, write_wav
+
+    args = parser().parse_args(argv)
+    lyrics_path = Path(args.lyrics)
+    if not lyrics_path.is_file():
+        raise AutoSongError(f"--lyrics {lyrics_path}: no such file")
+    lyrics = lyrics_path.read_text(encoding="utf-8", errors="replace")
+    bundle = load_bundle(args.checkpoint)
+    codec = codec_for(bundle, args.codec)
+    prompt = None
+    if args.prompt_audio:
+        audio = load_audio(args.prompt_audio, codec.sample_rate)
+        prompt = codec.encode(audio.wav, codec.sample_rate)
+    settings = SamplingConfig(args.temperature, args.top_k, args.top_p, args.cfg, args.seed)
+    n = max(1, args.num_songs)
+    codes, timing = generate_codes(bundle, [lyrics] * n, [args.genre] * n, args.seconds, settings,
+                                   codec.frame_rate, prompt)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    import numpy as np
+
+    paths = [out] if n == 1 else [out.with_name(f"{out.stem}_{i}{out.suffix}") for i in range(n)]
+    for path, song in zip(paths, codes):
+        write_wav(path, codec.decode(song), codec.sample_rate)
+        np.save(path.with_suffix(".npy"), song)
+        path.with_suffix(".json").write_text(json.dumps({
+            "checkpoint": str(bundle.path), "step": bundle.step, "lyrics_file": str(lyrics_path), "genre": args.genre,
+            "seconds": args.seconds, "sampling": settings.to_dict(), "prompt_audio": args.prompt_audio,
+            "codec": bundle.codec, "timing": timing}, indent=2, ensure_ascii=False))
+        print(f"wrote {path} ({codes.shape[-1] / codec.frame_rate:.1f} s), {path.with_suffix('.npy')}, "
+              f"{path.with_suffix('.json')}")
+    print(f"real-time factor x{timing['realtime_factor']:.2f} ({timing['steps']} steps in {timing['seconds_wall']:.1f} s)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(run, argv)

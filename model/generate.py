@@ -1,0 +1,99 @@
+"""Lyrics + genre -> songs: text ids (or BERT states), sampling, and EnCodec decoding to audio."""
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+import torch
+
+from model.bundle import Bundle
+from model.codec import Codec, CodecIdentity
+from model.errors import AutoSongError
+from model.lyrics import default_tokenizer, normalize_genre, normalize_lyrics
+from model.sampler import Sampler, SamplingConfig
+
+
+def codec_for(bundle: Bundle, source: str | None = None) -> Codec:
+    """The codec the model was trained on (or `source`, if it is the same model)."""
+    codec = Codec.load(source or bundle.codec["source"])
+    if not codec.identity.same_model(CodecIdentity.from_dict(bundle.codec)):
+        raise AutoSongError(f"codec {codec.identity.source!r} is not the one {bundle.path} was trained on "
+                            f"({bundle.codec['source']!r}, weights {bundle.codec['weights_sha256'][:12]})")
+    return codec
+
+
+def text_batch(bundle: Bundle, lyrics: list[str], genres: list[str], device="cpu") -> dict:
+    """Padded text_ids/text_mask (and BERT states) for a list of songs; refuses bad input."""
+    tok = default_tokenizer()
+    rows = []
+    for text, genre in zip(lyrics, genres):
+        if not normalize_lyrics(text):
+            raise AutoSongError("the lyrics are empty: generation is conditioned on the full lyrics")
+        genre = normalize_genre(genre)
+        if genre not in bundle.genres:
+            raise AutoSongError(f"unknown genre {genre!r}; this model knows: {', '.join(bundle.genres)}")
+        rows.append(tok.encode(text, bundle.genres.index(genre)))
+    L = max(map(len, rows))
+    ids = torch.zeros(len(rows), L, dtype=torch.long)
+    mask = torch.zeros(len(rows), L, dtype=torch.bool)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)], mask[i, : len(r)] = torch.tensor(r), True
+    out = {"text_ids": ids.to(device), "text_mask": mask.to(device)}
+    if bundle.text.get("frontend") == "bert":
+        from model.bert_text import BertLyrics
+
+        bert = BertLyrics(bundle.text["bert_source"])
+        states = [torch.from_numpy(bert.states(t)) for t in lyrics]
+        Lb = max(len(s) for s in states)
+        b = torch.zeros(len(states), Lb, states[0].shape[1], dtype=torch.float16)
+        bm = torch.zeros(len(states), Lb, dtype=torch.bool)
+        for i, s in enumerate(states):
+            b[i, : len(s)], bm[i, : len(s)] = s, True
+        out.update(bert=b.to(device), bert_mask=bm.to(device))
+    return out
+
+
+def _progress_bar(total_steps: int, frames: int, frame_rate: int):
+    from tqdm import tqdm
+
+    bar = tqdm(total=total_steps, unit="step", desc="generating", disable=None, dynamic_ncols=True, file=sys.stderr)
+
+    def update(step, total, elapsed):
+        bar.update(step - bar.n)
+        done_frames = frames * step / total
+        bar.set_postfix(frames_per_s=f"{done_frames / max(elapsed, 1e-9):.1f}",
+                        realtime=f"x{done_frames / frame_rate / max(elapsed, 1e-9):.2f}")
+        if step >= total:
+            bar.close()
+
+    return update
+
+
+def generate_codes(bundle: Bundle, lyrics: list[str], genres: list[str], seconds: float, settings: SamplingConfig,
+                   frame_rate: int = 75, prompt: np.ndarray | None = None, progress: bool = True) -> tuple[np.ndarray, dict]:
+    """Returns codes int16 [N, C, frames] and timing figures."""
+    model = bundle.model
+    frames = int(round(seconds * frame_rate))
+    limit = model.cfg.window_frames
+    if frames > limit:
+        raise AutoSongError(f"--seconds {seconds:g} is {frames} frames; this model was trained on windows of "
+                            f"{limit} frames ({limit / frame_rate:.1f} s): ask for at most that")
+    if frames < 1:
+        raise AutoSongError("--seconds must give at least one frame")
+    device = next(model.parameters()).device
+    batch = text_batch(bundle, lyrics, genres, device)
+    prompt_t = None
+    if prompt is not None:
+        prompt_t = torch.from_numpy(prompt.astype(np.int64))[None].expand(len(lyrics), -1, -1)[..., :frames]
+    from model.patterns import steps_for_frames
+
+    total = steps_for_frames(model.cfg.pattern, frames, model.cfg.num_codebooks)
+    hook = _progress_bar(total, frames, frame_rate) if progress else None
+    t0 = time.perf_counter()
+    codes = Sampler(model).generate(batch["text_ids"], batch["text_mask"], frames, settings, prompt=prompt_t,
+                                    bert=batch.get("bert"), bert_mask=batch.get("bert_mask"), progress=hook)
+    wall = time.perf_counter() - t0
+    timing = {"frames": frames, "steps": total, "seconds_wall": wall,
+              "realtime_factor": len(lyrics) * frames / frame_rate / max(wall, 1e-9)}
+    return codes.cpu().numpy().astype(np.int16), timing

@@ -1,0 +1,113 @@
+import pytest
+import torch
+
+from model import patterns
+from model.transformer import ModelConfig, SoundTransformer
+
+VARIANTS = [(p, n) for p in ("flatten", "delay") for n in ("post", "pre")]
+
+
+def tiny(**kw):
+    base = dict(d_model=64, n_layers=2, n_heads=4, d_ff=128, lora_rank=4, cond_dropout=0.0, max_frames=500,
+                max_tokens=200)
+    base.update(kw)
+    torch.manual_seed(0)
+    return SoundTransformer(ModelConfig(**base))
+
+
+def batch(B=2, T=12, L=7, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    codes = torch.randint(0, 1024, (B, 2, T), generator=g)
+    ids = torch.randint(5, 2808, (B, L), generator=g)
+    mask = torch.ones(B, L, dtype=torch.bool)
+    return codes, torch.full((B,), T), torch.zeros(B, dtype=torch.long), ids, mask
+
+
+@pytest.mark.parametrize("pattern,norm", VARIANTS)
+def test_shapes(pattern, norm):
+    model = tiny(pattern=pattern, norm=norm).eval()
+    codes, lengths, off, ids, mask = batch(T=12)
+    logits, pb = model(codes, lengths, off, ids, mask)
+    S = patterns.steps_for_frames(pattern, 12, 2)
+    P = 1 if pattern == "flatten" else 2
+    assert logits.shape == (2, S, P, 1024) and pb.targets.shape == (2, S, P)
+    back = patterns.to_frames(pattern, pb.targets, 2, 12)
+    assert torch.equal(back, codes)  # the pattern's targets are exactly the codes
+
+
+@pytest.mark.parametrize("pattern", ["flatten", "delay"])
+def test_padding_never_changes_another_samples_loss(pattern):
+    model = tiny(pattern=pattern).eval()
+    codes, _, _, ids, mask = batch(B=2, T=12, L=7)
+    lengths, mask[1, 4:] = torch.tensor([12, 5]), False
+    off = torch.tensor([0, 30])
+    logits, pb = model(codes, lengths, off, ids, mask)
+    alone = [model(codes[i : i + 1, :, : lengths[i]], lengths[i : i + 1], off[i : i + 1], ids[i : i + 1, : int(mask[i].sum())],
+                   mask[i : i + 1, : int(mask[i].sum())]) for i in range(2)]
+    for i in range(2):
+        la, pa = alone[i]
+        solo = model.loss(la, pa)[0]
+        ce = torch.nn.functional.cross_entropy(logits[i].flatten(0, 1), pb.targets[i].masked_fill(~pb.valid[i], 0).flatten(),
+                                               reduction="none").view(pb.valid[i].shape)
+        assert torch.allclose(ce[pb.valid[i]].mean(), solo, atol=1e-5)
+
+
+@pytest.mark.parametrize("pattern,norm", VARIANTS)
+def test_each_variant_trains(pattern, norm):
+    model = tiny(pattern=pattern, norm=norm).train()
+    codes, lengths, off, ids, mask = batch(T=20)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(30):
+        loss = model.loss(*model(codes, lengths, off, ids, mask))[0]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_activation_checkpointing_gives_the_same_loss_and_gradients():
+    grads = []
+    for ckpt in (False, True):
+        model = tiny(activation_checkpointing=ckpt).train()
+        loss = model.loss(*model(*batch(T=10)))[0]
+        loss.backward()
+        grads.append((loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
+    assert torch.equal(grads[0][0], grads[1][0])
+    assert grads[0][1].keys() == grads[1][1].keys()
+    for name in grads[0][1]:
+        assert torch.allclose(grads[0][1][name], grads[1][1][name], atol=1e-6), name
+
+
+@pytest.mark.parametrize("pattern", ["flatten", "delay"])
+def test_cached_steps_equal_the_full_forward(pattern):
+    model = tiny(pattern=pattern).eval()
+    codes, lengths, off, ids, mask = batch(B=2, T=9)
+    with torch.no_grad():
+        full, pb = model(codes, lengths, off + 3, ids, mask)
+        memory, mmask = model.text(ids, mask)
+        cache = model.new_cache(2, pb.inputs.shape[1])
+        S = pb.inputs.shape[1]
+        cb = pb.codebook
+        pieces = [model.step(pb.inputs[:, :5], cb[:5], pb.positions[:, :5], memory, mmask, cache)]  # a prompt
+        for s in range(5, S):  # then one step at a time
+            pieces.append(model.step(pb.inputs[:, s : s + 1], cb[s : s + 1], pb.positions[:, s : s + 1], memory, mmask, cache))
+    assert torch.allclose(torch.cat(pieces, dim=1), full, atol=1e-4)
+
+
+def test_null_memory_ignores_the_lyrics():
+    model = tiny().eval()
+    codes, lengths, off, ids, mask = batch(B=1)
+    drop = torch.tensor([True])
+    a, _ = model(codes, lengths, off, ids, mask, cond_drop=drop)
+    b, _ = model(codes, lengths, off, torch.randint(5, 2808, ids.shape), mask, cond_drop=drop)
+    c, _ = model(codes, lengths, off, ids, mask)
+    assert torch.allclose(a, b) and not torch.allclose(a, c)
+
+
+def test_bad_config_is_refused():
+    with pytest.raises(ValueError, match="pattern"):
+        ModelConfig(pattern="zigzag")
+    with pytest.raises(ValueError, match="norm"):
+        ModelConfig(norm="mid")

@@ -1,0 +1,134 @@
+import json
+import shutil
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from tests.train.conftest import ROOT, read_metrics, train_cli
+
+TINY = ["--config", "configs/model/tiny.yaml", "--train.log_every", "1", "--train.micro_batch", "2",
+        "--train.warmup_steps", "2"]
+
+
+def test_stream_gives_each_rank_disjoint_songs(small_data):
+    from manifests import read_manifest
+    from train.data import ShardStream, StreamConfig
+
+    train_keys = {r["key"] for r in read_manifest(small_data, "samples") if r["split"] == "train"}
+    seen = []
+    for rank in range(2):
+        stream = iter(ShardStream(StreamConfig(str(small_data), micro_batch=1, window_frames=150, rank=rank,
+                                               world_size=2, bucket_songs=1)))
+        seen.append({next(stream)["keys"][0] for _ in range(len(train_keys) // 2)})
+    assert not seen[0] & seen[1] and seen[0] | seen[1] == train_keys
+
+
+def test_single_process_zero3_lowers_the_loss_and_exports(small_data, tmp_path):
+    run = tmp_path / "run"
+    out = train_cli("--data", str(small_data), "--run", str(run), "--deepspeed", "configs/deepspeed/zero3.json",
+                    "--steps", "12", *TINY)
+    assert out.returncode == 0, out.stderr[-3000:]
+    m = read_metrics(run)
+    assert [r["step"] for r in m] == list(range(1, 13))
+    assert m[-1]["loss"] < m[0]["loss"] - 1.0
+    assert {"ce_q0", "ce_q1", "lr", "tokens_per_s", "grad_norm"} <= set(m[0])
+    assert list((run / "tensorboard").iterdir())
+    from model.bundle import load_bundle
+
+    assert load_bundle(run).step == 12  # the ZeRO-3 export gathers every parameter, frozen ones too
+
+
+def test_two_process_zero2_with_activation_checkpointing(small_data, tmp_path):
+    run = tmp_path / "run"
+    launcher = [str(ROOT / ".venv/bin/deepspeed") if (ROOT / ".venv/bin/deepspeed").exists() else "deepspeed",
+                "--num_gpus", "2", "--master_port", "29617", "--module", "train"]
+    out = train_cli("--data", str(small_data), "--run", str(run), "--deepspeed", "configs/deepspeed/zero2.json",
+                    "--steps", "10", "--model.activation_checkpointing", "true", *TINY, launcher=launcher)
+    assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
+    m = read_metrics(run)
+    assert m[-1]["loss"] < m[0]["loss"] - 1.0
+    ckpt = run / "checkpoints" / "step_00000010"
+    assert (ckpt / "rng_rank0.pt").exists() and (ckpt / "rng_rank1.pt").exists()
+
+
+def test_killed_and_resumed_run_repeats_the_uninterrupted_one(small_data, tmp_path):
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    args = ["--data", str(small_data), "--train.ckpt_every", "4", "--model.dropout", "0.1", "--train.deterministic",
+            "true", *TINY]  # deterministic kernels: 2-thread CPU reductions otherwise vary run to run
+    assert train_cli(*args, "--run", str(whole), "--steps", "8").returncode == 0
+    first = train_cli(*args, "--run", str(split), "--steps", "8", "--stop-at", "4")
+    assert first.returncode == 0, first.stderr[-2000:]
+    with open(split / "metrics.jsonl", "a") as f:  # what a run killed after its checkpoint had logged
+        f.write(json.dumps({"step": 5, "loss": 123.0}) + "\n")
+    assert not (split / "export").exists()  # stopped runs export nothing
+    second = train_cli("--data", str(small_data), "--run", str(split), "--resume")
+    assert second.returncode == 0, second.stderr[-2000:]
+    a, b = read_metrics(whole), read_metrics(split)
+    assert [r["step"] for r in b] == list(range(1, 9))
+    assert [r["loss"] for r in a] == [r["loss"] for r in b]  # bitwise, dropout and data order included
+
+
+def test_export_reloads_to_the_same_logits(small_data, tmp_path):
+    from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
+
+    from model.bundle import load_bundle
+    from model.transformer import ModelConfig, SoundTransformer
+
+    run = tmp_path / "run"
+    assert train_cli("--data", str(small_data), "--run", str(run), "--steps", "3", *TINY).returncode == 0
+    bundle = load_bundle(run)
+    cfg = json.loads((run / "run_config.json").read_text())["config"]
+    torch.manual_seed(cfg["train"]["seed"])  # the frozen phoneme table is the seeded init, never trained
+    reference = SoundTransformer(ModelConfig(**cfg["model"])).eval()
+    state = get_fp32_state_dict_from_zero_checkpoint(str(run / "checkpoints"))  # trainable weights
+    assert set(reference.state_dict()) - set(state) == {"text.embed.weight"}
+    reference.load_state_dict(state, strict=False)
+    codes = torch.randint(0, 1024, (1, 2, 20))
+    args = (codes, torch.tensor([20]), torch.tensor([0]), torch.randint(5, 2800, (1, 9)), torch.ones(1, 9, dtype=torch.bool))
+    with torch.no_grad():
+        assert torch.equal(bundle.model(*args)[0], reference(*args)[0])
+    assert bundle.codec == json.loads((small_data / "dataset.json").read_text())["codec"]
+    assert "torch.load(" not in (ROOT / "model/bundle.py").read_text()
+
+
+def test_diverging_run_stops_with_a_clear_message(small_data, tmp_path):
+    out = train_cli("--data", str(small_data), "--run", str(tmp_path / "run"), "--steps", "30", *TINY,
+                    "--train.lr_max", "1e30", "--train.max_bad_steps", "3")
+    assert out.returncode == 2
+    assert "non-finite" in out.stderr and "lower --train.lr_max" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_data_from_another_codec_is_refused(small_data, tmp_path):
+    other = tmp_path / "other"
+    shutil.copytree(small_data, other)
+    card = json.loads((other / "dataset.json").read_text())
+    card["codec"]["weights_sha256"] = "0" * 64
+    (other / "dataset.json").write_text(json.dumps(card))
+    out = train_cli("--data", str(other), "--run", str(tmp_path / "run"), "--steps", "2", *TINY)
+    assert out.returncode == 2 and "another codec" in out.stderr
+
+
+@pytest.mark.slow
+def test_overfit_one_short_song_to_99_percent_token_accuracy(tmp_path, ray_local):
+    """The design's overfit test: teacher-forced accuracy on a single 2 s song."""
+    from model.bundle import load_bundle
+    from pipeline.build import BuildConfig, build
+    from pipeline.synth import synth_corpus
+    from train.data import ShardStream, StreamConfig
+
+    synth_corpus(tmp_path / "c", songs=1, seconds=2, seed=1)
+    build(BuildConfig(str(tmp_path / "c"), str(tmp_path / "out"), codec="test", val_fraction=0.0))
+    run = tmp_path / "run"
+    out = train_cli("--data", str(tmp_path / "out"), "--run", str(run), "--steps", "150",
+                    "--config", "configs/model/tiny.yaml", "--model.cond_dropout", "0", "--train.micro_batch", "1",
+                    "--train.lr_max", "0.003", "--train.lr_min", "0.0003", "--train.warmup_steps", "10",
+                    "--train.log_every", "50")
+    assert out.returncode == 0, out.stderr[-2000:]
+    model = load_bundle(run).model
+    batch = next(iter(ShardStream(StreamConfig(str(tmp_path / "out"), micro_batch=1, window_frames=750))))
+    with torch.no_grad():
+        logits, pb = model(batch["codes"], batch["lengths"], batch["frame_offset"], batch["text_ids"], batch["text_mask"])
+    accuracy = (logits.argmax(-1) == pb.targets)[pb.valid].float().mean().item()
+    assert accuracy >= 0.99, accuracy
