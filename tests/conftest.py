@@ -1,7 +1,13 @@
+import json
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
 
 os.environ.setdefault("DS_ACCELERATOR", "cpu")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -44,3 +50,58 @@ def music_signal(seconds: float, sr: int = 24_000, seed: int = 0) -> np.ndarray:
     wav = 0.3 * np.sin(2 * np.pi * f * t) + 0.1 * np.sin(4 * np.pi * f * t)
     wav += 0.05 * rng.standard_normal(len(t)) * (np.sin(2 * np.pi * 2 * t) > 0.9)
     return wav.astype(np.float32)
+
+
+
+@pytest.fixture(scope="session")
+def small_data(tmp_path_factory, ray_local):
+    """8 synth songs of 4 s in 8 shards (so two ranks get disjoint shards), built by the pipeline."""
+    from pipeline.build import BuildConfig, build
+    from pipeline.synth import synth_corpus
+
+    root = tmp_path_factory.mktemp("train_data")
+    synth_corpus(root / "corpus", songs=8, seconds=4, seed=5)
+    build(BuildConfig(str(root / "corpus"), str(root / "out"), codec="test", shard_samples=1, val_fraction=0.25))
+    return root / "out"
+
+
+def train_cli(*args, launcher=None, timeout=600):
+    """`autosong train ...` in a fresh process, as a user runs it."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1" if launcher else os.environ.get("OMP_NUM_THREADS", "2")}
+    cmd = (launcher or [sys.executable, "-m", "train"]) + list(args)
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=timeout)
+
+
+def read_metrics(run):
+    return [json.loads(line) for line in (Path(run) / "metrics.jsonl").read_text().splitlines() if line]
+
+
+TINY = ["--config", "configs/model/tiny.yaml", "--train.log_every", "1", "--train.micro_batch", "2",
+        "--train.warmup_steps", "2"]
+
+
+@pytest.fixture(scope="session")
+def trained_run(small_data, tmp_path_factory):
+    """A tiny model trained a few steps on small_data, exported."""
+    run = tmp_path_factory.mktemp("trained") / "run"
+    out = train_cli("--data", str(small_data), "--run", str(run), "--steps", "20", *TINY)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return run
+
+
+@pytest.fixture(scope="session")
+def overfit_run(tmp_path_factory, ray_local):
+    """The design's overfit test set-up: one 2 s song, a tiny model trained on it alone."""
+    from pipeline.build import BuildConfig, build
+    from pipeline.synth import synth_corpus
+
+    root = tmp_path_factory.mktemp("overfit")
+    synth_corpus(root / "c", songs=1, seconds=2, seed=1)
+    build(BuildConfig(str(root / "c"), str(root / "out"), codec="test", val_fraction=0.0))
+    run = root / "run"
+    out = train_cli("--data", str(root / "out"), "--run", str(run), "--steps", "150",
+                    "--config", "configs/model/tiny.yaml", "--model.cond_dropout", "0", "--train.micro_batch", "1",
+                    "--train.lr_max", "0.003", "--train.lr_min", "0.0003", "--train.warmup_steps", "10",
+                    "--train.log_every", "50")
+    assert out.returncode == 0, out.stderr[-2000:]
+    return root / "out", run

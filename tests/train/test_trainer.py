@@ -6,10 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.train.conftest import ROOT, read_metrics, train_cli
-
-TINY = ["--config", "configs/model/tiny.yaml", "--train.log_every", "1", "--train.micro_batch", "2",
-        "--train.warmup_steps", "2"]
+from tests.conftest import ROOT, TINY, read_metrics, train_cli
 
 
 def test_stream_gives_each_rank_disjoint_songs(small_data):
@@ -111,23 +108,14 @@ def test_data_from_another_codec_is_refused(small_data, tmp_path):
 
 
 @pytest.mark.slow
-def test_overfit_one_short_song_to_99_percent_token_accuracy(tmp_path, ray_local):
+def test_overfit_one_short_song_to_99_percent_token_accuracy(overfit_run):
     """The design's overfit test: teacher-forced accuracy on a single 2 s song."""
     from model.bundle import load_bundle
-    from pipeline.build import BuildConfig, build
-    from pipeline.synth import synth_corpus
     from train.data import ShardStream, StreamConfig
 
-    synth_corpus(tmp_path / "c", songs=1, seconds=2, seed=1)
-    build(BuildConfig(str(tmp_path / "c"), str(tmp_path / "out"), codec="test", val_fraction=0.0))
-    run = tmp_path / "run"
-    out = train_cli("--data", str(tmp_path / "out"), "--run", str(run), "--steps", "150",
-                    "--config", "configs/model/tiny.yaml", "--model.cond_dropout", "0", "--train.micro_batch", "1",
-                    "--train.lr_max", "0.003", "--train.lr_min", "0.0003", "--train.warmup_steps", "10",
-                    "--train.log_every", "50")
-    assert out.returncode == 0, out.stderr[-2000:]
+    data, run = overfit_run
     model = load_bundle(run).model
-    batch = next(iter(ShardStream(StreamConfig(str(tmp_path / "out"), micro_batch=1, window_frames=750))))
+    batch = next(iter(ShardStream(StreamConfig(str(data), micro_batch=1, window_frames=750))))
     with torch.no_grad():
         logits, pb = model(batch["codes"], batch["lengths"], batch["frame_offset"], batch["text_ids"], batch["text_mask"])
     accuracy = (logits.argmax(-1) == pb.targets)[pb.valid].float().mean().item()

@@ -1,0 +1,85 @@
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests.conftest import ROOT
+
+
+def autosong(*args, timeout=600):
+    return subprocess.run([sys.executable, "-m", "autosong_cli", *args], capture_output=True, text=True,
+                          cwd=ROOT, timeout=timeout)
+
+
+def test_evaluate_reports_per_codebook_ce_and_conditioning_gain(trained_run, small_data):
+    from eval.evaluate import CONDITIONS, evaluate
+    from model.bundle import load_bundle
+
+    result = evaluate(load_bundle(trained_run), str(small_data), "val")
+    assert result["songs"] >= 1 and result["tokens"] > 0
+    assert set(result["ce"]) == {"q0", "q1", "mean"}
+    for k in ("q0", "q1", "mean"):
+        assert 0 < result["ce"][k] < math.log(1024) + 1
+        assert result["bits"][k] == pytest.approx(result["ce"][k] / math.log(2))
+        assert result["perplexity"][k] == pytest.approx(math.exp(result["ce"][k]), rel=1e-6)
+        assert 0 <= result["accuracy"][k] <= 1
+    assert len(result["ce_by_position"]) == 10
+    assert set(result["conditioning_gain"]) == set(CONDITIONS) - {"true"}
+    for g in result["conditioning_gain"].values():
+        assert g["ci95"][0] <= g["mean"] <= g["ci95"][1]
+    # the gain is exactly the difference of the per-condition CEs, song-averaged
+    assert result["ce_conditions"]["true"] == pytest.approx(result["ce"]["mean"], rel=1e-6)
+
+
+def test_cli_generate_writes_wav_codes_and_settings(trained_run, tmp_path):
+    import soundfile as sf
+
+    lyrics = tmp_path / "lyrics.txt"
+    lyrics.write_text("[verse]\n我爱你 hello\n", encoding="utf-8")
+    genre = json.loads((trained_run / "export/config.json").read_text())["genres"][1]
+    out = autosong("generate", "--checkpoint", str(trained_run), "--lyrics", str(lyrics), "--genre", genre,
+                   "--seconds", "1", "--out", str(tmp_path / "song.wav"), "--num-songs", "2", "--seed", "7")
+    assert out.returncode == 0, out.stderr[-2000:]
+    for i in range(2):
+        wav, sr = sf.read(tmp_path / f"song_{i}.wav")
+        assert sr == 24_000 and len(wav) == 75 * 320
+        assert np.load(tmp_path / f"song_{i}.npy").shape == (2, 75)
+        settings = json.loads((tmp_path / f"song_{i}.json").read_text())
+        assert settings["sampling"]["seed"] == 7 and settings["genre"] == genre
+
+
+def test_cli_generate_refuses_bad_requests(trained_run, tmp_path):
+    lyrics, empty = tmp_path / "l.txt", tmp_path / "e.txt"
+    lyrics.write_text("la la\n")
+    empty.write_text("\n  \n")
+    cases = [(["--lyrics", str(empty)], "lyrics are empty"),
+             (["--lyrics", str(lyrics), "--genre", "polka"], "unknown genre 'polka'; this model knows: unknown"),
+             (["--lyrics", str(lyrics), "--seconds", "1000"], "trained on windows")]
+    for args, words in cases:
+        out = autosong("generate", "--checkpoint", str(trained_run), "--out", str(tmp_path / "x.wav"), *args)
+        assert out.returncode == 2 and words in out.stderr and "Traceback" not in out.stderr, out.stderr
+
+
+def test_cli_eval_writes_json_and_report(trained_run, small_data, tmp_path):
+    out = autosong("eval", "--checkpoint", str(trained_run), "--data", str(small_data), "--out", str(tmp_path),
+                   "--generate", "1", "--seconds", "1")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "codebook" in out.stdout and "true vs shuffled_lyrics" in out.stdout
+    result = json.loads((tmp_path / "eval.json").read_text())
+    assert result["generated"][0]["wav"] == "generated_0.wav" and (tmp_path / "generated_0.wav").exists()
+    page = (tmp_path / "report.html").read_text()
+    assert "Per-codebook cross-entropy" in page and page.count("<audio") == 1 and "data:image/png;base64," in page
+
+
+def test_report_escapes_lyrics(tmp_path):
+    from eval.report import write_report
+
+    result = {"checkpoint": "<run>", "step": 1, "data": "d", "split": "val", "songs": 1, "tokens": 10,
+              "ce": {"q0": 1.0, "mean": 1.0}, "bits": {"q0": 1.4, "mean": 1.4}, "perplexity": {"q0": 2.7, "mean": 2.7},
+              "accuracy": {"q0": 0.5, "mean": 0.5}, "ce_by_position": [1.0] * 10, "conditioning_gain": {}}
+    song = {"title": "t", "lyrics": "<script>alert(1)</script>", "genre": "<b>pop</b>", "wav": np.zeros(2400)}
+    page = write_report(tmp_path / "r.html", result, [], [song], 24_000).read_text()
+    assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)" in page and "<b>pop" not in page

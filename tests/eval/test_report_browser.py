@@ -1,0 +1,41 @@
+"""The report in a real headless Chromium (Debian's, driven by Playwright; no browser download)."""
+import shutil
+
+import pytest
+
+from tests.eval.test_eval import autosong
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (make test installs it when run as root)")
+def test_report_loads_without_errors_and_plays(trained_run, small_data, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    out = autosong("eval", "--checkpoint", str(trained_run), "--data", str(small_data), "--out", str(tmp_path),
+                   "--generate", "2", "--seconds", "1")
+    assert out.returncode == 0, out.stderr[-2000:]
+    errors = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])
+        page = browser.new_page()
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto((tmp_path / "report.html").as_uri())
+        page.wait_for_function("[...document.querySelectorAll('audio')].every(a => a.readyState >= 1)", timeout=20_000)
+        durations = page.eval_on_selector_all("audio", "els => els.map(a => a.duration)")
+        images = page.eval_on_selector_all("img", "els => els.map(i => i.naturalWidth)")
+        shot = page.screenshot(full_page=True)
+        browser.close()
+    assert errors == []
+    assert len(durations) == 2 and all(abs(d - 1.0) < 0.05 for d in durations), durations
+    assert images and all(w > 0 for w in images)
+    from PIL import Image  # noqa: F401  (webdataset's decode pulls Pillow in; used to read the screenshot)
+    import io
+
+    import numpy as np
+
+    pixels = np.asarray(Image.open(io.BytesIO(shot)).convert("L"))
+    assert pixels.std() > 10  # not a blank page
