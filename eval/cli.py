@@ -52,8 +52,22 @@ def run(argv) -> int:
     bundle = load_bundle(args.checkpoint)
     out = Path(args.out) if args.out else (Path(args.checkpoint) / "eval")
     out.mkdir(parents=True, exist_ok=True)
+    if bundle.stage in ("gumbel_ae", "vqvae"):
+        from eval.stages import evaluate_autoencoder, format_autoencoder
+
+        result = evaluate_autoencoder(bundle, args.data, args.split, args.max_songs)
+        print(format_autoencoder(result))
+        (out / "eval.json").write_text(json.dumps(result, indent=2))
+        print(f"\nwrote {out / 'eval.json'}")
+        return 0
     result = evaluate(bundle, args.data, args.split, args.max_songs, args.seed)
     print(format_table(result))
+    if bundle.parent:
+        from eval.stages import end_to_end
+
+        result["end_to_end"] = e2e = end_to_end(bundle, args.data, args.split, args.max_songs)
+        print(f"\nend to end (latents -> {bundle.parent['ae_kind']} decoder -> EnCodec tokens): CE "
+              + ", ".join(f"{k} {v:.3f}" for k, v in e2e["ce"].items()) + f", top-1 {e2e['accuracy']['mean']:.1%}")
     songs = generate_for_report(bundle, args.data, args.split, args.generate, args.seconds, args.cfg, args.seed)
     for i, s in enumerate(songs):
         write_wav(out / f"generated_{i}.wav", s["wav"], 24_000)

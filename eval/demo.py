@@ -27,6 +27,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=300, help="training steps of the tiny model")
     p.add_argument("--generate-seconds", type=float, default=6.0)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("override", nargs="*", help="config overrides, e.g. --model.dropout 0.1 (after --)")
     return p
 
 
@@ -64,7 +65,7 @@ def run(argv) -> int:
     if run_dir.exists():
         shutil.rmtree(run_dir)
     cfg = load_config(CONFIGS / "model/tiny.yaml", ["--train.steps", str(args.steps), "--train.seed", str(args.seed),
-                                                   "--train.log_every", "25"])
+                                                   "--train.log_every", "25", *args.override])
     trained = train(str(data), cfg, run_dir, str(CONFIGS / "deepspeed/zero1.json"))
     if dist.is_initialized():
         dist.destroy_process_group()

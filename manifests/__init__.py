@@ -118,6 +118,7 @@ class DatasetCard:
     max_seconds: float | None = None
     counts: dict = field(default_factory=dict)  # songs, train, val, rejects, shards, frames
     hours: float = 0.0
+    parent: dict | None = None         # a latent dataset: {data, ae_run, ae_kind, stride, audio_codec}
     schema_version: int = SCHEMA_VERSION
 
     def genre_slot(self, genre: str) -> int:

@@ -9,30 +9,35 @@ from pathlib import Path
 
 import torch
 
+from model.autoencoders import AEConfig, build_autoencoder
 from model.errors import AutoSongError
 from model.lyrics import VOCAB_VERSION
 from model.transformer import ModelConfig, SoundTransformer
 
+AE_STAGES = ("gumbel_ae", "vqvae")
+
 
 @dataclass
 class Bundle:
-    model: SoundTransformer
-    codec: dict
+    model: torch.nn.Module      # SoundTransformer, or an autoencoder for the gumbel_ae/vqvae stages
+    codec: dict                 # what the model's codes come from (EnCodec, or the autoencoder for latent)
     text: dict
     genres: list[str]
     step: int
     path: Path
+    stage: str = "sound"
+    parent: dict | None = None  # latent stage: the autoencoder run and the EnCodec identity
 
 
-def save_bundle(directory: Path, state: dict, cfg: ModelConfig, codec: dict, text: dict, genres: list[str],
-                step: int) -> None:
+def save_bundle(directory: Path, state: dict, cfg, codec: dict, text: dict, genres: list[str], step: int,
+                stage: str = "sound", parent: dict | None = None) -> None:
     from safetensors.torch import save_file
 
     directory.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in state.items()}, str(directory / "model.safetensors"))
     (directory / "config.json").write_text(json.dumps({
-        "model": cfg.to_dict(), "codec": codec, "text": text, "vocab_version": VOCAB_VERSION,
-        "genres": genres, "step": step}, indent=2, ensure_ascii=False))
+        "stage": stage, "model": cfg.to_dict(), "codec": codec, "text": text, "vocab_version": VOCAB_VERSION,
+        "genres": genres, "step": step, "parent": parent}, indent=2, ensure_ascii=False))
 
 
 def load_bundle(path: str | Path, device: str | torch.device = "cpu") -> Bundle:
@@ -47,10 +52,25 @@ def load_bundle(path: str | Path, device: str | torch.device = "cpu") -> Bundle:
     meta = json.loads((directory / "config.json").read_text())
     if meta.get("vocab_version") != VOCAB_VERSION:
         raise AutoSongError(f"{directory} uses lyrics vocabulary {meta.get('vocab_version')}, this AutoSong {VOCAB_VERSION}")
-    model = SoundTransformer(ModelConfig(**meta["model"]))
+    stage = meta.get("stage", "sound")
+    if stage in AE_STAGES:
+        model = build_autoencoder(AEConfig(**meta["model"]))
+    else:
+        model = SoundTransformer(ModelConfig(**meta["model"]))
     state = load_file(str(directory / "model.safetensors"))
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise AutoSongError(f"{directory}/model.safetensors does not fit its config: missing {missing[:5]}, "
                             f"unexpected {unexpected[:5]}")
-    return Bundle(model.to(device).eval(), meta["codec"], meta["text"], meta["genres"], meta["step"], directory)
+    return Bundle(model.to(device).eval(), meta["codec"], meta["text"], meta["genres"], meta["step"], directory,
+                  stage, meta.get("parent"))
+
+
+def ae_identity(bundle: Bundle) -> dict:
+    """An autoencoder run as a 'codec' for the latent dataset: its source and hashes."""
+    import hashlib
+
+    cfg = json.dumps(json.loads((bundle.path / "config.json").read_text())["model"], sort_keys=True)
+    weights = hashlib.sha256((bundle.path / "model.safetensors").read_bytes()).hexdigest()
+    return {"source": f"ae:{bundle.path.resolve()}", "config_sha256": hashlib.sha256(cfg.encode()).hexdigest(),
+            "weights_sha256": weights}

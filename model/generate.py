@@ -14,13 +14,31 @@ from model.lyrics import default_tokenizer, normalize_genre, normalize_lyrics
 from model.sampler import Sampler, SamplingConfig
 
 
+def audio_codec_identity(bundle: Bundle) -> dict:
+    """The EnCodec behind a bundle: its own codec, or, for a latent-stage model, its autoencoder's."""
+    return bundle.parent["audio_codec"] if bundle.parent else bundle.codec
+
+
 def codec_for(bundle: Bundle, source: str | None = None) -> Codec:
-    """The codec the model was trained on (or `source`, if it is the same model)."""
-    codec = Codec.load(source or bundle.codec["source"])
-    if not codec.identity.same_model(CodecIdentity.from_dict(bundle.codec)):
+    """The EnCodec the model's audio came from (or `source`, if it is the same model)."""
+    expected = audio_codec_identity(bundle)
+    codec = Codec.load(source or expected["source"])
+    if not codec.identity.same_model(CodecIdentity.from_dict(expected)):
         raise AutoSongError(f"codec {codec.identity.source!r} is not the one {bundle.path} was trained on "
-                            f"({bundle.codec['source']!r}, weights {bundle.codec['weights_sha256'][:12]})")
+                            f"({expected['source']!r}, weights {expected['weights_sha256'][:12]})")
     return codec
+
+
+def autoencoder_for(bundle: Bundle) -> Bundle | None:
+    """A latent-stage model's autoencoder (its decoder turns latents into EnCodec codes)."""
+    if not bundle.parent:
+        return None
+    from model.bundle import ae_identity, load_bundle
+
+    ae = load_bundle(bundle.parent["ae_run"])
+    if ae_identity(ae) != bundle.codec:
+        raise AutoSongError(f"the autoencoder at {bundle.parent['ae_run']} changed since {bundle.path} was trained")
+    return ae
 
 
 def text_batch(bundle: Bundle, lyrics: list[str], genres: list[str], device="cpu") -> dict:
@@ -74,26 +92,35 @@ def generate_codes(bundle: Bundle, lyrics: list[str], genres: list[str], seconds
                    frame_rate: int = 75, prompt: np.ndarray | None = None, progress: bool = True) -> tuple[np.ndarray, dict]:
     """Returns codes int16 [N, C, frames] and timing figures."""
     model = bundle.model
-    frames = int(round(seconds * frame_rate))
+    ae = autoencoder_for(bundle)
+    stride = ae.model.cfg.stride if ae else 1
+    frames = int(round(seconds * frame_rate / stride))  # model steps: EnCodec frames, or latent positions
     limit = model.cfg.window_frames
     if frames > limit:
-        raise AutoSongError(f"--seconds {seconds:g} is {frames} frames; this model was trained on windows of "
-                            f"{limit} frames ({limit / frame_rate:.1f} s): ask for at most that")
+        raise AutoSongError(f"--seconds {seconds:g} is {frames} positions; this model was trained on windows of "
+                            f"{limit} ({limit * stride / frame_rate:.1f} s): ask for at most that")
     if frames < 1:
         raise AutoSongError("--seconds must give at least one frame")
     device = next(model.parameters()).device
     batch = text_batch(bundle, lyrics, genres, device)
     prompt_t = None
     if prompt is not None:
-        prompt_t = torch.from_numpy(prompt.astype(np.int64))[None].expand(len(lyrics), -1, -1)[..., :frames]
+        prompt_t = torch.from_numpy(prompt.astype(np.int64))[None]
+        if ae is not None:  # a latent model continues the prompt's latents
+            prompt_t = ae.model.encode(prompt_t)
+        prompt_t = prompt_t.expand(len(lyrics), -1, -1)[..., :frames]
     from model.patterns import steps_for_frames
 
     total = steps_for_frames(model.cfg.pattern, frames, model.cfg.num_codebooks)
-    hook = _progress_bar(total, frames, frame_rate) if progress else None
+    hook = _progress_bar(total, frames, frame_rate / stride) if progress else None
     t0 = time.perf_counter()
     codes = Sampler(model).generate(batch["text_ids"], batch["text_mask"], frames, settings, prompt=prompt_t,
                                     bert=batch.get("bert"), bert_mask=batch.get("bert_mask"), progress=hook)
+    if ae is not None:
+        with torch.no_grad():
+            codes = ae.model.decode(codes.cpu())  # latents -> EnCodec codes [N, C, frames * stride]
+        codes = codes[..., : max(1, int(round(seconds * frame_rate)))]  # the length asked for
     wall = time.perf_counter() - t0
-    timing = {"frames": frames, "steps": total, "seconds_wall": wall,
-              "realtime_factor": len(lyrics) * frames / frame_rate / max(wall, 1e-9)}
+    timing = {"frames": int(codes.shape[-1]), "steps": total, "seconds_wall": wall,
+              "realtime_factor": len(lyrics) * codes.shape[-1] / frame_rate / max(wall, 1e-9)}
     return codes.cpu().numpy().astype(np.int16), timing

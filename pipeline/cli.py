@@ -1,4 +1,4 @@
-"""`autosong pipeline ...` (= `python -m pipeline ...`): build, verify, inspect, synth."""
+"""`autosong pipeline ...` (= `python -m pipeline ...`): build, verify, inspect, encode-latents, synth."""
 from __future__ import annotations
 
 import argparse
@@ -47,6 +47,14 @@ def _inspect(args) -> int:
     return 0
 
 
+def _encode_latents(args) -> int:
+    from pipeline.latents import encode_latents
+
+    target = encode_latents(args.out, args.ae, args.name, args.shard_samples)
+    print(f"wrote latent dataset {target} (train stage 2 with: autosong train --stage latent --data {target} ...)")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="autosong pipeline", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -71,6 +79,13 @@ def parser() -> argparse.ArgumentParser:
     i = sub.add_parser("inspect", help="summary table of a built dataset")
     i.add_argument("out")
     i.set_defaults(func=_inspect)
+
+    e = sub.add_parser("encode-latents", help="add an autoencoder's latent codes of every song as a dataset")
+    e.add_argument("out", help="OUT of `pipeline build`")
+    e.add_argument("--ae", required=True, help="a gumbel_ae or vqvae run (RUN or RUN/export)")
+    e.add_argument("--name", default=None, help="OUT/latents/NAME (default: the run's folder name)")
+    e.add_argument("--shard-samples", type=int, default=64)
+    e.set_defaults(func=_encode_latents)
 
     s = sub.add_parser("synth", help="write a toy corpus whose audio follows its lyrics and genre")
     s.add_argument("dir")

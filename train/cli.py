@@ -15,6 +15,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--deepspeed", default="configs/deepspeed/zero1.json", help="DeepSpeed JSON (configs/deepspeed/)")
     p.add_argument("--run", required=True, help="run directory: checkpoints, metrics, export")
     p.add_argument("--steps", type=int, default=None, help="= --train.steps")
+    p.add_argument("--stage", default=None, choices=("sound", "gumbel_ae", "vqvae", "latent"),
+                   help="what to train (default: the config's stage, else sound)")
     p.add_argument("--resume", action="store_true",
                    help="continue from the run's latest checkpoint, with the run's saved config (+ overrides given here)")
     p.add_argument("--stop-at", type=int, default=None,
@@ -34,6 +36,10 @@ def run(argv) -> int:
         cfg = apply_overrides(saved_run_config(args.run), overrides)
     else:
         cfg = load_config(args.config, overrides)
+    if args.stage:
+        from train.config import RunConfig
+
+        cfg = RunConfig.from_dict({**cfg.to_dict(), "stage": args.stage})
     result = train(args.data, cfg, args.run, args.deepspeed, resume=args.resume, stop_at=args.stop_at)
     import torch.distributed as dist
 

@@ -10,8 +10,11 @@ from pathlib import Path
 
 import yaml
 
+from model.autoencoders import AEConfig
 from model.errors import AutoSongError
 from model.transformer import ModelConfig
+
+STAGES = ("sound", "gumbel_ae", "vqvae", "latent")
 
 
 @dataclass
@@ -40,16 +43,34 @@ class TrainConfig:
 
 @dataclass
 class RunConfig:
+    """`stage`: sound (the SoundTransformer over EnCodec tokens), gumbel_ae | vqvae (stage-1
+    autoencoders, `ae` section), latent (the SoundTransformer over an autoencoder's codes)."""
+
+    stage: str = "sound"
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    ae: AEConfig = field(default_factory=AEConfig)
+
+    def __post_init__(self):
+        if self.stage not in STAGES:
+            raise AutoSongError(f"stage {self.stage!r}: expected one of {', '.join(STAGES)}")
+        if self.stage in ("gumbel_ae", "vqvae"):
+            self.ae.kind = self.stage
+            self.ae.__post_init__()
 
     def to_dict(self) -> dict:
-        return {"model": asdict(self.model), "train": asdict(self.train)}
+        return {"stage": self.stage, "model": asdict(self.model), "train": asdict(self.train), "ae": asdict(self.ae)}
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunConfig":
-        return cls(model=_make(ModelConfig, d.get("model", {}), "model"),
-                   train=_make(TrainConfig, d.get("train", {}), "train"))
+        unknown = set(d) - {"stage", "model", "train", "ae"}
+        if unknown:
+            raise AutoSongError(f"unknown config section(s) {sorted(unknown)}; known: stage, model, train, ae")
+        try:
+            return cls(stage=d.get("stage", "sound"), model=_make(ModelConfig, d.get("model", {}), "model"),
+                       train=_make(TrainConfig, d.get("train", {}), "train"), ae=_make(AEConfig, d.get("ae", {}), "ae"))
+        except ValueError as err:
+            raise AutoSongError(str(err)) from None
 
 
 def _make(cls, values: dict, section: str):
@@ -93,8 +114,8 @@ def apply_overrides(cfg: RunConfig, overrides: list[str]) -> RunConfig:
             name, raw = arg[2:], overrides[i + 1]
             i += 2
         section, _, key = name.partition(".")
-        if section not in d or key not in d[section]:
-            raise AutoSongError(f"unknown field {name!r}; sections: model.*, train.*")
+        if section not in ("model", "train", "ae") or key not in d[section]:
+            raise AutoSongError(f"unknown field {name!r}; sections: model.*, train.*, ae.*")
         try:
             d[section][key] = _parse_value(raw, d[section][key])
         except ValueError as err:

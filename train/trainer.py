@@ -93,10 +93,59 @@ def fill_from_dataset(cfg: RunConfig, card: DatasetCard) -> RunConfig:
     if card.text.get("vocab_sha256") != tok.sha256:
         raise AutoSongError(f"the dataset's lyrics vocabulary ({card.text.get('vocab_version')}) differs from "
                             f"this AutoSong's ({tok.version}): rebuild the dataset")
+    latent_data = card.parent is not None
+    if cfg.stage == "latent" and not latent_data:
+        raise AutoSongError("--stage latent trains on an autoencoder's codes: pass --data OUT/latents/NAME "
+                            "(made by `autosong pipeline encode-latents OUT --ae RUN`)")
+    if cfg.stage != "latent" and latent_data:
+        raise AutoSongError(f"this dataset holds autoencoder latents ({card.parent['ae_kind']}): train it with "
+                            f"--stage latent, or pass the EnCodec dataset {card.parent['data']}")
     m = cfg.model
     m.num_codebooks, m.codebook_size, m.text_vocab_size = card.num_codebooks, card.codebook_size, tok.vocab_size
     m.bert_dim = int(card.text.get("bert_dim", 0)) if card.text["frontend"] == "bert" else 0
+    cfg.ae.num_codebooks, cfg.ae.codebook_size = card.num_codebooks, card.codebook_size
     return cfg
+
+
+class TrainStep(torch.nn.Module):
+    """What DeepSpeed wraps: one stage's model and its loss. forward(batch, step) ->
+    (loss, per-codebook CE sums [C], counts [C], extras for logging)."""
+
+    def __init__(self, cfg: RunConfig):
+        super().__init__()
+        self.stage = cfg.stage
+        if cfg.stage in ("gumbel_ae", "vqvae"):
+            from model.autoencoders import build_autoencoder
+
+            self.model = build_autoencoder(cfg.ae)
+        else:
+            self.model = SoundTransformer(cfg.model)
+
+    def window_frames(self) -> int:
+        return self.model.cfg.window_frames
+
+    def forward(self, batch: dict, step: int):
+        if self.stage in ("gumbel_ae", "vqvae"):
+            return self.model(batch["codes"], batch["lengths"], step)
+        logits, pb = self.model(batch["codes"], batch["lengths"], batch["frame_offset"], batch["text_ids"],
+                                batch["text_mask"], batch.get("bert"), batch.get("bert_mask"))
+        loss, s, n = self.model.loss(logits, pb)
+        return loss, s, n, {}
+
+
+def _ae_metrics(extras: dict, cb_n: torch.Tensor, cfg: RunConfig) -> dict:
+    """Reconstruction accuracy per EnCodec codebook, code usage, compression (autoencoder stages)."""
+    if "usage" not in extras:
+        return {}
+    from model.autoencoders import code_usage, compression_factor
+
+    acc = (extras["correct"].float().cpu() / cb_n.clamp(min=1)).tolist()
+    perplexity, dead = code_usage(extras["usage"].float().cpu())
+    out = {**{f"acc_q{c}": a for c, a in enumerate(acc)}, "code_perplexity": perplexity, "dead_fraction": dead,
+           "compression": compression_factor(cfg.ae)}
+    if "tau" in extras:
+        out["tau"] = float(extras["tau"])
+    return out
 
 
 def _param_groups(model: torch.nn.Module, weight_decay: float):
@@ -172,7 +221,7 @@ def train(data: str, cfg: RunConfig, run: str | Path, ds_config_path: str, resum
     torch.manual_seed(t.seed)
     if t.deterministic:  # bitwise-repeatable runs (multi-threaded CPU reductions are not, by default)
         torch.use_deterministic_algorithms(True, warn_only=True)
-    model = SoundTransformer(cfg.model)
+    model = TrainStep(cfg)
     ds = deepspeed_config(ds_config_path, cfg)
     optimizer = None if "optimizer" in ds else torch.optim.AdamW(
         _param_groups(model, t.weight_decay), lr=t.lr_max, betas=t.betas)
@@ -182,15 +231,16 @@ def train(data: str, cfg: RunConfig, run: str | Path, ds_config_path: str, resum
     if rank == 0:
         run.mkdir(parents=True, exist_ok=True)
         saved_cfg.write_text(json.dumps({"config": cfg.to_dict(), "codec": card.codec, "text": card.text,
-                                         "genres": card.genres, "data": str(data), "deepspeed": ds}, indent=2))
+                                         "genres": card.genres, "data": str(data), "parent": card.parent,
+                                         "deepspeed": ds}, indent=2))
     start_step, consumed = 0, 0
     if resume:
         path, client = engine.load_checkpoint(str(run / CKPT_DIR))
         if path is None:
             raise AutoSongError(f"--resume: no checkpoint in {run / CKPT_DIR}")
         start_step, consumed = client["step"], client["consumed"][rank]
-    stream = StreamConfig(data=data, split="train", micro_batch=t.micro_batch, window_frames=cfg.model.window_frames,
-                          max_frames=cfg.model.max_frames, bucket_songs=t.bucket_songs, seed=t.seed,
+    stream = StreamConfig(data=data, split="train", micro_batch=t.micro_batch, window_frames=model.window_frames(),
+                          max_frames=model.model.cfg.max_frames, bucket_songs=t.bucket_songs, seed=t.seed,
                           with_bert=cfg.model.bert_dim > 0, rank=rank, world_size=world)
     batches = iter(make_loader(stream, t.num_workers))
     for _ in range(consumed):  # the same stream, advanced to where the checkpoint stopped
@@ -206,7 +256,7 @@ def train(data: str, cfg: RunConfig, run: str | Path, ds_config_path: str, resum
         from tqdm import tqdm
 
         bar = tqdm(total=t.steps, initial=start_step, unit="step", desc="training", disable=None, dynamic_ncols=True)
-    C = cfg.model.num_codebooks
+    C = cfg.model.num_codebooks  # EnCodec codebooks, or the latent channels of a latent dataset
     step, bad_streak, last_loss = start_step, 0, float("nan")
     t_log, tokens_since = time.time(), 0.0
     engine.train()
@@ -219,9 +269,7 @@ def train(data: str, cfg: RunConfig, run: str | Path, ds_config_path: str, resum
         while done < t.grad_accum:
             batch = _to_device(next(batches), device)
             consumed += 1
-            logits, pb = engine(batch["codes"], batch["lengths"], batch["frame_offset"], batch["text_ids"],
-                                batch["text_mask"], batch.get("bert"), batch.get("bert_mask"))
-            loss, s, n = engine.module.loss(logits, pb)
+            loss, s, n, extras = engine(batch, step)
             bad = torch.tensor([0.0 if torch.isfinite(loss) else 1.0], device=device)
             dist.all_reduce(bad)  # every rank skips, or none does
             if bad.item() > 0:
@@ -254,7 +302,8 @@ def train(data: str, cfg: RunConfig, run: str | Path, ds_config_path: str, resum
                 norm = engine.get_global_grad_norm()
                 log.write({"step": step, "loss": last_loss, **{f"ce_q{c}": ce[c] for c in range(C)},
                            "lr": lr_at(step - 1, t), "tokens_per_s": stats[-1].item() / max(elapsed, 1e-9),
-                           "grad_norm": float(norm) if norm is not None else None})
+                           "grad_norm": float(norm) if norm is not None else None,
+                           **_ae_metrics(extras, n.detach().float().cpu(), cfg)})
             t_log, tokens_since = time.time(), 0.0
         if step % t.ckpt_every == 0 or step == end:
             save_checkpoint(engine, run, step, consumed, rank, world, device)
@@ -294,11 +343,13 @@ def export_bundle(engine, run: Path, cfg: RunConfig, card: DatasetCard, step: in
     from model.bundle import save_bundle
 
     state = {}
-    for name, param in engine.module.named_parameters():
+    inner = engine.module.model
+    for name, param in inner.named_parameters():
         with deepspeed.zero.GatheredParameters([param], modifier_rank=None):
             if rank == 0:
                 state[name] = param.detach().float().cpu().clone()
     if rank == 0:
-        for name, buf in engine.module.named_buffers():
+        for name, buf in inner.named_buffers():
             state[name] = buf.detach().cpu().clone()
-        save_bundle(run / "export", state, cfg.model, codec=card.codec, text=card.text, genres=card.genres, step=step)
+        save_bundle(run / "export", state, inner.cfg, codec=card.codec, text=card.text, genres=card.genres, step=step,
+                    stage=cfg.stage, parent=card.parent)

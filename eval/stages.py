@@ -1,0 +1,93 @@
+"""Eval for the two-stage path. Autoencoders: reconstruction CE and accuracy per EnCodec codebook,
+code usage (perplexity, dead fraction), compression. Latent models: besides their own per-channel
+CE (evaluate.py), the end-to-end CE of EnCodec tokens: the latent model's teacher-forced argmax
+latents, decoded by the autoencoder, scored against the song's true EnCodec tokens."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from eval.evaluate import load_split
+from model.autoencoders import code_usage, compression_factor
+from model.bundle import Bundle
+from model.codec import CodecIdentity
+from model.errors import AutoSongError
+from model.generate import autoencoder_for
+
+
+def _summary(ce_sum, n, correct) -> dict:
+    names = [f"q{c}" for c in range(len(n))]
+    ce = ce_sum / np.maximum(n, 1)
+    mean = float(ce_sum.sum() / max(n.sum(), 1))
+    return {"ce": {**dict(zip(names, ce.tolist())), "mean": mean},
+            "bits": {**dict(zip(names, (ce / math.log(2)).tolist())), "mean": mean / math.log(2)},
+            "accuracy": {**dict(zip(names, (correct / np.maximum(n, 1)).tolist())),
+                         "mean": float(correct.sum() / max(n.sum(), 1))}}
+
+
+@torch.no_grad()
+def evaluate_autoencoder(bundle: Bundle, data: str, split: str = "val", max_songs: int | None = None) -> dict:
+    card, songs = load_split(data, split, max_songs)
+    if not CodecIdentity.from_dict(card.codec).same_model(CodecIdentity.from_dict(bundle.codec)):
+        raise AutoSongError(f"{data} was encoded with another codec than the autoencoder {bundle.path} was trained on")
+    ae = bundle.model.eval()
+    C, K, W = ae.cfg.num_codebooks, ae.cfg.latent_vocab, ae.cfg.window_frames
+    ce_sum, n, correct = np.zeros(C), np.zeros(C), np.zeros(C)
+    usage = torch.zeros(ae.cfg.latent_channels, K)
+    for song in songs:
+        for start in range(0, song.codes.shape[1], W):
+            window = torch.from_numpy(song.codes[:, start : start + W].astype(np.int64))[None]
+            _, s, cnt, extra = ae(window, torch.tensor([window.shape[-1]]))
+            ce_sum += s.numpy()
+            n += cnt.numpy()
+            correct += extra["correct"].numpy()
+            ids = ae.encode(window)[0]  # [L, T']
+            for ch in range(ids.shape[0]):
+                usage[ch] += torch.bincount(ids[ch], minlength=K).float()
+    perplexity, dead = code_usage(usage)
+    return {"stage": bundle.stage, "checkpoint": str(bundle.path), "data": str(data), "split": split,
+            "songs": len(songs), "reconstruction": _summary(ce_sum, n, correct),
+            "code_perplexity": perplexity, "dead_fraction": dead, "compression": compression_factor(ae.cfg)}
+
+
+@torch.no_grad()
+def end_to_end(bundle: Bundle, data: str, split: str = "val", max_songs: int | None = None) -> dict:
+    ae = autoencoder_for(bundle)
+    _, latent_songs = load_split(data, split, max_songs)
+    _, audio_songs = load_split(bundle.parent["data"], split, None)
+    audio = {s.key: s.codes for s in audio_songs}
+    model, stride = bundle.model.eval(), ae.model.cfg.stride
+    C = ae.model.cfg.num_codebooks
+    ce_sum, n, correct = np.zeros(C), np.zeros(C), np.zeros(C)
+    from model.patterns import to_frames
+
+    W = model.cfg.window_frames
+    for song in latent_songs:
+        ids = torch.from_numpy(song.text.astype(np.int64))[None]
+        mask = torch.ones_like(ids, dtype=torch.bool)
+        for start in range(0, song.codes.shape[1], W):
+            window = torch.from_numpy(song.codes[:, start : start + W].astype(np.int64))[None]
+            T = window.shape[-1]
+            logits, pb = model(window, torch.tensor([T]), torch.tensor([start]), ids, mask)
+            predicted = to_frames(model.cfg.pattern, logits.argmax(-1), model.cfg.num_codebooks, T)  # [1, L, T']
+            recon = ae.model.decode_logits(predicted)  # [1, T' * stride, C, V]
+            truth = torch.from_numpy(audio[song.key][:, start * stride : (start + T) * stride].astype(np.int64))
+            frames = min(truth.shape[1], recon.shape[1])
+            logp = recon[0, :frames].float().log_softmax(-1)  # [frames, C, V]
+            target = truth[:, :frames].T  # [frames, C]
+            ce_sum += (-logp.gather(-1, target[..., None])[..., 0]).sum(0).numpy()
+            correct += (logp.argmax(-1) == target).float().sum(0).numpy()
+            n += frames
+    return {"songs": len(latent_songs), **_summary(ce_sum, n, correct)}
+
+
+def format_autoencoder(result: dict) -> str:
+    r = result["reconstruction"]
+    keys = [k for k in r["ce"] if k != "mean"] + ["mean"]
+    lines = [f"{result['stage']} on {result['split']}: {result['songs']} songs, compression x{result['compression']:.1f}, "
+             f"code perplexity {result['code_perplexity']:.1f}, dead codes {result['dead_fraction']:.1%}",
+             f"{'codebook':<9}{'recon CE':>9}{'top-1':>8}"]
+    lines += [f"{k:<9}{r['ce'][k]:9.3f}{r['accuracy'][k]:8.1%}" for k in keys]
+    return "\n".join(lines)

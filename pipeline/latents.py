@@ -1,0 +1,90 @@
+"""`pipeline encode-latents OUT --ae RUN`: every song's EnCodec codes -> the autoencoder's latent
+codes, written as a dataset of its own under OUT/latents/NAME (shards, manifests, dataset.json
+with the same keys, lyrics and split), so stage 2 streams precomputed latents with the same
+loader, trainer and eval as stage 1. dataset.json's `parent` names the autoencoder run and the
+EnCodec identity, so generation can decode latents back to audio.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from manifests import DatasetCard, read_manifest, write_manifest
+from model.bundle import AE_STAGES, ae_identity, load_bundle
+from model.codec import CodecIdentity
+from model.errors import AutoSongError
+from pipeline.encode import SAMPLE_FIELDS, npy_bytes
+from pipeline.shards import ShardSink, read_samples
+
+
+def encode_latents(out: str | Path, ae_run: str | Path, name: str | None = None, shard_samples: int = 64) -> Path:
+    out = Path(out)
+    card = DatasetCard.load(out)
+    if card.parent is not None:
+        raise AutoSongError(f"{out} already holds latents; pass the EnCodec dataset {card.parent['data']}")
+    bundle = load_bundle(ae_run)
+    if bundle.stage not in AE_STAGES:
+        raise AutoSongError(f"{ae_run} is a {bundle.stage} run, not an autoencoder (train one with --stage vqvae "
+                            f"or --stage gumbel_ae)")
+    if not CodecIdentity.from_dict(bundle.codec).same_model(CodecIdentity.from_dict(card.codec)):
+        raise AutoSongError(f"{ae_run} was trained on codes of codec {bundle.codec['source']!r}; {out} holds "
+                            f"{card.codec['source']!r}")
+    ae = bundle.model.eval()
+    target = out / "latents" / (name or Path(ae_run).resolve().name)
+    if target.exists():
+        shutil.rmtree(target)  # latents are derived data: rebuilt whole, then named
+    (target / "shards").mkdir(parents=True)
+    identity = ae_identity(bundle)
+    rows = read_manifest(out, "samples")
+    sink = ShardSink(target / "shards", shard_samples)
+    latent_rows, shard_rows, pending = [], [], {}
+    from tqdm import tqdm
+
+    by_shard: dict[str, list[dict]] = {}
+    for r in rows:
+        by_shard.setdefault(r["shard"], []).append(r)
+    bar = tqdm(total=len(rows), unit="song", desc="encoding latents", disable=None)
+    for shard, shard_rows_in in sorted(by_shard.items()):
+        samples = read_samples(out / "shards" / shard, {r["key"] for r in shard_rows_in})
+        for r in shard_rows_in:
+            files = samples[r["key"]]
+            codes = np.load(io.BytesIO(files["codes.npy"]), allow_pickle=False)
+            with torch.no_grad():
+                latents = ae.encode(torch.from_numpy(codes.astype(np.int64))[None])[0].numpy().astype(np.int16)
+            latent_npy = npy_bytes(latents)
+            meta = json.loads(files["meta.json"])
+            meta.update(codec=identity, frames=int(latents.shape[1]), codes_sha256=hashlib.sha256(latent_npy).hexdigest())
+            sample = {"__key__": r["key"], "codes.npy": latent_npy, "text.npy": files["text.npy"],
+                      "lyrics.txt": files["lyrics.txt"], "meta.json": json.dumps(meta, ensure_ascii=False)}
+            if "bert.npy" in files:
+                sample["bert.npy"] = files["bert.npy"]
+            pending[r["key"]] = {f: meta.get(f, r.get(f)) for f in SAMPLE_FIELDS}
+            done = sink.add(sample)
+            if done:
+                latent_rows += [{**pending.pop(k), "shard": done.path} for k in done.keys]
+                shard_rows.append(done.row())
+            bar.update(1)
+    done = sink.finish()
+    if done:
+        latent_rows += [{**pending.pop(k), "shard": done.path} for k in done.keys]
+        shard_rows.append(done.row())
+    bar.close()
+    write_manifest(target, "samples", sorted(latent_rows, key=lambda r: r["key"]))
+    write_manifest(target, "rejects", [])
+    write_manifest(target, "shards", shard_rows)
+    cfg = ae.cfg
+    latent_card = DatasetCard(
+        codec=identity, codec_frame_rate=card.codec_frame_rate / cfg.stride, num_codebooks=cfg.latent_channels,
+        codebook_size=cfg.latent_vocab, text=card.text, genres=card.genres, val_fraction=card.val_fraction,
+        max_seconds=card.max_seconds, counts={**card.counts, "shards": len(shard_rows),
+                                              "frames": int(sum(r["frames"] for r in latent_rows))},
+        hours=card.hours, parent={"data": str(out.resolve()), "ae_run": str(bundle.path.resolve()), "ae_kind": bundle.stage,
+                                  "stride": cfg.stride, "audio_codec": card.codec})
+    latent_card.save(target)
+    return target
