@@ -92,7 +92,43 @@ def main() -> None:
     for r in rows:
         print(f"{r['pattern']:8} {r['tokens']:6d} {r['cached_tokens_per_s']:12.0f} {r['recompute_tokens_per_s']:16.1f} "
               f"{r['speedup']:8.1f} {r['realtime_factor']:11.2f}  {r['recompute_measured']}")
-    Path(args.out).write_text(json.dumps(rows, indent=2))
+    stages = two_stage_table(args.config)
+    Path(args.out).write_text(json.dumps({"kv_cache": rows, "patterns": stages}, indent=2))
+
+
+def two_stage_table(config: str, seconds: float = 8.0) -> list[dict]:
+    """AR steps per second of audio and generation speed for flat, delay and two-stage (a latent
+    flatten model over a stride-4 VQ-VAE, whose decoder then makes the EnCodec tokens)."""
+    import torch
+
+    from model.autoencoders import AEConfig, build_autoencoder
+    from model.sampler import Sampler, SamplingConfig
+
+    ids, mask = torch.randint(5, 2800, (1, 100)), torch.ones(1, 100, dtype=torch.bool)
+    frames = int(seconds * 75)
+    out = []
+    for name, pattern, stride in (("flat", "flatten", 1), ("delay", "delay", 1), ("two-stage", "flatten", 4)):
+        model = build_model(config, 2 * frames, pattern)
+        positions = frames // stride
+        t0 = time.perf_counter()
+        codes = Sampler(model).generate(ids, mask, positions, SamplingConfig(temperature=1.0, cfg=1.0))
+        decode_s = 0.0
+        if stride > 1:
+            torch.manual_seed(0)
+            ae = build_autoencoder(AEConfig(kind="vqvae", stride=stride, latent_vocab=1024, window_frames=frames)).eval()
+            t1 = time.perf_counter()
+            ae.decode(codes)
+            decode_s = time.perf_counter() - t1
+        wall = time.perf_counter() - t0
+        from model.patterns import steps_for_frames
+
+        steps = steps_for_frames(pattern, positions, 2)
+        out.append({"path": name, "ar_steps_per_audio_s": steps / seconds, "latent_tokens_per_s": positions * 2 / (wall - decode_s),
+                    "audio_s_per_wall_s": seconds / wall, "decoder_s": decode_s})
+    print(f"\n{'path':10} {'AR steps / audio s':>19} {'model tokens/s':>15} {'audio s / wall s':>17}")
+    for r in out:
+        print(f"{r['path']:10} {r['ar_steps_per_audio_s']:19.1f} {r['latent_tokens_per_s']:15.0f} {r['audio_s_per_wall_s']:17.2f}")
+    return out
 
 
 if __name__ == "__main__":

@@ -66,7 +66,7 @@ def pipeline_build(corpus: Path, codec_dir: str, workers: int, tmp: Path) -> flo
     result = build(BuildConfig(str(corpus), str(out), codec=codec_dir, workers=workers, shard_samples=8))
     wall = time.perf_counter() - t0
     assert result.built == len(list(corpus.iterdir())), result
-    return wall
+    return wall, result.decode_s, result.encode_s
 
 
 def main() -> None:
@@ -88,8 +88,10 @@ def main() -> None:
     rows = []
     for workers in (1, 2):
         bare = bare_codec(str(codec_dir), paths, workers)
-        built = pipeline_build(corpus, str(codec_dir), workers, tmp)
+        built, decode_s, encode_s = pipeline_build(corpus, str(codec_dir), workers, tmp)
         rows.append({"workers": workers, "audio_s": audio_s, "bare_wall_s": bare, "pipeline_wall_s": built,
+                     "actor_decode_s": decode_s, "actor_encode_s": encode_s,
+                     "actor_busy_fraction": (decode_s + encode_s) / (built * workers),
                      "bare_audio_s_per_s": audio_s / bare, "pipeline_audio_s_per_s": audio_s / built,
                      "pipeline_songs_per_s": args.songs / built, "ratio_pipeline_over_bare": bare / built})
     scaling = rows[1]["pipeline_audio_s_per_s"] / rows[0]["pipeline_audio_s_per_s"]
@@ -99,6 +101,9 @@ def main() -> None:
         print(f"{r['workers']:>7} {r['bare_audio_s_per_s']:15.1f} {r['pipeline_audio_s_per_s']:16.1f} "
               f"{r['pipeline_songs_per_s']:8.2f} {r['ratio_pipeline_over_bare']:11.2f}")
     print(f"scaling 1 -> 2 workers: x{scaling:.2f}")
+    for r in rows:
+        print(f"workers {r['workers']}: actors spent {r['actor_decode_s']:.1f} s decoding, {r['actor_encode_s']:.1f} s "
+              f"encoding; busy {r['actor_busy_fraction']:.0%} of the build's wall time")
     Path(args.out).write_text(json.dumps({"rows": rows, "scaling_1_to_2": scaling}, indent=2))
     shutil.rmtree(tmp, ignore_errors=True)
 

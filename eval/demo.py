@@ -22,9 +22,9 @@ def parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="demo_out", help="working directory (default: demo_out)")
     p.add_argument("--codec", default="test", help="test (offline), a local directory, or a hub id")
-    p.add_argument("--songs", type=int, default=48)
-    p.add_argument("--seconds", type=float, default=8.0, help="length of each synth song")
-    p.add_argument("--steps", type=int, default=300, help="training steps of the tiny model")
+    p.add_argument("--songs", type=int, default=160)
+    p.add_argument("--seconds", type=float, default=6.0, help="length of each synth song")
+    p.add_argument("--steps", type=int, default=400, help="training steps of the tiny model")
     p.add_argument("--generate-seconds", type=float, default=6.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("override", nargs="*", help="config overrides, e.g. --model.dropout 0.1 (after --)")
@@ -65,7 +65,8 @@ def run(argv) -> int:
     if run_dir.exists():
         shutil.rmtree(run_dir)
     cfg = load_config(CONFIGS / "model/tiny.yaml", ["--train.steps", str(args.steps), "--train.seed", str(args.seed),
-                                                   "--train.log_every", "25", *args.override])
+                                                   "--train.log_every", "25", "--model.dropout", "0.1",
+                                                   *args.override])
     trained = train(str(data), cfg, run_dir, str(CONFIGS / "deepspeed/zero1.json"))
     if dist.is_initialized():
         dist.destroy_process_group()

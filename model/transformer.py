@@ -198,6 +198,8 @@ class SoundTransformer(nn.Module):
         self.lora_u = nn.Parameter(torch.randn(C, D, r) * D**-0.5) if r else None
         self.lora_v = nn.Parameter(torch.zeros(C, V, r)) if r else None  # LoRA: starts as a no-op
         self.apply(self._init)
+        if cfg.freeze_text_embedding:  # a fixed random code must be unit-scale for the projection to read it
+            nn.init.normal_(self.text.embed.weight, std=1.0)
 
     @staticmethod
     def _init(m):

@@ -43,6 +43,8 @@ class BuildResult:
     rejected: int    # all rejects in the manifest
     new_rejects: int
     card: DatasetCard
+    decode_s: float = 0.0   # actor time spent decoding + resampling (all songs of this run)
+    encode_s: float = 0.0   # actor time spent in the codec
 
 
 def text_identity(text: str) -> tuple[dict, object]:
@@ -239,6 +241,7 @@ def build(cfg: BuildConfig) -> BuildResult:
 
     _compact_stale_shards(shard_dir, samples, shard_rows)
     built, new_rejects, pending = 0, 0, {}
+    decode_s = encode_s = 0.0
     t0, seconds_done = time.time(), 0.0
     if todo:
         sink = ShardSink(shard_dir, cfg.shard_samples)
@@ -247,6 +250,7 @@ def build(cfg: BuildConfig) -> BuildResult:
         for result in _encode_with_ray(todo, cfg):
             song = by_key[result["key"]]
             bar.update(1)
+            decode_s, encode_s = decode_s + result["decode_s"], encode_s + result["encode_s"]
             if not result["ok"]:
                 rejects[song["key"]] = {"key": song["key"], "source": song["source"], "stage": result["stage"],
                                         "reason": result["reason"], "content_sha256": song["content_sha256"]}
@@ -276,4 +280,4 @@ def build(cfg: BuildConfig) -> BuildResult:
         bar.close()
     commit()
     lock.close()
-    return BuildResult(built, kept, len(rejects), new_rejects, card)
+    return BuildResult(built, kept, len(rejects), new_rejects, card, decode_s, encode_s)

@@ -62,8 +62,10 @@ class SongEncoder:
         from model.lyrics import normalize_lyrics
         from model.audio import AudioDecodeError, load_audio
 
+        import time
+
         out = {"key": song["key"], "ok": False, "stage": "", "reason": "", "codes": b"", "text": b"",
-               "bert": b"", "lyrics": "", "meta": ""}
+               "bert": b"", "lyrics": "", "meta": "", "decode_s": 0.0, "encode_s": 0.0}
         stage = "lyrics"
         try:
             raw, encoding = read_lyrics(song["lyrics"])
@@ -71,9 +73,12 @@ class SongEncoder:
             if not lyrics:
                 raise ValueError("lyrics.txt is empty")
             stage = "decode"
+            t0 = time.perf_counter()
             audio = load_audio(song["audio"], self.codec.sample_rate, self.max_seconds)
+            t1 = time.perf_counter()
             stage = "encode"
             codes = self.codec.encode(audio.wav, audio.sample_rate)  # int16 [C, T]
+            out.update(decode_s=t1 - t0, encode_s=time.perf_counter() - t1)
             stage = "text"
             ids = np.asarray(self.tokenizer.encode(lyrics, song["genre_slot"]), dtype=np.int32)
             states = self.bert.states(lyrics) if self.bert is not None else None

@@ -36,3 +36,15 @@ def test_melody_follows_lyrics_and_genre(tokenizer):
     assert one != melody_notes("[verse]\n床前明月光", "rock", tokenizer)
     chorus = melody_notes("[chorus]\n床前明月光", "pop", tokenizer)
     assert [p + 12 for p, _ in one[1:]] == [p for p, _ in chorus[1:]]
+
+
+def test_the_language_of_the_lyrics_sets_the_key(tokenizer):
+    from pipeline.synth import key_offset
+
+    assert key_offset("[verse]\n床前明月光", tokenizer) == 0
+    assert key_offset("[verse]\nlove night dream fire", tokenizer) == 5
+    zh = melody_notes("[verse]\n床前 明月", "pop", tokenizer)
+    assert all(p is None or p < 100 for p, _ in zh)
+    mixed_en = melody_notes("[verse]\n明 love night dream fire", "pop", tokenizer)
+    mixed_zh = melody_notes("[verse]\n明", "pop", tokenizer)
+    assert mixed_en[1][0] == mixed_zh[1][0] + 5  # the same first syllable, a fourth up

@@ -79,7 +79,8 @@ def test_export_reloads_to_the_same_logits(small_data, tmp_path):
     cfg = json.loads((run / "run_config.json").read_text())["config"]
     torch.manual_seed(cfg["train"]["seed"])  # the frozen phoneme table is the seeded init, never trained
     reference = SoundTransformer(ModelConfig(**cfg["model"])).eval()
-    state = get_fp32_state_dict_from_zero_checkpoint(str(run / "checkpoints"))  # trainable weights
+    state = get_fp32_state_dict_from_zero_checkpoint(str(run / "checkpoints"))  # trainable weights, of TrainStep
+    state = {k.removeprefix("model."): v for k, v in state.items()}
     assert set(reference.state_dict()) - set(state) == {"text.embed.weight"}
     reference.load_state_dict(state, strict=False)
     codes = torch.randint(0, 1024, (1, 2, 20))
