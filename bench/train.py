@@ -2,9 +2,9 @@
 
 1. tokens/s of the DeepSpeed engine (ZeRO-1, our trainer's settings) versus a plain PyTorch loop
    (AdamW, clipping) on the same model and the same batches, in the same process. Goal: <= 5%
-   overhead. 2. peak memory of one training step versus context length (4.5k, 9k, 18k tokens),
-   with and without activation checkpointing, each in a fresh process (CPU: peak RSS; GPU: peak
-   allocated). MFU needs a GPU and is not measured here.
+   overhead. 2. memory of one training step versus context length (4.5k, 9k, 18k tokens), with
+   and without activation checkpointing, each in a fresh process: the activations autograd saves
+   (any device) and, on a GPU, peak allocated memory. MFU needs a GPU and is not measured here.
 Usage: python bench/train.py [--config configs/model/tiny.yaml] [--steps 20]
 """
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -95,20 +94,33 @@ def deepspeed_loop(model, batches, device, cfg, bf16: bool) -> float:
 
 
 def memory_child(config: str, tokens: int, ckpt: bool) -> dict:
+    """One forward + backward. Saved activations: the bytes autograd keeps for backward (unique
+    storages, counted with saved_tensors_hooks), exact on any device; on a GPU also the peak
+    allocated memory of the step."""
     import torch
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     cfg, model, batches = model_and_batches(config, tokens, 1, 1, ckpt)
     model = model.to(device).train()
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    seen: dict[int, int] = {}
+
+    def pack(t):
+        if isinstance(t, torch.Tensor) and t.device.type != "meta":
+            seen.setdefault(t.untyped_storage().data_ptr(), t.untyped_storage().nbytes())
+        return t
+
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-        logits, pb = model(*_args(batches[0], device))
-    model.loss(logits, pb)[0].backward()
-    peak = (torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda"
-            else (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024)
-    return {"tokens": tokens, "activation_checkpointing": ckpt, "step_memory_mb": peak, "device": device.type}
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            logits, pb = model(*_args(batches[0], device))
+        loss = model.loss(logits, pb)[0]
+    loss.backward()
+    row = {"tokens": tokens, "activation_checkpointing": ckpt, "saved_activations_mb": sum(seen.values()) / 2**20,
+           "device": device.type}
+    if device.type == "cuda":
+        row["peak_allocated_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return row
 
 
 def main() -> None:
@@ -146,11 +158,12 @@ def main() -> None:
             out = subprocess.run([sys.executable, __file__, "--memory-config", args.memory_config, "--memory-child",
                                   str(tokens_), str(ckpt)], capture_output=True, text=True, check=True)
             memory.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    print(f"\nmemory of one training step ({args.memory_config}, batch 1)\n{'tokens':>7} {'no ckpt MB':>11} {'ckpt MB':>9}")
+    print(f"\nactivations saved for backward, one step ({args.memory_config}, batch 1)\n"
+          f"{'tokens':>7} {'no ckpt MB':>11} {'ckpt MB':>9} {'ratio':>6}")
     for tokens_ in (4500, 9000, 18000):
-        a, b = (next(m["step_memory_mb"] for m in memory if m["tokens"] == tokens_ and m["activation_checkpointing"] == c)
+        a, b = (next(m["saved_activations_mb"] for m in memory if m["tokens"] == tokens_ and m["activation_checkpointing"] == c)
                 for c in (False, True))
-        print(f"{tokens_:7d} {a:11.0f} {b:9.0f}")
+        print(f"{tokens_:7d} {a:11.0f} {b:9.0f} {b / a:6.2f}")
     Path(args.out).write_text(json.dumps({"throughput": row, "memory": memory}, indent=2))
 
 

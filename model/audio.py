@@ -60,7 +60,6 @@ def _decode_native(path: Path) -> tuple[np.ndarray, int, int, int]:
             raise AudioDecodeError("not a readable audio file (no audio stream)")
         stream = container.streams.audio[0]
         rate = stream.codec_context.sample_rate or stream.rate
-        channels = stream.codec_context.channels or 1
         if not rate:
             raise AudioDecodeError("not a readable audio file (the audio stream has no sample rate)")
         to_float = av.AudioResampler(format="fltp")  # keeps layout and rate

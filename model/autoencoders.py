@@ -13,7 +13,6 @@ Both: `encode(codes) -> latents [B, L, T/stride]`, `decode(latents) -> codes [B,
 """
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
 import torch
@@ -97,7 +96,6 @@ def _encoder(cfg: AEConfig) -> nn.TransformerEncoder:
 
 def recon_stats(logits, codes, valid) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """CE over valid frames; per-codebook CE sums, counts and correct counts."""
-    C = codes.shape[1]
     target = codes.long().transpose(1, 2)  # [B, T, C]
     ce = F.cross_entropy(logits.float().flatten(0, 2), target.flatten(), reduction="none").view(target.shape)
     mask = valid[:, :, None].expand_as(ce).float()
@@ -306,15 +304,3 @@ def code_usage(usage: torch.Tensor) -> tuple[float, float]:
 def compression_factor(cfg: AEConfig) -> float:
     """EnCodec tokens per latent token."""
     return cfg.stride * cfg.num_codebooks / cfg.latent_channels
-
-
-def frames_for(cfg: AEConfig, latent_positions: int) -> int:
-    return latent_positions * cfg.stride
-
-
-def latent_frame_rate(codec_frame_rate: int, cfg: AEConfig) -> float:
-    return codec_frame_rate / cfg.stride
-
-
-def latent_steps(frames: int, cfg: AEConfig) -> int:
-    return math.ceil(frames / cfg.stride)

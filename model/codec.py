@@ -235,6 +235,3 @@ class Codec:
             wav = self.model.decoder(emb)[0, 0]  # [samples]
             out[start * hop : stop * hop] = wav[(start - ctx_start) * hop : (stop - ctx_start) * hop].numpy()
         return out
-
-    def frames_for_seconds(self, seconds: float) -> int:
-        return math.ceil(seconds * self.frame_rate)

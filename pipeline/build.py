@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from manifests import DatasetCard, read_manifest, split_for_key, write_manifest
+from manifests import DatasetCard, file_sha256, read_manifest, split_for_key, write_manifest
 from model.errors import AutoSongError
 from model.lyrics import MAX_GENRES, UNKNOWN_GENRE, default_tokenizer
 from pipeline.encode import SAMPLE_FIELDS
@@ -80,8 +80,6 @@ def _known_rows(out: Path, shard_dir: Path) -> tuple[dict[str, dict], dict[str, 
     killed build finished but never indexed. Returns (rows by key, shard rows by path)."""
     rows = {r["key"]: r for r in read_manifest(out, "samples", missing_ok=True)}
     shards = {r["path"]: r for r in read_manifest(out, "shards", missing_ok=True)}
-    from pipeline.shards import shard_sha256
-
     for path in final_shards(shard_dir):
         if path.name in shards:
             continue
@@ -89,7 +87,7 @@ def _known_rows(out: Path, shard_dir: Path) -> tuple[dict[str, dict], dict[str, 
         for meta in metas:
             rows[meta["key"]] = {**{f: meta[f] for f in SAMPLE_FIELDS}, "shard": path.name}
         shards[path.name] = {"path": path.name, "samples": len(metas), "bytes": path.stat().st_size,
-                             "sha256": shard_sha256(path)}
+                             "sha256": file_sha256(path)}
     return rows, shards
 
 

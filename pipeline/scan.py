@@ -10,6 +10,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from manifests import file_sha256
 from model.lyrics import normalize_genre
 
 # When a folder holds several audio files, lossless wins.
@@ -38,14 +39,6 @@ class ScanReject:
     key: str
     source: str
     reason: str
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def tag_genre(audio: Path) -> str | None:

@@ -5,13 +5,14 @@ before a crash (renamed, not yet in the manifests) is adopted by the next build,
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from manifests import file_sha256
 
 SHARD_NAME = re.compile(r"^shard-(\d{6})\.tar$")
 
@@ -26,14 +27,6 @@ class ShardInfo:
 
     def row(self) -> dict:
         return {"path": self.path, "samples": self.samples, "bytes": self.bytes, "sha256": self.sha256}
-
-
-def shard_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def final_shards(shard_dir: Path) -> list[Path]:
@@ -102,7 +95,7 @@ class ShardSink:
             return None
         self._writer.close()
         final = self.shard_dir / f"shard-{self.next_index:06d}.tar"
-        info = ShardInfo(final.name, len(self._keys), self._tmp.stat().st_size, shard_sha256(self._tmp), self._keys)
+        info = ShardInfo(final.name, len(self._keys), self._tmp.stat().st_size, file_sha256(self._tmp), self._keys)
         with open(self._tmp, "rb") as f:  # the bytes are on disk before the name says "complete"
             os.fsync(f.fileno())
         os.replace(self._tmp, final)

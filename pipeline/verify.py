@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from manifests import DatasetCard, read_manifest
-from pipeline.shards import read_samples, shard_sha256
+from manifests import DatasetCard, file_sha256, read_manifest
+from pipeline.shards import read_samples
 
 
 def _check_sample(key: str, files: dict[str, bytes], row: dict, card: DatasetCard) -> list[str]:
@@ -59,7 +59,7 @@ def verify(out: str | Path) -> tuple[int, list[str]]:
         if not path.exists():
             problems.append(f"{name}: missing (listed in shards.parquet)")
             continue
-        if path.stat().st_size != shard["bytes"] or shard_sha256(path) != shard["sha256"]:
+        if path.stat().st_size != shard["bytes"] or file_sha256(path) != shard["sha256"]:
             problems.append(f"{name}: contents changed since the build (sha256 mismatch)")
         try:
             members = read_samples(path)

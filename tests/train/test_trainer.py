@@ -1,8 +1,6 @@
 import json
 import shutil
-import sys
 
-import numpy as np
 import pytest
 import torch
 
