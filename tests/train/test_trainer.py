@@ -119,3 +119,16 @@ def test_overfit_one_short_song_to_99_percent_token_accuracy(overfit_run):
         logits, pb = model(batch["codes"], batch["lengths"], batch["frame_offset"], batch["text_ids"], batch["text_mask"])
     accuracy = (logits.argmax(-1) == pb.targets)[pb.valid].float().mean().item()
     assert accuracy >= 0.99, accuracy
+
+
+@pytest.mark.slow
+def test_zero2_with_optimizer_offload(small_data, tmp_path):
+    """DeepSpeed's CPU Adam runs the offloaded step (compiled once per machine, ~100 s here)."""
+    run = tmp_path / "run"
+    out = train_cli("--data", str(small_data), "--run", str(run), "--deepspeed", "configs/deepspeed/zero2_offload.json",
+                    "--steps", "4", *TINY, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    ds = json.loads((run / "run_config.json").read_text())["deepspeed"]
+    assert ds["zero_optimization"]["offload_optimizer"]["device"] == "cpu" and ds["optimizer"]["type"] == "AdamW"
+    m = read_metrics(run)
+    assert m[-1]["loss"] < m[0]["loss"]
