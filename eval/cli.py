@@ -44,9 +44,7 @@ def generate_for_report(bundle, data: str, split: str, count: int, seconds: floa
 
 def run(argv) -> int:
     from eval.evaluate import evaluate, format_table
-    from eval.report import write_report
     from model.bundle import load_bundle
-    from model.audio import write_wav
 
     args = parser().parse_args(argv)
     bundle = load_bundle(args.checkpoint)
@@ -68,16 +66,27 @@ def run(argv) -> int:
         result["end_to_end"] = e2e = end_to_end(bundle, args.data, args.split, args.max_songs)
         print(f"\nend to end (latents -> {bundle.parent['ae_kind']} decoder -> EnCodec tokens): CE "
               + ", ".join(f"{k} {v:.3f}" for k, v in e2e["ce"].items()) + f", top-1 {e2e['accuracy']['mean']:.1%}")
-    songs = generate_for_report(bundle, args.data, args.split, args.generate, args.seconds, args.cfg, args.seed)
-    for i, s in enumerate(songs):
-        write_wav(out / f"generated_{i}.wav", s["wav"], 24_000)
-    result["generated"] = [{"title": s["title"], "genre": s["genre"], "wav": f"generated_{i}.wav"} for i, s in enumerate(songs)]
-    (out / "eval.json").write_text(json.dumps(result, indent=2))
-    metrics_path = bundle.path.parent / "metrics.jsonl"
-    metrics = [json.loads(x) for x in metrics_path.read_text().splitlines() if x] if metrics_path.exists() else []
-    report = write_report(out / "report.html", result, metrics, songs, 24_000)
+    report = write_outputs(bundle, result, args.data, args.split, out, args.generate, args.seconds, args.cfg, args.seed)
     print(f"\nwrote {out / 'eval.json'} and {report}")
     return 0
+
+
+def write_outputs(bundle, result: dict, data: str, split: str, out: Path, generate: int, seconds: float,
+                  cfg: float, seed: int) -> Path:
+    """Songs generated from held-out lyrics (WAVs), eval.json, and report.html with the run's
+    training curves. Returns the report's path."""
+    from eval.report import write_report
+    from model.audio import write_wav
+
+    songs = generate_for_report(bundle, data, split, generate, seconds, cfg, seed)
+    for i, s in enumerate(songs):
+        write_wav(out / f"generated_{i}.wav", s["wav"], 24_000)
+    result["generated"] = [{"title": s["title"], "genre": s["genre"], "wav": f"generated_{i}.wav"}
+                           for i, s in enumerate(songs)]
+    (out / "eval.json").write_text(json.dumps(result, indent=2))
+    metrics_path = bundle.path.parent / "metrics.jsonl"
+    history = [json.loads(x) for x in metrics_path.read_text().splitlines() if x] if metrics_path.exists() else []
+    return write_report(out / "report.html", result, history, songs, 24_000)
 
 
 def main(argv: list[str] | None = None) -> int:

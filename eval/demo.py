@@ -8,7 +8,6 @@ is reachable.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -36,10 +35,8 @@ def run(argv) -> int:
 
     import torch.distributed as dist
 
-    from eval.cli import generate_for_report
+    from eval.cli import write_outputs
     from eval.evaluate import evaluate, format_table
-    from eval.report import write_report
-    from model.audio import write_wav
     from model.bundle import load_bundle
     from pipeline.build import BuildConfig, build
     from pipeline.summary import summary
@@ -79,16 +76,9 @@ def run(argv) -> int:
     print("[4/5] eval on held-out songs:\n")
     print(format_table(metrics), "\n")
 
-    songs = generate_for_report(bundle, str(data), "val", 2, args.generate_seconds, 3.0, args.seed)
-    for i, s in enumerate(songs):
-        write_wav(report_dir / f"generated_{i}.wav", s["wav"], 24_000)
-    metrics["generated"] = [{"title": s["title"], "genre": s["genre"], "wav": f"generated_{i}.wav"}
-                            for i, s in enumerate(songs)]
-    (report_dir / "eval.json").write_text(json.dumps(metrics, indent=2))
-    history = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x]
-    report = write_report(report_dir / "report.html", metrics, history, songs, 24_000)
+    report = write_outputs(bundle, metrics, str(data), "val", report_dir, 2, args.generate_seconds, 3.0, args.seed)
     gain = metrics["conditioning_gain"]["shuffled_lyrics"]
-    print(f"[5/5] generated {len(songs)} songs from held-out lyrics: {report_dir}/generated_*.wav")
+    print(f"[5/5] generated {len(metrics['generated'])} songs from held-out lyrics: {report_dir}/generated_*.wav")
     print(f"\nconditioning gain, true vs shuffled lyrics: {gain['mean']:+.4f} nats/token "
           f"(95% CI [{gain['ci95'][0]:+.4f}, {gain['ci95'][1]:+.4f}], {gain['songs']} held-out songs)")
     print(f"report: {report.resolve()}   ({time.time() - t0:.0f} s in all)")
