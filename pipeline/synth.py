@@ -7,6 +7,10 @@ of the lyrics also sets the key: mostly Chinese stays in the genre's key, mostly
 moves melody and bass a fourth up, a content rule that holds for songs a model never saw (the
 per-syllable table needs far more training to generalise). So lyrics and genre really shape
 the audio, and conditioning gain on this corpus is a meaningful check.
+
+A song holds its complete lyrics: lines are added until their melody covers the length asked
+for, and the audio lasts exactly as long as that melody (plus a short tail), as a real song's
+lyrics cover the whole song. So lyric position l of L falls near time t of T.
 """
 from __future__ import annotations
 
@@ -56,9 +60,11 @@ def _lyric_line(rng: np.random.Generator) -> str:
     return {"zh": zh, "en": en.capitalize(), "mix": f"{zh[:4]} {en.split()[0]} {en.split()[-1]}"}[kind]
 
 
+TAIL_SECONDS = 0.5  # the last note rings out after the lyrics end
+
+
 def make_lyrics(rng: np.random.Generator, seconds: float, genre: str, tokenizer: LyricsTokenizer) -> str:
-    """Sections of lines until the melody they imply covers `seconds`."""
-    beat = 60.0 / GENRES[genre].bpm
+    """Sections of lines, a line at a time, until the melody they imply covers `seconds`."""
     lines: list[str] = []
     chorus = None
     for n in range(64):
@@ -69,11 +75,22 @@ def make_lyrics(rng: np.random.Generator, seconds: float, genre: str, tokenizer:
             body = [_lyric_line(rng) for _ in range(2 if tag in ("[chorus]", "[outro]") else 3)]
             if tag == "[chorus]":
                 chorus = body
-        lines += ([""] if lines else []) + [tag] + body
-        text = "\n".join(lines) + "\n"
-        if sum(b for _, b in melody_notes(text, genre, tokenizer)) * beat >= seconds:
-            break
+        lines += ([""] if lines else []) + [tag]
+        for line in body:
+            lines.append(line)
+            text = "\n".join(lines) + "\n"
+            if melody_seconds(text, genre, tokenizer) >= seconds:
+                return text
     return text
+
+
+def melody_seconds(lyrics: str, genre: str, tokenizer: LyricsTokenizer) -> float:
+    return sum(b for _, b in melody_notes(lyrics, genre, tokenizer)) * 60.0 / GENRES[genre].bpm
+
+
+def song_seconds(lyrics: str, genre: str, tokenizer: LyricsTokenizer) -> float:
+    """How long the rendered song of these lyrics lasts: their whole melody and a tail."""
+    return melody_seconds(lyrics, genre, tokenizer) + TAIL_SECONDS
 
 
 def _is_syllable(tok: str) -> bool:
@@ -123,22 +140,29 @@ def melody_notes(lyrics: str, genre: str, tokenizer: LyricsTokenizer) -> list[tu
     return notes
 
 
+def note_timeline(lyrics: str, genre: str, tokenizer: LyricsTokenizer) -> list[tuple[float, float, int]]:
+    """The sung notes as (start seconds, length seconds, MIDI pitch); rests left out."""
+    beat = 60.0 / GENRES[genre].bpm
+    out, pos = [], 0.0
+    for pitch, beats in melody_notes(lyrics, genre, tokenizer):
+        if pitch is not None:
+            out.append((pos, beats * beat, pitch))
+        pos += beats * beat
+    return out
+
+
 def render_song(lyrics: str, genre: str, seconds: float, rng: np.random.Generator,
                 tokenizer: LyricsTokenizer | None = None) -> np.ndarray:
-    """Stereo float32 [N, 2] at SAMPLE_RATE: lead melody + bass + drums."""
+    """Stereo float32 [N, 2] at SAMPLE_RATE, `seconds` long: lead melody + bass + drums."""
     style = GENRES[genre]
     tokenizer = tokenizer or default_tokenizer()
     sr, n = SAMPLE_RATE, int(seconds * SAMPLE_RATE)
     beat = 60.0 / style.bpm
     lead = np.zeros(n)
-    pos = 0.0
-    for pitch, beats in melody_notes(lyrics, genre, tokenizer):
-        start, length = int(pos * sr), int(beats * beat * sr)
-        pos += beats * beat
+    for start_s, length_s, pitch in note_timeline(lyrics, genre, tokenizer):
+        start, length = int(start_s * sr), int(length_s * sr)
         if start >= n:
             break
-        if pitch is None:
-            continue
         t = np.arange(min(length, n - start)) / sr
         f0 = 440.0 * 2 ** ((pitch - 69) / 12)
         vibrato = 1 + 0.004 * np.sin(2 * np.pi * 5.5 * t)
@@ -169,7 +193,8 @@ def render_song(lyrics: str, genre: str, seconds: float, rng: np.random.Generato
 
 
 def synth_corpus(out_dir: str | Path, songs: int = 8, seconds: float = 10.0, seed: int = 0) -> list[Path]:
-    """Write `out_dir/song_XXX/{lyrics.txt, audio.mp3|audio.flac, genre.txt}`; returns the folders."""
+    """Write `out_dir/song_XXX/{lyrics.txt, audio.mp3|audio.flac, genre.txt}`; returns the folders.
+    Each song lasts at least `seconds`: its complete lyrics' melody, so up to a line longer."""
     out_dir = Path(out_dir)
     tokenizer = default_tokenizer()
     names = sorted(GENRES)
@@ -178,7 +203,7 @@ def synth_corpus(out_dir: str | Path, songs: int = 8, seconds: float = 10.0, see
         rng = np.random.default_rng([seed, i])
         genre = names[int(rng.integers(len(names)))]
         lyrics = make_lyrics(rng, seconds, genre, tokenizer)
-        audio = render_song(lyrics, genre, seconds, rng, tokenizer)
+        audio = render_song(lyrics, genre, song_seconds(lyrics, genre, tokenizer), rng, tokenizer)
         folder = out_dir / f"song_{i:03d}"
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "lyrics.txt").write_text(lyrics, encoding="utf-8")

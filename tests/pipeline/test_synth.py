@@ -1,9 +1,10 @@
 import hashlib
 
 import numpy as np
+import pytest
 
 from model.audio import load_audio
-from pipeline.synth import GENRES, melody_notes, synth_corpus
+from pipeline.synth import GENRES, melody_notes, song_seconds, synth_corpus
 
 
 def digest(folder):
@@ -24,8 +25,32 @@ def test_synth_is_deterministic_per_seed_and_decodable(tmp_path, tokenizer):
         lyrics = (folder / "lyrics.txt").read_text(encoding="utf-8")
         assert "[verse]" in lyrics
         audio = load_audio(next(folder.glob("audio.*")), 24_000)
-        assert abs(audio.seconds - 3.0) < 0.1 and audio.channels == 2 and audio.source_rate == 44_100
+        # the song holds its complete lyrics: it lasts as long as their melody, at least 3 s
+        expected = song_seconds(lyrics, genre, tokenizer)
+        assert expected >= 3.0 and abs(audio.seconds - expected) < 0.1
+        assert audio.channels == 2 and audio.source_rate == 44_100
         assert np.abs(audio.wav).max() > 0.1
+
+
+def test_lyrics_stop_at_the_line_that_fills_the_length(tokenizer):
+    from pipeline.synth import make_lyrics, melody_seconds
+
+    rng = np.random.default_rng(3)
+    lyrics = make_lyrics(rng, 5.0, "pop", tokenizer)
+    assert melody_seconds(lyrics, "pop", tokenizer) >= 5.0
+    shorter = "\n".join(lyrics.rstrip("\n").split("\n")[:-1]) + "\n"  # one line less
+    assert melody_seconds(shorter, "pop", tokenizer) < 5.0
+
+
+def test_note_timeline_is_the_melody_in_seconds(tokenizer):
+    from pipeline.synth import note_timeline
+
+    notes = note_timeline("[verse]\n床前明月光", "pop", tokenizer)
+    beat = 60 / GENRES["pop"].bpm
+    assert len(notes) == 5 and notes[0][0] == pytest.approx(beat)  # after the 1-beat rest
+    assert [p for _, _, p in notes] == [p for p, _ in melody_notes("[verse]\n床前明月光", "pop", tokenizer)[1:]]
+    for (s0, l0, _), (s1, _, _) in zip(notes, notes[1:]):
+        assert s1 == pytest.approx(s0 + l0)
 
 
 def test_melody_follows_lyrics_and_genre(tokenizer):
