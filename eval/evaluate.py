@@ -96,7 +96,8 @@ def _score(model, song: Song, text: np.ndarray, bert, null: bool) -> dict:
     for start in range(0, min(T, cfg.max_frames), W):  # frames past max_frames have no position
         window = torch.from_numpy(song.codes[:, start : min(start + W, cfg.max_frames)].astype(np.int64))[None]
         frames = window.shape[-1]
-        logits, pb = model(window, torch.tensor([frames]), torch.tensor([start]), ids, mask, b, bm, cond_drop=drop)
+        logits, pb = model(window, torch.tensor([frames]), torch.tensor([start]), ids, mask, b, bm, cond_drop=drop,
+                           song_frames=torch.tensor([T]))
         targets = pb.targets.masked_fill(~pb.valid, 0)
         ce = F.cross_entropy(logits.float().flatten(0, 2), targets.flatten(), reduction="none").view(targets.shape)
         hit = logits.argmax(-1) == targets

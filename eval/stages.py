@@ -70,7 +70,8 @@ def end_to_end(bundle: Bundle, data: str, split: str = "val", max_songs: int | N
         for start in range(0, song.codes.shape[1], W):
             window = torch.from_numpy(song.codes[:, start : start + W].astype(np.int64))[None]
             T = window.shape[-1]
-            logits, pb = model(window, torch.tensor([T]), torch.tensor([start]), ids, mask)
+            logits, pb = model(window, torch.tensor([T]), torch.tensor([start]), ids, mask,
+                               song_frames=torch.tensor([song.codes.shape[1]]))
             predicted = to_frames(model.cfg.pattern, logits.argmax(-1), model.cfg.num_codebooks, T)  # [1, L, T']
             recon = ae.model.decode_logits(predicted)  # [1, T' * stride, C, V]
             truth = torch.from_numpy(audio[song.key][:, start * stride : (start + T) * stride].astype(np.int64))

@@ -97,6 +97,7 @@ class Sampler:
             null_mem, null_mask = model.text(text_ids, text_mask, bert, bert_mask, drop=torch.ones(B, dtype=torch.bool, device=dev))
             memory, mask = torch.cat([memory, null_mem]), torch.cat([mask, null_mask])
         total = patterns.steps_for_frames(self.cfg.pattern, frames, C)
+        song_frames = torch.full((memory.shape[0],), frames, device=dev)  # the song is as long as asked
         cache = model.new_cache(memory.shape[0], total)
         codes = torch.zeros(B, C, frames, dtype=torch.long, device=dev)
         known = torch.zeros(C, frames, dtype=torch.bool, device=dev)
@@ -121,7 +122,7 @@ class Sampler:
             pos = torch.cat([p[2] for p in parts], 1)
             if guided:
                 ids, pos = torch.cat([ids, ids]), torch.cat([pos, pos])
-            logits = model.step(ids, cb, pos, memory, mask, cache)[:, -1]  # [B(x2), P, V]
+            logits = model.step(ids, cb, pos, memory, mask, cache, song_frames)[:, -1]  # [B(x2), P, V]
             if guided:
                 cond, uncond = logits[:B], logits[B:]
                 logits = uncond + settings.cfg * (cond - uncond)

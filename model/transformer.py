@@ -6,10 +6,19 @@ the design, or pre-LN); logits = H W_shared^T + (H U_c) V_c^T per codebook c (Lo
 off). Memory M = Linear(PhonemeEmbed(ids) + PosEmb_text), or Linear(BERT states) after the
 genre token; with probability `cond_dropout` it is a learned null memory instead, which is what
 classifier-free guidance contrasts at generation time.
+
+Alignment (`cross_align: prior`): the complete lyrics are the memory and the model decides the
+timing, but a song sings lyric token l of L near frame t of T. Each cross-attention head adds a
+Gaussian log-prior -w_h (t/T - l/L)^2 to its scores, with a learned width per head (initialised
+from sharp to nearly flat; the genre token is exempt), the static alignment prior that TTS
+aligners use to find the diagonal early. T is the song's length in frames: the whole song's in
+training and eval, the requested length at generation.
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -17,6 +26,8 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from model import patterns
+
+CROSS_ALIGN = ("none", "prior")
 
 
 @dataclass
@@ -38,6 +49,7 @@ class ModelConfig:
     norm: str = "post"                 # post (the design) | pre
     pattern: str = "flatten"           # flatten (the design) | delay (MusicGen)
     cond_dropout: float = 0.1
+    cross_align: str = "none"          # none | prior (lyric position l/L near song progress t/T)
     activation_checkpointing: bool = False
 
     def __post_init__(self):
@@ -45,6 +57,8 @@ class ModelConfig:
             raise ValueError(f"model.norm {self.norm!r}: expected post or pre")
         if self.pattern not in patterns.PATTERNS:
             raise ValueError(f"model.pattern {self.pattern!r}: expected one of {patterns.PATTERNS}")
+        if self.cross_align not in CROSS_ALIGN:
+            raise ValueError(f"model.cross_align {self.cross_align!r}: expected one of {CROSS_ALIGN}")
         if self.d_model % self.n_heads:
             raise ValueError(f"model.d_model {self.d_model} is not a multiple of n_heads {self.n_heads}")
 
@@ -93,6 +107,19 @@ class SelfAttention(nn.Module):
         return self.out(y.transpose(1, 2).reshape(B, S, D))
 
 
+def alignment_distance(positions, song_frames, memory_mask):
+    """Squared distance between song progress and lyric progress, [B, 1, S, L]; 0 for the genre
+    slot (memory position 0), which every frame may read. positions [B, S] absolute frames,
+    song_frames [B] frames in the whole song, memory_mask [B, L] (valid slots first)."""
+    t = (positions.float() + 0.5) / song_frames.float().clamp(min=1)[:, None]  # [B, S]
+    n_lyrics = (memory_mask[:, 1:].sum(1, keepdim=True)).clamp(min=1).float()  # [B, 1]
+    idx = torch.arange(memory_mask.shape[1], device=memory_mask.device)[None].float()
+    lyric = (idx - 0.5) / n_lyrics  # [B, L]: slot l >= 1 sits at (l - 1/2) / n
+    dist = (t.clamp(0, 1)[:, :, None] - lyric[:, None, :]) ** 2  # [B, S, L]
+    dist[:, :, 0] = 0.0
+    return dist[:, None]
+
+
 class CrossAttention(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -100,18 +127,36 @@ class CrossAttention(nn.Module):
         self.q = nn.Linear(cfg.d_model, cfg.d_model)
         self.kv = nn.Linear(cfg.d_model, 2 * cfg.d_model)
         self.out = nn.Linear(cfg.d_model, cfg.d_model)
+        self.prior_log_w = None
+        if cfg.cross_align == "prior":
+            # widths sigma from 0.03 (a few lyric tokens of a long song) to 0.3 (nearly flat)
+            sigma = 0.03 * 10 ** torch.linspace(0, 1, cfg.n_heads)
+            self.prior_log_w = nn.Parameter(torch.log(0.5 / sigma**2))
+        self.record = False  # keep the attention weights of the last call (for plots)
+        self.weights: torch.Tensor | None = None
 
     def memory_kv(self, memory):
         B, L, D = memory.shape
         k, v = self.kv(memory).view(B, L, 2, self.n_heads, D // self.n_heads).permute(2, 0, 3, 1, 4)
         return k, v  # [B, H, L, Dh]
 
-    def forward(self, x, memory, memory_mask, kv=None):
+    def forward(self, x, memory, memory_mask, kv=None, align_dist=None):
         B, S, D = x.shape
         q = self.q(x).view(B, S, self.n_heads, D // self.n_heads).transpose(1, 2)
         k, v = kv if kv is not None else self.memory_kv(memory)
         mask = memory_mask[:, None, None, :]  # [B, 1, 1, L] True = attend
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
+        if self.prior_log_w is not None:  # additive log-prior [B, H, S, L]; -inf where masked
+            w = self.prior_log_w.exp().to(q.dtype)[None, :, None, None]
+            mask = (-w * align_dist.to(q.dtype)).masked_fill(~mask, float("-inf"))
+        if self.record:
+            scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
+            scores = scores + mask if mask.dtype != torch.bool else scores.masked_fill(~mask, float("-inf"))
+            probs = scores.softmax(-1)  # [B, H, S, L]
+            self.weights = probs.mean(1).detach()
+            y = probs @ v
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
+                                               dropout_p=self.dropout if self.training else 0.0)
         return self.out(y.transpose(1, 2).reshape(B, S, D))
 
 
@@ -132,12 +177,12 @@ class DecoderLayer(nn.Module):
         self.norms = nn.ModuleList(nn.LayerNorm(cfg.d_model) for _ in range(3))
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x, memory, memory_mask, cache: KVCache | None = None, layer: int = 0):
+    def forward(self, x, memory, memory_mask, cache: KVCache | None = None, layer: int = 0, align_dist=None):
         cross_kv = cache.cross[layer] if cache is not None else None
         if cache is not None and cross_kv is None:
             cross_kv = cache.cross[layer] = self.cross_attn.memory_kv(memory)
         blocks = (lambda h: self.self_attn(h, cache, layer),
-                  lambda h: self.cross_attn(h, memory, memory_mask, cross_kv),
+                  lambda h: self.cross_attn(h, memory, memory_mask, cross_kv, align_dist),
                   self.mlp)
         for norm, block in zip(self.norms, blocks):
             if self.pre:   # x + f(LN(x))
@@ -235,12 +280,12 @@ class SoundTransformer(nn.Module):
             out = out + torch.einsum("bspr,bspvr->bspv", torch.einsum("bspd,bspdr->bspr", h, u), v)
         return out
 
-    def decode(self, x, memory, memory_mask, cache: KVCache | None = None):
+    def decode(self, x, memory, memory_mask, cache: KVCache | None = None, align_dist=None):
         for i, layer in enumerate(self.layers):
             if self.cfg.activation_checkpointing and self.training and cache is None:
-                x = checkpoint(layer, x, memory, memory_mask, use_reentrant=False)
+                x = checkpoint(layer, x, memory, memory_mask, None, i, align_dist, use_reentrant=False)
             else:
-                x = layer(x, memory, memory_mask, cache, i)
+                x = layer(x, memory, memory_mask, cache, i, align_dist)
         if cache is not None:
             cache.length += x.shape[1]
         return self.final_norm(x)
@@ -250,25 +295,61 @@ class SoundTransformer(nn.Module):
         p = next(self.parameters())
         return KVCache(self.cfg, batch, max_steps, p.device, p.dtype)
 
-    def step(self, inputs, codebook, positions, memory, memory_mask, cache: KVCache):
+    def alignment(self, positions, song_frames, memory_mask):
+        """What cross-attention's prior needs ([B, 1, S, L]), or None when it has none."""
+        if self.cfg.cross_align == "none":
+            return None
+        return alignment_distance(positions, song_frames, memory_mask)
+
+    def step(self, inputs, codebook, positions, memory, memory_mask, cache: KVCache, song_frames=None):
         """Run S new steps (S > 1 for a prompt) on top of `cache`. inputs [B, S, K] ids,
-        codebook [S] or [B, S], positions [B, S]. Returns logits [B, S, P, V]."""
+        codebook [S] or [B, S], positions [B, S], song_frames [B] (the song's whole length,
+        for the alignment prior). Returns logits [B, S, P, V]."""
         x = self.embed_steps(inputs, codebook, positions)
-        h = self.decode(x, memory, memory_mask, cache)
+        h = self.decode(x, memory, memory_mask, cache, self._align(positions, song_frames, memory_mask))
         return self.logits(h, codebook)
+
+    def _align(self, positions, song_frames, memory_mask):
+        if self.cfg.cross_align != "none" and song_frames is None:
+            raise ValueError("this model's cross-attention prior needs song_frames (the song's length in frames)")
+        return self.alignment(positions, song_frames, memory_mask)
 
     # ---- training ---------------------------------------------------------------------------
     def forward(self, codes, lengths, frame_offset, text_ids, text_mask, bert=None, bert_mask=None,
-                cond_drop=None):
+                cond_drop=None, song_frames=None):
         """Args: codes [B, C, T], lengths [B], frame_offset [B], text_ids/text_mask [B, L],
-        bert [B, Lb, d_bert] (optional). Returns: logits [B, S, P, V], the PatternBatch."""
+        bert [B, Lb, d_bert] (optional), song_frames [B] (the whole song's frames; default: the
+        window ends the song). Returns: logits [B, S, P, V], the PatternBatch."""
         batch = patterns.build(self.cfg.pattern, codes.long(), lengths, frame_offset, self.cfg.codebook_size)
         if cond_drop is None and self.training and self.cfg.cond_dropout > 0:
             cond_drop = torch.rand(codes.shape[0], device=codes.device) < self.cfg.cond_dropout
         memory, memory_mask = self.text(text_ids, text_mask, bert, bert_mask, cond_drop)
+        if song_frames is None:
+            song_frames = frame_offset + lengths
         x = self.embed_steps(batch.inputs, batch.codebook, batch.positions)
-        h = self.decode(x, memory, memory_mask)
+        h = self.decode(x, memory, memory_mask, align_dist=self._align(batch.positions, song_frames, memory_mask))
         return self.logits(h, batch.codebook), batch
+
+    @torch.no_grad()
+    def cross_attention_map(self, codes, text_ids, text_mask, song_frames=None, bert=None, bert_mask=None):
+        """Teacher-forced cross-attention weights, averaged over heads and layers, per frame:
+        codes [B, C, T] -> [B, T, L] (each frame's steps averaged). For plots of alignment."""
+        B, C, T = codes.shape
+        modules = [layer.cross_attn for layer in self.layers]
+        for m in modules:
+            m.record = True
+        try:
+            zero = torch.zeros(B, dtype=torch.long, device=codes.device)
+            _, pb = self(codes, torch.full_like(zero, T), zero, text_ids, text_mask, bert, bert_mask,
+                         cond_drop=torch.zeros(B, dtype=torch.bool, device=codes.device), song_frames=song_frames)
+            weights = torch.stack([m.weights for m in modules]).mean(0)  # [B, S, L]
+        finally:
+            for m in modules:
+                m.record, m.weights = False, None
+        frame = pb.positions.clamp(max=T - 1)  # [B, S] the frame each step belongs to
+        out = torch.zeros(B, T, weights.shape[-1], device=codes.device).index_add_(1, frame[0], weights)
+        count = torch.zeros(T, device=codes.device).index_add_(0, frame[0], torch.ones_like(frame[0], dtype=torch.float))
+        return out / count.clamp(min=1)[None, :, None]
 
     def loss(self, logits, batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Mean CE over real targets, and per-codebook CE sums and counts (for logging)."""

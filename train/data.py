@@ -54,7 +54,8 @@ def collate(windows: list[dict], with_bert: bool) -> dict:
         text[i, : len(w["text"])] = torch.from_numpy(w["text"].astype(np.int64))
         text_mask[i, : len(w["text"])] = True
     batch = {"codes": codes, "lengths": torch.tensor([w["codes"].shape[1] for w in windows]),
-             "frame_offset": torch.tensor([w["offset"] for w in windows]), "text_ids": text,
+             "frame_offset": torch.tensor([w["offset"] for w in windows]),
+             "song_frames": torch.tensor([w["song_frames"] for w in windows]), "text_ids": text,
              "text_mask": text_mask, "keys": [w["key"] for w in windows]}
     if with_bert:
         Lb = max(len(w["bert"]) for w in windows)
@@ -114,7 +115,7 @@ class ShardStream(IterableDataset):
             last_start = max(0, min(T, self.cfg.max_frames) - W)
             offset = int(rng.integers(0, last_start + 1)) if T > W else 0
             window = {"key": sample["__key__"], "codes": codes[:, offset : offset + W], "offset": offset,
-                      "text": _load(sample["text.npy"])}
+                      "song_frames": T, "text": _load(sample["text.npy"])}
             if self.cfg.with_bert:
                 window["bert"] = _load(sample["bert.npy"])
             yield window

@@ -128,7 +128,8 @@ class TrainStep(torch.nn.Module):
         if self.stage in ("gumbel_ae", "vqvae"):
             return self.model(batch["codes"], batch["lengths"], step)
         logits, pb = self.model(batch["codes"], batch["lengths"], batch["frame_offset"], batch["text_ids"],
-                                batch["text_mask"], batch.get("bert"), batch.get("bert_mask"))
+                                batch["text_mask"], batch.get("bert"), batch.get("bert_mask"),
+                                song_frames=batch["song_frames"])
         loss, s, n = self.model.loss(logits, pb)
         return loss, s, n, {}
 

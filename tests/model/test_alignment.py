@@ -1,0 +1,81 @@
+"""The cross-attention alignment prior: song progress t/T meets lyric progress l/L."""
+import pytest
+import torch
+
+from model.transformer import ModelConfig, SoundTransformer, alignment_distance
+from tests.model.test_transformer import batch, tiny
+
+
+def test_distance_is_zero_on_the_diagonal_and_spares_the_genre_slot():
+    mask = torch.tensor([[True] * 5 + [False] * 3])  # genre + 4 lyric tokens, then padding
+    positions = torch.tensor([[0, 25, 50, 75, 99]])
+    d = alignment_distance(positions, torch.tensor([100]), mask)[0, 0]  # [S, L]
+    assert d.shape == (5, 8)
+    assert torch.all(d[:, 0] == 0)  # genre: free for every frame
+    nearest = d[:, 1:5].argmin(-1)
+    assert nearest.tolist() == [0, 1, 2, 3, 3]  # frame t of T reads lyric token ~ t/T * L
+    assert d[0, 1] < d[0, 4]
+
+
+def test_empty_lyrics_and_null_memory_keep_finite_scores():
+    mask = torch.tensor([[True, False, False]])
+    d = alignment_distance(torch.tensor([[3]]), torch.tensor([10]), mask)
+    assert torch.isfinite(d).all()
+
+
+@pytest.mark.parametrize("pattern", ["flatten", "delay"])
+def test_prior_cached_steps_equal_the_full_forward(pattern):
+    model = tiny(pattern=pattern, cross_align="prior").eval()
+    codes, lengths, off, ids, mask = batch(B=2, T=9)
+    song = torch.tensor([40, 25])
+    with torch.no_grad():
+        full, pb = model(codes, lengths, off + 3, ids, mask, song_frames=song)
+        memory, mmask = model.text(ids, mask)
+        cache = model.new_cache(2, pb.inputs.shape[1])
+        cb = pb.codebook
+        pieces = [model.step(pb.inputs[:, :5], cb[:5], pb.positions[:, :5], memory, mmask, cache, song)]
+        for s in range(5, pb.inputs.shape[1]):
+            pieces.append(model.step(pb.inputs[:, s : s + 1], cb[s : s + 1], pb.positions[:, s : s + 1],
+                                     memory, mmask, cache, song))
+    assert torch.allclose(torch.cat(pieces, dim=1), full, atol=1e-4)
+
+
+def test_the_prior_depends_on_the_song_length_and_is_learned():
+    model = tiny(cross_align="prior").eval()
+    codes, lengths, off, ids, mask = batch(B=1, T=12, L=20)
+    a, _ = model(codes, lengths, off, ids, mask, song_frames=torch.tensor([12]))
+    b, _ = model(codes, lengths, off, ids, mask, song_frames=torch.tensor([120]))
+    assert not torch.allclose(a, b)  # the same frames are early in a long song
+    widths = [n for n, p in model.named_parameters() if "prior_log_w" in n]
+    assert len(widths) == 2  # one per layer, a width per head
+    model.train()
+    loss = model.loss(*model(codes, lengths, off, ids, mask, song_frames=torch.tensor([12])))[0]
+    loss.backward()
+    assert all(dict(model.named_parameters())[n].grad.abs().sum() > 0 for n in widths)
+
+
+def test_prior_without_song_length_is_refused_at_step():
+    model = tiny(cross_align="prior").eval()
+    codes, lengths, off, ids, mask = batch(B=1, T=4)
+    memory, mmask = model.text(ids, mask)
+    with pytest.raises(ValueError, match="song_frames"):
+        model.step(torch.zeros(1, 1, 1, dtype=torch.long), torch.zeros(1, dtype=torch.long),
+                   torch.zeros(1, 1, dtype=torch.long), memory, mmask, model.new_cache(1, 8))
+
+
+def test_attention_map_follows_the_diagonal_with_a_sharp_prior():
+    model = tiny(cross_align="prior").eval()
+    for layer in model.layers:  # every head sharp: the map must be the prior's diagonal
+        layer.cross_attn.prior_log_w.data.fill_(torch.log(torch.tensor(0.5 / 0.01**2)))
+    codes, lengths, off, ids, mask = batch(B=1, T=60, L=31)
+    amap = model.cross_attention_map(codes, ids, mask, song_frames=torch.tensor([60]))
+    assert amap.shape == (1, 60, 31)
+    assert torch.allclose(amap.sum(-1), torch.ones(1, 60), atol=1e-5)
+    peak = amap[0, :, 1:].argmax(-1)  # lyric token each frame reads most
+    assert peak[0] <= 1 and peak[-1] >= 28
+    assert (peak[1:] >= peak[:-1]).all()  # monotonic in time
+
+
+def test_unknown_alignment_is_refused():
+    with pytest.raises(ValueError, match="cross_align"):
+        ModelConfig(cross_align="psychic")
