@@ -5,6 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
+from model.arguments import real, whole
 from model.errors import AutoSongError, run_cli
 
 
@@ -13,14 +14,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True, help="a run directory (RUN/export) or an export directory")
     p.add_argument("--lyrics", required=True, help="a UTF-8 lyrics file")
     p.add_argument("--genre", default="unknown")
-    p.add_argument("--seconds", type=float, default=10.0)
+    p.add_argument("--seconds", type=real(0, above=True), default=10.0)
     p.add_argument("--out", default="song.wav")
-    p.add_argument("--num-songs", type=int, default=1, help="several songs in one batch: song_0.wav, song_1.wav ...")
-    p.add_argument("--temperature", type=float, default=1.0, help="0 = greedy")
-    p.add_argument("--top-k", type=int, default=250)
-    p.add_argument("--top-p", type=float, default=0.0)
-    p.add_argument("--cfg", type=float, default=3.0, help="classifier-free guidance weight (1 = off)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--num-songs", type=whole(1), default=1, help="several songs in one batch: song_0.wav, song_1.wav ...")
+    p.add_argument("--temperature", type=real(0), default=1.0, help="0 = greedy")
+    p.add_argument("--top-k", type=whole(0), default=250, help="0 = off")
+    p.add_argument("--top-p", type=real(0, 1), default=0.0, help="0 = off")
+    p.add_argument("--cfg", type=real(0), default=3.0, help="classifier-free guidance weight (1 = off)")
+    p.add_argument("--seed", type=whole(0), default=0)
     p.add_argument("--prompt-audio", default=None, help="continue this audio (its codes are the first frames)")
     p.add_argument("--codec", default=None, help="codec source if not the one recorded in the bundle (same weights)")
     return p
@@ -44,7 +45,7 @@ def run(argv) -> int:
         audio = load_audio(args.prompt_audio, codec.sample_rate)
         prompt = codec.encode(audio.wav, codec.sample_rate)
     settings = SamplingConfig(args.temperature, args.top_k, args.top_p, args.cfg, args.seed)
-    n = max(1, args.num_songs)
+    n = args.num_songs
     codes, timing = generate_codes(bundle, [lyrics] * n, [args.genre] * n, args.seconds, settings,
                                    codec.frame_rate, prompt)
     out = Path(args.out)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from model.arguments import whole
 from model.errors import run_cli
 
 
@@ -14,12 +15,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default="configs/model/tiny.yaml", help="preset YAML (configs/model/*.yaml)")
     p.add_argument("--deepspeed", default="configs/deepspeed/zero1.json", help="DeepSpeed JSON (configs/deepspeed/)")
     p.add_argument("--run", required=True, help="run directory: checkpoints, metrics, export")
-    p.add_argument("--steps", type=int, default=None, help="= --train.steps")
+    p.add_argument("--steps", type=whole(1), default=None, help="= --train.steps")
     p.add_argument("--stage", default=None, choices=("sound", "gumbel_ae", "vqvae", "latent"),
                    help="what to train (default: the config's stage, else sound)")
     p.add_argument("--resume", action="store_true",
                    help="continue from the run's latest checkpoint, with the run's saved config (+ overrides given here)")
-    p.add_argument("--stop-at", type=int, default=None,
+    p.add_argument("--stop-at", type=whole(1), default=None,
                    help="checkpoint and stop at this step, keeping the --steps schedule (for time-limited jobs)")
     p.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)  # deepspeed launcher
     return p

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -39,6 +40,14 @@ class TrainConfig:
 
     def __post_init__(self):
         self.betas = tuple(self.betas)
+        for name in ("steps", "micro_batch", "grad_accum", "log_every", "ckpt_every", "max_bad_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"train.{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("warmup_steps", "num_workers", "seed", "weight_decay", "grad_clip", "lr_min"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"train.{name} must not be negative, got {getattr(self, name)}")
+        if not self.lr_max > 0:
+            raise ValueError(f"train.lr_max must be above 0, got {self.lr_max}")
 
 
 @dataclass
@@ -91,9 +100,15 @@ def _parse_value(raw: str, current):
     if isinstance(current, (tuple, list)):
         return type(current)(json.loads(raw))
     if isinstance(current, int):
-        return int(float(raw)) if raw.replace("e", "").replace(".", "").replace("-", "").isdigit() else int(raw)
+        value = float(raw)
+        if not math.isfinite(value) or not value.is_integer():
+            raise ValueError("expected a whole number")
+        return int(value)
     if isinstance(current, float):
-        return float(raw)
+        value = float(raw)
+        if not math.isfinite(value):
+            raise ValueError("expected a finite number")
+        return value
     return raw
 
 
