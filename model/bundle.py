@@ -49,19 +49,35 @@ def load_bundle(path: str | Path, device: str | torch.device = "cpu") -> Bundle:
     if not (directory / "config.json").exists():
         raise AutoSongError(f"{path} holds no exported model (expected {path}/export/config.json): "
                             f"train it to the end, or point at RUN/export")
-    meta = json.loads((directory / "config.json").read_text())
+    try:
+        meta = json.loads((directory / "config.json").read_text())
+        if not isinstance(meta, dict) or "model" not in meta:
+            raise ValueError("no 'model' section")
+    except (ValueError, UnicodeDecodeError) as err:
+        raise AutoSongError(f"{directory}/config.json is damaged ({err}): re-export the run "
+                            f"(train it again to its last step, or copy the export from where it was made)") from None
     if meta.get("vocab_version") != VOCAB_VERSION:
         raise AutoSongError(f"{directory} uses lyrics vocabulary {meta.get('vocab_version')}, this AutoSong {VOCAB_VERSION}")
     stage = meta.get("stage", "sound")
-    if stage in AE_STAGES:
-        model = build_autoencoder(AEConfig(**meta["model"]))
-    else:
-        model = SoundTransformer(ModelConfig(**meta["model"]))
-    state = load_file(str(directory / "model.safetensors"))
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        model = build_autoencoder(AEConfig(**meta["model"])) if stage in AE_STAGES else \
+            SoundTransformer(ModelConfig(**meta["model"]))
+    except (TypeError, ValueError) as err:
+        raise AutoSongError(f"{directory}/config.json: its model section is not valid ({err})") from None
+    weights = directory / "model.safetensors"
+    if not weights.is_file():
+        raise AutoSongError(f"{weights} is missing: re-export the run, or point --checkpoint at a complete export")
+    try:
+        state = load_file(str(weights))
+    except Exception as err:  # safetensors raises its own SafetensorError (not an OSError) on a damaged file
+        raise AutoSongError(f"{weights} is damaged ({type(err).__name__}: {err}): re-export the run") from None
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as err:
+        first = str(err).split("\n")[1].strip() if "\n" in str(err) else str(err)
+        raise AutoSongError(f"{weights} does not fit {directory}/config.json ({first})") from None
     if missing or unexpected:
-        raise AutoSongError(f"{directory}/model.safetensors does not fit its config: missing {missing[:5]}, "
-                            f"unexpected {unexpected[:5]}")
+        raise AutoSongError(f"{weights} does not fit its config: missing {missing[:5]}, unexpected {unexpected[:5]}")
     return Bundle(model.to(device).eval(), meta["codec"], meta["text"], meta["genres"], meta["step"], directory,
                   stage, meta.get("parent"))
 

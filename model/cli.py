@@ -30,6 +30,7 @@ def parser() -> argparse.ArgumentParser:
 def run(argv) -> int:
     from model.bundle import load_bundle
     from model.generate import codec_for, generate_codes
+    from model.lyrics import read_lyrics_file
     from model.sampler import SamplingConfig
     from model.audio import load_audio, write_wav
 
@@ -37,7 +38,9 @@ def run(argv) -> int:
     lyrics_path = Path(args.lyrics)
     if not lyrics_path.is_file():
         raise AutoSongError(f"--lyrics {lyrics_path}: no such file")
-    lyrics = lyrics_path.read_text(encoding="utf-8", errors="replace")
+    lyrics, _ = read_lyrics_file(lyrics_path)  # the build's reader: UTF-8, else the detected encoding
+    if args.prompt_audio and not Path(args.prompt_audio).is_file():
+        raise AutoSongError(f"--prompt-audio {args.prompt_audio}: no such file")
     bundle = load_bundle(args.checkpoint)
     codec = codec_for(bundle, args.codec)
     prompt = None

@@ -52,6 +52,10 @@ def text_batch(bundle: Bundle, lyrics: list[str], genres: list[str], device="cpu
         if genre not in bundle.genres:
             raise AutoSongError(f"unknown genre {genre!r}; this model knows: {', '.join(bundle.genres)}")
         rows.append(tok.encode(text, bundle.genres.index(genre)))
+        limit = getattr(bundle.model.cfg, "max_text_len", None)
+        if limit is not None and len(rows[-1]) > limit:
+            raise AutoSongError(f"the lyrics are {len(rows[-1])} tokens; this model reads at most {limit} "
+                                f"(model.max_text_len): shorten them")
     L = max(map(len, rows))
     ids = torch.zeros(len(rows), L, dtype=torch.long)
     mask = torch.zeros(len(rows), L, dtype=torch.bool)

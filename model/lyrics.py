@@ -13,6 +13,8 @@ import unicodedata
 from functools import lru_cache
 from pathlib import Path
 
+from model.errors import AutoSongError
+
 VOCAB_VERSION = "lyrics-v1"
 VOCAB_FILE = Path(__file__).with_name("lyrics_vocab_v1.txt")
 MAX_GENRES = 256
@@ -53,12 +55,30 @@ def normalize_lyrics(text: str) -> str:
 
 
 def normalize_genre(raw: str | None) -> str:
-    """'Hip-Hop, Rap ' -> 'hip-hop': lower case, first of a list, single spaces; '' -> unknown."""
+    """'Hip-Hop, Rap ' -> 'hip-hop': the first non-empty line, first of a list, lower case, any
+    run of whitespace as one space; '' -> unknown."""
     if not raw:
         return UNKNOWN_GENRE
-    first = re.split(r"[,;/|]", unicodedata.normalize("NFC", raw))[0]
-    name = _SPACES.sub(" ", first.strip().lower())
+    lines = [line for line in unicodedata.normalize("NFC", raw).splitlines() if line.strip()]
+    first = re.split(r"[,;/|]", lines[0] if lines else "")[0]
+    name = re.sub(r"\s+", " ", first).strip().lower()
     return name or UNKNOWN_GENRE
+
+
+def read_lyrics_file(path) -> tuple[str, str]:
+    """The one lyrics reader (build and generate): returns (text, encoding). UTF-8 first, else
+    the encoding charset-normalizer detects (latin-1, GBK, Shift-JIS ...)."""
+    raw = open(path, "rb").read()
+    try:
+        return raw.decode("utf-8-sig"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(raw).best()
+    if best is None:
+        raise AutoSongError(f"{path} is not text in any encoding we can detect; save it as UTF-8")
+    return str(best), best.encoding
 
 
 class LyricsTokenizer:

@@ -10,6 +10,9 @@ import json
 
 import numpy as np
 
+from model.errors import AutoSongError
+from model.lyrics import read_lyrics_file
+
 SAMPLE_FIELDS = (  # meta.json = these + codec identity; the manifest row = these + shard
     "key", "source", "genre", "genre_source", "duration_s", "frames", "text_len", "audio_sha256",
     "lyrics_sha256", "codes_sha256", "lyrics_encoding", "source_rate", "channels", "bad_packets", "split")
@@ -21,19 +24,6 @@ def npy_bytes(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def read_lyrics(path: str) -> tuple[str, str]:
-    """Returns (text, encoding). UTF-8 first; otherwise the encoding charset-normalizer detects."""
-    raw = open(path, "rb").read()
-    try:
-        return raw.decode("utf-8-sig"), "utf-8"
-    except UnicodeDecodeError:
-        pass
-    from charset_normalizer import from_bytes
-
-    best = from_bytes(raw).best()
-    if best is None:
-        raise ValueError("lyrics.txt is not text in any encoding we can detect; save it as UTF-8")
-    return str(best), best.encoding
 
 
 class SongEncoder:
@@ -60,7 +50,7 @@ class SongEncoder:
 
     def __call__(self, song: dict) -> dict:
         from model.lyrics import normalize_lyrics
-        from model.audio import AudioDecodeError, load_audio
+        from model.audio import load_audio
 
         import time
 
@@ -68,7 +58,7 @@ class SongEncoder:
                "bert": b"", "lyrics": "", "meta": "", "decode_s": 0.0, "encode_s": 0.0}
         stage = "lyrics"
         try:
-            raw, encoding = read_lyrics(song["lyrics"])
+            raw, encoding = read_lyrics_file(song["lyrics"])
             lyrics = normalize_lyrics(raw)
             if not lyrics:
                 raise ValueError("lyrics.txt is empty")
@@ -82,7 +72,7 @@ class SongEncoder:
             stage = "text"
             ids = np.asarray(self.tokenizer.encode(lyrics, song["genre_slot"]), dtype=np.int32)
             states = self.bert.states(lyrics) if self.bert is not None else None
-        except (AudioDecodeError, ValueError, OSError, RuntimeError) as err:
+        except (AutoSongError, ValueError, OSError, RuntimeError) as err:  # AudioDecodeError included
             out.update(stage=stage, reason=str(err) or type(err).__name__)
             return out
         codes_npy = npy_bytes(codes)

@@ -1,0 +1,87 @@
+"""Damaged bundles and odd generate inputs: one `autosong: error:` line naming the file, exit 2,
+no traceback; and the genre/lyrics readers the build and generate share."""
+import json
+import shutil
+
+import pytest
+
+from tests.eval.test_eval import autosong
+
+
+def _damage(export, how):
+    if how == "missing weights":
+        (export / "model.safetensors").unlink()
+    elif how == "truncated weights":
+        data = (export / "model.safetensors").read_bytes()
+        (export / "model.safetensors").write_bytes(data[: len(data) // 3])
+    elif how == "garbage config":
+        (export / "config.json").write_text("{not json")
+    elif how == "empty config":
+        (export / "config.json").write_text("")
+    elif how == "edited d_model":
+        cfg = json.loads((export / "config.json").read_text())
+        cfg["model"]["d_model"] = cfg["model"]["d_model"] * 2
+        (export / "config.json").write_text(json.dumps(cfg))
+    elif how == "unknown model field":
+        cfg = json.loads((export / "config.json").read_text())
+        cfg["model"]["wings"] = 2
+        (export / "config.json").write_text(json.dumps(cfg))
+
+
+@pytest.mark.parametrize("how,says", [
+    ("missing weights", "model.safetensors is missing"), ("truncated weights", "model.safetensors is damaged"),
+    ("garbage config", "config.json is damaged"), ("empty config", "config.json is damaged"),
+    ("edited d_model", "does not fit"), ("unknown model field", "model section is not valid"),
+])
+def test_a_damaged_bundle_is_one_line(how, says, trained_run, tmp_path):
+    export = tmp_path / "export"
+    shutil.copytree(trained_run / "export", export)
+    _damage(export, how)
+    lyrics = tmp_path / "l.txt"
+    lyrics.write_text("[verse]\nla la\n")
+    out = autosong("generate", "--checkpoint", str(export), "--lyrics", str(lyrics), "--seconds", "0.5",
+                   "--out", str(tmp_path / "s.wav"))
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-1500:]
+    line = out.stderr.strip().splitlines()[-1]
+    assert line.startswith("autosong: error:") and says in line and str(export) in line, line
+
+
+def test_generate_reads_latin1_lyrics_like_the_build(trained_run, tmp_path):
+    from model.lyrics import read_lyrics_file
+
+    lyrics = tmp_path / "l.txt"
+    lyrics.write_bytes("[verse]\nCafé crème, très bien, déjà vu\nà la française, garçon\n".encode("latin-1"))
+    text, encoding = read_lyrics_file(lyrics)
+    assert "Café crème" in text and encoding != "utf-8"
+    genre = json.loads((trained_run / "export/config.json").read_text())["genres"][1]
+    out = autosong("generate", "--checkpoint", str(trained_run), "--lyrics", str(lyrics), "--genre", genre,
+                   "--seconds", "0.5", "--out", str(tmp_path / "s.wav"))
+    assert out.returncode == 0, out.stderr[-1500:]
+
+
+@pytest.mark.parametrize("case", ["missing prompt", "lyrics over the limit"])
+def test_generate_refuses_in_one_line(case, trained_run, tmp_path):
+    lyrics = tmp_path / "l.txt"
+    args = []
+    if case == "missing prompt":
+        lyrics.write_text("[verse]\nla la\n")
+        args = ["--prompt-audio", str(tmp_path / "nowhere.wav")]
+        says = "nowhere.wav: no such file"
+    else:
+        limit = json.loads((trained_run / "export/config.json").read_text())["model"]["max_text_len"]
+        lyrics.write_text("la " * limit)
+        says = f"this model reads at most {limit}"
+    out = autosong("generate", "--checkpoint", str(trained_run), "--lyrics", str(lyrics), "--seconds", "0.5",
+                   "--out", str(tmp_path / "s.wav"), *args)
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-1500:]
+    assert says in out.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("raw,genre", [
+    ("rock\npop\n", "rock"), ("\n\n  Hip-Hop, Rap \n", "hip-hop"), ("synth\twave\n", "synth wave"),
+    ("", "unknown"), ("\n \n", "unknown"),
+])
+def test_genre_is_its_first_line_with_whitespace_collapsed(raw, genre):
+    from model.lyrics import normalize_genre
+
+    assert normalize_genre(raw) == genre
