@@ -1,9 +1,15 @@
-"""EnCodec encode throughput and peak memory on a 4-minute signal: one pass versus windows.
+"""Codecs: reconstruction quality on synth songs, and encode throughput and memory.
 
-Each configuration runs in a fresh child process so its peak RSS is its own. Figures:
-audio seconds per wall second (and per core), peak RSS, and windowed/whole ratios.
-`full` is the encodec_24khz architecture with random (seeded) weights: the same compute as
-the real model, which cannot be downloaded here. Usage: python bench/codec.py [--seconds 240]
+1. Quality: unseen synth songs go through each codec and back; figures are the log-mel distance
+   to the original and the share of sung notes whose pitch comes back within a semitone (the
+   estimator's ceiling, on the originals, printed beside), for `test` (random weights) and, with
+   `--trained DIR`, a codec from `autosong codec train`. A PNG of one round trip (original, then
+   each codec's spectrogram, top to bottom) is written beside the JSON.
+2. Throughput: a 4-minute signal, one pass versus windows, each configuration in a fresh child
+   process so its peak RSS is its own: audio seconds per wall second (and per core), peak RSS.
+   `full` is the encodec_24khz architecture with random (seeded) weights: the same compute as
+   the real model, which cannot be downloaded here.
+Usage: python bench/codec.py [--seconds 240] [--sizes test,full] [--songs 12] [--trained DIR]
 """
 from __future__ import annotations
 
@@ -25,7 +31,7 @@ def make_codec(size: str, window_seconds: float):
     from model.codec import Codec, CodecConfig, seed_codebooks
 
     if size == "test":
-        return Codec.load("test", window_seconds=window_seconds)
+        return Codec.load(size, window_seconds=window_seconds)
     from transformers import EncodecConfig, EncodecModel
 
     torch.manual_seed(0)
@@ -53,16 +59,67 @@ def child(size: str, mode: str, seconds: float) -> dict:
             "frames": int(codes.shape[1])}
 
 
+def quality(songs: int, out_png: Path, trained: str | None) -> dict:
+    import numpy as np
+    import soxr
+
+    from eval.audio_metrics import mel_distance, note_pitch_accuracy
+    from eval.report import png_bytes, spectrogram_png
+    from model.codec import Codec
+    from model.lyrics import default_tokenizer
+    from pipeline.synth import GENRES, SAMPLE_RATE, make_lyrics, note_timeline, render_song, song_seconds
+
+    tok = default_tokenizer()
+    codecs = {"test": Codec.load("test")}
+    if trained:
+        codecs["trained"] = Codec.load(trained)
+    rows = {name: {"mel": [], "hits": 0.0, "notes": 0} for name in ("original", *codecs)}
+    pngs = []
+    for i in range(songs):  # seeds no codec training saw
+        rng = np.random.default_rng([4242, i])
+        genre = sorted(GENRES)[i % len(GENRES)]
+        lyrics = make_lyrics(rng, 8.0, genre, tok)
+        wav = soxr.resample(render_song(lyrics, genre, song_seconds(lyrics, genre, tok), rng, tok).mean(1),
+                            SAMPLE_RATE, 24_000, quality="HQ").astype(np.float32)
+        notes = note_timeline(lyrics, genre, tok)
+        outs = {"original": wav, **{n: c.decode(c.encode(wav, 24_000))[: len(wav)] for n, c in codecs.items()}}
+        for name, audio in outs.items():
+            acc, n = note_pitch_accuracy(audio, 24_000, notes)
+            rows[name]["mel"].append(mel_distance(wav, audio, 24_000))
+            rows[name]["hits"] += acc * n
+            rows[name]["notes"] += n
+        if i == 0:
+            pngs = [spectrogram_png(outs[k], 24_000) for k in outs]
+            import io
+
+            from PIL import Image
+
+            imgs = [np.asarray(Image.open(io.BytesIO(b)).convert("RGB")) for b in pngs]
+            sep = np.full((4, imgs[0].shape[1], 3), 255, np.uint8)
+            out_png.write_bytes(png_bytes(np.concatenate([x for img in imgs for x in (img, sep)][:-1])))
+    result = {name: {"mel_distance": float(np.mean(r["mel"])), "pitch_accuracy": r["hits"] / max(1, r["notes"]),
+                     "notes": r["notes"]} for name, r in rows.items()}
+    print(f"{songs} unseen synth songs, {result['original']['notes']} sung notes")
+    print(f"{'audio':10}{'log-mel distance':>18}{'notes within a semitone':>26}")
+    for name, r in result.items():
+        print(f"{name:10}{r['mel_distance']:18.3f}{r['pitch_accuracy']:26.1%}")
+    print(f"round trip spectrograms ({', '.join(outs)}, top to bottom): {out_png}")
+    return result
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--seconds", type=float, default=240.0)
     p.add_argument("--sizes", default="test,full")
+    p.add_argument("--trained", default=None, help="a codec directory from `autosong codec train`")
+    p.add_argument("--songs", type=int, default=12, help="synth songs for the quality figures")
     p.add_argument("--child", nargs=2, metavar=("SIZE", "MODE"))
     p.add_argument("--out", default=str(ROOT / "bench/results/codec.json"))
     args = p.parse_args()
     if args.child:
         print(json.dumps(child(*args.child, args.seconds)))
         return
+    quality_result = quality(args.songs, Path(args.out).with_name("codec_roundtrip.png"), args.trained)
     rows = []
     for size in args.sizes.split(","):
         for mode in ("whole", "windowed"):
@@ -81,7 +138,7 @@ def main() -> None:
         print(f"{size}: windowed/whole throughput {ratios[size]['throughput_windowed_over_whole']:.2f}, "
               f"peak memory {ratios[size]['peak_rss_windowed_over_whole']:.2f}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"rows": rows, "ratios": ratios}, indent=2))
+    Path(args.out).write_text(json.dumps({"quality": quality_result, "rows": rows, "ratios": ratios}, indent=2))
 
 
 if __name__ == "__main__":

@@ -51,7 +51,7 @@ class CodecIdentity:
 
 @dataclass
 class CodecConfig:
-    source: str = HUB_ID  # hub id, local directory, or "test"
+    source: str = HUB_ID  # hub id, local directory (e.g. from `autosong codec train`), or "test"
     bandwidth: float = BANDWIDTH
     window_seconds: float = 10.0  # audio encoded/decoded per pass
     context_seconds: float = 2.0  # left context each window sees, then discards
@@ -163,7 +163,8 @@ class Codec:
     # ---- loading -------------------------------------------------------------------------
     @classmethod
     def load(cls, source: str = HUB_ID, **overrides) -> "Codec":
-        """Load from a hub id, a local directory (`save_pretrained` layout) or "test"."""
+        """Load from a hub id, a local directory (`save_pretrained` layout, which `autosong codec
+        train` writes) or "test"."""
         from transformers import EncodecModel
 
         config = CodecConfig(source=source, **overrides)
@@ -182,7 +183,7 @@ class Codec:
             raise CodecUnavailable(
                 f"cannot load codec {source!r} ({type(err).__name__}). With no network, pass "
                 f"--codec DIR (a directory saved with `save_pretrained`, e.g. a copy of {HUB_ID}) "
-                f"or --codec test (the offline test codec)."
+                f"or --codec test (random weights: codes, but no music when decoded)."
             ) from err
         return cls(model, config)
 

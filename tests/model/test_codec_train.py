@@ -1,0 +1,49 @@
+"""`autosong codec train`: a codec that quantizes without collapse and loads as `--codec DIR`."""
+import json
+
+import numpy as np
+import pytest
+
+from model.codec import Codec
+from tests.eval.test_eval import autosong
+
+
+def _synth_song(seed: int, seconds: float = 6.0):
+    import soxr
+
+    from model.lyrics import default_tokenizer
+    from pipeline.synth import GENRES, SAMPLE_RATE, make_lyrics, note_timeline, render_song, song_seconds
+
+    tok = default_tokenizer()
+    rng = np.random.default_rng([777, seed])
+    genre = sorted(GENRES)[seed % len(GENRES)]
+    lyrics = make_lyrics(rng, seconds, genre, tok)
+    stereo = render_song(lyrics, genre, song_seconds(lyrics, genre, tok), rng, tok)
+    wav = soxr.resample(stereo.mean(1), SAMPLE_RATE, 24_000, quality="HQ").astype(np.float32)
+    return wav, note_timeline(lyrics, genre, tok)
+
+
+def test_codec_train_quantizes_without_collapse_and_saves_a_loadable_codec(tmp_path):
+    from train.codec import CodecTrainConfig, train_codec
+
+    cfg = CodecTrainConfig(steps=60, songs=2, song_seconds=3.0, ae_warmup=0.5, save_every=30, threads=1)
+    log = train_codec(cfg, tmp_path / "codec", log=lambda *_: None)
+    after_switch = [row for row in log["history"] if row["step"] > 30]
+    assert after_switch and all(np.isfinite(row["loss"]) for row in log["history"])
+    # the regression this guards: every frame on one code once quantization starts
+    assert all(min(row["codes_used"]) > 1 for row in after_switch), after_switch
+    codec = Codec.load(str(tmp_path / "codec"))
+    assert codec.num_codebooks == 2 and codec.frame_rate == 75 and codec.codebook_size == 1024
+    wav, _ = _synth_song(0, 3.0)
+    codes = codec.encode(wav, 24_000)
+    assert codes.shape == (2, -(-len(wav) // 320)) and len(np.unique(codes[0])) > 1
+    assert json.loads((tmp_path / "codec/train.json").read_text())["config"]["steps"] == 60
+
+
+def test_codec_train_cli(tmp_path):
+    out = autosong("codec", "train", "--out", str(tmp_path / "c"), "--steps", "4", "--songs", "1",
+                   "--song-seconds", "2", "--save-every", "4", "--threads", "1")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert (tmp_path / "c/model.safetensors").exists() and "--codec" in out.stdout
+    bad = autosong("codec", "fly")
+    assert bad.returncode == 2 and "usage: autosong codec train" in bad.stderr

@@ -1,0 +1,298 @@
+"""`autosong codec train`: teach a small EnCodec-architecture codec to reconstruct music.
+
+The model is transformers' `EncodecModel` (24 kHz, 320 samples a frame, 75 frames/s) with a
+narrow config and a 1.5 kbps quantizer (2 codebooks x 1024). It learns from synth songs plus
+the fixed reference signal, with reconstruction losses only (no discriminator): multi-scale
+log-mel L1, multi-scale log-STFT L1 and waveform L1, plus the RVQ commitment term. The
+codebooks are EMA k-means (the update EnCodec itself uses), with dead codes revived from the
+batch. An untrained encoder's output is nearly constant over time, so quantizing from step 0
+collapses every frame onto one code; the first `ae_warmup` of the steps therefore train a plain
+autoencoder, then the codebooks are filled with real encoder frames (residuals for the second)
+and quantization starts. The result is a codec directory (`config.json` + `model.safetensors`)
+that `--codec DIR` reads everywhere. Measured in bench/RESULTS.md: on 2 CPU cores a few
+thousand steps do not yet bring the melodies back (the decoder learns one steady tone in ~100
+steps, but a mapping over many pitches and timbres takes far longer); it is meant for a GPU.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+@dataclass
+class CodecTrainConfig:
+    steps: int = 16000
+    batch: int = 4
+    crop_seconds: float = 0.3   # short crops, many steps: what helps most on a CPU budget
+    lr: float = 2e-3
+    lr_min: float = 1e-4
+    songs: int = 64             # synth songs in the training set (plus the reference signal)
+    song_seconds: float = 12.0
+    num_filters: int = 8        # EnCodec's channel width (the full model uses 32)
+    hidden_size: int = 32       # latent width = codebook dimension (low: nearest codes stay meaningful)
+    commitment: float = 1.0
+    ema_decay: float = 0.99
+    dead_fraction: float = 0.5  # revive a code used less than this share of a uniform code's use
+    ae_warmup: float = 0.2     # share of steps trained without the quantizer (see below)
+    save_every: int = 1000      # the codec directory is rewritten this often (a crash keeps it)
+    seed: int = 0
+    threads: int = 0            # 0 = torch's default
+    device: str = "auto"        # auto (cuda where present) | cpu | cuda[:N]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def encodec_config(cfg: CodecTrainConfig):
+    from transformers import EncodecConfig
+
+    # target_bandwidths=[1.5] keeps exactly the 2 codebooks used, so the weights stay small.
+    return EncodecConfig(num_filters=cfg.num_filters, hidden_size=cfg.hidden_size, codebook_dim=cfg.hidden_size,
+                         num_lstm_layers=1, target_bandwidths=[1.5])
+
+
+# ---- losses ------------------------------------------------------------------------------
+def mel_filterbank(n_fft: int, n_mels: int, sample_rate: int, fmin: float = 30.0) -> torch.Tensor:
+    """Triangular HTK-mel filters [n_mels, n_fft // 2 + 1]."""
+    to_mel = lambda f: 2595 * np.log10(1 + f / 700)  # noqa: E731
+    to_hz = lambda m: 700 * (10 ** (m / 2595) - 1)  # noqa: E731
+    edges = to_hz(np.linspace(to_mel(fmin), to_mel(sample_rate / 2), n_mels + 2))
+    freqs = np.linspace(0, sample_rate / 2, n_fft // 2 + 1)
+    lo, mid, hi = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    fb = np.maximum(0, np.minimum((freqs - lo) / (mid - lo), (hi - freqs) / (hi - mid)))
+    return torch.from_numpy(fb.astype(np.float32))
+
+
+class SpectralLoss(torch.nn.Module):
+    """Mean over FFT sizes of L1(log mel) + L1(mel) (timbre, loudness) and L1(log |STFT|) +
+    L1(|STFT|) (pitch: a mel band spans several semitones at melody frequencies, an STFT bin of
+    2048 points is 12 Hz). The log floor (1e-2) keeps near-silent bins from dominating."""
+
+    def __init__(self, sample_rate: int, sizes=(256, 512, 1024, 2048), n_mels: int = 64):
+        super().__init__()
+        self.sizes = sizes
+        for n in sizes:
+            self.register_buffer(f"mel_{n}", mel_filterbank(n, min(n_mels, n // 4), sample_rate), persistent=False)
+            self.register_buffer(f"win_{n}", torch.hann_window(n), persistent=False)
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """pred/target [B, N] -> scalar."""
+        total = pred.new_zeros(())
+        for n in self.sizes:
+            spec = lambda x: torch.stft(x, n, n // 4, window=getattr(self, f"win_{n}"), return_complex=True).abs()  # noqa: E731
+            mel = getattr(self, f"mel_{n}")
+            p_lin, t_lin = spec(pred), spec(target)  # [B, F, frames]
+            p, t = mel @ p_lin, mel @ t_lin  # [B, mels, frames]
+            total = total + (torch.log(p + 1e-2) - torch.log(t + 1e-2)).abs().mean() + (p - t).abs().mean()
+            if n >= 512:
+                total = total + (torch.log(p_lin + 1e-2) - torch.log(t_lin + 1e-2)).abs().mean() \
+                    + (p_lin - t_lin).abs().mean()
+        return total / len(self.sizes)
+
+
+# ---- residual VQ with EMA codebooks --------------------------------------------------------
+def quantize_train(model, emb: torch.Tensor, n_q: int, decay: float, dead_fraction: float,
+                   gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """emb [B, D, F] -> (straight-through quantized [B, D, F], commitment loss, codes [n_q, B*F]).
+    Updates each codebook's EMA statistics in place (transformers' buffers: embed, embed_avg,
+    cluster_size), the layout `EncodecModel` reads at inference."""
+    B, D, Fr = emb.shape
+    x = emb.permute(0, 2, 1).reshape(-1, D)  # [N, D]
+    residual = x.detach()
+    quantized = torch.zeros_like(x)
+    commit = x.new_zeros(())
+    all_codes = []
+    for layer in model.quantizer.layers[:n_q]:
+        book = layer.codebook
+        codes = torch.cdist(residual, book.embed).argmin(1)  # [N]; exact, no |x|^2 - 2xe + |e|^2 cancellation
+        q = book.embed[codes]
+        with torch.no_grad():
+            onehot = F.one_hot(codes, book.codebook_size).type(residual.dtype)  # [N, K]
+            book.cluster_size.mul_(decay).add_(onehot.sum(0), alpha=1 - decay)
+            book.embed_avg.mul_(decay).add_(onehot.T @ residual, alpha=1 - decay)
+            n = book.cluster_size.sum()
+            smoothed = (book.cluster_size + 1e-5) / (n + book.codebook_size * 1e-5) * n  # Laplace
+            book.embed.copy_(book.embed_avg / smoothed[:, None])
+            # EMA usage of a code that is used as often as any other: frames / codes per step
+            fair = residual.shape[0] / book.codebook_size
+            dead = book.cluster_size < dead_fraction * fair
+            if dead.any():  # revive unused codes at random residuals of this batch
+                pick = torch.randint(0, residual.shape[0], (int(dead.sum()),), generator=gen).to(residual.device)
+                book.embed[dead] = residual[pick]
+                book.embed_avg[dead] = residual[pick] * fair
+                book.cluster_size[dead] = fair
+        quantized = quantized + q
+        residual = residual - q
+        all_codes.append(codes)
+    commit = F.mse_loss(x, quantized.detach())
+    # Keep the latents centred: a constant offset much larger than their variation makes the
+    # expanded distance that transformers' quantizer computes at inference lose every digit.
+    commit = commit + x.mean(0).pow(2).mean()
+    st = x + (quantized - x).detach()  # straight-through to the encoder
+    return st.view(B, Fr, D).permute(0, 2, 1), commit, torch.stack(all_codes)
+
+
+@torch.no_grad()
+def seed_from_frames(model, clips: list[np.ndarray], n_q: int, crop: int, rng: np.random.Generator,
+                     gen: torch.Generator, fair: float, batches: int = 24) -> None:
+    """Fill each codebook with encoder frames of real audio (residuals after the earlier books)."""
+    model.eval()
+    device = next(model.parameters()).device
+    frames = torch.cat([model.encoder(_batch(clips, 16, crop, rng)[:, None].to(device)).permute(0, 2, 1)
+                        .reshape(-1, model.config.codebook_dim) for _ in range(batches)])  # [N, D]
+    model.train()
+    residual = frames
+    for layer in model.quantizer.layers[:n_q]:
+        book = layer.codebook
+        pick = torch.randperm(residual.shape[0], generator=gen)[: book.codebook_size].to(device)
+        vectors = residual[pick]
+        if len(vectors) < book.codebook_size:
+            vectors = vectors.repeat(-(-book.codebook_size // len(vectors)), 1)[: book.codebook_size]
+        book.embed.copy_(vectors)
+        book.embed_avg.copy_(vectors * fair)
+        book.cluster_size.fill_(fair)  # as if used at the uniform rate; unused codes soon get revived
+        residual = residual - book.embed[book.encode(residual)]
+
+
+# ---- data ------------------------------------------------------------------------------
+def training_audio(cfg: CodecTrainConfig, sample_rate: int) -> list[np.ndarray]:
+    """Synth songs (mono, at the codec's rate) and the fixed reference signal."""
+    import soxr
+
+    from model.codec import _reference_signal
+    from model.lyrics import default_tokenizer
+    from pipeline.synth import GENRES, SAMPLE_RATE, make_lyrics, render_song
+
+    tok = default_tokenizer()
+    names = sorted(GENRES)
+    clips = [_reference_signal(sr=sample_rate)]
+    for i in range(cfg.songs):
+        rng = np.random.default_rng([cfg.seed, 7, i])
+        genre = names[i % len(names)]
+        lyrics = make_lyrics(rng, cfg.song_seconds, genre, tok)
+        stereo = render_song(lyrics, genre, cfg.song_seconds, rng, tok)
+        clips.append(soxr.resample(stereo.mean(1), SAMPLE_RATE, sample_rate, quality="HQ").astype(np.float32))
+    return clips
+
+
+def _batch(clips: list[np.ndarray], n: int, crop: int, rng: np.random.Generator) -> torch.Tensor:
+    out = np.zeros((n, crop), dtype=np.float32)
+    for i in range(n):
+        clip = clips[int(rng.integers(len(clips)))]
+        start = int(rng.integers(0, max(1, len(clip) - crop)))
+        piece = clip[start : start + crop]
+        out[i, : len(piece)] = piece * rng.uniform(0.5, 1.0)  # a little gain augmentation
+    return torch.from_numpy(out)
+
+
+# ---- the loop ---------------------------------------------------------------------------
+def train_codec(cfg: CodecTrainConfig, out_dir: str | Path, log=print) -> dict:
+    """Train and save to `out_dir` (config.json, model.safetensors, train.json). Returns the log."""
+    from transformers import EncodecModel
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
+                          "cpu" if cfg.device == "auto" else cfg.device)
+    model = EncodecModel(encodec_config(cfg)).to(device)
+    sr, hop = model.config.sampling_rate, model.config.hop_length
+    n_q = model.quantizer.get_num_quantizers_for_bandwidth(1.5)
+    clips = training_audio(cfg, sr)
+    crop = int(cfg.crop_seconds * sr) // hop * hop
+    spectral = SpectralLoss(sr).to(device)
+    params = list(model.encoder.parameters()) + list(model.decoder.parameters())
+    opt = torch.optim.Adam(params, lr=cfg.lr, betas=(0.9, 0.999))
+    rng = np.random.default_rng(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    history = []
+    warmup = int(cfg.ae_warmup * cfg.steps)
+    t0 = time.time()
+    model.train()
+    for step in range(1, cfg.steps + 1):
+        lr = cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * step / cfg.steps))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        if step == warmup + 1:
+            seed_from_frames(model, clips, n_q, crop, rng, gen, fair=cfg.batch * crop / hop / 1024)
+        wav = _batch(clips, cfg.batch, crop, rng).to(device)  # [B, N]
+        emb = model.encoder(wav[:, None])  # [B, D, F]
+        if step <= warmup:
+            q, commit, codes = emb, emb.mean((0, 2)).pow(2).mean(), torch.zeros(n_q, 1)
+        else:
+            q, commit, codes = quantize_train(model, emb, n_q, cfg.ema_decay, cfg.dead_fraction, gen)
+        recon = model.decoder(q)[:, 0, : wav.shape[1]]  # [B, N]
+        spec = spectral(recon, wav)
+        l1 = (recon - wav).abs().mean()
+        loss = spec + l1 + cfg.commitment * commit
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        if step % 50 == 0 or step == cfg.steps:
+            used = [int(torch.unique(c).numel()) for c in codes]
+            row = {"step": step, "loss": loss.item(), "spectral": spec.item(), "l1": l1.item(),
+                   "commit": commit.item(), "codes_used": used, "lr": lr, "elapsed_s": time.time() - t0}
+            history.append(row)
+            log(f"step {step:5d}  loss {row['loss']:.3f}  spectral {row['spectral']:.3f}  l1 {row['l1']:.4f}  "
+                f"commit {row['commit']:.4f}  codes in batch {used}  {row['elapsed_s']:.0f} s")
+        if step % cfg.save_every == 0 or step == cfg.steps:
+            _save(model, cfg, history, Path(out_dir))
+    return {"config": cfg.to_dict(), "history": history}
+
+
+def _save(model, cfg: CodecTrainConfig, history: list[dict], out: Path) -> None:
+    import shutil
+    import tempfile
+
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:  # complete files or none
+        device = next(model.parameters()).device
+        model.eval().to("cpu")
+        model.save_pretrained(tmp)
+        model.train().to(device)
+        (Path(tmp) / "train.json").write_text(json.dumps({"config": cfg.to_dict(), "history": history}, indent=2))
+        for f in Path(tmp).iterdir():
+            shutil.move(str(f), out / f.name)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="autosong codec train", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", required=True, help="directory to write the codec to (then --codec DIR)")
+    for name, value in CodecTrainConfig().to_dict().items():
+        p.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`autosong codec train --out DIR [--steps N ...]` (also `python -m train.codec train ...`)."""
+    import sys
+
+    from model.errors import run_cli
+
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] != "train":
+        print("usage: autosong codec train --out DIR [options]   (`autosong codec train --help`)", file=sys.stderr)
+        return 2
+
+    def run(argv):
+        args = vars(parser().parse_args(argv[1:]))
+        out = args.pop("out")
+        train_codec(CodecTrainConfig(**args), out)
+        print(f"wrote the codec to {out}: use --codec {out}")
+        return 0
+
+    return run_cli(run, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
