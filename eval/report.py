@@ -36,8 +36,59 @@ def spectrogram_png(wav: np.ndarray, sr: int, height: int = 128, width: int = 48
     db = np.clip((db - db.max() + 80) / 80, 0, 1)
     rows = np.linspace(0, db.shape[1] - 1, height).astype(int)[::-1]
     img = db[:, rows].T  # [H, W]
+    return png_bytes(_ramp(img))
+
+
+def _ramp(img: np.ndarray) -> np.ndarray:
+    """[H, W] in [0, 1] -> uint8 [H, W, 3] on a dark-to-warm colour ramp."""
     rgb = np.stack([np.clip(img * 1.6, 0, 1), np.clip(img * 1.6 - 0.5, 0, 1), np.clip(img * 0.6, 0, 1) * 0.8], -1)
-    return png_bytes((rgb * 255).astype(np.uint8))
+    return (rgb * 255).astype(np.uint8)
+
+
+def alignment_png(weights: np.ndarray, height: int = 128, width: int = 480) -> bytes:
+    """Cross-attention weights [frames, lyric slots] -> PNG, time left to right, the first lyric
+    token at the top; each frame's column scaled to its own maximum so the path shows."""
+    w = weights / np.maximum(weights.max(axis=1, keepdims=True), 1e-9)  # [T, L]
+    cols = np.linspace(0, w.shape[0] - 1, width).astype(int)
+    rows = np.linspace(0, w.shape[1] - 1, min(height, max(w.shape[1], 1) * 4)).astype(int)
+    return png_bytes(_ramp(w[cols][:, rows].T))
+
+
+def _figure(png: bytes, alt: str, x_label: str, x_max: float, y_label: str, y_ticks: list[tuple[float, str]],
+            w: int = 480, h: int = 128) -> str:
+    """An image inside an SVG with labelled axes: x from 0 to x_max, y ticks as (fraction from the
+    bottom, label)."""
+    left, bottom = 58, 34
+    ticks = []
+    step = max(0.5, round(x_max / 6 * 2) / 2) if x_max > 0 else 1
+    x = 0.0
+    while x <= x_max + 1e-9:
+        px = left + x / max(x_max, 1e-9) * w
+        ticks.append(f'<line x1="{px:.1f}" y1="{h}" x2="{px:.1f}" y2="{h + 4}" stroke="#444"/>'
+                     f'<text x="{px:.1f}" y="{h + 15}" font-size="10" text-anchor="middle">{x:g}</text>')
+        x += step
+    for frac, label in y_ticks:
+        py = h - frac * h
+        ticks.append(f'<line x1="{left - 4}" y1="{py:.1f}" x2="{left}" y2="{py:.1f}" stroke="#444"/>'
+                     f'<text x="{left - 6}" y="{py + 3:.1f}" font-size="10" text-anchor="end">{html.escape(label)}</text>')
+    return (f'<svg class="figure" width="{left + w + 10}" height="{h + bottom}" role="img" aria-label="{html.escape(alt)}">'
+            f'<image x="{left}" y="0" width="{w}" height="{h}" preserveAspectRatio="none" '
+            f'href="{_data_uri("image/png", png)}"/>{"".join(ticks)}'
+            f'<text x="{left + w / 2}" y="{h + 30}" font-size="11" text-anchor="middle">{html.escape(x_label)}</text>'
+            f'<text transform="translate(12,{h / 2}) rotate(-90)" font-size="11" text-anchor="middle">'
+            f'{html.escape(y_label)}</text></svg>')
+
+
+def spectrogram_figure(wav: np.ndarray, sr: int, alt: str) -> str:
+    khz = sr / 2000
+    return _figure(spectrogram_png(wav, sr), alt, "time (s)", len(wav) / sr, "frequency (kHz)",
+                   [(f, f"{f * khz:g}") for f in (0, 0.25, 0.5, 0.75, 1.0)])
+
+
+def alignment_figure(weights: np.ndarray, frame_rate: float, alt: str) -> str:
+    L = weights.shape[1] - 1  # slot 0 is the genre token
+    return _figure(alignment_png(weights), alt, "time (s)", weights.shape[0] / frame_rate,
+                   "lyric token (0 = genre)", [(1.0, "0"), (0.5, f"{L // 2}"), (0.0, f"{L}")])
 
 
 def wav_bytes(wav: np.ndarray, sr: int) -> bytes:
@@ -52,18 +103,26 @@ def _data_uri(mime: str, data: bytes) -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode()}"
 
 
-def _line_chart(series: dict[str, list[tuple[float, float]]], w: int = 560, h: int = 220) -> str:
+def _line_chart(series: dict[str, list[tuple[float, float]]], x_label: str, y_label: str, w: int = 560,
+                h: int = 240) -> str:
     pts = [p for s in series.values() for p in s]
     if not pts:
         return "<p>no training metrics</p>"
     xs, ys = [p[0] for p in pts], [p[1] for p in pts]
     x0, x1, y0, y1 = min(xs), max(xs) or 1, min(ys), max(ys)
-    sx = lambda x: 40 + (x - x0) / max(x1 - x0, 1e-9) * (w - 50)  # noqa: E731
-    sy = lambda y: h - 25 - (y - y0) / max(y1 - y0, 1e-9) * (h - 40)  # noqa: E731
+    sx = lambda x: 62 + (x - x0) / max(x1 - x0, 1e-9) * (w - 72)  # noqa: E731
+    sy = lambda y: h - 40 - (y - y0) / max(y1 - y0, 1e-9) * (h - 55)  # noqa: E731
     colours = ["#d9480f", "#1971c2", "#2f9e44", "#862e9c"]
     out = [f'<svg width="{w}" height="{h}" role="img"><rect width="{w}" height="{h}" fill="#fff"/>',
-           f'<text x="4" y="14" font-size="11">{y1:.2f}</text><text x="4" y="{h - 25}" font-size="11">{y0:.2f}</text>',
-           f'<text x="40" y="{h - 6}" font-size="11">step {x0:g}</text><text x="{w - 70}" y="{h - 6}" font-size="11">{x1:g}</text>']
+           f'<line x1="62" y1="{h - 40}" x2="{w - 10}" y2="{h - 40}" stroke="#888"/>'
+           f'<line x1="62" y1="15" x2="62" y2="{h - 40}" stroke="#888"/>',
+           f'<text x="58" y="{sy(y1) + 4:.1f}" font-size="10" text-anchor="end">{y1:.2f}</text>'
+           f'<text x="58" y="{sy(y0) + 4:.1f}" font-size="10" text-anchor="end">{y0:.2f}</text>',
+           f'<text x="62" y="{h - 26}" font-size="10">{x0:g}</text>'
+           f'<text x="{w - 10}" y="{h - 26}" font-size="10" text-anchor="end">{x1:g}</text>',
+           f'<text x="{(w + 52) / 2}" y="{h - 8}" font-size="11" text-anchor="middle">{html.escape(x_label)}</text>',
+           f'<text transform="translate(14,{(h - 40) / 2}) rotate(-90)" font-size="11" text-anchor="middle">'
+           f'{html.escape(y_label)}</text>']
     for i, (name, s) in enumerate(series.items()):
         poly = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in s)
         c = colours[i % len(colours)]
@@ -72,19 +131,25 @@ def _line_chart(series: dict[str, list[tuple[float, float]]], w: int = 560, h: i
     return "".join(out) + "</svg>"
 
 
-def _bar_chart(values: list[float], labels: list[str], w: int = 560, h: int = 180) -> str:
+def _bar_chart(values: list[float], labels: list[str], x_label: str, y_label: str, w: int = 560, h: int = 200) -> str:
     top = max(values) or 1
-    bw = (w - 20) / len(values)
+    bw = (w - 40) / len(values)
+    x0, base, tall = 34, h - 44, h - 64
     bars = "".join(
-        f'<rect x="{10 + i * bw:.1f}" y="{h - 30 - v / top * (h - 50):.1f}" width="{bw * 0.8:.1f}" '
-        f'height="{v / top * (h - 50):.1f}" fill="#1971c2"/><text x="{10 + i * bw:.1f}" y="{h - 14}" font-size="10">'
-        f'{html.escape(labels[i])}</text><text x="{10 + i * bw:.1f}" y="{h - 34 - v / top * (h - 50):.1f}" '
+        f'<rect x="{x0 + i * bw:.1f}" y="{base - v / top * tall:.1f}" width="{bw * 0.8:.1f}" '
+        f'height="{v / top * tall:.1f}" fill="#1971c2"/><text x="{x0 + i * bw:.1f}" y="{base + 14}" font-size="10">'
+        f'{html.escape(labels[i])}</text><text x="{x0 + i * bw:.1f}" y="{base - 4 - v / top * tall:.1f}" '
         f'font-size="10">{v:.2f}</text>' for i, v in enumerate(values))
-    return f'<svg width="{w}" height="{h}" role="img"><rect width="{w}" height="{h}" fill="#fff"/>{bars}</svg>'
+    axes = (f'<text x="{(w + x0) / 2}" y="{h - 8}" font-size="11" text-anchor="middle">{html.escape(x_label)}</text>'
+            f'<text transform="translate(14,{base / 2 + 10}) rotate(-90)" font-size="11" text-anchor="middle">'
+            f'{html.escape(y_label)}</text>')
+    return f'<svg width="{w}" height="{h}" role="img"><rect width="{w}" height="{h}" fill="#fff"/>{bars}{axes}</svg>'
 
 
 def write_report(path: Path, result: dict, metrics: list[dict], songs: list[dict], sample_rate: int) -> Path:
-    """songs: [{"title", "lyrics", "genre", "wav" (float array)}]."""
+    """songs: [{"title", "lyrics", "genre", "wav" (float array), optional "reference_wav" (the true
+    song, decoded from its codes), "alignment" ([frames, lyric slots] cross-attention weights) and
+    "frame_rate" (of the alignment's frames)}]."""
     e = html.escape
     keys = [k for k in result["ce"] if k != "mean"] + ["mean"]
     ce_rows = "".join(
@@ -97,19 +162,30 @@ def write_report(path: Path, result: dict, metrics: list[dict], songs: list[dict
               for k in ["loss"] + [k for k in (metrics[0] if metrics else {}) if k.startswith("ce_q")]}
     song_html = []
     for s in songs:
-        spec = _data_uri("image/png", spectrogram_png(s["wav"], sample_rate))
         audio = _data_uri("audio/wav", wav_bytes(s["wav"], sample_rate))
+        panels = [f'<div class="panel"><h4>generated</h4>'
+                  f'{spectrogram_figure(s["wav"], sample_rate, "spectrogram of the generated song")}'
+                  f'<audio controls preload="metadata" src="{audio}"></audio> <span class="duration"></span></div>']
+        if s.get("alignment") is not None:
+            panels.append('<div class="panel"><h4>where it reads the lyrics (cross-attention, heads and layers '
+                          'averaged)</h4>' + alignment_figure(s["alignment"], s["frame_rate"],
+                                                              "cross-attention alignment: lyric token by time")
+                          + '</div>')
+        if s.get("reference_wav") is not None:
+            ref = _data_uri("audio/wav", wav_bytes(s["reference_wav"], sample_rate))
+            panels.append(f'<div class="panel"><h4>the true song (its codes, decoded)</h4>'
+                          f'{spectrogram_figure(s["reference_wav"], sample_rate, "spectrogram of the true song")}'
+                          f'<audio controls preload="metadata" src="{ref}"></audio> <span class="duration"></span></div>')
         song_html.append(
             f'<section class="song"><h3>{e(s["title"])} <small>genre: {e(s["genre"])}</small></h3>'
-            f'<img alt="spectrogram of {e(s["title"])}" src="{spec}"/>'
-            f'<audio controls preload="metadata" src="{audio}"></audio> <span class="duration"></span>'
-            f'<pre>{e(s["lyrics"])}</pre></section>')
+            f'<div class="panels">{"".join(panels)}</div><pre>{e(s["lyrics"])}</pre></section>')
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>AutoSong eval: {e(str(result['checkpoint']))}</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;color:#222}}
 table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}
 td:first-child{{text-align:left}}pre{{background:#f6f6f6;padding:.5em;white-space:pre-wrap}}
-img{{display:block;margin:.3em 0}}.song{{border-top:1px solid #ddd;margin-top:1em}}</style></head>
+img{{display:block;margin:.3em 0}}.song{{border-top:1px solid #ddd;margin-top:1em}}
+.panels{{display:flex;flex-wrap:wrap;gap:1em}}h4{{margin:.4em 0;font-weight:500;font-size:.9em}}</style></head>
 <body><h1>AutoSong evaluation</h1>
 <p>checkpoint <code>{e(str(result['checkpoint']))}</code> (step {result['step']}), data <code>{e(str(result['data']))}</code>,
 split <b>{e(result['split'])}</b>: {result['songs']} songs, {result['tokens']:,} tokens.</p>
@@ -118,8 +194,9 @@ split <b>{e(result['split'])}</b>: {result['songs']} songs, {result['tokens']:,}
 <h2>Does the conditioning work?</h2>
 <p>CE with an altered condition minus CE with the true one, nats per token; &gt; 0 means the model uses it.</p>
 <table><tr><th>comparison</th><th>gain</th><th>95% CI</th><th>songs</th></tr>{gain_rows}</table>
-<h2>Training curves</h2>{_line_chart(curves)}
-<h2>CE by position in the song</h2>{_bar_chart(result['ce_by_position'], [f'{i}0%' for i in range(10)])}
+<h2>Training curves</h2>{_line_chart(curves, "training step", "cross-entropy (nats/token)")}
+<h2>CE by position in the song</h2>{_bar_chart(result['ce_by_position'], [f'{i}0%' for i in range(10)],
+                                                "position in the song (tenths)", "CE (nats/token)")}
 <h2>Generated songs</h2>{''.join(song_html) or '<p>none generated</p>'}
 <script>
 for (const a of document.querySelectorAll('audio')) {{

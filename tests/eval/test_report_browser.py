@@ -26,12 +26,28 @@ def test_report_loads_without_errors_and_plays(trained_run, small_data, tmp_path
         page.goto((tmp_path / "report.html").as_uri())
         page.wait_for_function("[...document.querySelectorAll('audio')].every(a => a.readyState >= 1)", timeout=20_000)
         durations = page.eval_on_selector_all("audio", "els => els.map(a => a.duration)")
-        images = page.eval_on_selector_all("img", "els => els.map(i => i.naturalWidth)")
+        figures = page.eval_on_selector_all(
+            "svg.figure", "els => els.map(f => ({label: f.getAttribute('aria-label'), text: f.textContent, "
+                          "href: f.querySelector('image').getAttribute('href').slice(0, 22), "
+                          "width: f.querySelector('image').getBBox().width}))")
+        charts = page.eval_on_selector_all("h2 + svg", "els => els.map(s => s.textContent)")
         shot = page.screenshot(full_page=True)
         browser.close()
     assert errors == []
-    assert len(durations) == 2 and all(abs(d - 1.0) < 0.05 for d in durations), durations
-    assert images and all(w > 0 for w in images)
+    # two generated songs, each beside the true song it took its lyrics from
+    assert len(durations) == 4, durations
+    generated = durations[0::2]
+    assert all(abs(d - 1.0) < 0.05 for d in generated), durations
+    kinds = [f["label"] for f in figures]
+    assert kinds.count("spectrogram of the generated song") == 2
+    assert kinds.count("spectrogram of the true song") == 2
+    assert kinds.count("cross-attention alignment: lyric token by time") == 2
+    for f in figures:  # an image with labelled axes
+        assert f["href"] == "data:image/png;base64," and f["width"] > 0
+        assert "time (s)" in f["text"]
+        assert ("frequency (kHz)" in f["text"]) or ("lyric token" in f["text"])
+    assert any("training step" in c and "cross-entropy" in c for c in charts), charts
+    assert any("position in the song" in c for c in charts), charts
     from PIL import Image  # noqa: F401  (webdataset's decode pulls Pillow in; used to read the screenshot)
     import io
 
