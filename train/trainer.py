@@ -236,9 +236,7 @@ def train(data: str, cfg: RunConfig, run: str | Path, ds_config_path: str, resum
                                          "deepspeed": ds}, indent=2))
     start_step, consumed = 0, 0
     if resume:
-        path, client = engine.load_checkpoint(str(run / CKPT_DIR))
-        if path is None:
-            raise AutoSongError(f"--resume: no checkpoint in {run / CKPT_DIR}")
+        path, client = load_newest_intact(engine, run / CKPT_DIR, rank)
         start_step, consumed = client["step"], client["consumed"][rank]
     stream = StreamConfig(data=data, split="train", micro_batch=t.micro_batch, window_frames=model.window_frames(),
                           max_frames=model.model.cfg.max_frames, bucket_songs=t.bucket_songs, seed=t.seed,
@@ -316,6 +314,36 @@ def train(data: str, cfg: RunConfig, run: str | Path, ds_config_path: str, resum
         export_bundle(engine, run, cfg, card, step, rank)
     dist.barrier()
     return TrainResult(step, last_loss, run)
+
+
+def load_newest_intact(engine, ckpt_dir: Path, rank: int):
+    """Load the newest checkpoint whose files are all there and load; returns (states path,
+    client state). DeepSpeed's `latest` is not trusted: a crash or a hand can leave it missing or
+    naming a half-deleted step, while older intact checkpoints sit beside it."""
+    import sys
+
+    tags = sorted((d.name for d in ckpt_dir.glob("step_*") if d.is_dir()), reverse=True)
+    skipped = []
+    for tag in tags:
+        d = ckpt_dir / tag
+        if not ((d / f"rng_rank{rank}.pt").is_file() and any(d.glob("*model_states.pt"))
+                and any(d.glob("*optim_states.pt"))):
+            skipped.append(f"{tag} (files missing)")
+            continue
+        try:
+            path, client = engine.load_checkpoint(str(ckpt_dir), tag=tag)
+        except (RuntimeError, OSError, KeyError, EOFError, ValueError) as err:
+            skipped.append(f"{tag} ({type(err).__name__})")
+            continue
+        if path is not None and client is not None and "step" in client:
+            if skipped:
+                print(f"autosong: resuming from {tag}; skipped damaged checkpoint(s): {', '.join(skipped)}",
+                      file=sys.stderr)
+            return path, client
+        skipped.append(f"{tag} (no state)")
+    found = f"; damaged: {', '.join(skipped)}" if skipped else ""
+    raise AutoSongError(f"--resume: no intact checkpoint in {ckpt_dir}{found}. Start the run again without --resume "
+                        f"(or into a new --run)")
 
 
 def save_checkpoint(engine, run: Path, step: int, consumed: int, rank: int, world: int, device) -> None:

@@ -132,3 +132,39 @@ def test_zero2_with_optimizer_offload(small_data, tmp_path):
     assert ds["zero_optimization"]["offload_optimizer"]["device"] == "cpu" and ds["optimizer"]["type"] == "AdamW"
     m = read_metrics(run)
     assert m[-1]["loss"] < m[0]["loss"]
+
+
+@pytest.mark.parametrize("damage", ["optimizer states", "rng file", "latest"])
+def test_resume_falls_back_to_the_newest_intact_checkpoint(damage, small_data, tmp_path):
+    run = tmp_path / "run"
+    args = ["--data", str(small_data), "--train.ckpt_every", "2", *TINY]
+    first = train_cli(*args, "--run", str(run), "--steps", "6", "--stop-at", "4")
+    assert first.returncode == 0, first.stderr[-2000:]
+    newest = run / "checkpoints/step_00000004"
+    if damage == "optimizer states":
+        for f in newest.glob("*optim_states.pt"):
+            f.unlink()
+    elif damage == "rng file":
+        (newest / "rng_rank0.pt").unlink()
+    (run / "checkpoints/latest").unlink()  # `latest` gone too: the checkpoints are still found
+    second = train_cli("--data", str(small_data), "--run", str(run), "--resume")
+    assert second.returncode == 0 and "Traceback" not in second.stderr, second.stderr[-2000:]
+    steps = [r["step"] for r in read_metrics(run)]
+    if damage == "latest":
+        assert steps == list(range(1, 7))  # step 4 intact: resumed there
+    else:
+        assert "skipped damaged checkpoint(s): step_00000004" in second.stderr
+        assert steps == [1, 2] + [3, 4, 5, 6]  # resumed from step 2; the log past it was rewritten
+    assert (run / "export/model.safetensors").exists()
+
+
+def test_resume_with_no_intact_checkpoint_is_one_line(small_data, tmp_path):
+    run = tmp_path / "run"
+    first = train_cli("--data", str(small_data), "--train.ckpt_every", "2", *TINY, "--run", str(run), "--steps", "4",
+                      "--stop-at", "2")
+    assert first.returncode == 0, first.stderr[-2000:]
+    for f in (run / "checkpoints").glob("step_*/*model_states.pt"):
+        f.unlink()
+    out = train_cli("--data", str(small_data), "--run", str(run), "--resume")
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
+    assert "no intact checkpoint" in out.stderr.strip().splitlines()[-1]
