@@ -162,6 +162,23 @@ def seed_from_frames(model, clips: list[np.ndarray], n_q: int, crop: int, rng: n
         residual = residual - book.embed[book.encode(residual)]
 
 
+@torch.no_grad()
+def center_latents(model, clips: list[np.ndarray], crop: int, rng: np.random.Generator, batches: int = 8) -> None:
+    """Fold the latents' mean out of the codec, exactly: the encoder's last bias and the first
+    codebook move by -mu, the decoder's first convolution adds W.mu back (its padding reflects, so
+    a constant shift passes through). transformers' quantizer computes |x|^2 - 2xe + |e|^2 in
+    float32, which loses every digit when a large common offset dwarfs the latents' variation."""
+    device = next(model.parameters()).device
+    mu = torch.cat([model.encoder(_batch(clips, 16, crop, rng)[:, None].to(device))
+                    for _ in range(batches)]).mean((0, 2))  # [D]
+    model.encoder.layers[-1].conv.bias -= mu
+    book = model.quantizer.layers[0].codebook
+    book.embed -= mu
+    book.embed_avg.copy_(book.embed * book.cluster_size[:, None])
+    first = model.decoder.layers[0].conv
+    first.bias += first.weight.sum(-1) @ mu
+
+
 # ---- data ------------------------------------------------------------------------------
 def training_audio(cfg: CodecTrainConfig, sample_rate: int) -> list[np.ndarray]:
     """Synth songs (mono, at the codec's rate) and the fixed reference signal."""
@@ -237,7 +254,7 @@ def train_codec(cfg: CodecTrainConfig, out_dir: str | Path, log=print) -> dict:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-        if step % 50 == 0 or step == cfg.steps:
+        if step % 50 == 0 or step == cfg.steps or step == warmup + 1:  # + the first quantized step
             used = [int(torch.unique(c).numel()) for c in codes]
             row = {"step": step, "loss": loss.item(), "spectral": spec.item(), "l1": l1.item(),
                    "commit": commit.item(), "codes_used": used, "lr": lr, "elapsed_s": time.time() - t0}
@@ -245,6 +262,9 @@ def train_codec(cfg: CodecTrainConfig, out_dir: str | Path, log=print) -> dict:
             log(f"step {step:5d}  loss {row['loss']:.3f}  spectral {row['spectral']:.3f}  l1 {row['l1']:.4f}  "
                 f"commit {row['commit']:.4f}  codes in batch {used}  {row['elapsed_s']:.0f} s")
         if step % cfg.save_every == 0 or step == cfg.steps:
+            model.eval()
+            center_latents(model, clips, crop, np.random.default_rng([cfg.seed, step]))
+            model.train()
             _save(model, cfg, history, Path(out_dir))
     return {"config": cfg.to_dict(), "history": history}
 

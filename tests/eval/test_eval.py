@@ -71,7 +71,9 @@ def test_cli_eval_writes_json_and_report(trained_run, small_data, tmp_path):
     result = json.loads((tmp_path / "eval.json").read_text())
     assert result["generated"][0]["wav"] == "generated_0.wav" and (tmp_path / "generated_0.wav").exists()
     page = (tmp_path / "report.html").read_text()
-    assert "Per-codebook cross-entropy" in page and page.count("<audio") == 1 and "data:image/png;base64," in page
+    assert "Per-codebook cross-entropy" in page and "data:image/png;base64," in page
+    assert page.count("<audio") == 2  # the generated song and the true song whose lyrics it sang
+    assert "cross-attention alignment" in page
 
 
 def test_report_escapes_lyrics(tmp_path):
