@@ -24,7 +24,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--codec", default="test", help="test (offline), a local directory, or a hub id")
     # Many short songs rather than few long ones: with 120 songs the tiny model memorises them
     # (train CE 2.8 against 5.2 held out) instead of learning how lyrics become melody.
-    p.add_argument("--songs", type=whole(8), default=640)
+    p.add_argument("--songs", type=whole(1), default=640)
     p.add_argument("--seconds", type=real(1), default=3.0, help="shortest synth song (each holds its complete lyrics)")
     p.add_argument("--steps", type=whole(1), default=400, help="training steps of the tiny model")
     p.add_argument("--micro-batch", type=whole(1), default=8, help="songs per training step")
