@@ -36,8 +36,11 @@ def generate_for_report(bundle, data: str, split: str, count: int, seconds: floa
     tok = default_tokenizer()
     lyrics = [tok.decode(s.text[1:]) for s in songs]  # the front-end's reading of the lyrics
     seconds = min(seconds, bundle.model.cfg.window_frames / codec.frame_rate)
-    codes, _ = generate_codes(bundle, lyrics, [s.genre for s in songs], seconds,
-                              SamplingConfig(temperature=1.0, top_k=250, cfg=cfg, seed=seed), codec.frame_rate)
+    settings = SamplingConfig(temperature=1.0, top_k=250, cfg=cfg, seed=seed)
+    codes = []
+    for song, text in zip(songs, lyrics):  # as long as the true song (up to `seconds`), to compare
+        length = seconds if bundle.parent else min(seconds, song.codes.shape[1] / codec.frame_rate)
+        codes.append(generate_codes(bundle, [text], [song.genre], length, settings, codec.frame_rate)[0][0])
     maps = alignment_maps(bundle, codes, lyrics, [s.genre for s in songs], codec.frame_rate)
     # the true song of those lyrics, as the codec renders its codes (latent data: no EnCodec codes here)
     refs = [codec.decode(s.codes) if not bundle.parent else None for s in songs]
@@ -46,7 +49,7 @@ def generate_for_report(bundle, data: str, split: str, count: int, seconds: floa
             for s, text, c, ref, (amap, rate) in zip(songs, lyrics, codes, refs, maps)]
 
 
-def alignment_maps(bundle, codes, lyrics: list[str], genres: list[str], frame_rate: float) -> list[tuple]:
+def alignment_maps(bundle, codes: list, lyrics: list[str], genres: list[str], frame_rate: float) -> list[tuple]:
     """Each generated song's cross-attention map [frames, lyric slots] (teacher-forced over its
     own codes) and the frame rate of its rows; for a latent model, over its latent positions."""
     import torch
@@ -56,14 +59,14 @@ def alignment_maps(bundle, codes, lyrics: list[str], genres: list[str], frame_ra
     model = bundle.model
     ae = autoencoder_for(bundle)
     stride = ae.model.cfg.stride if ae else 1
-    steps = torch.from_numpy(codes.astype("int64"))
-    if ae is not None:
-        with torch.no_grad():
-            steps = ae.model.encode(steps)  # back to the latent positions the model attended from
     out = []
-    for i in range(len(lyrics)):
+    for i, song_codes in enumerate(codes):
+        steps = torch.from_numpy(song_codes.astype("int64"))[None]  # [1, C, T]
+        if ae is not None:
+            with torch.no_grad():
+                steps = ae.model.encode(steps)  # back to the latent positions the model attended from
         batch = text_batch(bundle, lyrics[i : i + 1], genres[i : i + 1])
-        amap = model.cross_attention_map(steps[i : i + 1], batch["text_ids"], batch["text_mask"],
+        amap = model.cross_attention_map(steps, batch["text_ids"], batch["text_mask"],
                                          torch.tensor([steps.shape[-1]]), batch.get("bert"), batch.get("bert_mask"))
         out.append((amap[0].numpy(), frame_rate / stride))
     return out

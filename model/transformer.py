@@ -295,12 +295,6 @@ class SoundTransformer(nn.Module):
         p = next(self.parameters())
         return KVCache(self.cfg, batch, max_steps, p.device, p.dtype)
 
-    def alignment(self, positions, song_frames, memory_mask):
-        """What cross-attention's prior needs ([B, 1, S, L]), or None when it has none."""
-        if self.cfg.cross_align == "none":
-            return None
-        return alignment_distance(positions, song_frames, memory_mask)
-
     def step(self, inputs, codebook, positions, memory, memory_mask, cache: KVCache, song_frames=None):
         """Run S new steps (S > 1 for a prompt) on top of `cache`. inputs [B, S, K] ids,
         codebook [S] or [B, S], positions [B, S], song_frames [B] (the song's whole length,
@@ -310,9 +304,12 @@ class SoundTransformer(nn.Module):
         return self.logits(h, codebook)
 
     def _align(self, positions, song_frames, memory_mask):
-        if self.cfg.cross_align != "none" and song_frames is None:
+        """What cross-attention's prior needs ([B, 1, S, L]), or None when it has none."""
+        if self.cfg.cross_align == "none":
+            return None
+        if song_frames is None:
             raise ValueError("this model's cross-attention prior needs song_frames (the song's length in frames)")
-        return self.alignment(positions, song_frames, memory_mask)
+        return alignment_distance(positions, song_frames, memory_mask)
 
     # ---- training ---------------------------------------------------------------------------
     def forward(self, codes, lengths, frame_offset, text_ids, text_mask, bert=None, bert_mask=None,
