@@ -37,10 +37,11 @@ def generate_for_report(bundle, data: str, split: str, count: int, seconds: floa
     lyrics = [tok.decode(s.text[1:]) for s in songs]  # the front-end's reading of the lyrics
     seconds = min(seconds, bundle.model.cfg.window_frames / codec.frame_rate)
     settings = SamplingConfig(temperature=1.0, top_k=250, cfg=cfg, seed=seed)
-    codes = []
-    for song, text in zip(songs, lyrics):  # as long as the true song (up to `seconds`), to compare
-        length = seconds if bundle.parent else min(seconds, song.codes.shape[1] / codec.frame_rate)
-        codes.append(generate_codes(bundle, [text], [song.genre], length, settings, codec.frame_rate)[0][0])
+    if bundle.parent:  # latent data holds no EnCodec codes to match: one batch (one autoencoder load)
+        codes = list(generate_codes(bundle, lyrics, [s.genre for s in songs], seconds, settings, codec.frame_rate)[0])
+    else:  # each as long as the true song (up to `seconds`), to compare them
+        codes = [generate_codes(bundle, [text], [song.genre], min(seconds, song.codes.shape[1] / codec.frame_rate),
+                                settings, codec.frame_rate)[0][0] for song, text in zip(songs, lyrics)]
     maps = alignment_maps(bundle, codes, lyrics, [s.genre for s in songs], codec.frame_rate)
     # the true song of those lyrics, as the codec renders its codes (latent data: no EnCodec codes here)
     refs = [codec.decode(s.codes) if not bundle.parent else None for s in songs]

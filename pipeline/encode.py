@@ -24,8 +24,6 @@ def npy_bytes(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-
-
 class SongEncoder:
     """Callable class for `Dataset.map`: one instance per actor, models loaded in __init__."""
 
