@@ -1,4 +1,9 @@
-"""Codebook patterns: how codes [B, C, T] become the model's sequence, and back.
+"""Codebook patterns: how codes [B, C, T] become the model's sequence of steps, and back.
+
+One object per layout owns everything that depends on it: the training batch (`build`), its
+inverse (`to_frames`), the number of steps, which (codebook, frame) slots a step predicts
+(`slots`) and what a sampler feeds at a step (`step_inputs`). The model, the sampler and the
+eval only talk to this object, so a third pattern is one new class in `PATTERNS`.
 
 - flatten (the design's): one step per token, frame-major: (t0,c0), (t0,c1), (t1,c0) ... so
   T*C steps, each predicting one token. Step i's input is the previous token; its codebook and
@@ -16,8 +21,6 @@ from dataclasses import dataclass
 
 import torch
 
-PATTERNS = ("flatten", "delay")
-
 
 @dataclass
 class PatternBatch:
@@ -28,50 +31,135 @@ class PatternBatch:
     valid: torch.Tensor      # [B, S, P] bool: a real target (not padding or delay fill)
 
 
-def steps_for_frames(pattern: str, frames: int, num_codebooks: int) -> int:
-    return frames * num_codebooks if pattern == "flatten" else frames + num_codebooks - 1
+Slot = tuple[int, int] | None  # (codebook, frame) a prediction fills, or None (delay fill)
 
 
-def build(pattern: str, codes: torch.Tensor, lengths: torch.Tensor, frame_offset: torch.Tensor,
-          codebook_size: int) -> PatternBatch:
-    """Args: codes [B, C, T] long (padding anything), lengths [B] valid frames,
-    frame_offset [B] absolute frame index of codes[..., 0]."""
-    B, C, T = codes.shape
-    V1 = codebook_size + 1
-    EMPTY = codebook_size
-    frame_valid = torch.arange(T, device=codes.device)[None, :] < lengths[:, None]  # [B, T]
-    if pattern == "flatten":
+class Pattern:
+    """The interface; `num_codebooks` C and `codebook_size` V fix the id blocks."""
+
+    name = ""
+    all_codebooks_per_step = False  # True: P = C, prediction p of a step is codebook p
+
+    def __init__(self, num_codebooks: int, codebook_size: int = 1024):
+        self.C, self.V = num_codebooks, codebook_size
+        self.EMPTY = codebook_size  # the id of "no token" in each codebook's block
+
+    def steps(self, frames: int) -> int:
+        raise NotImplementedError
+
+    def build(self, codes: torch.Tensor, lengths: torch.Tensor, frame_offset: torch.Tensor) -> PatternBatch:
+        """codes [B, C, T] long (padding anything), lengths [B] valid frames, frame_offset [B]
+        absolute frame index of codes[..., 0]."""
+        raise NotImplementedError
+
+    def to_frames(self, per_step: torch.Tensor, frames: int) -> torch.Tensor:
+        """Inverse of the layout for anything per target: [B, S, P, ...] -> [B, C, T, ...]."""
+        raise NotImplementedError
+
+    def slots(self, step: int, frames: int) -> list[Slot]:
+        raise NotImplementedError
+
+    def step_inputs(self, step: int, codes: torch.Tensor, frames: int):
+        """What step `step` reads (the previous step's tokens), for a sampler: ids [B, 1, K],
+        codebook [1], frame [B, 1] (relative to codes[..., 0])."""
+        raise NotImplementedError
+
+    def target_codebooks(self, codebook: torch.Tensor, batch: int, steps: int) -> torch.Tensor:
+        """The codebook of every prediction, [B, S, P] (from PatternBatch.codebook)."""
+        raise NotImplementedError
+
+
+class Flatten(Pattern):
+    name = "flatten"
+
+    def steps(self, frames):
+        return frames * self.C
+
+    def build(self, codes, lengths, frame_offset):
+        B, C, T = codes.shape
+        dev, V1 = codes.device, self.V + 1
+        frame_valid = torch.arange(T, device=dev)[None, :] < lengths[:, None]  # [B, T]
         targets = codes.transpose(1, 2).reshape(B, T * C)  # [B, T*C] frame-major
-        step_cb = torch.arange(C, device=codes.device).repeat(T)  # [T*C]
+        step_cb = torch.arange(C, device=dev).repeat(T)  # [T*C]
         ids = targets + step_cb * V1
-        start = torch.full((B, 1), (C - 1) * V1 + EMPTY, device=codes.device, dtype=codes.dtype)
+        start = torch.full((B, 1), (C - 1) * V1 + self.EMPTY, device=dev, dtype=codes.dtype)
         inputs = torch.cat([start, ids[:, :-1]], dim=1)[..., None]  # [B, S, 1]
-        frame = torch.arange(T, device=codes.device).repeat_interleave(C)  # [T*C]
+        frame = torch.arange(T, device=dev).repeat_interleave(C)  # [T*C]
         positions = frame_offset[:, None] + frame[None, :]
         valid = frame_valid.repeat_interleave(C, dim=1)[..., None]
         return PatternBatch(inputs, step_cb, positions, targets[..., None], valid)
-    if pattern == "delay":
-        S = T + C - 1
-        delayed = torch.full((B, C, S), EMPTY, device=codes.device, dtype=codes.dtype)
-        dvalid = torch.zeros((B, C, S), device=codes.device, dtype=torch.bool)
+
+    def to_frames(self, per_step, frames):
+        B = per_step.shape[0]
+        return per_step.reshape(B, frames, self.C, *per_step.shape[3:]).transpose(1, 2)
+
+    def slots(self, step, frames):
+        return [(step % self.C, step // self.C)]
+
+    def step_inputs(self, step, codes, frames):
+        B, dev, V1 = codes.shape[0], codes.device, self.V + 1
+        if step == 0:
+            ids = torch.full((B,), (self.C - 1) * V1 + self.EMPTY, device=dev)
+        else:
+            c, t = (step - 1) % self.C, (step - 1) // self.C
+            ids = codes[:, c, t] + c * V1
+        cb = torch.tensor([step % self.C], device=dev)
+        return ids[:, None, None], cb, torch.full((B, 1), step // self.C, device=dev)
+
+    def target_codebooks(self, codebook, batch, steps):
+        cb = codebook if codebook.dim() == 2 else codebook[None].expand(batch, steps)
+        return cb[..., None]
+
+
+class Delay(Pattern):
+    name = "delay"
+    all_codebooks_per_step = True
+
+    def steps(self, frames):
+        return frames + self.C - 1
+
+    def build(self, codes, lengths, frame_offset):
+        B, C, T = codes.shape
+        dev, S = codes.device, T + C - 1
+        frame_valid = torch.arange(T, device=dev)[None, :] < lengths[:, None]  # [B, T]
+        delayed = torch.full((B, C, S), self.EMPTY, device=dev, dtype=codes.dtype)
+        dvalid = torch.zeros((B, C, S), device=dev, dtype=torch.bool)
         for c in range(C):
             delayed[:, c, c : c + T] = codes[:, c]
             dvalid[:, c, c : c + T] = frame_valid
-        delayed = delayed.masked_fill(~dvalid, EMPTY)
-        offsets = (torch.arange(C, device=codes.device) * V1)[None, :, None]
-        shifted = torch.cat([torch.full_like(delayed[..., :1], EMPTY), delayed[..., :-1]], dim=-1)
+        delayed = delayed.masked_fill(~dvalid, self.EMPTY)
+        offsets = (torch.arange(C, device=dev) * (self.V + 1))[None, :, None]
+        shifted = torch.cat([torch.full_like(delayed[..., :1], self.EMPTY), delayed[..., :-1]], dim=-1)
         inputs = (shifted + offsets).transpose(1, 2)  # [B, S, C]
-        positions = frame_offset[:, None] + torch.arange(S, device=codes.device)[None, :]
-        codebook = torch.zeros(S, dtype=torch.long, device=codes.device)
+        positions = frame_offset[:, None] + torch.arange(S, device=dev)[None, :]
+        codebook = torch.zeros(S, dtype=torch.long, device=dev)
         return PatternBatch(inputs, codebook, positions, delayed.transpose(1, 2), dvalid.transpose(1, 2))
-    raise ValueError(f"pattern {pattern!r}: expected one of {PATTERNS}")
+
+    def to_frames(self, per_step, frames):
+        return torch.stack([per_step[:, c : c + frames, c] for c in range(self.C)], dim=1)
+
+    def slots(self, step, frames):
+        return [(c, step - c) if 0 <= step - c < frames else None for c in range(self.C)]
+
+    def step_inputs(self, step, codes, frames):
+        B, dev, V1 = codes.shape[0], codes.device, self.V + 1
+        cols = []
+        for c in range(self.C):
+            t = step - 1 - c
+            tok = codes[:, c, t] if 0 <= t < frames else torch.full((B,), self.EMPTY, device=dev)
+            cols.append(tok + c * V1)
+        return torch.stack(cols, -1)[:, None, :], torch.zeros(1, dtype=torch.long, device=dev), \
+            torch.full((B, 1), step, device=dev)
+
+    def target_codebooks(self, codebook, batch, steps):
+        return torch.arange(self.C, device=codebook.device)[None, None].expand(batch, steps, self.C)
 
 
-def to_frames(pattern: str, per_step: torch.Tensor, num_codebooks: int, frames: int) -> torch.Tensor:
-    """Inverse of the layout for anything per target ([B, S, P, ...]) -> [B, C, T, ...]."""
-    B = per_step.shape[0]
-    if pattern == "flatten":
-        x = per_step.reshape(B, frames, num_codebooks, *per_step.shape[3:])
-        return x.transpose(1, 2)
-    out = torch.stack([per_step[:, c : c + frames, c] for c in range(num_codebooks)], dim=1)
-    return out  # [B, C, T, ...]
+PATTERNS: dict[str, type[Pattern]] = {"flatten": Flatten, "delay": Delay}
+
+
+def get(name: str, num_codebooks: int, codebook_size: int = 1024) -> Pattern:
+    if name not in PATTERNS:
+        raise ValueError(f"pattern {name!r}: expected one of {tuple(PATTERNS)}")
+    return PATTERNS[name](num_codebooks, codebook_size)
+
