@@ -56,7 +56,7 @@ class ModelConfig:
         if self.norm not in ("post", "pre"):
             raise ValueError(f"model.norm {self.norm!r}: expected post or pre")
         if self.pattern not in patterns.PATTERNS:
-            raise ValueError(f"model.pattern {self.pattern!r}: expected one of {patterns.PATTERNS}")
+            raise ValueError(f"model.pattern {self.pattern!r}: expected one of {tuple(patterns.PATTERNS)}")
         if self.cross_align not in CROSS_ALIGN:
             raise ValueError(f"model.cross_align {self.cross_align!r}: expected one of {CROSS_ALIGN}")
         if self.d_model % self.n_heads:
@@ -232,6 +232,7 @@ class SoundTransformer(nn.Module):
         super().__init__()
         self.cfg = cfg
         C, V, D = cfg.num_codebooks, cfg.codebook_size, cfg.d_model
+        self.pattern = patterns.get(cfg.pattern, C, V)  # the codebook layout (model/patterns.py)
         self.token_embed = nn.Embedding(C * (V + 1), D)  # per-codebook blocks; id V of a block = EMPTY
         self.codebook_embed = nn.Embedding(C, D)
         self.pos_embed = nn.Embedding(cfg.max_frames + C, D)
@@ -262,23 +263,33 @@ class SoundTransformer(nn.Module):
         if positions.max() >= self.pos_embed.num_embeddings:
             raise ValueError(f"frame position {int(positions.max())} beyond model.max_frames {self.cfg.max_frames}")
         x = self.token_embed(inputs).sum(dim=2) + self.pos_embed(positions)
-        if self.cfg.pattern == "flatten":
+        if not self.pattern.all_codebooks_per_step:  # the codebook this step predicts
             x = x + self.codebook_embed(codebook)
         return x
 
     def logits(self, h, codebook):
-        """h [B, S, D] -> [B, S, P, V]: flatten predicts codebook[s] per step, delay all C."""
-        if self.cfg.pattern == "delay":
-            h = h[:, :, None, :] + self.codebook_embed.weight[None, None]  # [B, S, C, D]
-            cb = torch.arange(self.cfg.num_codebooks, device=h.device)[None, None].expand(h.shape[:3])
-        else:
-            h = h[:, :, None, :]
-            cb = (codebook if codebook.dim() == 2 else codebook[None].expand(h.shape[0], -1))[..., None]
+        """h [B, S, D] -> [B, S, P, V]: one codebook per step (flatten), or all C (delay)."""
+        cb = self.pattern.target_codebooks(codebook, h.shape[0], h.shape[1])  # [B, S, P]
+        h = h[:, :, None, :]
+        if self.pattern.all_codebooks_per_step:  # prediction p is codebook p: say which
+            h = h + self.codebook_embed.weight[None, None]  # [B, S, C, D]
         out = self.out_shared(h)
         if self.lora_u is not None:
-            u, v = self.lora_u[cb], self.lora_v[cb]  # [B, S, P, D, r], [B, S, P, V, r]
-            out = out + torch.einsum("bspr,bspvr->bspv", torch.einsum("bspd,bspdr->bspr", h, u), v)
+            out = out + self._lora(h, cb)
         return out
+
+    def _lora(self, h, cb):
+        """(h U_c) V_c^T for each step's codebook c as plain matmuls; nothing of size V x r is
+        copied per position (the gathered form held ~1 GB for 4,000 steps at the base preset).
+        Every codebook at every step (delay): a batched matmul per codebook. One codebook per
+        step (flatten): h @ U_all [D, C*r] with the other codebooks' columns zeroed, @ V_all."""
+        C, V, r = self.lora_v.shape
+        if self.pattern.all_codebooks_per_step:
+            low = torch.einsum("bscd,cdr->bscr", h, self.lora_u)
+            return torch.einsum("bscr,cvr->bscv", low, self.lora_v)
+        low = h @ self.lora_u.permute(1, 0, 2).reshape(-1, C * r)  # [B, S, 1, C*r]
+        own = F.one_hot(cb, C).to(h.dtype).repeat_interleave(r, dim=-1)  # [B, S, 1, C*r]
+        return (low * own) @ self.lora_v.permute(0, 2, 1).reshape(C * r, V)
 
     def decode(self, x, memory, memory_mask, cache: KVCache | None = None, align_dist=None):
         for i, layer in enumerate(self.layers):
@@ -317,7 +328,7 @@ class SoundTransformer(nn.Module):
         """Args: codes [B, C, T], lengths [B], frame_offset [B], text_ids/text_mask [B, L],
         bert [B, Lb, d_bert] (optional), song_frames [B] (the whole song's frames; default: the
         window ends the song). Returns: logits [B, S, P, V], the PatternBatch."""
-        batch = patterns.build(self.cfg.pattern, codes.long(), lengths, frame_offset, self.cfg.codebook_size)
+        batch = self.pattern.build(codes.long(), lengths, frame_offset)
         if cond_drop is None and self.training and self.cfg.cond_dropout > 0:
             cond_drop = torch.rand(codes.shape[0], device=codes.device) < self.cfg.cond_dropout
         memory, memory_mask = self.text(text_ids, text_mask, bert, bert_mask, cond_drop)
@@ -354,10 +365,7 @@ class SoundTransformer(nn.Module):
         ce = F.cross_entropy(logits.float().flatten(0, 2), targets.flatten(), reduction="none")
         ce = ce.view(batch.targets.shape) * batch.valid  # [B, S, P]
         C = self.cfg.num_codebooks
-        if self.cfg.pattern == "flatten":
-            cb = batch.codebook[None, :, None].expand_as(ce)
-        else:
-            cb = torch.arange(C, device=ce.device)[None, None].expand_as(ce)
+        cb = self.pattern.target_codebooks(batch.codebook, ce.shape[0], ce.shape[1]).expand_as(ce)
         per_cb_sum = torch.zeros(C, device=ce.device).index_add_(0, cb.flatten(), ce.flatten())
         per_cb_n = torch.zeros(C, device=ce.device).index_add_(0, cb.flatten(), batch.valid.flatten().float())
         total = ce.sum() / batch.valid.sum().clamp(min=1)

@@ -1,7 +1,6 @@
 import pytest
 import torch
 
-from model import patterns
 from model.transformer import ModelConfig, SoundTransformer
 
 VARIANTS = [(p, n) for p in ("flatten", "delay") for n in ("post", "pre")]
@@ -28,10 +27,10 @@ def test_shapes(pattern, norm):
     model = tiny(pattern=pattern, norm=norm).eval()
     codes, lengths, off, ids, mask = batch(T=12)
     logits, pb = model(codes, lengths, off, ids, mask)
-    S = patterns.steps_for_frames(pattern, 12, 2)
+    S = model.pattern.steps(12)
     P = 1 if pattern == "flatten" else 2
     assert logits.shape == (2, S, P, 1024) and pb.targets.shape == (2, S, P)
-    back = patterns.to_frames(pattern, pb.targets, 2, 12)
+    back = model.pattern.to_frames(pb.targets, 12)
     assert torch.equal(back, codes)  # the pattern's targets are exactly the codes
 
 
@@ -111,3 +110,41 @@ def test_bad_config_is_refused():
         ModelConfig(pattern="zigzag")
     with pytest.raises(ValueError, match="norm"):
         ModelConfig(norm="mid")
+
+
+def _gathered_lora(model, h, cb):
+    """The reference: each position's own U_c, V_c gathered (the head before it was matmuls)."""
+    u, v = model.lora_u[cb], model.lora_v[cb]  # [B, S, P, D, r], [B, S, P, V, r]
+    return torch.einsum("bspr,bspvr->bspv", torch.einsum("bspd,bspdr->bspr", h, u), v)
+
+
+@pytest.mark.parametrize("pattern", ["flatten", "delay"])
+def test_lora_head_equals_per_position_weights(pattern):
+    model = tiny(pattern=pattern)
+    torch.nn.init.normal_(model.lora_v, std=0.5)  # LoRA starts at zero: give it something to say
+    B, S, C, D = 2, 9, 2, 64
+    if pattern == "flatten":
+        h = torch.randn(B, S, 1, D)
+        cb = torch.randint(0, C, (B, S, 1))  # any codebook at any step (a sampler's prompt may mix)
+    else:
+        h = torch.randn(B, S, C, D)
+        cb = torch.arange(C)[None, None].expand(B, S, C)
+    assert torch.allclose(model._lora(h, cb), _gathered_lora(model, h, cb), atol=1e-5)
+    assert model._lora(h, cb)[cb == 1].abs().sum() > 0 and model._lora(h, cb)[cb == 0].abs().sum() > 0
+
+
+def test_lora_head_saves_no_per_position_copies():
+    """Bytes autograd keeps for the head's backward: well under one [S, V, r] copy."""
+    model = tiny(lora_rank=8)
+    S, V, r = 1000, 1024, 8
+    h = torch.randn(1, S, 1, 64, requires_grad=True)
+    cb = (torch.arange(S) % 2)[None, :, None]
+    saved = []
+
+    def pack(t):
+        saved.append(t.numel() * t.element_size())
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        model._lora(h, cb).sum().backward()
+    assert sum(saved) < S * V * r * 4 / 10, sum(saved)
