@@ -1,9 +1,15 @@
-"""Sampling with a KV cache: lyrics (+ genre) -> codes [B, C, frames], in either codebook pattern.
+"""Sampling with a KV cache: lyrics (+ genre) -> codes [B, C, frames], in any codebook pattern.
 
-The self-attention cache is preallocated for the whole song and the cross-attention keys/values
-are computed once. Classifier-free guidance runs the conditional and null-memory passes as one
-batch of 2B: logits = uncond + w * (cond - uncond). A prompt's codes are fed in one prefill call
-and then forced wherever the pattern asks for a prompt frame.
+The self-attention cache is preallocated for a window and the cross-attention keys/values are
+computed once. Classifier-free guidance runs the conditional and null-memory passes as one batch
+of 2B: logits = uncond + w * (cond - uncond). A prompt's codes are fed in one prefill call and
+then forced wherever the pattern asks for a prompt frame. Everything stays on the model's
+device: tokens are drawn there (a device generator), nothing is copied to the host per step.
+
+Songs longer than the training window are generated window by window: each new window starts
+from the last `context` fraction of the one before (re-encoded in one prefill, as a training
+window starts with no history), at the true absolute frame positions, with the whole song's
+length given to the alignment prior, so the lyrics keep moving through the song.
 """
 from __future__ import annotations
 
@@ -12,7 +18,6 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from model import patterns
 from model.transformer import SoundTransformer
 
 
@@ -23,6 +28,7 @@ class SamplingConfig:
     top_p: float = 0.0        # 0 = off
     cfg: float = 3.0          # classifier-free guidance weight; 1 = no guidance
     seed: int = 0
+    context: float = 0.5      # past the window: the fraction of a window each new one continues
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -43,7 +49,7 @@ def _pick(logits: torch.Tensor, s: SamplingConfig, gen: torch.Generator) -> torc
         logits = logits.scatter(-1, order, sorted_logits.masked_fill(drop, float("-inf")))
     probs = logits.softmax(-1)
     flat = probs.reshape(-1, probs.shape[-1])
-    return torch.multinomial(flat.cpu(), 1, generator=gen).view(probs.shape[:-1]).to(logits.device)
+    return torch.multinomial(flat, 1, generator=gen).view(probs.shape[:-1])
 
 
 class Sampler:
@@ -53,85 +59,79 @@ class Sampler:
     def __init__(self, model: SoundTransformer, recompute: bool = False):
         self.model = model.eval()
         self.cfg = model.cfg
+        self.pattern = model.pattern
         self.recompute = recompute
-
-    def _slots(self, step: int, frames: int):
-        """Which (codebook, frame) each prediction of `step` fills: list over P of (c, t) or None."""
-        C = self.cfg.num_codebooks
-        if self.cfg.pattern == "flatten":
-            return [(step % C, step // C)]
-        return [(c, step - c) if 0 <= step - c < frames else None for c in range(C)]
-
-    def _step_inputs(self, step: int, codes: torch.Tensor, frames: int):
-        """Inputs of `step` (the previous step's tokens) as [B, 1, K] ids, codebook [1], position [B, 1]."""
-        C, V1, B = self.cfg.num_codebooks, self.cfg.codebook_size + 1, codes.shape[0]
-        EMPTY, dev = self.cfg.codebook_size, codes.device
-        if self.cfg.pattern == "flatten":
-            if step == 0:
-                ids = torch.full((B,), (C - 1) * V1 + EMPTY, device=dev)
-            else:
-                c, t = (step - 1) % C, (step - 1) // C
-                ids = codes[:, c, t] + c * V1
-            cb = torch.tensor([step % C], device=dev)
-            return ids[:, None, None], cb, torch.full((B, 1), step // C, device=dev)
-        cols = []
-        for c in range(C):
-            t = step - 1 - c
-            tok = codes[:, c, t] if 0 <= t < frames else torch.full((B,), EMPTY, device=dev)
-            cols.append(tok + c * V1)
-        return torch.stack(cols, -1)[:, None, :], torch.zeros(1, dtype=torch.long, device=dev), \
-            torch.full((B, 1), step, device=dev)
 
     @torch.inference_mode()
     def generate(self, text_ids, text_mask, frames: int, settings: SamplingConfig, prompt=None,
                  bert=None, bert_mask=None, progress=None) -> torch.Tensor:
         """Args: text_ids/text_mask [B, L] (genre token first), frames to produce, prompt codes
-        [B, C, P] (optional). Returns codes [B, C, frames] (the prompt included)."""
-        model, C = self.model, self.cfg.num_codebooks
+        [B, C, P] (optional), progress(frames_done, frames, seconds) called as frames complete.
+        Returns codes [B, C, frames] (the prompt included)."""
+        model, C, W = self.model, self.cfg.num_codebooks, self.cfg.window_frames
         B, dev = text_ids.shape[0], text_ids.device
-        if frames + C > self.cfg.max_frames or frames > self.cfg.window_frames:
-            raise ValueError(f"{frames} frames exceed the trained context of {self.cfg.window_frames} frames")
+        if frames + C > self.cfg.max_frames:
+            raise ValueError(f"{frames} frames exceed model.max_frames {self.cfg.max_frames} (the frame positions "
+                             f"it was built with)")
+        if not 0 <= settings.context < 1:
+            raise ValueError(f"context {settings.context}: the fraction of a window kept must lie in [0, 1)")
         guided = settings.cfg != 1.0
         memory, mask = model.text(text_ids, text_mask, bert, bert_mask)
         if guided:
             null_mem, null_mask = model.text(text_ids, text_mask, bert, bert_mask, drop=torch.ones(B, dtype=torch.bool, device=dev))
             memory, mask = torch.cat([memory, null_mem]), torch.cat([mask, null_mask])
-        total = patterns.steps_for_frames(self.cfg.pattern, frames, C)
         song_frames = torch.full((memory.shape[0],), frames, device=dev)  # the song is as long as asked
-        cache = model.new_cache(memory.shape[0], total)
         codes = torch.zeros(B, C, frames, dtype=torch.long, device=dev)
-        known = torch.zeros(C, frames, dtype=torch.bool, device=dev)
+        known = torch.zeros(C, frames, dtype=torch.bool)  # on the host: read every step, no sync
         if prompt is not None:
-            P = prompt.shape[-1]
-            codes[..., :P], known[:, :P] = prompt.to(dev).long(), True
-        gen = torch.Generator().manual_seed(settings.seed)
-        # Prefill every step whose inputs the prompt alone decides; then one step at a time.
-        first = 0
-        while first < total and all(slot is None or bool(known[slot]) for slot in self._slots(first, frames)):
-            first += 1
+            P = min(prompt.shape[-1], frames)
+            codes[..., :P], known[:, :P] = prompt[..., :P].to(dev).long(), True
+        gen = torch.Generator(device=dev).manual_seed(settings.seed)
         started = time.perf_counter()
-        step = 0
+        keep = min(W - 1, int(W * settings.context))
+        start = 0
+        while True:
+            stop = min(frames, start + W)
+            report = None if progress is None else \
+                (lambda done, _s=start: progress(_s + done, frames, time.perf_counter() - started))
+            self._window(memory, mask, song_frames, codes, known, start, stop, settings, gen, guided, report)
+            if stop == frames:
+                return codes
+            start = stop - keep
+
+    def _window(self, memory, mask, song_frames, codes, known, start, stop, settings, gen, guided, report):
+        """Fill codes[..., start:stop] (frames already known there are the prompt or the previous
+        window's end) in one pass of at most a training window."""
+        model, B, n = self.model, codes.shape[0], stop - start
+        win, win_known = codes[..., start:stop], known[:, start:stop]  # views: writes land in `codes`
+        total = self.pattern.steps(n)
+        cache = model.new_cache(memory.shape[0], total)
+        # Prefill every step whose inputs the known frames alone decide; then one step at a time.
+        first = 0
+        while first < total and all(slot is None or bool(win_known[slot]) for slot in self.pattern.slots(first, n)):
+            first += 1
+        step, done = 0, 0
         while step < total:
-            n = max(1, first) if step == 0 else 1
-            lo = step
+            lo, hi = step, step + (max(1, first) if step == 0 else 1)
             if self.recompute:
                 cache, lo = model.new_cache(memory.shape[0], total), 0
-            parts = [self._step_inputs(s, codes, frames) for s in range(lo, step + n)]
+            parts = [self.pattern.step_inputs(s, win, n) for s in range(lo, hi)]
             ids = torch.cat([p[0] for p in parts], 1)
             cb = torch.cat([p[1] for p in parts])
-            pos = torch.cat([p[2] for p in parts], 1)
+            pos = torch.cat([p[2] for p in parts], 1) + start  # absolute frames
             if guided:
                 ids, pos = torch.cat([ids, ids]), torch.cat([pos, pos])
             logits = model.step(ids, cb, pos, memory, mask, cache, song_frames)[:, -1]  # [B(x2), P, V]
             if guided:
                 cond, uncond = logits[:B], logits[B:]
                 logits = uncond + settings.cfg * (cond - uncond)
-            step += n
-            last = step - 1
+            step = hi
             picked = _pick(logits, settings, gen)  # [B, P]
-            for p, slot in enumerate(self._slots(last, frames)):
-                if slot is not None and not known[slot]:
-                    codes[:, slot[0], slot[1]] = picked[:, p]
-            if progress is not None:
-                progress(step, total, time.perf_counter() - started)
-        return codes
+            for p, slot in enumerate(self.pattern.slots(hi - 1, n)):
+                if slot is not None and not win_known[slot]:
+                    win[:, slot[0], slot[1]] = picked[:, p]
+                    win_known[slot] = True
+            if report is not None:
+                while done < n and bool(win_known[:, done].all()):
+                    done += 1
+                report(done)

@@ -41,11 +41,38 @@ def test_seeded_sampling_is_reproducible_and_seeds_differ():
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
-def test_length_beyond_the_trained_context_is_refused():
-    model = tiny(max_tokens=40).eval()  # 20-frame windows
+@pytest.mark.parametrize("pattern", ["flatten", "delay"])
+def test_songs_longer_than_the_window_are_generated_window_by_window(pattern):
+    model = tiny(pattern=pattern, max_tokens=40).eval()  # 20-frame windows
+    ids, mask = text(B=2)
+    s = SamplingConfig(temperature=0.0, cfg=3.0, context=0.5)
+    seen = []
+    long = Sampler(model).generate(ids, mask, 47, s, progress=lambda done, total, _: seen.append((done, total)))
+    assert long.shape == (2, 2, 47)
+    # the first window is the song a single pass makes (no alignment prior here, so the length asked
+    # for does not enter the first frames)
+    assert torch.equal(long[..., :20], Sampler(model).generate(ids, mask, 20, s))
+    # windows 2.. start from the previous one's last 10 frames: cached and recomputed agree there too
+    assert torch.equal(long, Sampler(model, recompute=True).generate(ids, mask, 47, s))
+    done = [d for d, _ in seen]
+    assert done == sorted(done) and done[-1] == 47 and {t for _, t in seen} == {47}
+
+
+def test_long_songs_with_the_alignment_prior_use_absolute_positions():
+    """Later windows read their own frames' positions: the song is not a repeat of its first window."""
+    model = tiny(max_tokens=40, cross_align="prior").eval()
+    ids, mask = text(B=1, L=12)
+    with torch.no_grad():
+        model.pos_embed.weight.normal_(std=1.0)  # make position matter to a random model
+    codes = Sampler(model).generate(ids, mask, 40, SamplingConfig(temperature=0.0, cfg=1.0, context=0.5))
+    assert not torch.equal(codes[..., 20:30], codes[..., 10:20])
+
+
+def test_length_beyond_the_frame_positions_is_refused():
+    model = tiny(max_frames=30).eval()
     ids, mask = text(B=1)
-    with pytest.raises(ValueError, match="trained context"):
-        Sampler(model).generate(ids, mask, 21, SamplingConfig())
+    with pytest.raises(ValueError, match="max_frames"):
+        Sampler(model).generate(ids, mask, 29, SamplingConfig())
 
 
 @pytest.mark.slow
