@@ -43,8 +43,6 @@ def cached_tokens_per_s(model, frames: int) -> float:
 def recompute_tokens_per_s(model, frames: int, full: bool) -> float:
     import torch
 
-    from model import patterns
-
     C = model.cfg.num_codebooks
     ids, mask = torch.randint(5, 2800, (1, 100)), torch.ones(1, 100, dtype=torch.bool)
     if full:
@@ -53,9 +51,9 @@ def recompute_tokens_per_s(model, frames: int, full: bool) -> float:
         t0 = time.perf_counter()
         Sampler(model, recompute=True).generate(ids, mask, frames, SamplingConfig(temperature=1.0, cfg=1.0))
         return frames * C / (time.perf_counter() - t0)
-    total = patterns.steps_for_frames(model.cfg.pattern, frames, C)
+    total = model.pattern.steps(frames)
     codes = torch.randint(0, 1024, (1, C, frames))
-    pb = patterns.build(model.cfg.pattern, codes, torch.tensor([frames]), torch.tensor([0]), 1024)
+    pb = model.pattern.build(codes, torch.tensor([frames]), torch.tensor([0]))
     memory, mmask = model.text(ids, mask)
     lengths = [max(1, int(total * (i + 0.5) / 8)) for i in range(8)]
     costs = []
@@ -120,9 +118,7 @@ def two_stage_table(config: str, seconds: float = 8.0) -> list[dict]:
             ae.decode(codes)
             decode_s = time.perf_counter() - t1
         wall = time.perf_counter() - t0
-        from model.patterns import steps_for_frames
-
-        steps = steps_for_frames(pattern, positions, 2)
+        steps = model.pattern.steps(positions)
         out.append({"path": name, "ar_steps_per_audio_s": steps / seconds, "latent_tokens_per_s": positions * 2 / (wall - decode_s),
                     "audio_s_per_wall_s": seconds / wall, "decoder_s": decode_s})
     print(f"\n{'path':10} {'AR steps / audio s':>19} {'model tokens/s':>15} {'audio s / wall s':>17}")

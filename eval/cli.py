@@ -5,6 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
+from model.devices import add_arguments
 from model.errors import run_cli
 
 
@@ -19,30 +20,30 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=8.0, help="length of each generated song")
     p.add_argument("--cfg", type=float, default=3.0)
     p.add_argument("--seed", type=int, default=0)
+    add_arguments(p)
     return p
 
 
-def generate_for_report(bundle, data: str, split: str, count: int, seconds: float, cfg: float, seed: int) -> list[dict]:
-    """Songs generated from the first held-out songs' lyrics and genres, for listening."""
+def generate_for_report(song, data: str, split: str, count: int, seconds: float, cfg: float, seed: int) -> list[dict]:
+    """Songs generated (by `song`, a model.api.AutoSong) from the first held-out songs' lyrics
+    and genres, for listening."""
     from eval.evaluate import load_split
-    from model.generate import codec_for, generate_codes
     from model.lyrics import default_tokenizer
     from model.sampler import SamplingConfig
 
     if count <= 0:
         return []
+    bundle, codec = song.bundle, song.codec
     card, songs = load_split(data, split, count)
-    codec = codec_for(bundle)
     tok = default_tokenizer()
     lyrics = [tok.decode(s.text[1:]) for s in songs]  # the front-end's reading of the lyrics
-    seconds = min(seconds, bundle.model.cfg.window_frames / codec.frame_rate)
     settings = SamplingConfig(temperature=1.0, top_k=250, cfg=cfg, seed=seed)
-    if bundle.parent:  # latent data holds no EnCodec codes to match: one batch (one autoencoder load)
-        codes = list(generate_codes(bundle, lyrics, [s.genre for s in songs], seconds, settings, codec.frame_rate)[0])
+    if bundle.parent:  # latent data holds no EnCodec codes to match: one batch
+        codes = list(song.generate(lyrics, [s.genre for s in songs], seconds, settings).codes)
     else:  # each as long as the true song (up to `seconds`), to compare them
-        codes = [generate_codes(bundle, [text], [song.genre], min(seconds, song.codes.shape[1] / codec.frame_rate),
-                                settings, codec.frame_rate)[0][0] for song, text in zip(songs, lyrics)]
-    maps = alignment_maps(bundle, codes, lyrics, [s.genre for s in songs], codec.frame_rate)
+        codes = [song.generate(text, s.genre, min(seconds, s.codes.shape[1] / codec.frame_rate), settings).codes[0]
+                 for s, text in zip(songs, lyrics)]
+    maps = alignment_maps(song, codes, lyrics, [s.genre for s in songs], codec.frame_rate)
     # the true song of those lyrics, as the codec renders its codes (latent data: no EnCodec codes here)
     refs = [codec.decode(s.codes) if not bundle.parent else None for s in songs]
     return [{"title": f"from {s.key}'s lyrics", "lyrics": text, "genre": s.genre, "wav": codec.decode(c),
@@ -50,35 +51,39 @@ def generate_for_report(bundle, data: str, split: str, count: int, seconds: floa
             for s, text, c, ref, (amap, rate) in zip(songs, lyrics, codes, refs, maps)]
 
 
-def alignment_maps(bundle, codes: list, lyrics: list[str], genres: list[str], frame_rate: float) -> list[tuple]:
+def alignment_maps(song, codes: list, lyrics: list[str], genres: list[str], frame_rate: float) -> list[tuple]:
     """Each generated song's cross-attention map [frames, lyric slots] (teacher-forced over its
     own codes) and the frame rate of its rows; for a latent model, over its latent positions."""
     import torch
 
-    from model.generate import autoencoder_for, text_batch
+    from model.generate import text_batch
 
-    model = bundle.model
-    ae = autoencoder_for(bundle)
+    model, ae, dev = song.bundle.model, song.autoencoder, song.device
     stride = ae.model.cfg.stride if ae else 1
     out = []
     for i, song_codes in enumerate(codes):
-        steps = torch.from_numpy(song_codes.astype("int64"))[None]  # [1, C, T]
+        steps = torch.from_numpy(song_codes.astype("int64"))[None].to(dev)  # [1, C, T]
         if ae is not None:
             with torch.no_grad():
                 steps = ae.model.encode(steps)  # back to the latent positions the model attended from
-        batch = text_batch(bundle, lyrics[i : i + 1], genres[i : i + 1])
+        batch = text_batch(song.bundle, lyrics[i : i + 1], genres[i : i + 1], dev)
         amap = model.cross_attention_map(steps, batch["text_ids"], batch["text_mask"],
-                                         torch.tensor([steps.shape[-1]]), batch.get("bert"), batch.get("bert_mask"))
-        out.append((amap[0].numpy(), frame_rate / stride))
+                                         torch.tensor([steps.shape[-1]], device=dev), batch.get("bert"),
+                                         batch.get("bert_mask"))
+        out.append((amap[0].float().cpu().numpy(), frame_rate / stride))
     return out
 
 
 def run(argv) -> int:
     from eval.evaluate import evaluate, format_table
+    from model.api import AutoSong
     from model.bundle import load_bundle
+    from model.devices import resolve_device, resolve_dtype
+    from model.generate import autoencoder_for, codec_for
 
     args = parser().parse_args(argv)
-    bundle = load_bundle(args.checkpoint)
+    device = resolve_device(args.device)
+    bundle = load_bundle(args.checkpoint, device=device, dtype=resolve_dtype(args.dtype, device))
     out = Path(args.out) if args.out else (Path(args.checkpoint) / "eval")
     out.mkdir(parents=True, exist_ok=True)
     if bundle.stage in ("gumbel_ae", "vqvae"):
@@ -97,19 +102,21 @@ def run(argv) -> int:
         result["end_to_end"] = e2e = end_to_end(bundle, args.data, args.split, args.max_songs)
         print(f"\nend to end (latents -> {bundle.parent['ae_kind']} decoder -> EnCodec tokens): CE "
               + ", ".join(f"{k} {v:.3f}" for k, v in e2e["ce"].items()) + f", top-1 {e2e['accuracy']['mean']:.1%}")
-    report = write_outputs(bundle, result, args.data, args.split, out, args.generate, args.seconds, args.cfg, args.seed)
+    song = AutoSong(bundle, codec_for(bundle).to(device), autoencoder_for(bundle))
+    report = write_outputs(song, result, args.data, args.split, out, args.generate, args.seconds, args.cfg, args.seed)
     print(f"\nwrote {out / 'eval.json'} and {report}")
     return 0
 
 
-def write_outputs(bundle, result: dict, data: str, split: str, out: Path, generate: int, seconds: float,
+def write_outputs(song, result: dict, data: str, split: str, out: Path, generate: int, seconds: float,
                   cfg: float, seed: int) -> Path:
-    """Songs generated from held-out lyrics (WAVs), eval.json, and report.html with the run's
-    training curves. Returns the report's path."""
+    """Songs generated (by `song`, a model.api.AutoSong) from held-out lyrics (WAVs), eval.json,
+    and report.html with the run's training curves. Returns the report's path."""
     from eval.report import write_report
     from model.audio import write_wav
 
-    songs = generate_for_report(bundle, data, split, generate, seconds, cfg, seed)
+    bundle = song.bundle
+    songs = generate_for_report(song, data, split, generate, seconds, cfg, seed)
     for i, s in enumerate(songs):
         write_wav(out / f"generated_{i}.wav", s["wav"], 24_000)
     result["generated"] = [{"title": s["title"], "genre": s["genre"], "wav": f"generated_{i}.wav"}

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from model.arguments import real, whole
+from model.devices import add_arguments
 from model.errors import run_cli
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -31,6 +32,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--val-fraction", type=real(0.01, 0.5), default=0.1, help="songs held out for the eval")
     p.add_argument("--generate-seconds", type=real(0.5), default=6.0)
     p.add_argument("--seed", type=whole(0), default=0)
+    add_arguments(p)
     p.add_argument("override", nargs="*", help="config overrides, e.g. --model.dropout 0.1 (after --)")
     return p
 
@@ -42,7 +44,7 @@ def run(argv) -> int:
 
     from eval.cli import write_outputs
     from eval.evaluate import evaluate, format_table
-    from model.bundle import load_bundle
+    from model.api import AutoSong
     from pipeline.build import BuildConfig, build
     from pipeline.summary import summary
     from pipeline.synth import synth_corpus
@@ -75,14 +77,15 @@ def run(argv) -> int:
         dist.destroy_process_group()
     print(f"[3/5] trained the tiny model through DeepSpeed: {trained.steps} steps, last loss {trained.last_loss:.3f}")
 
-    bundle = load_bundle(run_dir)
+    song = AutoSong.load(run_dir, args.device, args.dtype)  # the eval and the songs run where --device says
+    bundle = song.bundle
     report_dir = out / "report"
     report_dir.mkdir(parents=True, exist_ok=True)
     metrics = evaluate(bundle, str(data), "val", seed=args.seed)
     print("[4/5] eval on held-out songs:\n")
     print(format_table(metrics), "\n")
 
-    report = write_outputs(bundle, metrics, str(data), "val", report_dir, 2, args.generate_seconds, 3.0, args.seed)
+    report = write_outputs(song, metrics, str(data), "val", report_dir, 2, args.generate_seconds, 3.0, args.seed)
     gain = metrics["conditioning_gain"]["shuffled_lyrics"]
     print(f"[5/5] generated {len(metrics['generated'])} songs from held-out lyrics: {report_dir}/generated_*.wav")
     print(f"\nconditioning gain, true vs shuffled lyrics: {gain['mean']:+.4f} nats/token "

@@ -79,30 +79,29 @@ def _conditions(songs: list[Song], card: DatasetCard, seed: int) -> dict[str, li
 @torch.no_grad()
 def _score(model, song: Song, text: np.ndarray, bert, null: bool) -> dict:
     """Token-level CE and top-1 per codebook, and CE per tenth of the song."""
-    cfg = model.cfg
+    cfg, dev = model.cfg, next(model.parameters()).device
     C, T = song.codes.shape
     W = cfg.window_frames
     ce_sum, n, correct = np.zeros(C), np.zeros(C), np.zeros(C)
     pos_sum, pos_n = np.zeros(10), np.zeros(10)
-    ids = torch.from_numpy(text.astype(np.int64))[None]
+    ids = torch.from_numpy(text.astype(np.int64))[None].to(dev)
     mask = torch.ones_like(ids, dtype=torch.bool)
     b = bm = None
     if bert is not None:
         b = torch.from_numpy(bert)[None] if len(bert) else torch.zeros(1, 1, cfg.bert_dim, dtype=torch.float16)
         bm = torch.ones(1, b.shape[1], dtype=torch.bool) if len(bert) else torch.zeros(1, 1, dtype=torch.bool)
-    drop = torch.tensor([null])
-    from model.patterns import to_frames
-
+        b, bm = b.to(dev), bm.to(dev)
+    drop = torch.tensor([null], device=dev)
     for start in range(0, min(T, cfg.max_frames), W):  # frames past max_frames have no position
-        window = torch.from_numpy(song.codes[:, start : min(start + W, cfg.max_frames)].astype(np.int64))[None]
+        window = torch.from_numpy(song.codes[:, start : min(start + W, cfg.max_frames)].astype(np.int64))[None].to(dev)
         frames = window.shape[-1]
-        logits, pb = model(window, torch.tensor([frames]), torch.tensor([start]), ids, mask, b, bm, cond_drop=drop,
-                           song_frames=torch.tensor([T]))
+        logits, pb = model(window, torch.tensor([frames], device=dev), torch.tensor([start], device=dev), ids, mask,
+                           b, bm, cond_drop=drop, song_frames=torch.tensor([T], device=dev))
         targets = pb.targets.masked_fill(~pb.valid, 0)
         ce = F.cross_entropy(logits.float().flatten(0, 2), targets.flatten(), reduction="none").view(targets.shape)
         hit = logits.argmax(-1) == targets
-        ce_f = to_frames(cfg.pattern, ce, C, frames)[0].numpy()  # [C, frames]
-        hit_f = to_frames(cfg.pattern, hit, C, frames)[0].numpy()
+        ce_f = model.pattern.to_frames(ce, frames)[0].cpu().numpy()  # [C, frames]
+        hit_f = model.pattern.to_frames(hit, frames)[0].cpu().numpy()
         ce_sum += ce_f.sum(1)
         correct += hit_f.sum(1)
         n += frames

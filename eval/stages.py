@@ -35,15 +35,16 @@ def evaluate_autoencoder(bundle: Bundle, data: str, split: str = "val", max_song
     ae = bundle.model.eval()
     C, K, W = ae.cfg.num_codebooks, ae.cfg.latent_vocab, ae.cfg.window_frames
     ce_sum, n, correct = np.zeros(C), np.zeros(C), np.zeros(C)
+    dev = next(ae.parameters()).device
     usage = torch.zeros(ae.cfg.latent_channels, K)
     for song in songs:
         for start in range(0, song.codes.shape[1], W):
-            window = torch.from_numpy(song.codes[:, start : start + W].astype(np.int64))[None]
-            _, s, cnt, extra = ae(window, torch.tensor([window.shape[-1]]))
-            ce_sum += s.numpy()
-            n += cnt.numpy()
-            correct += extra["correct"].numpy()
-            ids = ae.encode(window)[0]  # [L, T']
+            window = torch.from_numpy(song.codes[:, start : start + W].astype(np.int64))[None].to(dev)
+            _, s, cnt, extra = ae(window, torch.tensor([window.shape[-1]], device=dev))
+            ce_sum += s.float().cpu().numpy()
+            n += cnt.float().cpu().numpy()
+            correct += extra["correct"].float().cpu().numpy()
+            ids = ae.encode(window)[0].cpu()  # [L, T']
             for ch in range(ids.shape[0]):
                 usage[ch] += torch.bincount(ids[ch], minlength=K).float()
     perplexity, dead = code_usage(usage)
@@ -59,21 +60,20 @@ def end_to_end(bundle: Bundle, data: str, split: str = "val", max_songs: int | N
     _, audio_songs = load_split(bundle.parent["data"], split, None)
     audio = {s.key: s.codes for s in audio_songs}
     model, stride = bundle.model.eval(), ae.model.cfg.stride
+    dev = next(model.parameters()).device
     C = ae.model.cfg.num_codebooks
     ce_sum, n, correct = np.zeros(C), np.zeros(C), np.zeros(C)
-    from model.patterns import to_frames
-
     W = model.cfg.window_frames
     for song in latent_songs:
-        ids = torch.from_numpy(song.text.astype(np.int64))[None]
+        ids = torch.from_numpy(song.text.astype(np.int64))[None].to(dev)
         mask = torch.ones_like(ids, dtype=torch.bool)
         for start in range(0, song.codes.shape[1], W):
-            window = torch.from_numpy(song.codes[:, start : start + W].astype(np.int64))[None]
+            window = torch.from_numpy(song.codes[:, start : start + W].astype(np.int64))[None].to(dev)
             T = window.shape[-1]
-            logits, pb = model(window, torch.tensor([T]), torch.tensor([start]), ids, mask,
-                               song_frames=torch.tensor([song.codes.shape[1]]))
-            predicted = to_frames(model.cfg.pattern, logits.argmax(-1), model.cfg.num_codebooks, T)  # [1, L, T']
-            recon = ae.model.decode_logits(predicted)  # [1, T' * stride, C, V]
+            logits, pb = model(window, torch.tensor([T], device=dev), torch.tensor([start], device=dev), ids, mask,
+                               song_frames=torch.tensor([song.codes.shape[1]], device=dev))
+            predicted = model.pattern.to_frames(logits.argmax(-1), T)  # [1, L, T']
+            recon = ae.model.decode_logits(predicted.to(next(ae.model.parameters()).device)).cpu()  # [1, T' * stride, C, V]
             truth = torch.from_numpy(audio[song.key][:, start * stride : (start + T) * stride].astype(np.int64))
             frames = min(truth.shape[1], recon.shape[1])
             logp = recon[0, :frames].float().log_softmax(-1)  # [frames, C, V]

@@ -40,8 +40,9 @@ def save_bundle(directory: Path, state: dict, cfg, codec: dict, text: dict, genr
         "genres": genres, "step": step, "parent": parent}, indent=2, ensure_ascii=False))
 
 
-def load_bundle(path: str | Path, device: str | torch.device = "cpu") -> Bundle:
-    """`path`: a run directory (uses RUN/export) or an export directory."""
+def load_bundle(path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype | None = None) -> Bundle:
+    """`path`: a run directory (uses RUN/export) or an export directory. The model is moved to
+    `device` and, for inference in half precision, cast to `dtype` (default: as saved, fp32)."""
     from safetensors.torch import load_file
 
     path = Path(path)
@@ -78,7 +79,7 @@ def load_bundle(path: str | Path, device: str | torch.device = "cpu") -> Bundle:
         raise AutoSongError(f"{weights} does not fit {directory}/config.json ({first})") from None
     if missing or unexpected:
         raise AutoSongError(f"{weights} does not fit its config: missing {missing[:5]}, unexpected {unexpected[:5]}")
-    return Bundle(model.to(device).eval(), meta["codec"], meta["text"], meta["genres"], meta["step"], directory,
+    return Bundle(model.to(device=device, dtype=dtype).eval(), meta["codec"], meta["text"], meta["genres"], meta["step"], directory,
                   stage, meta.get("parent"))
 
 

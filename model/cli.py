@@ -5,7 +5,10 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
+
 from model.arguments import real, whole
+from model.devices import add_arguments
 from model.errors import AutoSongError, run_cli
 
 
@@ -24,15 +27,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=whole(0), default=0)
     p.add_argument("--prompt-audio", default=None, help="continue this audio (its codes are the first frames)")
     p.add_argument("--codec", default=None, help="codec source if not the one recorded in the bundle (same weights)")
+    p.add_argument("--context", type=real(0, 0.95), default=0.5,
+                   help="songs longer than the training window: the fraction of a window each next one continues")
+    add_arguments(p)
     return p
 
 
 def run(argv) -> int:
-    from model.bundle import load_bundle
-    from model.generate import codec_for, generate_codes
+    from model.api import AutoSong
+    from model.audio import load_audio
     from model.lyrics import read_lyrics_file
     from model.sampler import SamplingConfig
-    from model.audio import load_audio, write_wav
 
     args = parser().parse_args(argv)
     lyrics_path = Path(args.lyrics)
@@ -41,31 +46,24 @@ def run(argv) -> int:
     lyrics, _ = read_lyrics_file(lyrics_path)  # the build's reader: UTF-8, else the detected encoding
     if args.prompt_audio and not Path(args.prompt_audio).is_file():
         raise AutoSongError(f"--prompt-audio {args.prompt_audio}: no such file")
-    bundle = load_bundle(args.checkpoint)
-    codec = codec_for(bundle, args.codec)
+    song = AutoSong.load(args.checkpoint, args.device, args.dtype, args.codec)
     prompt = None
     if args.prompt_audio:
-        audio = load_audio(args.prompt_audio, codec.sample_rate)
-        prompt = codec.encode(audio.wav, codec.sample_rate)
-    settings = SamplingConfig(args.temperature, args.top_k, args.top_p, args.cfg, args.seed)
+        prompt = load_audio(args.prompt_audio, song.sample_rate).wav
+    settings = SamplingConfig(args.temperature, args.top_k, args.top_p, args.cfg, args.seed, args.context)
     n = args.num_songs
-    codes, timing = generate_codes(bundle, [lyrics] * n, [args.genre] * n, args.seconds, settings,
-                                   codec.frame_rate, prompt)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    import numpy as np
-
-    paths = [out] if n == 1 else [out.with_name(f"{out.stem}_{i}{out.suffix}") for i in range(n)]
-    for path, song in zip(paths, codes):
-        write_wav(path, codec.decode(song), codec.sample_rate)
-        np.save(path.with_suffix(".npy"), song)
+    songs = song.generate([lyrics] * n, [args.genre] * n, args.seconds, settings, prompt, progress=True)
+    timing = songs.timing
+    for path, codes in zip(songs.save(args.out), songs.codes):
+        np.save(path.with_suffix(".npy"), codes)
         path.with_suffix(".json").write_text(json.dumps({
-            "checkpoint": str(bundle.path), "step": bundle.step, "lyrics_file": str(lyrics_path), "genre": args.genre,
-            "seconds": args.seconds, "sampling": settings.to_dict(), "prompt_audio": args.prompt_audio,
-            "codec": bundle.codec, "timing": timing}, indent=2, ensure_ascii=False))
-        print(f"wrote {path} ({codes.shape[-1] / codec.frame_rate:.1f} s), {path.with_suffix('.npy')}, "
+            "checkpoint": str(song.bundle.path), "step": song.bundle.step, "lyrics_file": str(lyrics_path),
+            "genre": args.genre, "seconds": args.seconds, "sampling": settings.to_dict(),
+            "prompt_audio": args.prompt_audio, "codec": song.bundle.codec, "timing": timing}, indent=2, ensure_ascii=False))
+        print(f"wrote {path} ({codes.shape[-1] / song.codec.frame_rate:.1f} s), {path.with_suffix('.npy')}, "
               f"{path.with_suffix('.json')}")
-    print(f"real-time factor x{timing['realtime_factor']:.2f} ({timing['steps']} steps in {timing['seconds_wall']:.1f} s)")
+    print(f"real-time factor x{timing['realtime_factor']:.2f} ({timing['steps']} steps in {timing['seconds_wall']:.1f} s "
+          f"on {timing['device']}, {timing['dtype']})")
     return 0
 
 

@@ -187,6 +187,15 @@ class Codec:
             ) from err
         return cls(model, config)
 
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def to(self, device: str | torch.device) -> "Codec":
+        """Run encode/decode there (the codec stays fp32: its quantizer's distances need it)."""
+        self.model.to(device)
+        return self
+
     def save(self, directory: str | os.PathLike) -> None:
         """Write the weights as a directory that `Codec.load(directory)` reads offline."""
         self.model.save_pretrained(str(directory))
@@ -214,10 +223,10 @@ class Codec:
         out = np.empty((self.num_codebooks, n_frames), dtype=np.int16)
         hop = self.hop_length
         for ctx_start, start, stop in self._windows(n_frames):
-            chunk = padded[ctx_start * hop : stop * hop][None, None]  # [1, 1, samples]
+            chunk = padded[ctx_start * hop : stop * hop][None, None].to(self.device)  # [1, 1, samples]
             emb = self.model.encoder(chunk)  # [1, D, frames]
             codes = self.model.quantizer.encode(emb, self.config.bandwidth)  # [C, 1, frames]
-            out[:, start:stop] = codes[:, 0, start - ctx_start :].numpy().astype(np.int16)
+            out[:, start:stop] = codes[:, 0, start - ctx_start :].cpu().numpy().astype(np.int16)
         return out
 
     @torch.inference_mode()
@@ -231,8 +240,9 @@ class Codec:
         n_frames = codes.shape[1]
         out = np.empty(n_frames * self.hop_length, dtype=np.float32)
         hop = self.hop_length
+        codes = codes.to(self.device)
         for ctx_start, start, stop in self._windows(n_frames):
             emb = self.model.quantizer.decode(codes[:, None, ctx_start:stop])  # [1, D, frames]
             wav = self.model.decoder(emb)[0, 0]  # [samples]
-            out[start * hop : stop * hop] = wav[(start - ctx_start) * hop : (stop - ctx_start) * hop].numpy()
+            out[start * hop : stop * hop] = wav[(start - ctx_start) * hop : (stop - ctx_start) * hop].float().cpu().numpy()
         return out

@@ -30,12 +30,13 @@ def codec_for(bundle: Bundle, source: str | None = None) -> Codec:
 
 
 def autoencoder_for(bundle: Bundle) -> Bundle | None:
-    """A latent-stage model's autoencoder (its decoder turns latents into EnCodec codes)."""
+    """A latent-stage model's autoencoder (its decoder turns latents into EnCodec codes), on the
+    model's device."""
     if not bundle.parent:
         return None
     from model.bundle import ae_identity, load_bundle
 
-    ae = load_bundle(bundle.parent["ae_run"])
+    ae = load_bundle(bundle.parent["ae_run"], device=next(bundle.model.parameters()).device)
     if ae_identity(ae) != bundle.codec:
         raise AutoSongError(f"the autoencoder at {bundle.parent['ae_run']} changed since {bundle.path} was trained")
     return ae
@@ -76,55 +77,58 @@ def text_batch(bundle: Bundle, lyrics: list[str], genres: list[str], device="cpu
     return out
 
 
-def _progress_bar(total_steps: int, frames: int, frame_rate: int):
+def _progress_bar(frames: int, frame_rate: float):
     from tqdm import tqdm
 
-    bar = tqdm(total=total_steps, unit="step", desc="generating", disable=None, dynamic_ncols=True, file=sys.stderr)
+    bar = tqdm(total=frames, unit="frame", desc="generating", disable=None, dynamic_ncols=True, file=sys.stderr)
 
-    def update(step, total, elapsed):
-        bar.update(step - bar.n)
-        done_frames = frames * step / total
-        bar.set_postfix(frames_per_s=f"{done_frames / max(elapsed, 1e-9):.1f}",
-                        realtime=f"x{done_frames / frame_rate / max(elapsed, 1e-9):.2f}")
-        if step >= total:
+    def update(done, total, elapsed):
+        bar.update(done - bar.n)
+        bar.set_postfix(realtime=f"x{done / frame_rate / max(elapsed, 1e-9):.2f}")
+        if done >= total:
             bar.close()
 
     return update
 
 
 def generate_codes(bundle: Bundle, lyrics: list[str], genres: list[str], seconds: float, settings: SamplingConfig,
-                   frame_rate: int = 75, prompt: np.ndarray | None = None, progress: bool = True) -> tuple[np.ndarray, dict]:
-    """Returns codes int16 [N, C, frames] and timing figures."""
+                   frame_rate: int = 75, prompt: np.ndarray | None = None, progress: bool = True,
+                   autoencoder: Bundle | None = None) -> tuple[np.ndarray, dict]:
+    """Returns codes int16 [N, C, frames] and timing figures. Runs where the bundle's model is.
+    Songs longer than the training window are generated window by window (model/sampler.py).
+    `autoencoder`: a latent model's, if already loaded (else it is loaded from the bundle)."""
     model = bundle.model
-    ae = autoencoder_for(bundle)
+    ae = autoencoder if autoencoder is not None else autoencoder_for(bundle)
     stride = ae.model.cfg.stride if ae else 1
     frames = int(round(seconds * frame_rate / stride))  # model steps: EnCodec frames, or latent positions
-    limit = model.cfg.window_frames
+    limit = model.cfg.max_frames - model.cfg.num_codebooks
     if frames > limit:
-        raise AutoSongError(f"--seconds {seconds:g} is {frames} positions; this model was trained on windows of "
-                            f"{limit} ({limit * stride / frame_rate:.1f} s): ask for at most that")
+        raise AutoSongError(f"--seconds {seconds:g} is {frames} positions; this model has frame positions for "
+                            f"{limit} ({limit * stride / frame_rate:.0f} s, model.max_frames): ask for at most that")
     if frames < 1:
         raise AutoSongError("--seconds must give at least one frame")
     device = next(model.parameters()).device
     batch = text_batch(bundle, lyrics, genres, device)
     prompt_t = None
     if prompt is not None:
-        prompt_t = torch.from_numpy(prompt.astype(np.int64))[None]
+        prompt_t = torch.from_numpy(prompt.astype(np.int64))[None].to(device)
         if ae is not None:  # a latent model continues the prompt's latents
             prompt_t = ae.model.encode(prompt_t)
         prompt_t = prompt_t.expand(len(lyrics), -1, -1)[..., :frames]
-    from model.patterns import steps_for_frames
-
-    total = steps_for_frames(model.cfg.pattern, frames, model.cfg.num_codebooks)
-    hook = _progress_bar(total, frames, frame_rate / stride) if progress else None
+    hook = _progress_bar(frames, frame_rate / stride) if progress else None
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
     t0 = time.perf_counter()
     codes = Sampler(model).generate(batch["text_ids"], batch["text_mask"], frames, settings, prompt=prompt_t,
                                     bert=batch.get("bert"), bert_mask=batch.get("bert_mask"), progress=hook)
     if ae is not None:
         with torch.no_grad():
-            codes = ae.model.decode(codes.cpu())  # latents -> EnCodec codes [N, C, frames * stride]
+            codes = ae.model.decode(codes)  # latents -> EnCodec codes [N, C, frames * stride]
         codes = codes[..., : max(1, int(round(seconds * frame_rate)))]  # the length asked for
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
     wall = time.perf_counter() - t0
-    timing = {"frames": int(codes.shape[-1]), "steps": total, "seconds_wall": wall,
-              "realtime_factor": len(lyrics) * codes.shape[-1] / frame_rate / max(wall, 1e-9)}
+    timing = {"frames": int(codes.shape[-1]), "steps": model.pattern.steps(frames), "seconds_wall": wall,
+              "realtime_factor": len(lyrics) * codes.shape[-1] / frame_rate / max(wall, 1e-9),
+              "device": str(device), "dtype": str(next(model.parameters()).dtype).replace("torch.", "")}
     return codes.cpu().numpy().astype(np.int16), timing

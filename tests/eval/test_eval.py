@@ -57,7 +57,9 @@ def test_cli_generate_refuses_bad_requests(trained_run, tmp_path):
     empty.write_text("\n  \n")
     cases = [(["--lyrics", str(empty)], "lyrics are empty"),
              (["--lyrics", str(lyrics), "--genre", "polka"], "unknown genre 'polka'; this model knows: unknown"),
-             (["--lyrics", str(lyrics), "--seconds", "1000"], "trained on windows")]
+             (["--lyrics", str(lyrics), "--seconds", "1000"], "model.max_frames"),
+             (["--lyrics", str(lyrics), "--dtype", "fp8"], "--dtype 'fp8': expected auto, fp32, bf16, fp16"),
+             (["--lyrics", str(lyrics), "--device", "tpu"], "--device 'tpu': expected one of auto, cpu, cuda")]
     for args, words in cases:
         out = autosong("generate", "--checkpoint", str(trained_run), "--out", str(tmp_path / "x.wav"), *args)
         assert out.returncode == 2 and words in out.stderr and "Traceback" not in out.stderr, out.stderr

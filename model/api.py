@@ -1,0 +1,94 @@
+"""AutoSong from Python: a trained model, its codec (and autoencoder), on one device.
+
+    from model.api import AutoSong
+    song = AutoSong.load("runs/tiny", device="auto")          # a GPU with bf16 where there is one
+    out = song.generate("[verse]\\n我爱你\\n...", "pop", seconds=30)
+    out.save("song.wav")                                        # or out.audio[0], out.codes[0]
+
+`autosong generate` and the eval's song writer go through this object, so a notebook gets exactly
+what the command line gets.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from model.bundle import Bundle, load_bundle
+from model.codec import Codec
+from model.devices import resolve_device, resolve_dtype
+from model.generate import autoencoder_for, codec_for, generate_codes
+from model.sampler import SamplingConfig
+
+
+@dataclass
+class Songs:
+    """What `AutoSong.generate` returns: one entry per song."""
+
+    audio: list[np.ndarray]  # float32 [samples] at sample_rate
+    codes: np.ndarray        # int16 [N, C, frames]: the EnCodec codes the audio was decoded from
+    sample_rate: int
+    timing: dict = field(default_factory=dict)
+
+    def save(self, path: str | Path) -> list[Path]:
+        """song.wav (one song) or song_0.wav, song_1.wav ... (several); returns the paths."""
+        from model.audio import write_wav
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        paths = [path] if len(self.audio) == 1 else [path.with_name(f"{path.stem}_{i}{path.suffix}")
+                                                     for i in range(len(self.audio))]
+        for p, wav in zip(paths, self.audio):
+            write_wav(p, wav, self.sample_rate)
+        return paths
+
+
+class AutoSong:
+    """A trained model ready to sing. `load` resolves the device and dtype; `generate` takes
+    lyrics, genres and a length in seconds and returns audio and codes."""
+
+    def __init__(self, bundle: Bundle, codec: Codec, autoencoder: Bundle | None = None):
+        self.bundle, self.codec, self.autoencoder = bundle, codec, autoencoder
+
+    @classmethod
+    def load(cls, checkpoint: str | Path, device: str = "auto", dtype: str = "auto",
+             codec: str | None = None) -> "AutoSong":
+        """checkpoint: a run directory or its export; device: auto | cpu | cuda[:N]; dtype: auto |
+        fp32 | bf16 | fp16 (the transformer's; the codec and autoencoder stay fp32); codec: where
+        to load the codec from if not the source recorded in the bundle (same weights)."""
+        dev = resolve_device(device)
+        bundle = load_bundle(checkpoint, device=dev, dtype=resolve_dtype(dtype, dev))
+        return cls(bundle, codec_for(bundle, codec).to(dev), autoencoder_for(bundle))
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.bundle.model.parameters()).device
+
+    @property
+    def genres(self) -> list[str]:
+        return list(self.bundle.genres)
+
+    @property
+    def sample_rate(self) -> int:
+        return self.codec.sample_rate
+
+    def generate(self, lyrics: str | list[str], genres: str | list[str], seconds: float,
+                 sampling: SamplingConfig | None = None, prompt_audio: np.ndarray | None = None,
+                 progress: bool = False) -> Songs:
+        """lyrics, genres: one song, or lists of equal length (one batch); seconds: each song's
+        length (longer than the training window is fine); prompt_audio: mono float32 at
+        `sample_rate`, continued by every song."""
+        lyrics = [lyrics] if isinstance(lyrics, str) else list(lyrics)
+        genres = [genres] * len(lyrics) if isinstance(genres, str) else list(genres)
+        if len(genres) != len(lyrics):
+            raise ValueError(f"{len(lyrics)} lyrics but {len(genres)} genres")
+        prompt = None if prompt_audio is None else self.codec.encode(prompt_audio, self.codec.sample_rate)
+        codes, timing = generate_codes(self.bundle, lyrics, genres, seconds, sampling or SamplingConfig(),
+                                       self.codec.frame_rate, prompt, progress, self.autoencoder)
+        return Songs([self.decode(c) for c in codes], codes, self.codec.sample_rate, timing)
+
+    def decode(self, codes: np.ndarray) -> np.ndarray:
+        """EnCodec codes [C, frames] -> float32 audio at `sample_rate`."""
+        return self.codec.decode(codes)

@@ -1,0 +1,59 @@
+"""The Python API (model.api.AutoSong) and where it runs (--device / --dtype)."""
+import numpy as np
+import pytest
+import torch
+
+from model.devices import resolve_device, resolve_dtype
+from model.errors import AutoSongError
+
+
+def test_device_and_dtype_resolution():
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_dtype("auto", torch.device("cpu")) == torch.float32  # half precision is slower on a CPU
+    assert resolve_dtype("bf16", torch.device("cpu")) == torch.bfloat16
+    for bad, words in (("tpu", "expected one of auto, cpu, cuda"), ("cuda:x", "GPU")):
+        with pytest.raises(AutoSongError, match=words.split(",")[0]):
+            resolve_device(bad)
+    with pytest.raises(AutoSongError, match="expected auto, fp32, bf16, fp16"):
+        resolve_dtype("fp8", torch.device("cpu"))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without a GPU")
+def test_asking_for_a_missing_gpu_is_one_clear_error():
+    with pytest.raises(AutoSongError, match="no CUDA GPU is visible.*use --device cpu"):
+        resolve_device("cuda")
+
+
+def test_api_generates_a_song_longer_than_the_training_window(trained_run):
+    from model.api import AutoSong
+    from model.sampler import SamplingConfig
+
+    song = AutoSong.load(trained_run, device="cpu", dtype="bf16")
+    assert next(song.bundle.model.parameters()).dtype == torch.bfloat16
+    window_s = song.bundle.model.cfg.window_frames / 75
+    seconds = window_s + 1.0  # two windows: the second continues the last half of the first
+    out = song.generate("[verse]\n我爱你 hello\n", song.genres[-1], seconds,
+                        SamplingConfig(temperature=1.0, top_k=50, cfg=1.0, seed=3))
+    frames = round(seconds * 75)
+    assert out.codes.shape == (1, 2, frames) and out.codes.dtype == np.int16
+    assert out.audio[0].shape == (frames * 320,) and np.isfinite(out.audio[0]).all()
+    assert out.timing["device"] == "cpu" and out.timing["dtype"] == "bfloat16"
+    assert len(np.unique(out.codes[0, 0, -frames // 4 :])) > 3  # the continuation is music-like codes, not a stall
+
+
+def test_api_batch_matches_the_command_line_reader(trained_run, tmp_path):
+    """Two songs in one call, saved as song_0.wav and song_1.wav at the codec's rate."""
+    import soundfile as sf
+
+    from model.api import AutoSong
+    from model.sampler import SamplingConfig
+
+    song = AutoSong.load(trained_run, device="cpu")
+    out = song.generate(["la la\n", "我爱你\n"], song.genres[0], 0.5, SamplingConfig(seed=1, cfg=1.0))
+    paths = out.save(tmp_path / "song.wav")
+    assert [p.name for p in paths] == ["song_0.wav", "song_1.wav"]
+    wav, sr = sf.read(paths[1])
+    assert sr == song.sample_rate and len(wav) == out.codes.shape[-1] * 320
+    with pytest.raises(ValueError, match="2 lyrics but 3 genres"):
+        song.generate(["a", "b"], ["pop"] * 3, 0.5)
