@@ -192,27 +192,41 @@ def render_song(lyrics: str, genre: str, seconds: float, rng: np.random.Generato
     return (mix / max(1.0, np.abs(mix).max() / 0.9)).astype(np.float32)
 
 
-def synth_corpus(out_dir: str | Path, songs: int = 8, seconds: float = 10.0, seed: int = 0) -> list[Path]:
+def synth_corpus(out_dir: str | Path, songs: int = 8, seconds: float = 10.0, seed: int = 0,
+                 workers: int | None = None) -> list[Path]:
     """Write `out_dir/song_XXX/{lyrics.txt, audio.mp3|audio.flac, genre.txt}`; returns the folders.
-    Each song lasts at least `seconds`: its complete lyrics' melody, so up to a line longer."""
+    Each song lasts at least `seconds`: its complete lyrics' melody, so up to a line longer.
+    Songs are independent (song i draws from its own seeded generator), so `workers` processes
+    (default: the CPUs, up to 8) write the same corpus as one would."""
+    import os
+
     out_dir = Path(out_dir)
+    jobs = [(out_dir, i, seconds, seed) for i in range(songs)]
+    workers = min(workers or min(8, os.cpu_count() or 1), songs)
+    if workers <= 1:
+        return [_write_song(*job) for job in jobs]
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:  # no fork of torch's threads
+        return list(pool.map(_write_song, *zip(*jobs), chunksize=max(1, songs // (4 * workers))))
+
+
+def _write_song(out_dir: Path, i: int, seconds: float, seed: int) -> Path:
     tokenizer = default_tokenizer()
     names = sorted(GENRES)
-    folders = []
-    for i in range(songs):
-        rng = np.random.default_rng([seed, i])
-        genre = names[int(rng.integers(len(names)))]
-        lyrics = make_lyrics(rng, seconds, genre, tokenizer)
-        audio = render_song(lyrics, genre, song_seconds(lyrics, genre, tokenizer), rng, tokenizer)
-        folder = out_dir / f"song_{i:03d}"
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "lyrics.txt").write_text(lyrics, encoding="utf-8")
-        (folder / "genre.txt").write_text(genre + "\n", encoding="utf-8")
-        for stale in folder.glob("audio.*"):
-            stale.unlink()
-        if i % 2 == 0:
-            sf.write(folder / "audio.mp3", audio, SAMPLE_RATE, format="MP3")
-        else:
-            sf.write(folder / "audio.flac", audio, SAMPLE_RATE, format="FLAC", subtype="PCM_16")
-        folders.append(folder)
-    return folders
+    rng = np.random.default_rng([seed, i])
+    genre = names[int(rng.integers(len(names)))]
+    lyrics = make_lyrics(rng, seconds, genre, tokenizer)
+    audio = render_song(lyrics, genre, song_seconds(lyrics, genre, tokenizer), rng, tokenizer)
+    folder = out_dir / f"song_{i:03d}"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "lyrics.txt").write_text(lyrics, encoding="utf-8")
+    (folder / "genre.txt").write_text(genre + "\n", encoding="utf-8")
+    for stale in folder.glob("audio.*"):
+        stale.unlink()
+    if i % 2 == 0:
+        sf.write(folder / "audio.mp3", audio, SAMPLE_RATE, format="MP3")
+    else:
+        sf.write(folder / "audio.flac", audio, SAMPLE_RATE, format="FLAC", subtype="PCM_16")
+    return folder
