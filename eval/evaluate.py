@@ -76,39 +76,77 @@ def _conditions(songs: list[Song], card: DatasetCard, seed: int) -> dict[str, li
     return out
 
 
+def _new_score(C: int) -> dict:
+    return {"ce_sum": np.zeros(C), "n": np.zeros(C), "correct": np.zeros(C), "pos_sum": np.zeros(10), "pos_n": np.zeros(10)}
+
+
 @torch.no_grad()
-def _score(model, song: Song, text: np.ndarray, bert, null: bool) -> dict:
-    """Token-level CE and top-1 per codebook, and CE per tenth of the song."""
+def _score_all(model, songs: list[Song], conditions: dict, batch_tokens: int | None = None) -> dict[str, list[dict]]:
+    """Token-level CE and top-1 per codebook, and CE per tenth of the song, for every condition
+    and song. Songs are cut into consecutive windows at their absolute frame positions; windows
+    of similar length (any song, any condition) share a forward pass on the model's device, up to
+    `batch_tokens` audio tokens (default 4 training windows). Padding changes no other window's
+    scores (tests/model/test_transformer.py)."""
+    cfg = model.cfg
+    C, W = cfg.num_codebooks, cfg.window_frames
+    budget = batch_tokens or 4 * cfg.max_tokens
+    out = {c: [_new_score(C) for _ in songs] for c in conditions}
+    jobs = []  # (condition, song index, first frame, frames)
+    for c in conditions:
+        for i, song in enumerate(songs):
+            T = min(song.codes.shape[1], cfg.max_frames)  # frames past max_frames have no position
+            jobs += [(c, i, start, min(start + W, T) - start) for start in range(0, T, W)]
+    jobs.sort(key=lambda j: j[3])
+    batch: list = []
+    for job in jobs:
+        if batch and (len(batch) + 1) * job[3] * C > budget:
+            _score_batch(model, songs, conditions, batch, out)
+            batch = []
+        batch.append(job)
+    if batch:
+        _score_batch(model, songs, conditions, batch, out)
+    return out
+
+
+def _score_batch(model, songs: list[Song], conditions: dict, batch: list, out: dict) -> None:
     cfg, dev = model.cfg, next(model.parameters()).device
-    C, T = song.codes.shape
-    W = cfg.window_frames
-    ce_sum, n, correct = np.zeros(C), np.zeros(C), np.zeros(C)
-    pos_sum, pos_n = np.zeros(10), np.zeros(10)
-    ids = torch.from_numpy(text.astype(np.int64))[None].to(dev)
-    mask = torch.ones_like(ids, dtype=torch.bool)
-    b = bm = None
-    if bert is not None:
-        b = torch.from_numpy(bert)[None] if len(bert) else torch.zeros(1, 1, cfg.bert_dim, dtype=torch.float16)
-        bm = torch.ones(1, b.shape[1], dtype=torch.bool) if len(bert) else torch.zeros(1, 1, dtype=torch.bool)
-        b, bm = b.to(dev), bm.to(dev)
-    drop = torch.tensor([null], device=dev)
-    for start in range(0, min(T, cfg.max_frames), W):  # frames past max_frames have no position
-        window = torch.from_numpy(song.codes[:, start : min(start + W, cfg.max_frames)].astype(np.int64))[None].to(dev)
-        frames = window.shape[-1]
-        logits, pb = model(window, torch.tensor([frames], device=dev), torch.tensor([start], device=dev), ids, mask,
-                           b, bm, cond_drop=drop, song_frames=torch.tensor([T], device=dev))
-        targets = pb.targets.masked_fill(~pb.valid, 0)
-        ce = F.cross_entropy(logits.float().flatten(0, 2), targets.flatten(), reduction="none").view(targets.shape)
-        hit = logits.argmax(-1) == targets
-        ce_f = model.pattern.to_frames(ce, frames)[0].cpu().numpy()  # [C, frames]
-        hit_f = model.pattern.to_frames(hit, frames)[0].cpu().numpy()
-        ce_sum += ce_f.sum(1)
-        correct += hit_f.sum(1)
-        n += frames
+    C, B = cfg.num_codebooks, len(batch)
+    F_max = max(j[3] for j in batch)
+    texts = [conditions[c][i] for c, i, _, _ in batch]  # (ids, bert, null)
+    L = max(len(t[0]) for t in texts)
+    codes = torch.zeros(B, C, F_max, dtype=torch.long)
+    ids = torch.zeros(B, L, dtype=torch.long)
+    mask = torch.zeros(B, L, dtype=torch.bool)
+    for b, ((c, i, start, frames), (text, _, _)) in enumerate(zip(batch, texts)):
+        codes[b, :, :frames] = torch.from_numpy(songs[i].codes[:, start : start + frames].astype(np.int64))
+        ids[b, : len(text)], mask[b, : len(text)] = torch.from_numpy(text.astype(np.int64)), True
+    bert = bert_mask = None
+    if texts[0][1] is not None:  # BERT states (an empty condition has none: a fully masked row)
+        Lb = max(1, max(len(t[1]) for t in texts))
+        bert = torch.zeros(B, Lb, cfg.bert_dim, dtype=torch.float16)
+        bert_mask = torch.zeros(B, Lb, dtype=torch.bool)
+        for b, (_, states, _) in enumerate(texts):
+            bert[b, : len(states)], bert_mask[b, : len(states)] = torch.from_numpy(states), True
+        bert, bert_mask = bert.to(dev), bert_mask.to(dev)
+    lengths = torch.tensor([j[3] for j in batch], device=dev)
+    starts = torch.tensor([j[2] for j in batch], device=dev)
+    song_frames = torch.tensor([songs[i].codes.shape[1] for _, i, _, _ in batch], device=dev)
+    drop = torch.tensor([t[2] for t in texts], device=dev)
+    logits, pb = model(codes.to(dev), lengths, starts, ids.to(dev), mask.to(dev), bert, bert_mask, cond_drop=drop,
+                       song_frames=song_frames)
+    targets = pb.targets.masked_fill(~pb.valid, 0)
+    ce = F.cross_entropy(logits.float().flatten(0, 2), targets.flatten(), reduction="none").view(targets.shape)
+    hit = logits.argmax(-1) == targets
+    ce_f = model.pattern.to_frames(ce, F_max).cpu().numpy()  # [B, C, F_max]
+    hit_f = model.pattern.to_frames(hit, F_max).cpu().numpy()
+    for b, (c, i, start, frames) in enumerate(batch):
+        r, T = out[c][i], songs[i].codes.shape[1]
+        r["ce_sum"] += ce_f[b, :, :frames].sum(1)
+        r["correct"] += hit_f[b, :, :frames].sum(1)
+        r["n"] += frames
         tenth = np.minimum(9, ((start + np.arange(frames)) * 10) // T)
-        np.add.at(pos_sum, tenth, ce_f.sum(0))
-        np.add.at(pos_n, tenth, C)
-    return {"ce_sum": ce_sum, "n": n, "correct": correct, "pos_sum": pos_sum, "pos_n": pos_n}
+        np.add.at(r["pos_sum"], tenth, ce_f[b, :, :frames].sum(0))
+        np.add.at(r["pos_n"], tenth, C)
 
 
 def _bootstrap_ci(values: np.ndarray, seed: int, resamples: int = 2000) -> list[float]:
@@ -120,6 +158,7 @@ def _bootstrap_ci(values: np.ndarray, seed: int, resamples: int = 2000) -> list[
 
 
 def evaluate(bundle: Bundle, data: str, split: str = "val", max_songs: int | None = None, seed: int = 0) -> dict:
+    """The CE table and the conditioning gains, on the device the bundle's model is on."""
     card, songs = load_split(data, split, max_songs)
     if not CodecIdentity.from_dict(card.codec).same_model(CodecIdentity.from_dict(bundle.codec)):
         raise AutoSongError(f"{data} was encoded with codec {card.codec['source']!r}, not the model's "
@@ -127,7 +166,7 @@ def evaluate(bundle: Bundle, data: str, split: str = "val", max_songs: int | Non
     model = bundle.model.eval()
     C = model.cfg.num_codebooks
     conditions = _conditions(songs, card, seed)
-    per_song = {c: [_score(model, s, *conditions[c][i]) for i, s in enumerate(songs)] for c in CONDITIONS}
+    per_song = _score_all(model, songs, conditions)
     true = per_song["true"]
     ce_sum = sum(r["ce_sum"] for r in true)
     n = sum(r["n"] for r in true)

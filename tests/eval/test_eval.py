@@ -87,3 +87,20 @@ def test_report_escapes_lyrics(tmp_path):
     song = {"title": "t", "lyrics": "<script>alert(1)</script>", "genre": "<b>pop</b>", "wav": np.zeros(2400)}
     page = write_report(tmp_path / "r.html", result, [], [song], 24_000).read_text()
     assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)" in page and "<b>pop" not in page
+
+
+def test_batched_scoring_equals_one_window_at_a_time(trained_run, small_data):
+    """Windows of several songs and conditions share a forward pass; padding changes nothing."""
+    from eval.evaluate import CONDITIONS, _conditions, _score_all, load_split
+    from model.bundle import load_bundle
+
+    model = load_bundle(trained_run).model
+    card, songs = load_split(str(small_data), "train")
+    assert len(songs) >= 3 and len({s.codes.shape[1] for s in songs}) > 1  # different lengths, so padding
+    conditions = _conditions(songs, card, seed=0)
+    alone = _score_all(model, songs, conditions, batch_tokens=1)  # one window per forward
+    batched = _score_all(model, songs, conditions)
+    for c in CONDITIONS:
+        for a, b in zip(alone[c], batched[c]):
+            for key in a:
+                assert np.allclose(a[key], b[key], rtol=1e-4, atol=1e-3), (c, key)
