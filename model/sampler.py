@@ -101,33 +101,24 @@ class Sampler:
 
     def _window(self, memory, mask, song_frames, codes, known, start, stop, settings, gen, guided, report):
         """Fill codes[..., start:stop] (frames already known there are the prompt or the previous
-        window's end) in one pass of at most a training window."""
-        model, B, n = self.model, codes.shape[0], stop - start
+        window's end) in one pass of at most a training window: one prefill of every step the
+        known frames decide, then one-token decode steps."""
+        B, n = codes.shape[0], stop - start
         win, win_known = codes[..., start:stop], known[:, start:stop]  # views: writes land in `codes`
         total = self.pattern.steps(n)
-        cache = model.new_cache(memory.shape[0], total)
-        # Prefill every step whose inputs the known frames alone decide; then one step at a time.
+        cache = self.model.new_cache(memory.shape[0], total)
         first = 0
         while first < total and all(slot is None or bool(win_known[slot]) for slot in self.pattern.slots(first, n)):
             first += 1
-        step, done = 0, 0
-        while step < total:
-            lo, hi = step, step + (max(1, first) if step == 0 else 1)
-            if self.recompute:
-                cache, lo = model.new_cache(memory.shape[0], total), 0
-            parts = [self.pattern.step_inputs(s, win, n) for s in range(lo, hi)]
-            ids = torch.cat([p[0] for p in parts], 1)
-            cb = torch.cat([p[1] for p in parts])
-            pos = torch.cat([p[2] for p in parts], 1) + start  # absolute frames
-            if guided:
-                ids, pos = torch.cat([ids, ids]), torch.cat([pos, pos])
-            logits = model.step(ids, cb, pos, memory, mask, cache, song_frames)[:, -1]  # [B(x2), P, V]
+        ctx = (memory, mask, song_frames, win, n, start, guided, B)
+        logits = self._run_steps(0, max(1, first), cache, ctx)  # the prefill
+        step, done = max(1, first), 0
+        while True:
             if guided:
                 cond, uncond = logits[:B], logits[B:]
                 logits = uncond + settings.cfg * (cond - uncond)
-            step = hi
             picked = _pick(logits, settings, gen)  # [B, P]
-            for p, slot in enumerate(self.pattern.slots(hi - 1, n)):
+            for p, slot in enumerate(self.pattern.slots(step - 1, n)):
                 if slot is not None and not win_known[slot]:
                     win[:, slot[0], slot[1]] = picked[:, p]
                     win_known[slot] = True
@@ -135,3 +126,22 @@ class Sampler:
                 while done < n and bool(win_known[:, done].all()):
                     done += 1
                 report(done)
+            if step == total:
+                return
+            if self.recompute:  # the whole prefix again, from an empty cache
+                cache = self.model.new_cache(memory.shape[0], total)
+                logits = self._run_steps(0, step + 1, cache, ctx)
+            else:
+                logits = self._run_steps(step, step + 1, cache, ctx)  # one-token decode
+            step += 1
+
+    def _run_steps(self, lo: int, hi: int, cache, ctx) -> torch.Tensor:
+        """Steps lo..hi-1 through the model on top of `cache`; the last step's logits [B(x2), P, V]."""
+        memory, mask, song_frames, win, n, start, guided, B = ctx
+        parts = [self.pattern.step_inputs(s, win, n) for s in range(lo, hi)]
+        ids = torch.cat([p[0] for p in parts], 1)
+        cb = torch.cat([p[1] for p in parts])
+        pos = torch.cat([p[2] for p in parts], 1) + start  # absolute frames
+        if guided:  # the conditional and the null-memory halves in one batch
+            ids, pos = torch.cat([ids, ids]), torch.cat([pos, pos])
+        return self.model.step(ids, cb, pos, memory, mask, cache, song_frames)[:, -1]

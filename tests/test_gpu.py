@@ -1,4 +1,5 @@
 """GPU paths: bf16 training through DeepSpeed and cached generation on CUDA. Skipped without one."""
+import numpy as np
 import pytest
 import torch
 
@@ -28,3 +29,24 @@ def test_bf16_training_and_cached_generation_on_cuda(small_data, tmp_path):
     slow = Sampler(model, recompute=True).generate(ids, mask, 40, s)
     assert fast.shape == (2, 2, 40) and fast.device.type == "cuda"
     assert (fast == slow).float().mean() > 0.95  # fp kernels differ between cached and full attention
+
+
+def test_api_generates_on_cuda_in_bf16_beyond_the_window(trained_run):
+    from model.api import AutoSong
+    from model.sampler import SamplingConfig
+
+    song = AutoSong.load(trained_run, device="cuda", dtype="auto")
+    assert song.device.type == "cuda" and song.codec.device.type == "cuda"
+    seconds = song.bundle.model.cfg.window_frames / 75 + 2.0
+    out = song.generate(["[verse]\n我爱你\n", "la la la\n"], song.genres[-1], seconds, SamplingConfig(seed=0))
+    assert out.codes.shape == (2, 2, round(seconds * 75)) and out.timing["device"].startswith("cuda")
+    assert all(np.isfinite(a).all() for a in out.audio)
+
+
+def test_eval_on_cuda_matches_cpu(trained_run, small_data):
+    from eval.evaluate import evaluate
+    from model.bundle import load_bundle
+
+    cpu = evaluate(load_bundle(trained_run), str(small_data), "val")
+    gpu = evaluate(load_bundle(trained_run, device="cuda"), str(small_data), "val")
+    assert abs(cpu["ce"]["mean"] - gpu["ce"]["mean"]) < 1e-3
