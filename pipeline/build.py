@@ -78,8 +78,9 @@ def _check_compatible(card: DatasetCard, codec, text: dict, cfg: BuildConfig) ->
 def _known_rows(out: Path, shard_dir: Path) -> tuple[dict[str, dict], dict[str, dict]]:
     """Samples already in shards: the manifest's rows, plus rows adopted from shards that a
     killed build finished but never indexed. Returns (rows by key, shard rows by path)."""
-    rows = {r["key"]: r for r in read_manifest(out, "samples", missing_ok=True)}
-    shards = {r["path"]: r for r in read_manifest(out, "shards", missing_ok=True)}
+    shards = {r["path"]: r for r in read_manifest(out, "shards", missing_ok=True)
+              if (shard_dir / r["path"]).is_file()}  # a deleted shard's songs are encoded again
+    rows = {r["key"]: r for r in read_manifest(out, "samples", missing_ok=True) if r["shard"] in shards}
     for path in final_shards(shard_dir):
         if path.name in shards:
             continue

@@ -82,6 +82,11 @@ class ShardStream(IterableDataset):
         self.index = {(r["shard"], r["key"]) for r in rows}  # what the manifest says is current
         self.shards = sorted({r["shard"] for r in rows})
         self.shard_dir = out / "shards"
+        missing = [s for s in self.shards if not (self.shard_dir / s).is_file()]
+        if missing:  # before training starts, not as a FileNotFoundError mid-epoch
+            raise AutoSongError(f"{len(missing)} of {len(self.shards)} {cfg.split} shard(s) listed in the manifest are "
+                                f"missing from {self.shard_dir} (first: {missing[0]}): run `autosong pipeline verify "
+                                f"{out}` to see the damage, then `autosong pipeline build` again to rebuild them")
 
     def _my_plan(self, epoch: int, reader: int, readers: int) -> tuple[list[str], int, int]:
         """(shards to read, sample stride, sample phase) for one reader in one epoch."""

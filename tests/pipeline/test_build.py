@@ -119,6 +119,23 @@ def test_a_changed_song_is_re_encoded_and_a_removed_one_leaves_the_index(built, 
     assert verify(out)[1] == []
 
 
+def test_a_deleted_shard_stops_training_in_one_line_and_the_next_build_restores_it(built, mixed_corpus, tmp_path,
+                                                                                   ray_local):
+    from model.errors import AutoSongError
+    from train.data import ShardStream, StreamConfig
+
+    out = copy_tree(built[0], tmp_path / "out")
+    rows = pq.read_table(out / "manifests/samples.parquet").to_pylist()
+    lost = sorted({r["shard"] for r in rows if r["split"] == "train"})[0]
+    (out / "shards" / lost).unlink()
+    with pytest.raises(AutoSongError, match=f"first: {lost}.*pipeline verify"):
+        ShardStream(StreamConfig(data=str(out), split="train", micro_batch=1, window_frames=100, max_frames=1000))
+    assert any(lost in p for p in verify(out)[1])
+    again = build(BuildConfig(str(mixed_corpus), str(out), codec="test", shard_samples=3))
+    assert again.built == sum(r["shard"] == lost for r in rows)  # exactly the lost songs, encoded again
+    assert sorted(read_shards(out)) == sorted(GOOD) and verify(out)[1] == []
+
+
 def test_other_codec_or_text_front_end_is_refused(built, mixed_corpus, tmp_path, codec, ray_local):
     import torch
 
