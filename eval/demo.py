@@ -1,7 +1,7 @@
 """`autosong demo`: the main job on an embedded default, offline, on a laptop CPU.
 
 synth corpus -> `pipeline build` (Ray) -> train the tiny model (DeepSpeed) -> eval (CE table,
-conditioning gain) -> generate two songs from held-out lyrics -> report.html. About 8 minutes on
+conditioning gain) -> generate two songs from held-out lyrics -> report.html. About 10 minutes on
 2 CPU cores with the defaults; `--codec facebook/encodec_24khz` uses the real codec where the hub
 is reachable.
 """
