@@ -17,6 +17,7 @@ sequence, or the delay pattern's padding), so the input embedding knows each tok
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import torch
@@ -34,7 +35,7 @@ class PatternBatch:
 Slot = tuple[int, int] | None  # (codebook, frame) a prediction fills, or None (delay fill)
 
 
-class Pattern:
+class Pattern(ABC):
     """The interface; `num_codebooks` C and `codebook_size` V fix the id blocks."""
 
     name = ""
@@ -44,29 +45,31 @@ class Pattern:
         self.C, self.V = num_codebooks, codebook_size
         self.EMPTY = codebook_size  # the id of "no token" in each codebook's block
 
+    @abstractmethod
     def steps(self, frames: int) -> int:
-        raise NotImplementedError
+        """Model steps for `frames` frames."""
 
+    @abstractmethod
     def build(self, codes: torch.Tensor, lengths: torch.Tensor, frame_offset: torch.Tensor) -> PatternBatch:
         """codes [B, C, T] long (padding anything), lengths [B] valid frames, frame_offset [B]
         absolute frame index of codes[..., 0]."""
-        raise NotImplementedError
 
+    @abstractmethod
     def to_frames(self, per_step: torch.Tensor, frames: int) -> torch.Tensor:
         """Inverse of the layout for anything per target: [B, S, P, ...] -> [B, C, T, ...]."""
-        raise NotImplementedError
 
+    @abstractmethod
     def slots(self, step: int, frames: int) -> list[Slot]:
-        raise NotImplementedError
+        """The (codebook, frame) each of step `step`'s P predictions fills, None for delay fill."""
 
+    @abstractmethod
     def step_inputs(self, step: int, codes: torch.Tensor, frames: int):
         """What step `step` reads (the previous step's tokens), for a sampler: ids [B, 1, K],
         codebook [1], frame [B, 1] (relative to codes[..., 0])."""
-        raise NotImplementedError
 
+    @abstractmethod
     def target_codebooks(self, codebook: torch.Tensor, batch: int, steps: int) -> torch.Tensor:
         """The codebook of every prediction, [B, S, P] (from PatternBatch.codebook)."""
-        raise NotImplementedError
 
 
 class Flatten(Pattern):
