@@ -104,3 +104,19 @@ def test_batched_scoring_equals_one_window_at_a_time(trained_run, small_data):
         for a, b in zip(alone[c], batched[c]):
             for key in a:
                 assert np.allclose(a[key], b[key], rtol=1e-4, atol=1e-3), (c, key)
+
+
+def test_cli_generate_beyond_the_window_on_the_cpu(trained_run, tmp_path):
+    import soundfile as sf
+
+    lyrics = tmp_path / "lyrics.txt"
+    lyrics.write_text("[verse]\n我爱你\n", encoding="utf-8")
+    window_s = json.loads((trained_run / "export/config.json").read_text())["model"]["max_tokens"] / 2 / 75
+    seconds = window_s + 0.5
+    out = autosong("generate", "--checkpoint", str(trained_run), "--lyrics", str(lyrics), "--seconds", str(seconds),
+                   "--device", "cpu", "--dtype", "fp32", "--cfg", "1", "--out", str(tmp_path / "long.wav"))
+    assert out.returncode == 0, out.stderr[-2000:]
+    wav, sr = sf.read(tmp_path / "long.wav")
+    assert len(wav) == round(seconds * 75) * 320
+    timing = json.loads((tmp_path / "long.json").read_text())["timing"]
+    assert timing["device"] == "cpu" and timing["dtype"] == "float32"
