@@ -21,8 +21,11 @@ sys.path.insert(0, str(ROOT))
 
 
 def gathered_lora(model, h, cb):
-    u, v = model.lora_u[cb], model.lora_v[cb]  # [B, S, P, D, r], [B, S, P, V, r]
-    return __import__("torch").einsum("bspr,bspvr->bspv", __import__("torch").einsum("bspd,bspdr->bspr", h, u), v)
+    """The old form: each position's own U_c, V_c gathered ([B, S, P, D, r] and [B, S, P, V, r])."""
+    import torch
+
+    u, v = model.lora_u[cb], model.lora_v[cb]
+    return torch.einsum("bspr,bspvr->bspv", torch.einsum("bspd,bspdr->bspr", h, u), v)
 
 
 def measure(model, h, cb, lora, repeats: int) -> dict:

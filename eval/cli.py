@@ -79,7 +79,6 @@ def run(argv) -> int:
     from model.api import AutoSong
     from model.bundle import load_bundle
     from model.devices import resolve_device, resolve_dtype
-    from model.generate import autoencoder_for, codec_for
 
     args = parser().parse_args(argv)
     device = resolve_device(args.device)
@@ -96,13 +95,13 @@ def run(argv) -> int:
         return 0
     result = evaluate(bundle, args.data, args.split, args.max_songs, args.seed)
     print(format_table(result))
+    song = AutoSong.from_bundle(bundle)  # codec (and a latent model's autoencoder), loaded once
     if bundle.parent:
         from eval.stages import end_to_end
 
-        result["end_to_end"] = e2e = end_to_end(bundle, args.data, args.split, args.max_songs)
+        result["end_to_end"] = e2e = end_to_end(bundle, args.data, args.split, args.max_songs, song.autoencoder)
         print(f"\nend to end (latents -> {bundle.parent['ae_kind']} decoder -> EnCodec tokens): CE "
               + ", ".join(f"{k} {v:.3f}" for k, v in e2e["ce"].items()) + f", top-1 {e2e['accuracy']['mean']:.1%}")
-    song = AutoSong(bundle, codec_for(bundle).to(device), autoencoder_for(bundle))
     report = write_outputs(song, result, args.data, args.split, out, args.generate, args.seconds, args.cfg, args.seed)
     print(f"\nwrote {out / 'eval.json'} and {report}")
     return 0

@@ -54,8 +54,10 @@ def evaluate_autoencoder(bundle: Bundle, data: str, split: str = "val", max_song
 
 
 @torch.no_grad()
-def end_to_end(bundle: Bundle, data: str, split: str = "val", max_songs: int | None = None) -> dict:
-    ae = autoencoder_for(bundle)
+def end_to_end(bundle: Bundle, data: str, split: str = "val", max_songs: int | None = None,
+               ae: Bundle | None = None) -> dict:
+    """`ae`: the latent model's autoencoder if already loaded (else loaded here)."""
+    ae = ae or autoencoder_for(bundle)
     _, latent_songs = load_split(data, split, max_songs)
     _, audio_songs = load_split(bundle.parent["data"], split, None)
     audio = {s.key: s.codes for s in audio_songs}

@@ -59,7 +59,12 @@ class AutoSong:
         fp32 | bf16 | fp16 (the transformer's; the codec and autoencoder stay fp32); codec: where
         to load the codec from if not the source recorded in the bundle (same weights)."""
         dev = resolve_device(device)
-        bundle = load_bundle(checkpoint, device=dev, dtype=resolve_dtype(dtype, dev))
+        return cls.from_bundle(load_bundle(checkpoint, device=dev, dtype=resolve_dtype(dtype, dev)), codec)
+
+    @classmethod
+    def from_bundle(cls, bundle: Bundle, codec: str | None = None) -> "AutoSong":
+        """A bundle already loaded (on its device): add its codec and autoencoder there."""
+        dev = next(bundle.model.parameters()).device
         return cls(bundle, codec_for(bundle, codec).to(dev), autoencoder_for(bundle))
 
     @property

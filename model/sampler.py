@@ -110,7 +110,7 @@ class Sampler:
         first = 0
         while first < total and all(slot is None or bool(win_known[slot]) for slot in self.pattern.slots(first, n)):
             first += 1
-        ctx = (memory, mask, song_frames, win, n, start, guided, B)
+        ctx = (memory, mask, song_frames, win, n, start, guided)
         logits = self._run_steps(0, max(1, first), cache, ctx)  # the prefill
         step, done = max(1, first), 0
         while True:
@@ -137,7 +137,7 @@ class Sampler:
 
     def _run_steps(self, lo: int, hi: int, cache, ctx) -> torch.Tensor:
         """Steps lo..hi-1 through the model on top of `cache`; the last step's logits [B(x2), P, V]."""
-        memory, mask, song_frames, win, n, start, guided, B = ctx
+        memory, mask, song_frames, win, n, start, guided = ctx
         parts = [self.pattern.step_inputs(s, win, n) for s in range(lo, hi)]
         ids = torch.cat([p[0] for p in parts], 1)
         cb = torch.cat([p[1] for p in parts])
