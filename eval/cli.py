@@ -39,16 +39,18 @@ def generate_for_report(song, data: str, split: str, count: int, seconds: float,
     lyrics = [tok.decode(s.text[1:]) for s in songs]  # the front-end's reading of the lyrics
     settings = SamplingConfig(temperature=1.0, top_k=250, cfg=cfg, seed=seed)
     if bundle.parent:  # latent data holds no EnCodec codes to match: one batch
-        codes = list(song.generate(lyrics, [s.genre for s in songs], seconds, settings).codes)
+        made = song.generate(lyrics, [s.genre for s in songs], seconds, settings)
+        codes, wavs = list(made.codes), made.audio
     else:  # each as long as the true song (up to `seconds`), to compare them
-        codes = [song.generate(text, s.genre, min(seconds, s.codes.shape[1] / codec.frame_rate), settings).codes[0]
-                 for s, text in zip(songs, lyrics)]
+        made = [song.generate(text, s.genre, min(seconds, s.codes.shape[1] / codec.frame_rate), settings)
+                for s, text in zip(songs, lyrics)]
+        codes, wavs = [m.codes[0] for m in made], [m.audio[0] for m in made]
     maps = alignment_maps(song, codes, lyrics, [s.genre for s in songs], codec.frame_rate)
     # the true song of those lyrics, as the codec renders its codes (latent data: no EnCodec codes here)
     refs = [codec.decode(s.codes) if not bundle.parent else None for s in songs]
-    return [{"title": f"from {s.key}'s lyrics", "lyrics": text, "genre": s.genre, "wav": codec.decode(c),
+    return [{"title": f"from {s.key}'s lyrics", "lyrics": text, "genre": s.genre, "wav": wav,
              "codes": c, "reference_wav": ref, "alignment": amap, "frame_rate": rate}
-            for s, text, c, ref, (amap, rate) in zip(songs, lyrics, codes, refs, maps)]
+            for s, text, c, wav, ref, (amap, rate) in zip(songs, lyrics, codes, wavs, refs, maps)]
 
 
 def alignment_maps(song, codes: list, lyrics: list[str], genres: list[str], frame_rate: float) -> list[tuple]:
