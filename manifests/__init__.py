@@ -104,7 +104,11 @@ def read_manifest(out: str | Path, kind: str, missing_ok: bool = False) -> list[
         if missing_ok:
             return []
         raise ManifestError(f"{path} does not exist: is {out} the --out of a finished `autosong pipeline build`?")
-    table = pq.read_table(path)
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as err:
+        raise ManifestError(f"{path} is damaged ({type(err).__name__}: {err}): run `autosong pipeline build` "
+                            "again to rebuild the index from the shards") from err
     version = (table.schema.metadata or {}).get(b"autosong_schema_version", b"?").decode()
     if version != str(SCHEMA_VERSION):
         raise ManifestError(f"{path} has schema version {version}, this AutoSong reads {SCHEMA_VERSION}: rebuild it")
@@ -146,7 +150,13 @@ class DatasetCard:
         path = Path(out) / "dataset.json"
         if not path.exists():
             raise ManifestError(f"{path} does not exist: build the dataset with `autosong pipeline build DATASET --out {out}`")
-        data = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(data, dict):
+                raise ValueError(f"a JSON {type(data).__name__}, not an object")
+        except (ValueError, OSError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            raise ManifestError(f"{path} is damaged ({err}): run `autosong pipeline build` again to rebuild "
+                                "it from the shards") from err
         if data.get("schema_version") != SCHEMA_VERSION:
             raise ManifestError(f"{path} has schema version {data.get('schema_version')}, expected {SCHEMA_VERSION}: rebuild it")
         try:

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from manifests import DatasetCard, file_sha256, read_manifest, split_for_key, write_manifest
+from manifests import DatasetCard, ManifestError, file_sha256, read_manifest, split_for_key, write_manifest
 from model.errors import AutoSongError
 from model.lyrics import MAX_GENRES, UNKNOWN_GENRE, default_tokenizer
 from pipeline.encode import SAMPLE_FIELDS
@@ -75,12 +75,27 @@ def _check_compatible(card: DatasetCard, codec, text: dict, cfg: BuildConfig) ->
                             f"{card.max_seconds}; pass the same values or build into a new --out")
 
 
-def _known_rows(out: Path, shard_dir: Path) -> tuple[dict[str, dict], dict[str, dict]]:
+def _read_index(out: Path, kind: str) -> list[dict] | None:
+    """A manifest's rows ([] if absent); None if it is damaged (the shards' meta rebuilds it)."""
+    try:
+        return read_manifest(out, kind, missing_ok=True)
+    except ManifestError:
+        print(f"warning: {out}/manifests/{kind}.parquet is damaged; rebuilding it from the shards' meta",
+              file=sys.stderr)
+        return None
+
+
+def _known_rows(out: Path, shard_dir: Path, trust_manifests: bool = True) -> tuple[dict[str, dict], dict[str, dict]]:
     """Samples already in shards: the manifest's rows, plus rows adopted from shards that a
-    killed build finished but never indexed. Returns (rows by key, shard rows by path)."""
-    shards = {r["path"]: r for r in read_manifest(out, "shards", missing_ok=True)
-              if (shard_dir / r["path"]).is_file()}  # a deleted shard's songs are encoded again
-    rows = {r["key"]: r for r in read_manifest(out, "samples", missing_ok=True) if r["shard"] in shards}
+    killed build finished but never indexed (or whose manifests are damaged or untrusted).
+    Returns (rows by key, shard rows by path)."""
+    shard_rows = _read_index(out, "shards") if trust_manifests else None
+    sample_rows = _read_index(out, "samples") if shard_rows is not None else None
+    if sample_rows is None:  # either manifest lost: every shard is adopted from its own meta
+        shard_rows = sample_rows = []
+    # A deleted shard's songs are encoded again.
+    shards = {r["path"]: r for r in shard_rows if (shard_dir / r["path"]).is_file()}
+    rows = {r["key"]: r for r in sample_rows if r["shard"] in shards}
     for path in final_shards(shard_dir):
         if path.name in shards:
             continue
@@ -90,6 +105,36 @@ def _known_rows(out: Path, shard_dir: Path) -> tuple[dict[str, dict], dict[str, 
         shards[path.name] = {"path": path.name, "samples": len(metas), "bytes": path.stat().st_size,
                              "sha256": file_sha256(path)}
     return rows, shards
+
+
+def _recover_genres(shard_dir: Path, codec, text: dict, out: Path) -> list[str]:
+    """The genre vocabulary of shards whose dataset.json is lost, from their samples' meta
+    (each sample records its genre and the slot its text ids hold). The shards must agree with
+    each other and with this build's codec and text front-end, or the build refuses: reusing a
+    sample under a vocabulary that is not provably its own would silently change its genre."""
+    from model.codec import CodecIdentity
+
+    slots: dict[int, str] = {0: UNKNOWN_GENRE}
+    fix = f"build into a new --out, or delete {shard_dir} to encode every song again"
+    for path in final_shards(shard_dir):
+        for meta in read_shard_meta(path):
+            where = f"{path.name}:{meta.get('key')}"
+            if not CodecIdentity.from_dict(meta["codec"]).same_model(codec.identity):
+                raise AutoSongError(f"{out}/dataset.json is missing and {where} was encoded with codec "
+                                    f"{meta['codec'].get('source')!r}, not this build's: {fix}")
+            if (meta.get("bert_len", 0) > 0) != (text["frontend"] == "bert"):
+                raise AutoSongError(f"{out}/dataset.json is missing and {where} was built with another text "
+                                    f"front-end than {text['frontend']}: {fix}")
+            slot, genre = int(meta["genre_slot"]), meta["genre"]
+            if slot == 0:  # unknown, or a genre past MAX_GENRES
+                continue
+            if slots.setdefault(slot, genre) != genre:
+                raise AutoSongError(f"{out}/dataset.json is missing and the shards disagree on genre slot {slot} "
+                                    f"({slots[slot]!r} vs {genre!r} in {where}): {fix}")
+    names = list(slots.values())
+    if len(set(names)) != len(names):
+        raise AutoSongError(f"{out}/dataset.json is missing and the shards give one genre two slots: {fix}")
+    return [slots.get(i, f"<unused slot {i}>") for i in range(max(slots) + 1)]
 
 
 def _compact_stale_shards(shard_dir: Path, samples: dict[str, dict], shard_rows: dict[str, dict]) -> None:
@@ -187,16 +232,24 @@ def build(cfg: BuildConfig) -> BuildResult:
 
     codec = Codec.load(cfg.codec)  # fails fast, before Ray starts, on a bad --codec
     text, _ = text_identity(cfg.text)
-    card_path = out / "dataset.json"
-    old_card = DatasetCard.load(out) if card_path.exists() else None
+    old_card = None
+    if (out / "dataset.json").exists():
+        try:
+            old_card = DatasetCard.load(out)
+        except ManifestError as err:
+            print(f"warning: {err}; recovering it from the shards' meta", file=sys.stderr)
     if old_card:
         _check_compatible(old_card, codec, text, cfg)
     remove_partial_shards(shard_dir)
-    known, shard_rows = _known_rows(out, shard_dir)
-    old_rejects = {r["key"]: r for r in read_manifest(out, "rejects", missing_ok=True)}
+    # Without a readable dataset.json the manifests cannot be trusted either: every row is
+    # re-read from the shards' own meta, and the genre vocabulary recovered from it.
+    genres = list(old_card.genres) if old_card else _recover_genres(shard_dir, codec, text, out)
+    known, shard_rows = _known_rows(out, shard_dir, trust_manifests=old_card is not None)
+    if not old_card:
+        known = {k: {**r, "split": split_for_key(k, cfg.val_fraction)} for k, r in known.items()}
+    old_rejects = {r["key"]: r for r in _read_index(out, "rejects") or []}
 
     songs, scan_rejects = scan_corpus(cfg.dataset)
-    genres = list(old_card.genres) if old_card else [UNKNOWN_GENRE]
     slots = _assign_genres(songs, genres)
 
     samples: dict[str, dict] = {}

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
-from manifests import DatasetCard, file_sha256, read_manifest
+from manifests import DatasetCard, ManifestError, file_sha256, read_manifest
 from pipeline.shards import read_samples
 
 
-def _check_sample(key: str, files: dict[str, bytes], row: dict, card: DatasetCard) -> list[str]:
+def _check_sample(key: str, files: dict[str, bytes], row: dict, card: DatasetCard, genre_id) -> list[str]:
     where = f"{row['shard']}:{key}"
     missing = {"codes.npy", "text.npy", "meta.json", "lyrics.txt"} - set(files)
     if missing:
@@ -37,6 +37,10 @@ def _check_sample(key: str, files: dict[str, bytes], row: dict, card: DatasetCar
         problems.append(f"{where}: text.npy has {len(text)} ids, manifest says {row['text_len']}")
     if meta.get("codec") != card.codec:
         problems.append(f"{where}: encoded with codec {meta.get('codec', {}).get('source')!r}, dataset.json names another")
+    slot = card.genres.index(row["genre"]) if row["genre"] in card.genres else 0
+    if meta.get("genre_slot") != slot or not len(text) or int(text[0]) != genre_id(slot):
+        problems.append(f"{where}: genre {row['genre']!r} is slot {slot} in dataset.json, but the sample holds "
+                        f"slot {meta.get('genre_slot')} (run `autosong pipeline build` again to re-encode it)")
     if card.text["frontend"] == "bert" and "bert.npy" not in files:
         problems.append(f"{where}: no bert.npy in a BERT dataset")
     return problems
@@ -44,10 +48,16 @@ def _check_sample(key: str, files: dict[str, bytes], row: dict, card: DatasetCar
 
 def verify(out: str | Path) -> tuple[int, list[str]]:
     """Returns (samples checked, problems). No problems means every byte is as indexed."""
+    from model.lyrics import default_tokenizer
+
     out = Path(out)
-    card = DatasetCard.load(out)
-    samples = read_manifest(out, "samples")
-    shards = {r["path"]: r for r in read_manifest(out, "shards")}
+    try:  # a damaged index is damage to report, like a damaged shard
+        card = DatasetCard.load(out)
+        samples = read_manifest(out, "samples")
+        shards = {r["path"]: r for r in read_manifest(out, "shards")}
+    except ManifestError as err:
+        return 0, [str(err)]
+    genre_id = default_tokenizer().genre_id
     by_shard: dict[str, dict[str, dict]] = defaultdict(dict)
     for row in samples:
         by_shard[row["shard"]][row["key"]] = row
@@ -71,5 +81,5 @@ def verify(out: str | Path) -> tuple[int, list[str]]:
             if key not in members:
                 problems.append(f"{name}:{key}: indexed but not in the shard")
                 continue
-            problems += _check_sample(key, members[key], row, card)
+            problems += _check_sample(key, members[key], row, card, genre_id)
     return checked, problems
