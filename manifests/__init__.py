@@ -129,6 +129,7 @@ class DatasetCard:
     genres: list[str]                  # genre vocabulary; index = genre slot; 0 = unknown
     val_fraction: float
     max_seconds: float | None = None
+    limits: dict = field(default_factory=dict)  # max_song_seconds, max_text_len, max_lyrics_bytes
     counts: dict = field(default_factory=dict)  # songs, train, val, rejects, shards, frames
     hours: float = 0.0
     parent: dict | None = None         # a latent dataset: {data, ae_run, ae_kind, stride, audio_codec}

@@ -1,8 +1,10 @@
 """Robust audio decoding: any file FFmpeg reads -> float32 mono at the codec's rate.
 
-Decodes packet by packet so a damaged region costs only its packets, averages channels (FFmpeg's
-own downmix scales by 1/sqrt(2)), clamps, resamples with soxr's high-quality filter, and rejects
-files that decode to much less than their header promises (truncated downloads).
+Decodes packet by packet so a damaged region costs only its packets, converts and averages any
+number of channels itself (FFmpeg's own downmix scales by 1/sqrt(2), and crashes on unnamed
+layouts), stops at the length limit, rejects NaN/inf samples, clamps, resamples with soxr's
+high-quality filter, and rejects files that decode to much less than their header promises
+(truncated downloads).
 """
 from __future__ import annotations
 
@@ -47,8 +49,31 @@ def header_duration(path: Path) -> float | None:
     return float(length) if length else None
 
 
-def _decode_native(path: Path) -> tuple[np.ndarray, int, int, int]:
-    """Returns (float32 [channels, N], rate, channels, bad packets)."""
+MAX_SOURCE_RATE = 384_000
+# Integer PCM -> [-1, 1): the scale of each packed/planar sample format FFmpeg decodes to.
+_PCM_SCALE = {"u8": 128.0, "s16": 32768.0, "s32": 2.0**31, "s64": 2.0**63}
+
+
+def _frame_to_mono(frame) -> tuple[np.ndarray, int]:
+    """One decoded frame -> (float32 mono [n] as the mean of its channels, channels). Our own
+    conversion and down-mix: FFmpeg's resampler scales stereo by 1/sqrt(2) and crashes (SIGSEGV)
+    on layouts it has no name for, such as 8 unnamed channels."""
+    channels = max(1, len(frame.layout.channels))
+    samples = frame.to_ndarray()
+    if not frame.format.is_planar:  # packed: [1, n * channels], interleaved
+        samples = samples.reshape(-1, channels).T
+    kind = frame.format.name.removesuffix("p")
+    if kind in _PCM_SCALE:
+        offset = 128.0 if kind == "u8" else 0.0
+        samples = (samples.astype(np.float64) - offset) / _PCM_SCALE[kind]
+    elif kind not in ("flt", "dbl"):
+        raise AudioDecodeError(f"not a readable audio file (sample format {frame.format.name})")
+    return samples.mean(axis=0, dtype=np.float64).astype(np.float32), channels
+
+
+def _decode_native(path: Path, stop_seconds: float | None) -> tuple[np.ndarray, int, int, int]:
+    """Returns (float32 mono [N], rate, channels, bad packets), decoding no further than
+    `stop_seconds` (a little past it) so that no file costs unbounded memory."""
     import av
 
     try:
@@ -62,11 +87,13 @@ def _decode_native(path: Path) -> tuple[np.ndarray, int, int, int]:
         rate = stream.codec_context.sample_rate or stream.rate
         if not rate:
             raise AudioDecodeError("not a readable audio file (the audio stream has no sample rate)")
-        to_float = av.AudioResampler(format="fltp")  # keeps layout and rate
+        if rate > MAX_SOURCE_RATE:
+            raise AudioDecodeError(f"sample rate {rate} Hz is above the {MAX_SOURCE_RATE} Hz this decoder accepts")
+        stop = None if stop_seconds is None else int(stop_seconds * rate) + 1
         chunks: list[np.ndarray] = []
-        bad = 0
+        bad = channels = decoded = 0
         packets = container.demux(stream)
-        while True:
+        while stop is None or decoded < stop:
             try:
                 packet = next(packets)
             except StopIteration:
@@ -76,39 +103,51 @@ def _decode_native(path: Path) -> tuple[np.ndarray, int, int, int]:
                 break
             try:
                 for frame in packet.decode():
-                    for planar in to_float.resample(frame):  # [channels, n] float32
-                        chunks.append(planar.to_ndarray().reshape(len(planar.layout.channels), -1))
+                    mono, n_channels = _frame_to_mono(frame)
+                    chunks.append(mono)
+                    channels, decoded = max(channels, n_channels), decoded + len(mono)
             except av.error.FFmpegError:
                 bad += 1
         if not chunks:
             raise AudioDecodeError("not a readable audio file (no packet decodes)")
-        width = max(c.shape[0] for c in chunks)
-        chunks = [c if c.shape[0] == width else np.repeat(c[:1], width, axis=0) for c in chunks]
-        return np.concatenate(chunks, axis=1), int(rate), width, bad
+        return np.concatenate(chunks), int(rate), channels, bad
 
 
-def load_audio(path: str | Path, sample_rate: int = 24_000, max_seconds: float | None = None) -> DecodedAudio:
-    """Decode `path` to mono float32 at `sample_rate`. Raises AudioDecodeError with a reason."""
+def load_audio(path: str | Path, sample_rate: int = 24_000, max_seconds: float | None = None,
+               limit_seconds: float | None = None) -> DecodedAudio:
+    """Decode `path` to mono float32 at `sample_rate`; keep at most `max_seconds` (a crop), and
+    refuse a file longer than `limit_seconds` (never decoding more than that). Raises
+    AudioDecodeError with a reason in words."""
     import soxr
 
     path = Path(path)
     if path.stat().st_size == 0:
         raise AudioDecodeError("the audio file is empty (0 bytes)")
-    native, rate, channels, bad = _decode_native(path)
-    decoded_seconds = native.shape[1] / rate
     header = header_duration(path)
-    if header and decoded_seconds < TRUNCATION_TOLERANCE * header - 0.5:
+    if limit_seconds is not None and max_seconds is None and header and header > limit_seconds:
+        raise AudioDecodeError(f"too long: {header:.0f} s, above the {limit_seconds:g} s limit (--max-song-seconds; "
+                               "or crop with --max-seconds)")
+    stop = max_seconds if max_seconds is not None else limit_seconds
+    mono, rate, channels, bad = _decode_native(path, stop)
+    decoded_seconds = len(mono) / rate
+    if max_seconds is None and limit_seconds is not None and decoded_seconds > limit_seconds:
+        raise AudioDecodeError(f"too long: more than the {limit_seconds:g} s limit (--max-song-seconds; "
+                               "or crop with --max-seconds)")
+    if header and decoded_seconds < min(TRUNCATION_TOLERANCE * header - 0.5, stop or np.inf):
         raise AudioDecodeError(
             f"truncated: decodes to {decoded_seconds:.1f} s but its header says {header:.1f} s"
         )
     if decoded_seconds < 0.5:
         raise AudioDecodeError(f"too short: {decoded_seconds:.2f} s of audio")
     if max_seconds is not None:
-        native = native[:, : int(max_seconds * rate)]
-    mono = native.mean(axis=0)
+        mono = mono[: int(max_seconds * rate)]
+    bad_values = int(np.count_nonzero(~np.isfinite(mono)))
+    if bad_values:
+        raise AudioDecodeError(f"{bad_values} samples are NaN or infinite ({100 * bad_values / len(mono):.2g} % of "
+                               "the audio): re-export the file")
     if rate != sample_rate:
         mono = soxr.resample(mono, rate, sample_rate, quality="HQ")
-    mono = np.clip(np.nan_to_num(mono, nan=0.0, posinf=0.0, neginf=0.0), -1.0, 1.0).astype(np.float32)
+    mono = np.clip(mono, -1.0, 1.0).astype(np.float32)
     return DecodedAudio(mono, sample_rate, rate, channels, header, bad)
 
 

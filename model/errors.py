@@ -1,6 +1,7 @@
 """The one exception family a CLI shows as a single line: bad input or state the user can fix."""
 from __future__ import annotations
 
+import errno
 import os
 import sys
 
@@ -24,3 +25,25 @@ def run_cli(main, argv: list[str] | None) -> int:
     except KeyboardInterrupt:
         print("autosong: interrupted", file=sys.stderr)
         return 130
+
+
+_OS_REASONS = {
+    errno.EACCES: "permission denied (fix its permissions, or run as a user who may {verb} it)",
+    errno.EPERM: "operation not permitted (fix its permissions)",
+    errno.ENOENT: "it does not exist (moved or deleted while the build ran?)",
+    errno.EISDIR: "it is a directory, not a file",
+    errno.ENOTDIR: "a part of its path is not a directory",
+    errno.ELOOP: "a symlink loop",
+    errno.ENOSPC: "no space left on the device (free some space and run the same command again)",
+    errno.EDQUOT: "disk quota exceeded (free some space and run the same command again)",
+    errno.EROFS: "a read-only file system (choose a writable location)",
+    errno.EIO: "an I/O error (a failing disk or a network file system?)",
+    errno.ENAMETOOLONG: "its name is too long for the file system",
+}
+
+
+def os_error_words(err: OSError, verb: str = "read") -> str:
+    """'cannot read /x/audio.flac: permission denied (...)': an OSError as a sentence for a person."""
+    reason = _OS_REASONS.get(err.errno, err.strerror or type(err).__name__).format(verb=verb)
+    target = err.filename if err.filename is not None else "a file"
+    return f"cannot {verb} {target}: {reason}"

@@ -34,6 +34,13 @@ class BuildConfig:
     workers: int = 0  # 0: one per CPU of the local Ray
     ray_address: str | None = None
     val_fraction: float = 0.1
+    max_song_seconds: float = 1200.0  # longer songs are rejected (unless --max-seconds crops them)
+    max_text_len: int = 4096          # lyric ids; the presets' model.max_text_len
+
+    def limits(self) -> dict:
+        """What a sample may hold, stated in dataset.json and enforced per song."""
+        return {"max_song_seconds": self.max_song_seconds, "max_text_len": self.max_text_len,
+                "max_lyrics_bytes": 64 * self.max_text_len}
 
 
 @dataclass
@@ -205,7 +212,7 @@ def _encode_with_ray(todo: list[dict], cfg: BuildConfig):
         ds = ray.data.from_items(todo, override_num_blocks=min(len(todo), 2000))
         ds = ds.map(SongEncoder, compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=cpu_per_actor,
                     fn_constructor_kwargs={
-            "codec_source": cfg.codec, "text": cfg.text, "max_seconds": cfg.max_seconds})
+            "codec_source": cfg.codec, "text": cfg.text, "max_seconds": cfg.max_seconds, "limits": cfg.limits()})
         yield from ds.iter_rows()
     finally:
         if started:
@@ -259,9 +266,11 @@ def build(cfg: BuildConfig) -> BuildResult:
     for song in songs:
         row = known.get(song.key)
         if row and (row["audio_sha256"], row["lyrics_sha256"], row["genre"]) == (
-                song.audio_sha256, song.lyrics_sha256, song.genre):
+                song.audio_sha256, song.lyrics_sha256, song.genre) and row["text_len"] <= cfg.max_text_len and (
+                cfg.max_seconds is not None or row["duration_s"] <= cfg.max_song_seconds):
             samples[song.key] = row
-        elif song.key in old_rejects and old_rejects[song.key]["content_sha256"] == song.content_sha256:
+        elif (song.key in old_rejects and old_rejects[song.key]["content_sha256"] == song.content_sha256
+              and old_card and old_card.limits == cfg.limits()):
             rejects[song.key] = old_rejects[song.key]  # unchanged and still bad: do not retry
         else:
             todo.append({"key": song.key, "source": os.path.relpath(song.audio, cfg.dataset),
@@ -272,7 +281,7 @@ def build(cfg: BuildConfig) -> BuildResult:
     kept = len(samples)
     card = DatasetCard(codec=codec.identity.to_dict(), codec_frame_rate=codec.frame_rate,
                        num_codebooks=codec.num_codebooks, codebook_size=codec.codebook_size, text=text,
-                       genres=genres, val_fraction=cfg.val_fraction, max_seconds=cfg.max_seconds)
+                       genres=genres, val_fraction=cfg.val_fraction, max_seconds=cfg.max_seconds, limits=cfg.limits())
 
     def commit() -> None:
         """Manifests for everything finished so far; then dataset.json, which names the whole."""

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from model.arguments import real, whole
 from model.errors import run_cli
 
 
@@ -19,7 +20,8 @@ def _build(args) -> int:
 
     cfg = BuildConfig(dataset=args.dataset, out=args.out, codec=args.codec, text=args.text,
                       max_seconds=args.max_seconds, shard_samples=args.shard_samples, workers=args.workers,
-                      ray_address=args.ray_address, val_fraction=args.val_fraction)
+                      ray_address=args.ray_address, val_fraction=args.val_fraction,
+                      max_song_seconds=args.max_song_seconds, max_text_len=args.max_text_len)
     result = build(cfg)
     c = result.card.counts
     print(f"built {result.built} songs, kept {result.kept}, rejected {result.rejected} "
@@ -65,11 +67,15 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--codec", default="facebook/encodec_24khz",
                    help="hub id, a local save_pretrained directory, or 'test' (offline test codec)")
     b.add_argument("--text", default="pinyin", help="pinyin | bert:SRC (a directory, or bert:minilm)")
-    b.add_argument("--max-seconds", type=float, default=None, help="keep at most this much of each song")
-    b.add_argument("--shard-samples", type=int, default=64, help="songs per shard")
-    b.add_argument("--workers", type=int, default=0, help="encoder actors (default: one per CPU)")
+    b.add_argument("--max-seconds", type=real(0, above=True), default=None, help="keep at most this much of each song")
+    b.add_argument("--max-song-seconds", type=real(0, above=True), default=1200.0,
+                   help="reject longer songs (default 20 min; --max-seconds crops instead)")
+    b.add_argument("--max-text-len", type=whole(2), default=4096,
+                   help="reject lyrics longer than this many ids (default: what the presets' models read)")
+    b.add_argument("--shard-samples", type=whole(1), default=64, help="songs per shard")
+    b.add_argument("--workers", type=whole(0), default=0, help="encoder actors (default: one per CPU)")
     b.add_argument("--ray-address", default=None, help="'auto' or ray://HOST:PORT; default: a local Ray")
-    b.add_argument("--val-fraction", type=float, default=0.1, help="share of songs in val (by key hash)")
+    b.add_argument("--val-fraction", type=real(0, 1), default=0.1, help="share of songs in val (by key hash)")
     b.set_defaults(func=_build)
 
     v = sub.add_parser("verify", help="check every shard and sample against the manifests")
@@ -84,14 +90,14 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("out", help="OUT of `pipeline build`")
     e.add_argument("--ae", required=True, help="a gumbel_ae or vqvae run (RUN or RUN/export)")
     e.add_argument("--name", default=None, help="OUT/latents/NAME (default: the run's folder name)")
-    e.add_argument("--shard-samples", type=int, default=64)
+    e.add_argument("--shard-samples", type=whole(1), default=64)
     e.set_defaults(func=_encode_latents)
 
     s = sub.add_parser("synth", help="write a toy corpus whose audio follows its lyrics and genre")
     s.add_argument("dir")
-    s.add_argument("--songs", type=int, default=8)
-    s.add_argument("--seconds", type=float, default=10.0)
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--songs", type=whole(1), default=8)
+    s.add_argument("--seconds", type=real(0, above=True), default=10.0)
+    s.add_argument("--seed", type=whole(0), default=0)
     s.set_defaults(func=_synth)
     return p
 

@@ -1,5 +1,5 @@
 """The per-song work of a build, run inside Ray actors: lyrics -> ids (or BERT states), audio ->
-decoded -> EnCodec codes. Models load once per actor. A song that fails comes back as a row with
+decoded (in a child process: pipeline/decode_worker.py) -> EnCodec codes. Models load once per actor. A song that fails comes back as a row with
 the failing stage and a reason in words; it never raises, so one bad file cannot stop a build.
 """
 from __future__ import annotations
@@ -10,8 +10,9 @@ import json
 
 import numpy as np
 
-from model.errors import AutoSongError
+from model.errors import AutoSongError, os_error_words
 from model.lyrics import read_lyrics_file
+from pipeline.decode_worker import IsolatedDecoder
 
 SAMPLE_FIELDS = (  # meta.json = these + codec identity; the manifest row = these + shard
     "key", "source", "genre", "genre_source", "duration_s", "frames", "text_len", "audio_sha256",
@@ -27,7 +28,7 @@ def npy_bytes(array: np.ndarray) -> bytes:
 class SongEncoder:
     """Callable class for `Dataset.map`: one instance per actor, models loaded in __init__."""
 
-    def __init__(self, codec_source: str, text: str, max_seconds: float | None):
+    def __init__(self, codec_source: str, text: str, max_seconds: float | None, limits: dict):
         import torch
 
         from model.codec import Codec
@@ -45,32 +46,45 @@ class SongEncoder:
 
             self.bert = BertLyrics(text.split(":", 1)[1])
         self.max_seconds = max_seconds
+        self.limits = limits  # BuildLimits as a dict: max_song_seconds, max_text_len, max_lyrics_bytes
+        self.decoder = IsolatedDecoder()  # a file that crashes FFmpeg kills this child, not the actor
 
     def __call__(self, song: dict) -> dict:
-        from model.lyrics import normalize_lyrics
-        from model.audio import load_audio
-
+        import os
         import time
+
+        from model.lyrics import normalize_lyrics
 
         out = {"key": song["key"], "ok": False, "stage": "", "reason": "", "codes": b"", "text": b"",
                "bert": b"", "lyrics": "", "meta": "", "decode_s": 0.0, "encode_s": 0.0}
         stage = "lyrics"
+        limits = self.limits
         try:
+            size = os.path.getsize(song["lyrics"])
+            if size > limits["max_lyrics_bytes"]:
+                raise ValueError(f"lyrics.txt is {size / 1e6:.1f} MB, far more than a song's lyrics (limit "
+                                 f"{limits['max_lyrics_bytes'] // 1000} kB for --max-text-len {limits['max_text_len']})")
             raw, encoding = read_lyrics_file(song["lyrics"])
             lyrics = normalize_lyrics(raw)
             if not lyrics:
                 raise ValueError("lyrics.txt is empty")
             stage = "decode"
             t0 = time.perf_counter()
-            audio = load_audio(song["audio"], self.codec.sample_rate, self.max_seconds)
+            audio = self.decoder(song["audio"], self.codec.sample_rate, self.max_seconds, limits["max_song_seconds"])
             t1 = time.perf_counter()
             stage = "encode"
             codes = self.codec.encode(audio.wav, audio.sample_rate)  # int16 [C, T]
             out.update(decode_s=t1 - t0, encode_s=time.perf_counter() - t1)
             stage = "text"
             ids = np.asarray(self.tokenizer.encode(lyrics, song["genre_slot"]), dtype=np.int32)
+            if len(ids) > limits["max_text_len"]:
+                raise ValueError(f"the lyrics are {len(ids)} ids long, above the limit of {limits['max_text_len']} "
+                                 "(--max-text-len; a model reads at most model.max_text_len)")
             states = self.bert.states(lyrics) if self.bert is not None else None
-        except (AutoSongError, ValueError, OSError, RuntimeError) as err:  # AudioDecodeError included
+        except OSError as err:  # unreadable, vanished, a directory, ...
+            out.update(stage=stage, reason=os_error_words(err))
+            return out
+        except (AutoSongError, ValueError, RuntimeError) as err:  # AudioDecodeError included
             out.update(stage=stage, reason=str(err) or type(err).__name__)
             return out
         codes_npy = npy_bytes(codes)

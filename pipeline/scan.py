@@ -7,11 +7,15 @@ before any heavy work is scheduled.
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from manifests import file_sha256
+from model.errors import os_error_words
 from model.lyrics import normalize_genre
+
+MAX_GENRE_CHARS = 64  # a genre is a name, not a paragraph: longer genre.txt lines are cut
 
 # When a folder holds several audio files, lossless wins.
 AUDIO_PREFERENCE = (".flac", ".wav", ".mp3", ".ogg")
@@ -62,9 +66,19 @@ def find_audio(folder: Path) -> Path | None:
 
 
 def scan_song(folder: Path) -> SongSource | ScanReject:
+    """The song in `folder`, or a reject row saying why not (an unreadable file included)."""
+    key = folder.name
+    try:
+        return _scan_song(folder)
+    except OSError as err:
+        return ScanReject(key, str(folder), os_error_words(err))
+
+
+def _scan_song(folder: Path) -> SongSource | ScanReject:
     key = folder.name
     if "." in key:  # WebDataset keys end at the first dot
         return ScanReject(key, str(folder), "the folder name contains '.', which shard keys cannot hold: rename it")
+    os.listdir(folder)  # an unlistable folder is refused by name, not mistaken for an empty one
     audio, lyrics = find_audio(folder), folder / "lyrics.txt"
     if not lyrics.is_file():
         return ScanReject(key, str(folder), "no lyrics.txt in the song folder")
@@ -72,26 +86,37 @@ def scan_song(folder: Path) -> SongSource | ScanReject:
         names = ", ".join(f"audio{s}" for s in AUDIO_PREFERENCE)
         return ScanReject(key, str(folder), f"no audio file (expected one of {names})")
     genre_file = folder / "genre.txt"
-    if genre_file.is_file() and genre_file.read_text(encoding="utf-8", errors="replace").strip():
-        genre, source = normalize_genre(genre_file.read_text(encoding="utf-8", errors="replace")), "genre.txt"
+    genre_text = genre_file.read_text(encoding="utf-8", errors="replace")[:1000] if genre_file.is_file() else ""
+    if genre_text.strip():
+        genre, source = normalize_genre(genre_text), "genre.txt"
     elif (tagged := tag_genre(audio)):
         genre, source = normalize_genre(tagged), "tag"
     else:
         genre, source = normalize_genre(None), "default"
-    return SongSource(key, str(folder), str(audio), str(lyrics), genre, source,
+    return SongSource(key, str(folder), str(audio), str(lyrics), genre[:MAX_GENRE_CHARS], source,
                       audio_sha256=file_sha256(audio), lyrics_sha256=file_sha256(lyrics))
 
 
 def scan_corpus(dataset: str | Path) -> tuple[list[SongSource], list[ScanReject]]:
-    """All `song_*` folders of `dataset`, sorted by key; other entries are ignored."""
+    """All `song_*` folders of `dataset`, sorted by key; other entries are ignored. A `song_*`
+    entry that is a broken symlink or a symlink loop is a reject, not silently skipped."""
     from model.errors import AutoSongError
 
     dataset = Path(dataset)
     if not dataset.is_dir():
         raise AutoSongError(f"dataset {dataset} is not a directory (expected DATASET/song_*/)")
+    try:
+        entries = sorted(p for p in dataset.iterdir() if p.name.startswith("song_"))
+    except OSError as err:
+        raise AutoSongError(f"{os_error_words(err, 'list')}: the dataset folder must be readable") from None
     songs, rejects = [], []
-    for folder in sorted(p for p in dataset.iterdir() if p.is_dir() and p.name.startswith("song_")):
-        found = scan_song(folder)
+    for entry in entries:
+        if entry.is_dir():
+            found = scan_song(entry)
+        elif entry.is_symlink():
+            found = ScanReject(entry.name, str(entry), "a broken symlink or a symlink loop: point it at a song folder")
+        else:
+            continue
         (songs if isinstance(found, SongSource) else rejects).append(found)
     if not songs and not rejects:
         raise AutoSongError(f"no song_* folders in {dataset}: each song is DATASET/song_NAME/ with lyrics.txt and audio.mp3|flac")

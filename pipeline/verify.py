@@ -51,6 +51,8 @@ def verify(out: str | Path) -> tuple[int, list[str]]:
     from model.lyrics import default_tokenizer
 
     out = Path(out)
+    if not (out / "dataset.json").exists():  # not a dataset at all: a usage error, not damage
+        raise ManifestError(f"{out}/dataset.json does not exist: is {out} the --out of `autosong pipeline build`?")
     try:  # a damaged index is damage to report, like a damaged shard
         card = DatasetCard.load(out)
         samples = read_manifest(out, "samples")
