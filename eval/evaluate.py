@@ -20,6 +20,7 @@ from model.codec import CodecIdentity
 from model.errors import AutoSongError
 from model.lyrics import default_tokenizer
 from pipeline.shards import read_samples
+from train.data import refuse_texts_longer_than
 
 CONDITIONS = ("true", "shuffled_lyrics", "empty_lyrics", "swapped_genre", "null_memory")
 
@@ -164,6 +165,8 @@ def evaluate(bundle: Bundle, data: str, split: str = "val", max_songs: int | Non
         raise AutoSongError(f"{data} was encoded with codec {card.codec['source']!r}, not the model's "
                             f"{bundle.codec['source']!r}: evaluate on data built with the same codec")
     model = bundle.model.eval()
+    if card.text.get("frontend") != "bert":
+        refuse_texts_longer_than(data, model.cfg.max_text_len)
     C = model.cfg.num_codebooks
     conditions = _conditions(songs, card, seed)
     per_song = _score_all(model, songs, conditions)

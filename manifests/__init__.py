@@ -73,8 +73,11 @@ def file_sha256(path: str | Path) -> str:
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # only left when the write failed (disk full, ...)
 
 
 def manifest_path(out: str | Path, kind: str) -> Path:
@@ -92,9 +95,9 @@ def write_manifest(out: str | Path, kind: str, rows: list[dict]) -> Path:
         {"autosong_schema_version": str(SCHEMA_VERSION)})
     path = manifest_path(out, kind)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+    buf = pa.BufferOutputStream()  # in memory, so that a failed write is a plain OSError naming the path
+    pq.write_table(table, buf)
+    atomic_write_bytes(path, buf.getvalue().to_pybytes())
     return path
 
 

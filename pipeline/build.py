@@ -7,16 +7,20 @@ their meta.json), temporaries are dropped, and only songs not yet in a shard are
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import fcntl
 import json
 import os
 import sys
+import tarfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 from manifests import DatasetCard, ManifestError, file_sha256, read_manifest, split_for_key, write_manifest
-from model.errors import AutoSongError
+from model.errors import AutoSongError, os_error_words
 from model.lyrics import MAX_GENRES, UNKNOWN_GENRE, default_tokenizer
 from pipeline.encode import SAMPLE_FIELDS
 from pipeline.scan import SongSource, scan_corpus
@@ -92,6 +96,19 @@ def _read_index(out: Path, kind: str) -> list[dict] | None:
         return None
 
 
+def _shard_meta_or_set_aside(path: Path) -> list[dict]:
+    """The meta of an unindexed shard; a damaged one is renamed to *.damaged (its songs are
+    encoded again) so that no reader of shards/*.tar meets it."""
+    try:
+        return read_shard_meta(path)
+    except (tarfile.TarError, EOFError, ValueError, KeyError) as err:  # ValueError: bad JSON
+        aside = path.with_name(path.name + ".damaged")
+        print(f"warning: {path} is damaged ({type(err).__name__}: {err}); moved to {aside.name}, its songs "
+              "are encoded again", file=sys.stderr)
+        path.rename(aside)
+        return []
+
+
 def _known_rows(out: Path, shard_dir: Path, trust_manifests: bool = True) -> tuple[dict[str, dict], dict[str, dict]]:
     """Samples already in shards: the manifest's rows, plus rows adopted from shards that a
     killed build finished but never indexed (or whose manifests are damaged or untrusted).
@@ -106,7 +123,7 @@ def _known_rows(out: Path, shard_dir: Path, trust_manifests: bool = True) -> tup
     for path in final_shards(shard_dir):
         if path.name in shards:
             continue
-        metas = read_shard_meta(path)
+        metas = _shard_meta_or_set_aside(path)
         for meta in metas:
             rows[meta["key"]] = {**{f: meta[f] for f in SAMPLE_FIELDS}, "shard": path.name}
         shards[path.name] = {"path": path.name, "samples": len(metas), "bytes": path.stat().st_size,
@@ -124,7 +141,7 @@ def _recover_genres(shard_dir: Path, codec, text: dict, out: Path) -> list[str]:
     slots: dict[int, str] = {0: UNKNOWN_GENRE}
     fix = f"build into a new --out, or delete {shard_dir} to encode every song again"
     for path in final_shards(shard_dir):
-        for meta in read_shard_meta(path):
+        for meta in _shard_meta_or_set_aside(path):
             where = f"{path.name}:{meta.get('key')}"
             if not CodecIdentity.from_dict(meta["codec"]).same_model(codec.identity):
                 raise AutoSongError(f"{out}/dataset.json is missing and {where} was encoded with codec "
@@ -180,6 +197,7 @@ def _start_ray(cfg: BuildConfig) -> tuple[bool, int]:
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a local, private cluster: no token file
     import ray
+    import ray.data  # configures its own loggers on import: quieten them after
 
     started = False
     if not ray.is_initialized():
@@ -189,7 +207,7 @@ def _start_ray(cfg: BuildConfig) -> tuple[bool, int]:
         else:
             ray.init(num_cpus=os.cpu_count(), include_dashboard=False, object_store_memory=256 * 2**20, **quiet)
         started = True
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
@@ -210,9 +228,15 @@ def _encode_with_ray(todo: list[dict], cfg: BuildConfig):
     cpu_per_actor = min(1.0, max(0.1, (cpus - 0.25) / workers))
     try:
         ds = ray.data.from_items(todo, override_num_blocks=min(len(todo), 2000))
-        ds = ds.map(SongEncoder, compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=cpu_per_actor,
-                    fn_constructor_kwargs={
-            "codec_source": cfg.codec, "text": cfg.text, "max_seconds": cfg.max_seconds, "limits": cfg.limits()})
+        # max_restarts=0: a song cannot kill its actor (decoding runs in a child process), so an
+        # actor that dies anyway (the machine's OOM killer) fails the build instead of being
+        # restarted without end; finished shards are kept for the next run. Ray 2.60 has no
+        # named parameter for it yet and warns about the generic one.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*ray_remote_args.*is deprecated")
+            ds = ds.map(SongEncoder, compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=cpu_per_actor,
+                        max_restarts=0, fn_constructor_kwargs={
+                "codec_source": cfg.codec, "text": cfg.text, "max_seconds": cfg.max_seconds, "limits": cfg.limits()})
         yield from ds.iter_rows()
     finally:
         if started:
@@ -226,16 +250,27 @@ def _progress(total: int):
 
 
 def build(cfg: BuildConfig) -> BuildResult:
+    """Build (or update) the dataset in cfg.out. A problem with the output (unwritable, disk full)
+    ends it with one AutoSongError naming the path; what was committed before stays intact."""
+    out = Path(cfg.out)
+    try:
+        out.joinpath("shards").mkdir(parents=True, exist_ok=True)
+        with open(out / ".build.lock", "w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise AutoSongError(f"another build is writing {out} (lock {out / '.build.lock'})") from None
+            return _build(cfg, out)
+    except OSError as err:
+        verb = "write" if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT) else "use"
+        raise AutoSongError(f"{os_error_words(err, verb)}. {out} still holds every shard finished before this: "
+                            "run the same build again once fixed, and it finishes the job") from err
+
+
+def _build(cfg: BuildConfig, out: Path) -> BuildResult:
     from model.codec import Codec
 
-    out = Path(cfg.out)
     shard_dir = out / "shards"
-    shard_dir.mkdir(parents=True, exist_ok=True)
-    lock = open(out / ".build.lock", "w")
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        raise AutoSongError(f"another build is writing {out} (lock {out / '.build.lock'})") from None
 
     codec = Codec.load(cfg.codec)  # fails fast, before Ray starts, on a bad --codec
     text, _ = text_identity(cfg.text)
@@ -301,44 +336,47 @@ def build(cfg: BuildConfig) -> BuildResult:
         card.save(out)
 
     _compact_stale_shards(shard_dir, samples, shard_rows)
-    built, new_rejects, pending = 0, 0, {}
+    for key, row in rejects.items():  # the scan's
+        if key not in old_rejects:
+            print(f"rejected {key} (scan): {row['reason']}", file=sys.stderr)
+    built, pending = 0, {}
     decode_s = encode_s = 0.0
     t0, seconds_done = time.time(), 0.0
     if todo:
         sink = ShardSink(shard_dir, cfg.shard_samples)
-        bar = _progress(len(todo))
         by_key = {s["key"]: s for s in todo}
-        for result in _encode_with_ray(todo, cfg):
-            song = by_key[result["key"]]
-            bar.update(1)
-            decode_s, encode_s = decode_s + result["decode_s"], encode_s + result["encode_s"]
-            if not result["ok"]:
-                rejects[song["key"]] = {"key": song["key"], "source": song["source"], "stage": result["stage"],
-                                        "reason": result["reason"], "content_sha256": song["content_sha256"]}
-                new_rejects += 1
-                continue
-            meta = json.loads(result["meta"])
-            sample = {"__key__": song["key"], "codes.npy": result["codes"], "text.npy": result["text"],
-                      "lyrics.txt": result["lyrics"], "meta.json": result["meta"]}
-            if result["bert"]:
-                sample["bert.npy"] = result["bert"]
-            pending[song["key"]] = {f: meta[f] for f in SAMPLE_FIELDS}
-            rejects.pop(song["key"], None)
-            seconds_done += meta["duration_s"]
-            built += 1
-            bar.set_postfix(hours=f"{seconds_done / 3600:.2f}", songs_per_min=f"{60 * built / (time.time() - t0):.1f}")
-            shard = sink.add(sample)
+        # Any way out (an error, Ctrl-C) stops Ray and deletes the half-written shard.
+        with _progress(len(todo)) as bar, contextlib.closing(_encode_with_ray(todo, cfg)) as results, sink.aborting():
+            for result in results:
+                song = by_key[result["key"]]
+                bar.update(1)
+                decode_s, encode_s = decode_s + result["decode_s"], encode_s + result["encode_s"]
+                if not result["ok"]:
+                    rejects[song["key"]] = {"key": song["key"], "source": song["source"], "stage": result["stage"],
+                                            "reason": result["reason"], "content_sha256": song["content_sha256"]}
+                    bar.write(f"rejected {song['key']} ({result['stage']}): {result['reason']}", file=sys.stderr)
+                    continue
+                meta = json.loads(result["meta"])
+                sample = {"__key__": song["key"], "codes.npy": result["codes"], "text.npy": result["text"],
+                          "lyrics.txt": result["lyrics"], "meta.json": result["meta"]}
+                if result["bert"]:
+                    sample["bert.npy"] = result["bert"]
+                pending[song["key"]] = {f: meta[f] for f in SAMPLE_FIELDS}
+                rejects.pop(song["key"], None)
+                seconds_done += meta["duration_s"]
+                built += 1
+                bar.set_postfix(hours=f"{seconds_done / 3600:.2f}", songs_per_min=f"{60 * built / (time.time() - t0):.1f}")
+                shard = sink.add(sample)
+                if shard:
+                    for key in shard.keys:
+                        samples[key] = {**pending.pop(key), "shard": shard.path}
+                    shard_rows[shard.path] = shard.row()
+                    commit()
+            shard = sink.finish()
             if shard:
                 for key in shard.keys:
                     samples[key] = {**pending.pop(key), "shard": shard.path}
                 shard_rows[shard.path] = shard.row()
-                commit()
-        shard = sink.finish()
-        if shard:
-            for key in shard.keys:
-                samples[key] = {**pending.pop(key), "shard": shard.path}
-            shard_rows[shard.path] = shard.row()
-        bar.close()
     commit()
-    lock.close()
+    new_rejects = sum(1 for key in rejects if key not in old_rejects)
     return BuildResult(built, kept, len(rejects), new_rejects, card, decode_s, encode_s)

@@ -5,6 +5,7 @@ before a crash (renamed, not yet in the manifests) is adopted by the next build,
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -89,6 +90,24 @@ class ShardSink:
         self._writer.write(sample)
         self._keys.append(sample["__key__"])
         return self.finish() if len(self._keys) >= self.samples_per_shard else None
+
+    @contextlib.contextmanager
+    def aborting(self):
+        """On an exception inside the block, the shard being written is closed and deleted."""
+        try:
+            yield self
+        except BaseException as err:
+            tmp = self._tmp
+            if self._writer is not None:
+                try:
+                    self._writer.close()
+                except OSError:
+                    pass
+                tmp.unlink(missing_ok=True)
+                self._writer = self._tmp = None
+            if isinstance(err, OSError) and err.filename is None and tmp is not None:
+                raise OSError(err.errno, err.strerror, str(tmp)) from err  # a write error names its file
+            raise
 
     def finish(self) -> ShardInfo | None:
         if self._writer is None:

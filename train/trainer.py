@@ -22,7 +22,7 @@ from model.errors import AutoSongError
 from model.lyrics import default_tokenizer
 from model.transformer import SoundTransformer
 from train.config import RunConfig
-from train.data import StreamConfig, make_loader
+from train.data import StreamConfig, make_loader, refuse_texts_longer_than
 
 CKPT_DIR = "checkpoints"
 
@@ -206,6 +206,8 @@ def train(data: str, cfg: RunConfig, run: str | Path, ds_config_path: str, resum
     run = Path(run)
     card = DatasetCard.load(data)
     cfg = fill_from_dataset(cfg, card)
+    if cfg.stage not in ("gumbel_ae", "vqvae") and card.text.get("frontend") != "bert":
+        refuse_texts_longer_than(data, cfg.model.max_text_len)
     saved_cfg = run / "run_config.json"
     if resume:
         saved = json.loads(saved_cfg.read_text())

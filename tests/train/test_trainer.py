@@ -106,6 +106,18 @@ def test_data_from_another_codec_is_refused(small_data, tmp_path):
     assert out.returncode == 2 and "another codec" in out.stderr
 
 
+def test_lyrics_longer_than_the_model_reads_are_refused_before_training(small_data, tmp_path):
+    from manifests import read_manifest
+
+    longest = max(read_manifest(small_data, "samples"), key=lambda r: r["text_len"])
+    out = train_cli("--data", str(small_data), "--run", str(tmp_path / "run"), "--steps", "2", *TINY,
+                    "--model.max_text_len", str(longest["text_len"] - 1))
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
+    line = out.stderr.strip().splitlines()[-1]
+    assert f"longest: {longest['key']}" in line and "--max-text-len" in line
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
 @pytest.mark.slow
 def test_overfit_one_short_song_to_99_percent_token_accuracy(overfit_run):
     """The design's overfit test: teacher-forced accuracy on a single 2 s song."""
