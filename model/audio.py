@@ -8,6 +8,8 @@ high-quality filter, and rejects files that decode to much less than their heade
 """
 from __future__ import annotations
 
+import errno
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +52,7 @@ def header_duration(path: Path) -> float | None:
 
 
 MAX_SOURCE_RATE = 384_000
+_FILE_ERRNOS = (errno.ENOENT, errno.EACCES, errno.EPERM, errno.EISDIR, errno.ELOOP)
 # Integer PCM -> [-1, 1): the scale of each packed/planar sample format FFmpeg decodes to.
 _PCM_SCALE = {"u8": 128.0, "s16": 32768.0, "s32": 2.0**31, "s64": 2.0**63}
 
@@ -79,6 +82,8 @@ def _decode_native(path: Path, stop_seconds: float | None) -> tuple[np.ndarray, 
     try:
         container = av.open(str(path))
     except (av.error.FFmpegError, OSError, UnicodeDecodeError) as err:
+        if isinstance(err, OSError) and err.errno in _FILE_ERRNOS:  # the file, not its contents
+            raise OSError(err.errno, os.strerror(err.errno), str(path)) from None
         raise AudioDecodeError(f"not a readable audio file ({type(err).__name__}: {err})") from err
     with container:
         if not container.streams.audio:
@@ -152,6 +157,12 @@ def load_audio(path: str | Path, sample_rate: int = 24_000, max_seconds: float |
 
 
 def write_wav(path: str | Path, wav: np.ndarray, sample_rate: int) -> None:
+    """16-bit PCM WAV, encoded in memory and written by Python, so that an unwritable path or a
+    full disk is a plain OSError naming the file (libsndfile says only "System error")."""
+    import io
+
     import soundfile as sf
 
-    sf.write(str(path), np.clip(wav, -1, 1), sample_rate, subtype="PCM_16")
+    buf = io.BytesIO()
+    sf.write(buf, np.clip(wav, -1, 1), sample_rate, subtype="PCM_16", format="WAV")
+    Path(path).write_bytes(buf.getvalue())

@@ -9,7 +9,7 @@ import numpy as np
 
 from model.arguments import real, whole
 from model.devices import add_arguments
-from model.errors import AutoSongError, run_cli
+from model.errors import AutoSongError, check_writable_dir, run_cli
 
 
 def parser() -> argparse.ArgumentParser:
@@ -46,6 +46,7 @@ def run(argv) -> int:
     lyrics, _ = read_lyrics_file(lyrics_path)  # the build's reader: UTF-8, else the detected encoding
     if args.prompt_audio and not Path(args.prompt_audio).is_file():
         raise AutoSongError(f"--prompt-audio {args.prompt_audio}: no such file")
+    check_writable_dir(Path(args.out).parent)  # before minutes of sampling, not after
     song = AutoSong.load(args.checkpoint, args.device, args.dtype, args.codec)
     prompt = None
     if args.prompt_audio:

@@ -22,11 +22,20 @@ def run_cli(main, argv: list[str] | None) -> int:
             raise
         print(f"autosong: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:
+        # The machine's state, never a bug: a path the user may not read or write, a full or
+        # read-only disk. Other OSErrors keep their traceback.
+        if err.errno not in _ENVIRONMENT_ERRNOS or os.environ.get("AUTOSONG_DEBUG"):
+            raise
+        verb = "write" if err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS) else "access"
+        print(f"autosong: error: {os_error_words(err, verb)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("autosong: interrupted", file=sys.stderr)
         return 130
 
 
+_ENVIRONMENT_ERRNOS = (errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT, errno.EROFS)
 _OS_REASONS = {
     errno.EACCES: "permission denied (fix its permissions, or run as a user who may {verb} it)",
     errno.EPERM: "operation not permitted (fix its permissions)",
@@ -47,3 +56,17 @@ def os_error_words(err: OSError, verb: str = "read") -> str:
     reason = _OS_REASONS.get(err.errno, err.strerror or type(err).__name__).format(verb=verb)
     target = err.filename if err.filename is not None else "a file"
     return f"cannot {verb} {target}: {reason}"
+
+
+def check_writable_dir(folder) -> None:
+    """Create `folder` if needed and prove a file can be written in it, before long work whose
+    result would go there; raises the OSError (which run_cli shows as one line)."""
+    import tempfile
+    from pathlib import Path
+
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise OSError(err.errno, err.strerror, str(folder)) from None

@@ -87,3 +87,37 @@ def test_genre_is_its_first_line_with_whitespace_collapsed(raw, genre):
     from model.lyrics import normalize_genre
 
     assert normalize_genre(raw) == genre
+
+
+def test_generate_takes_an_8_channel_96k_prompt(trained_run, tmp_path):
+    """The prompt goes through the build's decoder: FFmpeg's resampler used to segfault on it."""
+    import numpy as np
+    import soundfile as sf
+
+    t = np.arange(96000) / 96000
+    sf.write(tmp_path / "p.wav", np.repeat(0.3 * np.sin(2 * np.pi * 220 * t)[:, None], 8, 1).astype(np.float32),
+             96000, subtype="FLOAT")
+    lyrics = tmp_path / "l.txt"
+    lyrics.write_text("[verse]\nla la\n")
+    out = autosong("generate", "--checkpoint", str(trained_run), "--lyrics", str(lyrics), "--seconds", "1.5",
+                   "--prompt-audio", str(tmp_path / "p.wav"), "--out", str(tmp_path / "s.wav"))
+    assert out.returncode == 0, out.stderr[-1500:]
+    assert sf.info(tmp_path / "s.wav").duration >= 1.4
+
+
+def test_generate_into_an_unwritable_folder_is_one_line(trained_run, tmp_path):
+    from tests.pipeline.test_poison_files import unprivileged
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    lyrics = tmp_path / "l.txt"
+    lyrics.write_text("[verse]\nla la\n")
+    cmd = unprivileged(["autosong"])  # only to learn whether permissions can be enforced here
+    if cmd is None:
+        pytest.skip("running as root without setpriv: permissions cannot be enforced")
+    out = autosong("generate", "--checkpoint", str(trained_run), "--lyrics", str(lyrics), "--seconds", "0.5",
+                   "--out", str(locked / "s.wav"), prefix=cmd[:-1])
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-1500:]
+    line = out.stderr.strip().splitlines()[-1]
+    assert line.startswith("autosong: error: cannot access ") and str(locked) in line and "permission denied" in line

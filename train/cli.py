@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from model.arguments import whole
-from model.errors import run_cli
+from model.errors import check_writable_dir, run_cli
 
 
 def parser() -> argparse.ArgumentParser:
@@ -41,6 +41,7 @@ def run(argv) -> int:
         from train.config import RunConfig
 
         cfg = RunConfig.from_dict({**cfg.to_dict(), "stage": args.stage})
+    check_writable_dir(args.run)  # one line now, not after DeepSpeed has started
     result = train(args.data, cfg, args.run, args.deepspeed, resume=args.resume, stop_at=args.stop_at)
     import torch.distributed as dist
 

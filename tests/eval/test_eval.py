@@ -9,8 +9,9 @@ import pytest
 from tests.conftest import ROOT
 
 
-def autosong(*args, timeout=600):
-    return subprocess.run([sys.executable, "-m", "autosong_cli", *args], capture_output=True, text=True,
+def autosong(*args, timeout=600, prefix=()):
+    """`autosong ARGS` in a fresh process; `prefix` wraps the command (e.g. setpriv)."""
+    return subprocess.run([*prefix, sys.executable, "-m", "autosong_cli", *args], capture_output=True, text=True,
                           cwd=ROOT, timeout=timeout)
 
 

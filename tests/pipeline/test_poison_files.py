@@ -250,3 +250,28 @@ def test_a_full_disk_ends_the_build_in_one_line_and_the_next_build_finishes(tmp_
     finally:
         if real:
             subprocess.run(["umount", str(disk)], check=False)
+
+
+@pytest.mark.parametrize("case,stage,words", [
+    ("lyrics vanished", "lyrics", "does not exist"), ("audio vanished", "decode", "does not exist"),
+    ("audio is a directory", "decode", "is a directory"),
+])
+def test_a_song_whose_files_change_after_the_scan_is_a_reject_row(case, stage, words, tmp_path):
+    from pipeline.build import BuildConfig
+    from pipeline.encode import SongEncoder
+
+    synth_corpus(tmp_path / "c", songs=1, seconds=1, seed=1)
+    folder = tmp_path / "c" / "song_000"
+    audio, lyrics = next(folder.glob("audio.*")), folder / "lyrics.txt"
+    if case == "lyrics vanished":
+        lyrics.unlink()
+    elif case == "audio vanished":
+        audio.unlink()
+    else:
+        audio.unlink()
+        audio.mkdir()
+    encoder = SongEncoder("test", "pinyin", None, BuildConfig("c", "o").limits())
+    row = encoder({"key": "song_000", "source": "song_000", "audio": str(audio), "lyrics": str(lyrics),
+                   "genre": "pop", "genre_slot": 1, "genre_source": "genre.txt", "audio_sha256": "",
+                   "lyrics_sha256": "", "split": "train"})
+    assert not row["ok"] and row["stage"] == stage and words in row["reason"] and str(folder) in row["reason"], row
