@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from model.arguments import real, whole
 from model.errors import run_cli
@@ -28,7 +29,7 @@ def _build(args) -> int:
           f"({result.new_rejects} new); {c['songs']} songs ({c['train']} train, {c['val']} val), "
           f"{result.card.hours:.3f} h in {c['shards']} shards -> {args.out}")
     if result.rejected:
-        print(f"rejects: see `autosong pipeline inspect {args.out}` or {args.out}/manifests/rejects.parquet")
+        print(f"rejects: see `autosong pipeline inspect {args.out}` or {Path(args.out) / 'manifests/rejects.parquet'}")
     return 0
 
 
