@@ -49,7 +49,15 @@ SHARDS = pa.schema([
     ("bytes", pa.int64()),
     ("sha256", pa.string()),
 ])
-SCHEMAS = {"samples": SAMPLES, "rejects": REJECTS, "shards": SHARDS}
+STAT_CACHE = pa.schema([             # the scan's memo of audio hashes, so a rebuild reads no audio
+    ("path", pa.string()),
+    ("size", pa.int64()),
+    ("mtime_ns", pa.int64()),
+    ("sha256", pa.string()),
+    ("tag", pa.string()),            # the file's genre tag, if it was read
+    ("tagged", pa.bool_()),          # whether the tag was read
+])
+SCHEMAS = {"samples": SAMPLES, "rejects": REJECTS, "shards": SHARDS, "stat_cache": STAT_CACHE}
 
 
 class ManifestError(Exception):

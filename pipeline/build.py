@@ -23,7 +23,7 @@ from manifests import DatasetCard, ManifestError, file_sha256, read_manifest, sp
 from model.errors import AutoSongError, os_error_words
 from model.lyrics import MAX_GENRES, UNKNOWN_GENRE, default_tokenizer
 from pipeline.encode import SAMPLE_FIELDS
-from pipeline.scan import SongSource, scan_corpus
+from pipeline.scan import SongSource, StatCache, scan_corpus
 from pipeline.shards import ShardSink, final_shards, read_samples, read_shard_meta, remove_partial_shards
 
 
@@ -40,6 +40,7 @@ class BuildConfig:
     val_fraction: float = 0.1
     max_song_seconds: float = 1200.0  # longer songs are rejected (unless --max-seconds crops them)
     max_text_len: int = 4096          # lyric ids; the presets' model.max_text_len
+    rehash: bool = False              # ignore the stat cache: hash every audio file again
 
     def limits(self) -> dict:
         """What a sample may hold, stated in dataset.json and enforced per song."""
@@ -54,6 +55,7 @@ class BuildResult:
     rejected: int    # all rejects in the manifest
     new_rejects: int
     card: DatasetCard
+    hashed: int = 0         # audio files the scan read in full (the stat cache spared the rest)
     decode_s: float = 0.0   # actor time spent decoding + resampling (all songs of this run)
     encode_s: float = 0.0   # actor time spent in the codec
 
@@ -291,7 +293,9 @@ def _build(cfg: BuildConfig, out: Path) -> BuildResult:
         known = {k: {**r, "split": split_for_key(k, cfg.val_fraction)} for k, r in known.items()}
     old_rejects = {r["key"]: r for r in _read_index(out, "rejects") or []}
 
-    songs, scan_rejects = scan_corpus(cfg.dataset)
+    cache = StatCache(None if cfg.rehash else _read_index(out, "stat_cache"))
+    songs, scan_rejects = scan_corpus(cfg.dataset, cache)
+    write_manifest(out, "stat_cache", sorted(cache.rows.values(), key=lambda r: r["path"]))
     slots = _assign_genres(songs, genres)
 
     samples: dict[str, dict] = {}
@@ -379,4 +383,4 @@ def _build(cfg: BuildConfig, out: Path) -> BuildResult:
                 shard_rows[shard.path] = shard.row()
     commit()
     new_rejects = sum(1 for key in rejects if key not in old_rejects)
-    return BuildResult(built, kept, len(rejects), new_rejects, card, decode_s, encode_s)
+    return BuildResult(built, kept, len(rejects), new_rejects, card, cache.hashed, decode_s, encode_s)

@@ -22,7 +22,7 @@ def _build(args) -> int:
     cfg = BuildConfig(dataset=args.dataset, out=args.out, codec=args.codec, text=args.text,
                       max_seconds=args.max_seconds, shard_samples=args.shard_samples, workers=args.workers,
                       ray_address=args.ray_address, val_fraction=args.val_fraction,
-                      max_song_seconds=args.max_song_seconds, max_text_len=args.max_text_len)
+                      max_song_seconds=args.max_song_seconds, max_text_len=args.max_text_len, rehash=args.rehash)
     result = build(cfg)
     c = result.card.counts
     print(f"built {result.built} songs, kept {result.kept}, rejected {result.rejected} "
@@ -73,6 +73,8 @@ def parser() -> argparse.ArgumentParser:
                    help="reject longer songs (default 20 min; --max-seconds crops instead)")
     b.add_argument("--max-text-len", type=whole(2), default=4096,
                    help="reject lyrics longer than this many ids (default: what the presets' models read)")
+    b.add_argument("--rehash", action="store_true",
+                   help="hash every audio file again (default: unchanged size and mtime reuse OUT's stat cache)")
     b.add_argument("--shard-samples", type=whole(1), default=64, help="songs per shard")
     b.add_argument("--workers", type=whole(0), default=0, help="encoder actors (default: one per CPU)")
     b.add_argument("--ray-address", default=None, help="'auto' or ray://HOST:PORT; default: a local Ray")

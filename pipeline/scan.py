@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +46,30 @@ class ScanReject:
     reason: str
 
 
+class StatCache:
+    """(path, size, mtime_ns) -> (sha256, genre tag): a rebuild of an unchanged corpus reads no
+    audio bytes. A file whose size or mtime changed is hashed again; one rewritten in place with
+    the same size and mtime (rare: tools that restore mtimes) needs `--rehash`. Safe for the
+    scan's threads (each path is looked up once; dict stores are atomic)."""
+
+    def __init__(self, rows: list[dict] | None = None):
+        self._old = {r["path"]: r for r in rows or []}
+        self.rows: dict[str, dict] = {}
+        self.hashed = 0  # files read in full by this scan
+        self._lock = threading.Lock()
+
+    def lookup(self, path: Path, tag: bool) -> tuple[str, str | None]:
+        st = path.stat()
+        row = self._old.get(str(path))
+        if row is None or (row["size"], row["mtime_ns"]) != (st.st_size, st.st_mtime_ns) or (tag and not row["tagged"]):
+            row = {"path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": file_sha256(path),
+                   "tag": tag_genre(path) if tag else None, "tagged": tag}
+            with self._lock:
+                self.hashed += 1
+        self.rows[str(path)] = row
+        return row["sha256"], row["tag"]
+
+
 def tag_genre(audio: Path) -> str | None:
     """The genre tag of an mp3 (ID3 TCON), flac/ogg (Vorbis GENRE) or wav (ID3), if any."""
     import mutagen
@@ -65,16 +90,16 @@ def find_audio(folder: Path) -> Path | None:
     return None
 
 
-def scan_song(folder: Path) -> SongSource | ScanReject:
+def scan_song(folder: Path, cache: StatCache | None = None) -> SongSource | ScanReject:
     """The song in `folder`, or a reject row saying why not (an unreadable file included)."""
     key = folder.name
     try:
-        return _scan_song(folder)
+        return _scan_song(folder, cache or StatCache())
     except OSError as err:
         return ScanReject(key, str(folder), os_error_words(err))
 
 
-def _scan_song(folder: Path) -> SongSource | ScanReject:
+def _scan_song(folder: Path, cache: StatCache) -> SongSource | ScanReject:
     key = folder.name
     if "." in key:  # WebDataset keys end at the first dot
         return ScanReject(key, str(folder), "the folder name contains '.', which shard keys cannot hold: rename it")
@@ -87,19 +112,25 @@ def _scan_song(folder: Path) -> SongSource | ScanReject:
         return ScanReject(key, str(folder), f"no audio file (expected one of {names})")
     genre_file = folder / "genre.txt"
     genre_text = genre_file.read_text(encoding="utf-8", errors="replace")[:1000] if genre_file.is_file() else ""
+    audio_sha256, tagged = cache.lookup(audio, tag=not genre_text.strip())
     if genre_text.strip():
         genre, source = normalize_genre(genre_text), "genre.txt"
-    elif (tagged := tag_genre(audio)):
+    elif tagged:
         genre, source = normalize_genre(tagged), "tag"
     else:
         genre, source = normalize_genre(None), "default"
     return SongSource(key, str(folder), str(audio), str(lyrics), genre[:MAX_GENRE_CHARS], source,
-                      audio_sha256=file_sha256(audio), lyrics_sha256=file_sha256(lyrics))
+                      audio_sha256=audio_sha256, lyrics_sha256=file_sha256(lyrics))
 
 
-def scan_corpus(dataset: str | Path) -> tuple[list[SongSource], list[ScanReject]]:
+def scan_corpus(dataset: str | Path, cache: StatCache | None = None,
+                workers: int | None = None) -> tuple[list[SongSource], list[ScanReject]]:
     """All `song_*` folders of `dataset`, sorted by key; other entries are ignored. A `song_*`
-    entry that is a broken symlink or a symlink loop is a reject, not silently skipped."""
+    entry that is a broken symlink or a symlink loop is a reject, not silently skipped. Folders
+    are scanned by a thread pool (hashing and stat calls release the GIL); `cache` skips the
+    hashing of unchanged audio files."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from model.errors import AutoSongError
 
     dataset = Path(dataset)
@@ -109,15 +140,20 @@ def scan_corpus(dataset: str | Path) -> tuple[list[SongSource], list[ScanReject]
         entries = sorted(p for p in dataset.iterdir() if p.name.startswith("song_"))
     except OSError as err:
         raise AutoSongError(f"{os_error_words(err, 'list')}: the dataset folder must be readable") from None
-    songs, rejects = [], []
-    for entry in entries:
+    cache = cache or StatCache()
+
+    def scan(entry: Path) -> SongSource | ScanReject | None:
         if entry.is_dir():
-            found = scan_song(entry)
-        elif entry.is_symlink():
-            found = ScanReject(entry.name, str(entry), "a broken symlink or a symlink loop: point it at a song folder")
-        else:
-            continue
-        (songs if isinstance(found, SongSource) else rejects).append(found)
+            return scan_song(entry, cache)
+        if entry.is_symlink():
+            return ScanReject(entry.name, str(entry), "a broken symlink or a symlink loop: point it at a song folder")
+        return None
+
+    songs, rejects = [], []
+    with ThreadPoolExecutor(max_workers=workers or min(16, 2 * (os.cpu_count() or 1))) as pool:
+        for found in pool.map(scan, entries):  # in key order
+            if found is not None:
+                (songs if isinstance(found, SongSource) else rejects).append(found)
     if not songs and not rejects:
         raise AutoSongError(f"no song_* folders in {dataset}: each song is DATASET/song_NAME/ with lyrics.txt and audio.mp3|flac")
     return songs, rejects

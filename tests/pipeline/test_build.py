@@ -166,3 +166,44 @@ def test_max_seconds_and_bert_states(tmp_path, ray_local):
         assert states.dtype == np.float16 and states.ndim == 2 and states.shape[1] == 384
         assert np.load(io.BytesIO(s["codes.npy"])).shape == (2, 150)  # 2 s x 75 frames/s
     assert verify(out)[1] == []
+
+
+def test_an_unchanged_rebuild_reads_no_audio_bytes(built, mixed_corpus, tmp_path, ray_local, monkeypatch):
+    import pipeline.scan
+
+    out = copy_tree(built[0], tmp_path / "out")
+    read = []
+    real_sha = pipeline.scan.file_sha256
+    monkeypatch.setattr(pipeline.scan, "file_sha256", lambda p: read.append(str(p)) or real_sha(p))
+    again = build(BuildConfig(str(mixed_corpus), str(out), codec="test", shard_samples=3))
+    assert (again.built, again.kept, again.hashed) == (0, len(GOOD), 0)
+    assert read and all(p.endswith("lyrics.txt") for p in read)  # lyrics are hashed, audio is not
+
+
+def test_the_stat_cache_rehashes_a_file_whose_mtime_changed_and_rehash_forces_the_rest(built, mixed_corpus, tmp_path,
+                                                                                      ray_local):
+    import os
+
+    corpus = copy_tree(mixed_corpus, tmp_path / "corpus")
+    out = copy_tree(built[0], tmp_path / "out")
+    first = build(BuildConfig(str(corpus), str(out), codec="test", shard_samples=3))
+    assert first.built == 0 and first.hashed > len(GOOD)  # new paths: every audio file read once
+
+    def flip_last_byte(path):
+        data = bytearray(path.read_bytes())
+        data[-1] ^= 0xFF
+        st = path.stat()
+        path.write_bytes(bytes(data))
+        return st
+
+    flip_last_byte(corpus / "song_000" / "audio.mp3")  # same size, new mtime
+    changed = build(BuildConfig(str(corpus), str(out), codec="test", shard_samples=3))
+    assert changed.hashed == 1 and changed.built == 1
+
+    audio = corpus / "song_001" / "audio.flac"
+    st = flip_last_byte(audio)
+    os.utime(audio, ns=(st.st_atime_ns, st.st_mtime_ns))  # same size and mtime: the cache cannot tell
+    assert build(BuildConfig(str(corpus), str(out), codec="test", shard_samples=3)).built == 0
+    forced = build(BuildConfig(str(corpus), str(out), codec="test", shard_samples=3, rehash=True))
+    assert forced.hashed == first.hashed and forced.built + forced.new_rejects == 1
+    assert verify(out)[1] == []
