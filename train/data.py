@@ -4,7 +4,9 @@ Each (rank, DataLoader worker) streams its own shards (disjoint; or every world-
 there are fewer shards than readers), in an order that is a function of (seed, epoch) only, and
 cuts each song to a window of at most `window_frames` at a seeded offset, keeping its absolute
 frame positions. The stream is endless (epoch after epoch) and deterministic, so a resumed run
-skips exactly the batches it already consumed and sees the same data as one never stopped.
+sees the same data as one never stopped; it finds its place from the consumed-batch count by
+arithmetic over the manifest's per-shard counts (whole epochs, shards and buffers are never
+read), so resuming costs the same at step 20 and at step 200,000.
 """
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ class StreamConfig:
     with_bert: bool = False
     rank: int = 0
     world_size: int = 1
+    skip_batches: int = 0  # batches this rank already consumed (a resumed run): found by arithmetic, not replay
 
 
 def _load(npy: bytes) -> np.ndarray:
@@ -92,6 +95,10 @@ class ShardStream(IterableDataset):
             raise AutoSongError(f"{out} has no {cfg.split!r} songs (see `autosong pipeline inspect {out}`)")
         self.index = {(r["shard"], r["key"]) for r in rows}  # what the manifest says is current
         self.shards = sorted({r["shard"] for r in rows})
+        self.counts = {s: 0 for s in self.shards}  # this split's samples per shard: positions by arithmetic
+        for r in rows:
+            self.counts[r["shard"]] += 1
+        self.decoded = 0  # samples whose arrays were loaded (resume reads at most one buffer's)
         self.shard_dir = out / "shards"
         missing = [s for s in self.shards if not (self.shard_dir / s).is_file()]
         if missing:  # before training starts, not as a FileNotFoundError mid-epoch
@@ -107,28 +114,45 @@ class ShardStream(IterableDataset):
             return order[reader::readers], 1, 0
         return order, readers, reader  # fewer shards than readers: split by sample instead
 
-    def _windows(self, epoch: int, reader: int, readers: int):
+    def _windows_in_epoch(self, epoch: int, reader: int, readers: int) -> int:
+        shards, stride, phase = self._my_plan(epoch, reader, readers)
+        return len(range(phase, sum(self.counts[s] for s in shards), stride))
+
+    def _batches_in_epoch(self, epoch: int, reader: int, readers: int) -> int:
+        K, S, B = self._windows_in_epoch(epoch, reader, readers), self.cfg.bucket_songs, self.cfg.micro_batch
+        return (K // S) * -(-S // B) + -(-(K % S) // B)
+
+    def _windows(self, epoch: int, reader: int, readers: int, start: int = 0):
+        """This reader's windows of one epoch from its `start`-th on. Reading starts at the shard
+        that holds it (counts from the manifest) and passes over at most one shard's samples
+        without loading them; each window's crop comes from its own seeded generator."""
         import webdataset as wds
 
         shards, stride, phase = self._my_plan(epoch, reader, readers)
+        first = start * stride + phase  # the accepted-sample number (0-based) of window `start`
+        before = 0
+        while shards and before + self.counts[shards[0]] <= first:
+            before += self.counts[shards[0]]
+            shards = shards[1:]
         urls = [str(self.shard_dir / s) for s in shards]
-        rng = np.random.default_rng([self.cfg.seed, epoch, reader, 1])
-        n = 0
+        n = before
         for sample in wds.WebDataset(urls, shardshuffle=False, nodesplitter=None, workersplitter=None,
                                      empty_check=False):
             shard = Path(sample["__url__"]).name
             if (shard, sample["__key__"]) not in self.index:
                 continue  # replaced or other split
             n += 1
-            if (n - 1) % stride != phase:
+            if n - 1 < first or (n - 1) % stride != phase:
                 continue
             meta = json.loads(sample["meta.json"])
             if meta["codec"] != self.card.codec:
                 raise AutoSongError(f"{shard}:{sample['__key__']} was encoded with another codec than "
                                     f"{self.cfg.data}/dataset.json names: rebuild the dataset")
             codes = _load(sample["codes.npy"])
+            self.decoded += 1
             T, W = codes.shape[1], self.cfg.window_frames
             last_start = max(0, min(T, self.cfg.max_frames) - W)
+            rng = np.random.default_rng([self.cfg.seed, epoch, reader, 1, (n - 1) // stride])
             offset = int(rng.integers(0, last_start + 1)) if T > W else 0
             window = {"key": sample["__key__"], "codes": codes[:, offset : offset + W], "offset": offset,
                       "song_frames": T, "text": _load(sample["text.npy"])}
@@ -136,33 +160,50 @@ class ShardStream(IterableDataset):
                 window["bert"] = _load(sample["bert.npy"])
             yield window
 
+    def _start(self, reader: int, readers: int, skip: int) -> tuple[int, int, int]:
+        """Where a reader that already gave `skip` batches goes on: (epoch, buffer, batches of
+        that buffer to drop). Whole epochs and buffers are counted, never read."""
+        epoch = 0
+        while True:
+            batches = self._batches_in_epoch(epoch, reader, readers)
+            if batches == 0:
+                raise AutoSongError(f"reader {reader} of {readers} got no {self.cfg.split} songs from "
+                                    f"{len(self.shards)} shards: use fewer ranks/workers or more songs")
+            if skip < batches:
+                break
+            skip, epoch = skip - batches, epoch + 1
+        per_buffer = -(-self.cfg.bucket_songs // self.cfg.micro_batch)
+        return epoch, skip // per_buffer, skip % per_buffer
+
     def __iter__(self):
         info = get_worker_info()
         workers, worker = (info.num_workers, info.id) if info else (1, 0)
         readers = self.cfg.world_size * workers
         reader = self.cfg.rank * workers + worker
-        for epoch in count():
-            rng = np.random.default_rng([self.cfg.seed, epoch, reader, 2])
+        # The DataLoader takes batches from its workers in turn: this worker gave every
+        # workers-th of the rank's consumed batches.
+        first_epoch, first_buffer, drop = self._start(reader, readers, len(range(worker, self.cfg.skip_batches, workers)))
+        for epoch in count(first_epoch):
+            buffer_index = first_buffer if epoch == first_epoch else 0
             buffer: list[dict] = []
-            yielded = False
-            for window in self._windows(epoch, reader, readers):
+            windows = self._windows(epoch, reader, readers, start=buffer_index * self.cfg.bucket_songs)
+            for window in windows:
                 buffer.append(window)
                 if len(buffer) >= self.cfg.bucket_songs:
-                    yield from self._bucketed(buffer, rng)
-                    buffer, yielded = [], True
+                    yield from self._bucketed(buffer, epoch, reader, buffer_index, drop)
+                    buffer, buffer_index, drop = [], buffer_index + 1, 0
             if buffer:
-                yield from self._bucketed(buffer, rng)
-                yielded = True
-            if not yielded:
-                raise AutoSongError(f"reader {reader} of {readers} got no {self.cfg.split} songs from "
-                                    f"{len(self.shards)} shards: use fewer ranks/workers or more songs")
+                yield from self._bucketed(buffer, epoch, reader, buffer_index, drop)
+                drop = 0
 
-    def _bucketed(self, buffer: list[dict], rng: np.random.Generator):
-        """Similar lengths together (little padding), batches in a seeded random order."""
+    def _bucketed(self, buffer: list[dict], epoch: int, reader: int, index: int, drop: int = 0):
+        """Similar lengths together (little padding), batches in a seeded random order (one
+        generator per buffer, so a resumed stream needs no generator replay)."""
         buffer = sorted(buffer, key=lambda w: (w["codes"].shape[1], w["key"]))
         B = self.cfg.micro_batch
         batches = [buffer[i : i + B] for i in range(0, len(buffer), B)]
-        for i in rng.permutation(len(batches)):
+        order = np.random.default_rng([self.cfg.seed, epoch, reader, 2, index]).permutation(len(batches))
+        for i in order[drop:]:
             yield collate(batches[i], self.cfg.with_bert)
 
 

@@ -242,10 +242,8 @@ def train(data: str, cfg: RunConfig, run: str | Path, ds_config_path: str, resum
         start_step, consumed = client["step"], client["consumed"][rank]
     stream = StreamConfig(data=data, split="train", micro_batch=t.micro_batch, window_frames=model.window_frames(),
                           max_frames=model.model.cfg.max_frames, bucket_songs=t.bucket_songs, seed=t.seed,
-                          with_bert=cfg.model.bert_dim > 0, rank=rank, world_size=world)
-    batches = iter(make_loader(stream, t.num_workers))
-    for _ in range(consumed):  # the same stream, advanced to where the checkpoint stopped
-        next(batches)
+                          with_bert=cfg.model.bert_dim > 0, rank=rank, world_size=world, skip_batches=consumed)
+    batches = iter(make_loader(stream, t.num_workers))  # the same stream, from where the checkpoint stopped
     if resume:  # after the loader: creating its iterator draws from the global RNG
         rng = torch.load(Path(path).parent / f"rng_rank{rank}.pt", weights_only=True)  # path: the states file
         torch.set_rng_state(rng["cpu"])

@@ -20,6 +20,26 @@ def test_stream_gives_each_rank_disjoint_songs(small_data):
     assert not seen[0] & seen[1] and seen[0] | seen[1] == train_keys
 
 
+@pytest.mark.parametrize("rank,world", [(0, 1), (1, 2)])
+def test_a_resumed_stream_finds_its_place_without_reading_what_it_skips(rank, world, small_data):
+    """Skipping N batches gives the batch a fresh stream gives N-th, across buffers and epochs,
+    and loads at most one buffer of songs whatever N is."""
+    from dataclasses import replace
+
+    from train.data import ShardStream, StreamConfig
+
+    cfg = StreamConfig(str(small_data), micro_batch=2, window_frames=100, max_frames=300, bucket_songs=4,
+                       seed=3, rank=rank, world_size=world)
+    fresh = iter(ShardStream(cfg))
+    expected = [next(fresh) for _ in range(14)]  # several epochs
+    for skip in (1, 2, 3, 4, 7, 13):
+        stream = ShardStream(replace(cfg, skip_batches=skip))
+        got = next(iter(stream))
+        assert got["keys"] == expected[skip]["keys"] and torch.equal(got["codes"], expected[skip]["codes"])
+        assert torch.equal(got["frame_offset"], expected[skip]["frame_offset"])
+        assert stream.decoded <= cfg.bucket_songs
+
+
 def test_single_process_zero3_lowers_the_loss_and_exports(small_data, tmp_path):
     run = tmp_path / "run"
     out = train_cli("--data", str(small_data), "--run", str(run), "--deepspeed", "configs/deepspeed/zero3.json",
