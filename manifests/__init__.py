@@ -9,13 +9,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # manifests as folders of parts (1: one file per manifest, still read)
+CARD_VERSION = 1
 SPLITS = ("train", "val")
 
 SAMPLES = pa.schema([
@@ -84,16 +86,45 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     try:
         tmp.write_bytes(data)
         os.replace(tmp, path)
+    except OSError as err:
+        if err.filename is None:  # a failed write() names no file: name it
+            raise OSError(err.errno, err.strerror, str(path)) from err
+        raise
     finally:
         tmp.unlink(missing_ok=True)  # only left when the write failed (disk full, ...)
+
+
+# Each manifest is a folder of Parquet parts, OUT/manifests/KIND.parquet/ (the Spark/Dask layout:
+# pyarrow, pandas and duckdb read the folder as one table). A build writes a small `part-N` per
+# committed shard (cost flat in the dataset's size) and rewrites the whole as one `base-N` only at
+# its start and end (compaction); the current table is the newest base plus the parts after it,
+# the last row of a key winning. A crash between writing a base and deleting what it replaces can
+# leave older files beside it: read_manifest ignores them and the next write removes them.
+_PART = re.compile(r"^(base|part)-(\d{8})\.parquet$")
+_KEYS = {"samples": "key", "rejects": "key", "shards": "path", "stat_cache": "path"}
 
 
 def manifest_path(out: str | Path, kind: str) -> Path:
     return Path(out) / "manifests" / f"{kind}.parquet"
 
 
-def write_manifest(out: str | Path, kind: str, rows: list[dict]) -> Path:
-    """Write `rows` (dicts with exactly the schema's columns) as OUT/manifests/KIND.parquet."""
+def _parts(folder: Path) -> list[tuple[int, str, Path]]:
+    """(sequence, base|part, path) of a manifest folder's files, oldest first."""
+    found = []
+    for path in folder.iterdir():
+        m = _PART.match(path.name)
+        if m:
+            found.append((int(m.group(2)), m.group(1), path))
+    return sorted(found)
+
+
+def _current(folder: Path) -> list[tuple[int, str, Path]]:
+    parts = _parts(folder)
+    bases = [i for i, (_, kind, _) in enumerate(parts) if kind == "base"]
+    return parts[bases[-1]:] if bases else parts
+
+
+def _table_bytes(kind: str, rows: list[dict]) -> bytes:
     schema = SCHEMAS[kind]
     for row in rows:
         if set(row) != set(schema.names):
@@ -101,31 +132,76 @@ def write_manifest(out: str | Path, kind: str, rows: list[dict]) -> Path:
             raise ManifestError(f"{kind} row {row.get('key')!r}: missing {sorted(missing)}, extra {sorted(extra)}")
     table = pa.Table.from_pylist(rows, schema=schema).replace_schema_metadata(
         {"autosong_schema_version": str(SCHEMA_VERSION)})
-    path = manifest_path(out, kind)
-    path.parent.mkdir(parents=True, exist_ok=True)
     buf = pa.BufferOutputStream()  # in memory, so that a failed write is a plain OSError naming the path
     pq.write_table(table, buf)
-    atomic_write_bytes(path, buf.getvalue().to_pybytes())
+    return buf.getvalue().to_pybytes()
+
+
+def _next_sequence(folder: Path) -> int:
+    parts = _parts(folder)
+    return parts[-1][0] + 1 if parts else 0
+
+
+def _as_folder(path: Path) -> Path:
+    if path.is_file():  # the single-file layout of schema 1: replaced by the folder
+        path.unlink()
+    path.mkdir(parents=True, exist_ok=True)
     return path
 
 
-def read_manifest(out: str | Path, kind: str, missing_ok: bool = False) -> list[dict]:
-    path = manifest_path(out, kind)
-    if not path.exists():
-        if missing_ok:
-            return []
-        raise ManifestError(f"{path} does not exist: is {out} the --out of a finished `autosong pipeline build`?")
+def write_manifest(out: str | Path, kind: str, rows: list[dict]) -> Path:
+    """The whole manifest KIND as `rows` (dicts with exactly the schema's columns): a new base,
+    then every older file of the folder removed. O(rows): for the start and end of a build."""
+    folder = _as_folder(manifest_path(out, kind))
+    data = _table_bytes(kind, rows)
+    base = folder / f"base-{_next_sequence(folder):08d}.parquet"
+    atomic_write_bytes(base, data)
+    for _, _, path in _parts(folder):
+        if path != base:
+            path.unlink(missing_ok=True)
+    return folder
+
+
+def append_manifest(out: str | Path, kind: str, rows: list[dict]) -> Path | None:
+    """Add `rows` to manifest KIND as one new part (a row whose key is already there replaces
+    it). O(len(rows)), whatever the manifest's size: for every committed shard."""
+    if not rows:
+        return None
+    folder = _as_folder(manifest_path(out, kind))
+    part = folder / f"part-{_next_sequence(folder):08d}.parquet"
+    atomic_write_bytes(part, _table_bytes(kind, rows))
+    return part
+
+
+def _read_table(path: Path, kind: str, accept: tuple[str, ...]) -> list[dict]:
     try:
         table = pq.read_table(path)
     except (pa.ArrowException, OSError) as err:
         raise ManifestError(f"{path} is damaged ({type(err).__name__}: {err}): run `autosong pipeline build` "
                             "again to rebuild the index from the shards") from err
     version = (table.schema.metadata or {}).get(b"autosong_schema_version", b"?").decode()
-    if version != str(SCHEMA_VERSION):
+    if version not in accept:
         raise ManifestError(f"{path} has schema version {version}, this AutoSong reads {SCHEMA_VERSION}: rebuild it")
     if set(table.schema.names) != set(SCHEMAS[kind].names):
         raise ManifestError(f"{path}: columns {table.schema.names} differ from the {kind} schema")
     return table.to_pylist()
+
+
+def read_manifest(out: str | Path, kind: str, missing_ok: bool = False) -> list[dict]:
+    """The current rows of manifest KIND (the newest base, then its parts; a key's last row wins)."""
+    path = manifest_path(out, kind)
+    if path.is_file():  # schema 1: one file, rewritten whole
+        return _read_table(path, kind, accept=("1",))
+    parts = _current(path) if path.is_dir() else []
+    if not parts:
+        if missing_ok:
+            return []
+        raise ManifestError(f"{path} does not exist: is {out} the --out of a finished `autosong pipeline build`?")
+    rows: dict[str, dict] = {}
+    for _, _, part in parts:
+        for row in _read_table(part, kind, accept=(str(SCHEMA_VERSION),)):
+            rows[row[_KEYS[kind]]] = row
+    return list(rows.values())
 
 
 @dataclass
@@ -144,7 +220,7 @@ class DatasetCard:
     counts: dict = field(default_factory=dict)  # songs, train, val, rejects, shards, frames
     hours: float = 0.0
     parent: dict | None = None         # a latent dataset: {data, ae_run, ae_kind, stride, audio_codec}
-    schema_version: int = SCHEMA_VERSION
+    schema_version: int = CARD_VERSION
 
     def genre_slot(self, genre: str) -> int:
         try:
@@ -169,8 +245,8 @@ class DatasetCard:
         except (ValueError, OSError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
             raise ManifestError(f"{path} is damaged ({err}): run `autosong pipeline build` again to rebuild "
                                 "it from the shards") from err
-        if data.get("schema_version") != SCHEMA_VERSION:
-            raise ManifestError(f"{path} has schema version {data.get('schema_version')}, expected {SCHEMA_VERSION}: rebuild it")
+        if data.get("schema_version") != CARD_VERSION:
+            raise ManifestError(f"{path} has schema version {data.get('schema_version')}, expected {CARD_VERSION}: rebuild it")
         try:
             return cls(**data)
         except TypeError as err:

@@ -1,7 +1,8 @@
 """`pipeline build`: corpus -> WebDataset shards + Parquet manifests, as a Ray Data job.
 
-scan (driver, hashes only) -> decide what is new -> Ray actors decode + encode each new song ->
-the driver streams results into atomic shards, rewriting the manifests after every shard. A build
+scan (driver, hashes only, a stat cache) -> decide what is new -> Ray actors decode + encode each
+new song -> the driver streams results into atomic shards, appending one manifest part per shard
+(pipeline/index.py) and compacting the manifests at the start and the end. A build
 killed at any point and run again finishes the job: finished shards are kept (or adopted from
 their meta.json), temporaries are dropped, and only songs not yet in a shard are encoded.
 """
@@ -23,6 +24,7 @@ from manifests import DatasetCard, ManifestError, file_sha256, read_manifest, sp
 from model.errors import AutoSongError, os_error_words
 from model.lyrics import MAX_GENRES, UNKNOWN_GENRE, default_tokenizer
 from pipeline.encode import SAMPLE_FIELDS
+from pipeline.index import DatasetIndex
 from pipeline.scan import SongSource, StatCache, scan_corpus
 from pipeline.shards import ShardSink, final_shards, read_samples, read_shard_meta, remove_partial_shards
 
@@ -322,24 +324,10 @@ def _build(cfg: BuildConfig, out: Path) -> BuildResult:
                        num_codebooks=codec.num_codebooks, codebook_size=codec.codebook_size, text=text,
                        genres=genres, val_fraction=cfg.val_fraction, max_seconds=cfg.max_seconds, limits=cfg.limits())
 
-    def commit() -> None:
-        """Manifests for everything finished so far; then dataset.json, which names the whole."""
-        live = {r["shard"] for r in samples.values()}
-        for name in list(shard_rows):
-            if name not in live:  # every sample in it was replaced or removed from the corpus
-                (shard_dir / name).unlink(missing_ok=True)
-                del shard_rows[name]
-        write_manifest(out, "samples", sorted(samples.values(), key=lambda r: r["key"]))
-        write_manifest(out, "rejects", sorted(rejects.values(), key=lambda r: r["key"]))
-        write_manifest(out, "shards", sorted(shard_rows.values(), key=lambda r: r["path"]))
-        vals = [r for r in samples.values() if r["split"] == "val"]
-        card.counts = {"songs": len(samples), "train": len(samples) - len(vals), "val": len(vals),
-                       "rejects": len(rejects), "shards": len(shard_rows),
-                       "frames": int(sum(r["frames"] for r in samples.values()))}
-        card.hours = round(sum(r["duration_s"] for r in samples.values()) / 3600, 4)
-        card.save(out)
-
     _compact_stale_shards(shard_dir, samples, shard_rows)
+    index = DatasetIndex(out, card, samples, rejects, shard_rows)
+    if todo:  # the index exact before new parts are appended to it (removed and replaced songs gone)
+        index.compact()
     for key, row in rejects.items():  # the scan's
         if key not in old_rejects:
             print(f"rejected {key} (scan): {row['reason']}", file=sys.stderr)
@@ -356,8 +344,8 @@ def _build(cfg: BuildConfig, out: Path) -> BuildResult:
                 bar.update(1)
                 decode_s, encode_s = decode_s + result["decode_s"], encode_s + result["encode_s"]
                 if not result["ok"]:
-                    rejects[song["key"]] = {"key": song["key"], "source": song["source"], "stage": result["stage"],
-                                            "reason": result["reason"], "content_sha256": song["content_sha256"]}
+                    index.reject({"key": song["key"], "source": song["source"], "stage": result["stage"],
+                                  "reason": result["reason"], "content_sha256": song["content_sha256"]})
                     bar.write(f"rejected {song['key']} ({result['stage']}): {result['reason']}", file=sys.stderr)
                     continue
                 meta = json.loads(result["meta"])
@@ -366,21 +354,16 @@ def _build(cfg: BuildConfig, out: Path) -> BuildResult:
                 if result["bert"]:
                     sample["bert.npy"] = result["bert"]
                 pending[song["key"]] = {f: meta[f] for f in SAMPLE_FIELDS}
-                rejects.pop(song["key"], None)
+                index.unreject(song["key"])
                 seconds_done += meta["duration_s"]
                 built += 1
                 bar.set_postfix(hours=f"{seconds_done / 3600:.2f}", songs_per_min=f"{60 * built / (time.time() - t0):.1f}")
                 shard = sink.add(sample)
                 if shard:
-                    for key in shard.keys:
-                        samples[key] = {**pending.pop(key), "shard": shard.path}
-                    shard_rows[shard.path] = shard.row()
-                    commit()
+                    index.add_shard(shard, [{**pending.pop(key), "shard": shard.path} for key in shard.keys])
             shard = sink.finish()
             if shard:
-                for key in shard.keys:
-                    samples[key] = {**pending.pop(key), "shard": shard.path}
-                shard_rows[shard.path] = shard.row()
-    commit()
+                index.add_shard(shard, [{**pending.pop(key), "shard": shard.path} for key in shard.keys])
+    index.compact()
     new_rejects = sum(1 for key in rejects if key not in old_rejects)
     return BuildResult(built, kept, len(rejects), new_rejects, card, cache.hashed, decode_s, encode_s)

@@ -194,126 +194,157 @@ def saved_run_config(run: str | Path) -> RunConfig:
     return RunConfig.from_dict(json.loads(path.read_text())["config"])
 
 
-def train(data: str, cfg: RunConfig, run: str | Path, ds_config_path: str, resume: bool = False,
-          stop_at: int | None = None) -> TrainResult:
-    """Train to cfg.train.steps, or checkpoint and stop at `stop_at` (same schedule, resumable)."""
-    init_method = ensure_distributed_env()
-    if not torch.cuda.is_available():
-        os.environ.setdefault("DS_ACCELERATOR", "cpu")
-    import deepspeed
-    import torch.distributed as dist
+class Trainer:
+    """One training run, in four parts: setup (`__init__`: data card, config, DeepSpeed engine,
+    data stream, resume), `step` (one optimizer step over grad_accum micro-batches, skipping
+    non-finite ones on every rank at once), `checkpoint` / `export`, and `fit` (the loop, with
+    logging). `train()` below is the one-call form the CLI uses."""
 
-    run = Path(run)
-    card = DatasetCard.load(data)
-    cfg = fill_from_dataset(cfg, card)
-    if cfg.stage not in ("gumbel_ae", "vqvae") and card.text.get("frontend") != "bert":
-        refuse_texts_longer_than(data, cfg.model.max_text_len)
-    saved_cfg = run / "run_config.json"
-    if resume:
-        saved = json.loads(saved_cfg.read_text())
-        if saved["codec"] != card.codec:
-            raise AutoSongError(f"{run} was trained on codec {saved['codec']['source']!r}; {data} uses another")
-    own = {"init_method": init_method, "rank": 0, "world_size": 1} if init_method else {}
-    deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo", **own)
-    rank, world = dist.get_rank(), dist.get_world_size()
-    local_rank = int(os.environ.get("LOCAL_RANK", 0))
-    device = torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-    t = cfg.train
-    torch.manual_seed(t.seed)
-    if t.deterministic:  # bitwise-repeatable runs (multi-threaded CPU reductions are not, by default)
-        torch.use_deterministic_algorithms(True, warn_only=True)
-    model = TrainStep(cfg)
-    ds = deepspeed_config(ds_config_path, cfg)
-    optimizer = None if "optimizer" in ds else torch.optim.AdamW(
-        _param_groups(model, t.weight_decay), lr=t.lr_max, betas=t.betas)
-    engine, optimizer, _, _ = deepspeed.initialize(
-        model=model, optimizer=optimizer, config=ds,
-        model_parameters=_param_groups(model, t.weight_decay) if optimizer is None else None)
-    if rank == 0:
-        run.mkdir(parents=True, exist_ok=True)
-        saved_cfg.write_text(json.dumps({"config": cfg.to_dict(), "codec": card.codec, "text": card.text,
-                                         "genres": card.genres, "data": str(data), "parent": card.parent,
-                                         "deepspeed": ds}, indent=2))
-    start_step, consumed = 0, 0
-    if resume:
-        path, client = load_newest_intact(engine, run / CKPT_DIR, rank)
-        start_step, consumed = client["step"], client["consumed"][rank]
-    stream = StreamConfig(data=data, split="train", micro_batch=t.micro_batch, window_frames=model.window_frames(),
-                          max_frames=model.model.cfg.max_frames, bucket_songs=t.bucket_songs, seed=t.seed,
-                          with_bert=cfg.model.bert_dim > 0, rank=rank, world_size=world, skip_batches=consumed)
-    batches = iter(make_loader(stream, t.num_workers))  # the same stream, from where the checkpoint stopped
-    if resume:  # after the loader: creating its iterator draws from the global RNG
-        rng = torch.load(Path(path).parent / f"rng_rank{rank}.pt", weights_only=True)  # path: the states file
-        torch.set_rng_state(rng["cpu"])
-        if device.type == "cuda" and "cuda" in rng:
-            torch.cuda.set_rng_state(rng["cuda"])
-    log = MetricsLog(run, start_step if resume else None) if rank == 0 else None
-    bar = None
-    if rank == 0:
-        from tqdm import tqdm
+    def __init__(self, data: str, cfg: RunConfig, run: str | Path, ds_config_path: str, resume: bool = False):
+        init_method = ensure_distributed_env()
+        if not torch.cuda.is_available():
+            os.environ.setdefault("DS_ACCELERATOR", "cpu")
+        import deepspeed
+        import torch.distributed as dist
 
-        bar = tqdm(total=t.steps, initial=start_step, unit="step", desc="training", disable=None, dynamic_ncols=True)
-    C = cfg.model.num_codebooks  # EnCodec codebooks, or the latent channels of a latent dataset
-    step, bad_streak, last_loss = start_step, 0, float("nan")
-    t_log, tokens_since = time.time(), 0.0
-    engine.train()
-    end = min(t.steps, stop_at) if stop_at else t.steps
-    while step < end:
-        for group in optimizer.param_groups:
+        self.run, self.data = Path(run), data
+        self.card = card = DatasetCard.load(data)
+        self.cfg = cfg = fill_from_dataset(cfg, card)
+        if cfg.stage not in ("gumbel_ae", "vqvae") and card.text.get("frontend") != "bert":
+            refuse_texts_longer_than(data, cfg.model.max_text_len)
+        if resume:
+            saved = json.loads((self.run / "run_config.json").read_text())
+            if saved["codec"] != card.codec:
+                raise AutoSongError(f"{run} was trained on codec {saved['codec']['source']!r}; {data} uses another")
+        own = {"init_method": init_method, "rank": 0, "world_size": 1} if init_method else {}
+        deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo", **own)
+        self.rank, self.world = dist.get_rank(), dist.get_world_size()
+        local_rank = int(os.environ.get("LOCAL_RANK", 0))
+        self.device = torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+        t = cfg.train
+        torch.manual_seed(t.seed)
+        if t.deterministic:  # bitwise-repeatable runs (multi-threaded CPU reductions are not, by default)
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        model = TrainStep(cfg)
+        ds = deepspeed_config(ds_config_path, cfg)
+        optimizer = None if "optimizer" in ds else torch.optim.AdamW(
+            _param_groups(model, t.weight_decay), lr=t.lr_max, betas=t.betas)
+        self.engine, self.optimizer, _, _ = deepspeed.initialize(
+            model=model, optimizer=optimizer, config=ds,
+            model_parameters=_param_groups(model, t.weight_decay) if optimizer is None else None)
+        if self.rank == 0:
+            self.run.mkdir(parents=True, exist_ok=True)
+            (self.run / "run_config.json").write_text(json.dumps({
+                "config": cfg.to_dict(), "codec": card.codec, "text": card.text, "genres": card.genres,
+                "data": str(data), "parent": card.parent, "deepspeed": ds}, indent=2))
+        self.step_count, self.consumed, states = 0, 0, None
+        if resume:
+            states, client = load_newest_intact(self.engine, self.run / CKPT_DIR, self.rank)
+            self.step_count, self.consumed = client["step"], client["consumed"][self.rank]
+        stream = StreamConfig(data=data, split="train", micro_batch=t.micro_batch, window_frames=model.window_frames(),
+                              max_frames=model.model.cfg.max_frames, bucket_songs=t.bucket_songs, seed=t.seed,
+                              with_bert=cfg.model.bert_dim > 0, rank=self.rank, world_size=self.world,
+                              skip_batches=self.consumed)
+        self.batches = iter(make_loader(stream, t.num_workers))  # the same stream, from where the checkpoint stopped
+        if resume:  # after the loader: creating its iterator draws from the global RNG
+            rng = torch.load(Path(states).parent / f"rng_rank{self.rank}.pt", weights_only=True)
+            torch.set_rng_state(rng["cpu"])
+            if self.device.type == "cuda" and "cuda" in rng:
+                torch.cuda.set_rng_state(rng["cuda"])
+        self.resumed = resume
+        self.bad_streak = 0
+
+    def step(self) -> tuple[float, torch.Tensor, torch.Tensor, dict]:
+        """One optimizer step: (mean loss, per-codebook CE sums [C], token counts [C], the last
+        micro-batch's extras with its token counts under "counts")."""
+        import torch.distributed as dist
+
+        t, step = self.cfg.train, self.step_count
+        for group in self.optimizer.param_groups:
             group["lr"] = lr_at(step, t)
-        done, loss_sum = 0, 0.0
+        C = self.cfg.model.num_codebooks  # EnCodec codebooks, or the latent channels of a latent dataset
+        done, loss_sum, extras = 0, 0.0, {}
         cb_sum, cb_n = torch.zeros(C), torch.zeros(C)
         while done < t.grad_accum:
-            batch = _to_device(next(batches), device)
-            consumed += 1
-            loss, s, n, extras = engine(batch, step)
-            bad = torch.tensor([0.0 if torch.isfinite(loss) else 1.0], device=device)
+            batch = _to_device(next(self.batches), self.device)
+            self.consumed += 1
+            loss, s, n, extras = self.engine(batch, step)
+            bad = torch.tensor([0.0 if torch.isfinite(loss) else 1.0], device=self.device)
             dist.all_reduce(bad)  # every rank skips, or none does
             if bad.item() > 0:
-                bad_streak += 1
+                self.bad_streak += 1
                 print(f"warning: step {step}: non-finite loss on {int(bad.item())} rank(s), batch skipped "
-                      f"({bad_streak} in a row)", file=sys.stderr)
-                if bad_streak >= t.max_bad_steps:
-                    raise TrainingDiverged(f"{bad_streak} non-finite losses in a row at step {step}: lower "
+                      f"({self.bad_streak} in a row)", file=sys.stderr)
+                if self.bad_streak >= t.max_bad_steps:
+                    raise TrainingDiverged(f"{self.bad_streak} non-finite losses in a row at step {step}: lower "
                                            f"--train.lr_max (now {t.lr_max}) or check the data")
                 continue
-            bad_streak = 0
-            engine.backward(loss)
-            engine.step()
+            self.bad_streak = 0
+            self.engine.backward(loss)
+            self.engine.step()
             done += 1
             loss_sum += loss.item()
             cb_sum += s.detach().float().cpu()
             cb_n += n.detach().float().cpu()
-        step += 1
-        last_loss = loss_sum / t.grad_accum
-        tokens_since += cb_n.sum().item()
+            extras = {**extras, "counts": n.detach().float().cpu()}  # the last micro-batch's, as its extras
+        self.step_count += 1
+        return loss_sum / t.grad_accum, cb_sum, cb_n, extras
+
+    def checkpoint(self) -> None:
+        save_checkpoint(self.engine, self.run, self.step_count, self.consumed, self.rank, self.world, self.device)
+
+    def fit(self, stop_at: int | None = None) -> TrainResult:
+        """Train to cfg.train.steps, or checkpoint and stop at `stop_at` (same schedule, resumable)."""
+        import torch.distributed as dist
+
+        t, C = self.cfg.train, self.cfg.model.num_codebooks
+        start = self.step_count
+        log = MetricsLog(self.run, start if self.resumed else None) if self.rank == 0 else None
+        bar = None
+        if self.rank == 0:
+            from tqdm import tqdm
+
+            bar = tqdm(total=t.steps, initial=start, unit="step", desc="training", disable=None, dynamic_ncols=True)
+        last_loss, t_log, tokens_since = float("nan"), time.time(), 0.0
+        self.engine.train()
+        end = min(t.steps, stop_at) if stop_at else t.steps
+        while self.step_count < end:
+            last_loss, cb_sum, cb_n, extras = self.step()
+            step = self.step_count
+            tokens_since += cb_n.sum().item()
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{last_loss:.3f}", lr=f"{lr_at(step - 1, t):.2e}")
+            if step % t.log_every == 0 or step == t.steps:
+                stats = torch.cat([cb_sum, cb_n, torch.tensor([tokens_since])]).to(self.device)
+                dist.all_reduce(stats)
+                elapsed = time.time() - t_log
+                if log is not None:
+                    ce = (stats[:C] / stats[C : 2 * C].clamp(min=1)).tolist()
+                    norm = self.engine.get_global_grad_norm()
+                    log.write({"step": step, "loss": last_loss, **{f"ce_q{c}": ce[c] for c in range(C)},
+                               "lr": lr_at(step - 1, t), "tokens_per_s": stats[-1].item() / max(elapsed, 1e-9),
+                               "grad_norm": float(norm) if norm is not None else None,
+                               **_ae_metrics(extras, extras["counts"], self.cfg)})
+                t_log, tokens_since = time.time(), 0.0
+            if step % t.ckpt_every == 0 or step == end:
+                self.checkpoint()
         if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{last_loss:.3f}", lr=f"{lr_at(step - 1, t):.2e}")
-        if step % t.log_every == 0 or step == t.steps:
-            stats = torch.cat([cb_sum, cb_n, torch.tensor([tokens_since])]).to(device)
-            dist.all_reduce(stats)
-            elapsed = time.time() - t_log
-            if rank == 0:
-                ce = (stats[:C] / stats[C : 2 * C].clamp(min=1)).tolist()
-                norm = engine.get_global_grad_norm()
-                log.write({"step": step, "loss": last_loss, **{f"ce_q{c}": ce[c] for c in range(C)},
-                           "lr": lr_at(step - 1, t), "tokens_per_s": stats[-1].item() / max(elapsed, 1e-9),
-                           "grad_norm": float(norm) if norm is not None else None,
-                           **_ae_metrics(extras, n.detach().float().cpu(), cfg)})
-            t_log, tokens_since = time.time(), 0.0
-        if step % t.ckpt_every == 0 or step == end:
-            save_checkpoint(engine, run, step, consumed, rank, world, device)
-    if bar is not None:
-        bar.close()
-    if log is not None:
-        log.close()
-    if step == t.steps:
-        export_bundle(engine, run, cfg, card, step, rank)
-    dist.barrier()
-    return TrainResult(step, last_loss, run)
+            bar.close()
+        if log is not None:
+            log.close()
+        if self.step_count == t.steps:
+            export_bundle(self.engine, self.run, self.cfg, self.card, self.step_count, self.rank)
+        dist.barrier()
+        return TrainResult(self.step_count, last_loss, self.run)
+
+
+def train(data: str, cfg: RunConfig, run: str | Path, ds_config_path: str, resume: bool = False,
+          stop_at: int | None = None) -> TrainResult:
+    """Train to cfg.train.steps, or checkpoint and stop at `stop_at` (same schedule, resumable)."""
+    return Trainer(data, cfg, run, ds_config_path, resume).fit(stop_at)
 
 
 def load_newest_intact(engine, ckpt_dir: Path, rank: int):
