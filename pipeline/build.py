@@ -43,6 +43,7 @@ class BuildConfig:
     max_song_seconds: float = 1200.0  # longer songs are rejected (unless --max-seconds crops them)
     max_text_len: int = 4096          # lyric ids; the presets' model.max_text_len
     rehash: bool = False              # ignore the stat cache: hash every audio file again
+    gpus_per_worker: float = 0.0      # > 0: each encoder actor takes this share of a GPU (Ray num_gpus)
 
     def limits(self) -> dict:
         """What a sample may hold, stated in dataset.json and enforced per song."""
@@ -226,6 +227,14 @@ def _encode_with_ray(todo: list[dict], cfg: BuildConfig):
     from pipeline.encode import SongEncoder
 
     started, cpus = _start_ray(cfg)
+    gpus = ray.cluster_resources().get("GPU", 0)
+    if cfg.gpus_per_worker > 0 and gpus < cfg.gpus_per_worker:
+        if started:
+            ray.shutdown()
+        raise AutoSongError(f"--gpus-per-worker {cfg.gpus_per_worker:g}: the Ray cluster has {gpus:g} GPUs; "
+                            "drop the flag to encode on CPUs, or join a cluster with GPUs (--ray-address)")
+    if cfg.gpus_per_worker > 0 and not cfg.workers:
+        cpus = int(gpus / cfg.gpus_per_worker)  # one actor per GPU share
     workers = max(1, min(cfg.workers or cpus, len(todo)))
     # Whole CPUs per actor would leave none for Ray's own tasks on a small machine (a silent
     # deadlock on 2 CPUs): give each actor a fraction of a CPU.
@@ -239,8 +248,9 @@ def _encode_with_ray(todo: list[dict], cfg: BuildConfig):
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*ray_remote_args.*is deprecated")
             ds = ds.map(SongEncoder, compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=cpu_per_actor,
-                        max_restarts=0, fn_constructor_kwargs={
-                "codec_source": cfg.codec, "text": cfg.text, "max_seconds": cfg.max_seconds, "limits": cfg.limits()})
+                        num_gpus=cfg.gpus_per_worker or None, max_restarts=0, fn_constructor_kwargs={
+                "codec_source": cfg.codec, "text": cfg.text, "max_seconds": cfg.max_seconds, "limits": cfg.limits(),
+                "device": "cuda" if cfg.gpus_per_worker > 0 else "cpu"})
         yield from ds.iter_rows()
     finally:
         if started:

@@ -22,7 +22,8 @@ def _build(args) -> int:
     cfg = BuildConfig(dataset=args.dataset, out=args.out, codec=args.codec, text=args.text,
                       max_seconds=args.max_seconds, shard_samples=args.shard_samples, workers=args.workers,
                       ray_address=args.ray_address, val_fraction=args.val_fraction,
-                      max_song_seconds=args.max_song_seconds, max_text_len=args.max_text_len, rehash=args.rehash)
+                      max_song_seconds=args.max_song_seconds, max_text_len=args.max_text_len, rehash=args.rehash,
+                      gpus_per_worker=args.gpus_per_worker)
     result = build(cfg)
     c = result.card.counts
     print(f"built {result.built} songs, kept {result.kept}, rejected {result.rejected} "
@@ -76,6 +77,8 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--rehash", action="store_true",
                    help="hash every audio file again (default: unchanged size and mtime reuse OUT's stat cache)")
     b.add_argument("--shard-samples", type=whole(1), default=64, help="songs per shard")
+    b.add_argument("--gpus-per-worker", type=real(0, 1), default=0.0,
+                   help="encode on GPUs: each actor takes this share of one (e.g. 1, or 0.25 for four per GPU)")
     b.add_argument("--workers", type=whole(0), default=0, help="encoder actors (default: one per CPU)")
     b.add_argument("--ray-address", default=None, help="'auto' or ray://HOST:PORT; default: a local Ray")
     b.add_argument("--val-fraction", type=real(0, 1), default=0.1, help="share of songs in val (by key hash)")

@@ -28,7 +28,7 @@ def npy_bytes(array: np.ndarray) -> bytes:
 class SongEncoder:
     """Callable class for `Dataset.map`: one instance per actor, models loaded in __init__."""
 
-    def __init__(self, codec_source: str, text: str, max_seconds: float | None, limits: dict):
+    def __init__(self, codec_source: str, text: str, max_seconds: float | None, limits: dict, device: str = "cpu"):
         import torch
 
         from model.codec import Codec
@@ -36,9 +36,10 @@ class SongEncoder:
 
         # One intra-op thread per actor, always: float reductions (and so near-tie codes) depend on
         # the thread count, and a build must give the same codes whatever the cluster's shape.
-        # Parallelism comes from actors, one per CPU.
+        # Parallelism comes from actors, one per CPU. (GPU actors' codes may differ from CPU ones in
+        # near-ties, as any two devices' float reductions do; a dataset mixing both stays valid.)
         torch.set_num_threads(1)
-        self.codec = Codec.load(codec_source)
+        self.codec = Codec.load(codec_source).to(device)  # cuda: the GPU Ray gave this actor (num_gpus)
         self.tokenizer = default_tokenizer()
         self.bert = None
         if text.startswith("bert:"):

@@ -5,6 +5,7 @@ import sys
 import time
 
 import pyarrow.parquet as pq
+import pytest
 
 from pipeline.build import BuildConfig, build
 from pipeline.verify import verify
@@ -69,3 +70,19 @@ def test_cli_build_prints_counts_and_exits_zero_with_rejects(tmp_path):
                            "--codec", "test"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert f"built {len(GOOD)} songs" in proc.stdout and f"rejected {len(BAD)}" in proc.stdout
+
+
+def test_gpu_encoders_without_gpus_are_one_line(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: tests/test_gpu.py builds on it instead")
+    from pipeline.synth import synth_corpus
+
+    synth_corpus(tmp_path / "c", songs=1, seconds=1, seed=0)
+    proc = cli("pipeline", "build", str(tmp_path / "c"), "--out", str(tmp_path / "out"), "--codec", "test",
+               "--gpus-per-worker", "1")
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in stderr, stderr[-2000:]
+    line = stderr.strip().splitlines()[-1]
+    assert line.startswith("autosong: error: --gpus-per-worker 1: the Ray cluster has 0 GPUs")
