@@ -14,13 +14,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from manifests import DatasetCard, read_manifest
+from manifests import DatasetCard, read_manifest, refuse_texts_longer_than
 from model.bundle import Bundle
 from model.codec import CodecIdentity
 from model.errors import AutoSongError
 from model.lyrics import default_tokenizer
 from pipeline.shards import read_samples
-from train.data import refuse_texts_longer_than
 
 CONDITIONS = ("true", "shuffled_lyrics", "empty_lyrics", "swapped_genre", "null_memory")
 

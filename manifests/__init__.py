@@ -204,6 +204,17 @@ def read_manifest(out: str | Path, kind: str, missing_ok: bool = False) -> list[
     return list(rows.values())
 
 
+def refuse_texts_longer_than(out: str | Path, limit: int) -> None:
+    """Before a run starts, one line naming a sample whose lyric ids exceed what the model reads
+    (data built with a larger --max-text-len than this model's max_text_len), not a crash mid-run."""
+    rows = [r for r in read_manifest(out, "samples") if r["text_len"] > limit]
+    if rows:
+        first = max(rows, key=lambda r: r["text_len"])
+        raise ManifestError(f"{len(rows)} sample(s) of {out} hold lyrics longer than model.max_text_len {limit} "
+                            f"(longest: {first['key']}, {first['text_len']} ids): raise --model.max_text_len, or "
+                            f"rebuild the data with `autosong pipeline build --max-text-len {limit}`")
+
+
 @dataclass
 class DatasetCard:
     """dataset.json: what the shards were built with, and what they hold."""

@@ -72,17 +72,6 @@ def collate(windows: list[dict], with_bert: bool) -> dict:
     return batch
 
 
-def refuse_texts_longer_than(data: str | Path, limit: int) -> None:
-    """Before a run starts, one line naming a sample whose lyric ids exceed what the model reads
-    (data built with a larger --max-text-len than this model's max_text_len), not a crash mid-run."""
-    rows = [r for r in read_manifest(data, "samples") if r["text_len"] > limit]
-    if rows:
-        first = max(rows, key=lambda r: r["text_len"])
-        raise AutoSongError(f"{len(rows)} sample(s) of {data} hold lyrics longer than model.max_text_len {limit} "
-                            f"(longest: {first['key']}, {first['text_len']} ids): raise --model.max_text_len, or "
-                            f"rebuild the data with `autosong pipeline build --max-text-len {limit}`")
-
-
 class ShardStream(IterableDataset):
     """Endless iterator of collated micro-batches for one rank (split across DataLoader workers)."""
 

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import torch
 
-from manifests import DatasetCard
+from manifests import DatasetCard, refuse_texts_longer_than
 from model.errors import AutoSongError
 from model.lyrics import default_tokenizer
 from model.transformer import SoundTransformer
 from train.config import RunConfig
-from train.data import StreamConfig, make_loader, refuse_texts_longer_than
+from train.data import StreamConfig, make_loader
 
 CKPT_DIR = "checkpoints"
 
