@@ -177,6 +177,9 @@ class Codec:
         path = Path(source).expanduser()
         if path.exists() and not path.is_dir():
             raise CodecUnavailable(f"--codec {source}: a file, expected a directory with config.json")
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # a "Loading weights" bar per actor would bury the build's own
         try:
             model = EncodecModel.from_pretrained(str(path) if path.is_dir() else source)
         except (OSError, ValueError) as err:
@@ -198,6 +201,9 @@ class Codec:
 
     def save(self, directory: str | os.PathLike) -> None:
         """Write the weights as a directory that `Codec.load(directory)` reads offline."""
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
         self.model.save_pretrained(str(directory))
 
     # ---- encode / decode -----------------------------------------------------------------
