@@ -217,6 +217,10 @@ class Trainer:
             if saved["codec"] != card.codec:
                 raise AutoSongError(f"{run} was trained on codec {saved['codec']['source']!r}; {data} uses another")
         own = {"init_method": init_method, "rank": 0, "world_size": 1} if init_method else {}
+        if not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) == 1:
+            # DeepSpeed's shared-memory all-reduce only speeds up CPU runs of several processes,
+            # and compiling it costs ~45 s per fresh machine or venv: one process goes without.
+            deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
         deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo", **own)
         self.rank, self.world = dist.get_rank(), dist.get_world_size()
         local_rank = int(os.environ.get("LOCAL_RANK", 0))
