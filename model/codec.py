@@ -217,23 +217,37 @@ class Codec:
     @torch.inference_mode()
     def encode(self, wav: np.ndarray | torch.Tensor, sample_rate: int) -> np.ndarray:
         """Args: wav float [N] mono at the codec's rate. Returns: codes int16 [C, ceil(N / hop)]."""
+        return self.encode_many([wav], sample_rate, batch_windows=1)[0]
+
+    @torch.inference_mode()
+    def encode_many(self, wavs: list, sample_rate: int, batch_windows: int = 16) -> list[np.ndarray]:
+        """Several songs at once: windows of equal length, from any of the songs, go through the
+        encoder together, up to `batch_windows` per forward (what keeps a GPU busy). Returns each
+        song's codes int16 [C, T], as `encode` would. batch_windows=1 is `encode`'s exact,
+        one-window-per-forward path; batched convolutions may pick other float reductions, so
+        near-tie codes can differ (measured on CPU in tests/model/test_codec.py)."""
         if sample_rate != self.sample_rate:
             raise ValueError(f"encode expects {self.sample_rate} Hz audio, got {sample_rate} Hz; resample first")
-        wav = torch.as_tensor(np.asarray(wav, dtype=np.float32))
-        if wav.ndim != 1:
-            raise ValueError(f"encode expects mono audio [N], got shape {tuple(wav.shape)}")
-        n_frames = math.ceil(wav.shape[0] / self.hop_length)
-        if n_frames == 0:
-            return np.zeros((self.num_codebooks, 0), dtype=np.int16)
-        padded = torch.nn.functional.pad(wav, (0, n_frames * self.hop_length - wav.shape[0]))
-        out = np.empty((self.num_codebooks, n_frames), dtype=np.int16)
-        hop = self.hop_length
-        for ctx_start, start, stop in self._windows(n_frames):
-            chunk = padded[ctx_start * hop : stop * hop][None, None].to(self.device)  # [1, 1, samples]
-            emb = self.model.encoder(chunk)  # [1, D, frames]
-            codes = self.model.quantizer.encode(emb, self.config.bandwidth)  # [C, 1, frames]
-            out[:, start:stop] = codes[:, 0, start - ctx_start :].cpu().numpy().astype(np.int16)
-        return out
+        hop, outs, jobs = self.hop_length, [], {}  # jobs: chunk length -> [(song, ctx_start, start, stop)]
+        padded = []
+        for i, wav in enumerate(wavs):
+            wav = torch.as_tensor(np.asarray(wav, dtype=np.float32))
+            if wav.ndim != 1:
+                raise ValueError(f"encode expects mono audio [N], got shape {tuple(wav.shape)}")
+            n_frames = math.ceil(wav.shape[0] / hop)
+            padded.append(torch.nn.functional.pad(wav, (0, n_frames * hop - wav.shape[0])))
+            outs.append(np.empty((self.num_codebooks, n_frames), dtype=np.int16))
+            for ctx_start, start, stop in self._windows(n_frames):
+                jobs.setdefault(stop - ctx_start, []).append((i, ctx_start, start, stop))
+        for windows in jobs.values():
+            for b in range(0, len(windows), max(1, batch_windows)):
+                group = windows[b : b + max(1, batch_windows)]
+                chunk = torch.stack([padded[i][c * hop : e * hop] for i, c, _, e in group])[:, None]
+                emb = self.model.encoder(chunk.to(self.device))  # [G, D, frames]
+                codes = self.model.quantizer.encode(emb, self.config.bandwidth).cpu().numpy()  # [C, G, frames]
+                for g, (i, c, start, stop) in enumerate(group):
+                    outs[i][:, start:stop] = codes[:, g, start - c :].astype(np.int16)
+        return outs
 
     @torch.inference_mode()
     def decode(self, codes: np.ndarray | torch.Tensor) -> np.ndarray:

@@ -23,7 +23,7 @@ def _build(args) -> int:
                       max_seconds=args.max_seconds, shard_samples=args.shard_samples, workers=args.workers,
                       ray_address=args.ray_address, val_fraction=args.val_fraction,
                       max_song_seconds=args.max_song_seconds, max_text_len=args.max_text_len, rehash=args.rehash,
-                      gpus_per_worker=args.gpus_per_worker)
+                      gpus_per_worker=args.gpus_per_worker, songs_per_batch=args.songs_per_batch)
     result = build(cfg)
     c = result.card.counts
     print(f"built {result.built} songs, kept {result.kept}, rejected {result.rejected} "
@@ -79,6 +79,9 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--shard-samples", type=whole(1), default=64, help="songs per shard")
     b.add_argument("--gpus-per-worker", type=real(0, 1), default=0.0,
                    help="encode on GPUs: each actor takes this share of one (e.g. 1, or 0.25 for four per GPU)")
+    b.add_argument("--songs-per-batch", type=whole(0), default=0,
+                   help="songs per encoder call, their equal windows batched per forward (default: 8 with "
+                        "--gpus-per-worker, else 1: exact codes whatever the batch; more may flip near-tie codes)")
     b.add_argument("--workers", type=whole(0), default=0, help="encoder actors (default: one per CPU)")
     b.add_argument("--ray-address", default=None, help="'auto' or ray://HOST:PORT; default: a local Ray")
     b.add_argument("--val-fraction", type=real(0, 1), default=0.1, help="share of songs in val (by key hash)")

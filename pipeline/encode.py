@@ -51,6 +51,33 @@ class SongEncoder:
         self.decoder = IsolatedDecoder()  # a file that crashes FFmpeg kills this child, not the actor
 
     def __call__(self, song: dict) -> dict:
+        return self.encode_songs([song], batch_windows=1)[0]
+
+    def encode_songs(self, songs: list[dict], batch_windows: int = 1) -> list[dict]:
+        """One result row per song, in order. The songs that decode are encoded together, equal
+        windows batched up to `batch_windows` per forward (Codec.encode_many; 1 = exact)."""
+        import time
+
+        rows = [self._decode(song) for song in songs]
+        ready = [(song, row) for song, row in zip(songs, rows) if row[1] is not None]
+        if ready:
+            t0 = time.perf_counter()
+            try:
+                codes = self.codec.encode_many([row[1].wav for _, row in ready], self.codec.sample_rate, batch_windows)
+            except (AutoSongError, ValueError, RuntimeError) as err:  # e.g. the GPU ran out of memory
+                if len(songs) > 1:  # again one song at a time, so the error lands on its own song
+                    return [self.encode_songs([song], 1)[0] for song in songs]
+                ready[0][1][0].update(stage="encode", reason=str(err) or type(err).__name__)
+                return [ready[0][1][0]]
+            seconds = time.perf_counter() - t0
+            total = sum(len(row[1].wav) for _, row in ready)
+            for (song, (out, audio, lyrics, encoding)), song_codes in zip(ready, codes):
+                out["encode_s"] = seconds * len(audio.wav) / max(1, total)  # the batch's time, shared by length
+                self._finish(out, song, audio, lyrics, encoding, song_codes)
+        return [out for out, *_ in rows]
+
+    def _decode(self, song: dict):
+        """(row, audio, lyrics, encoding); audio is None when the song already failed (row says why)."""
         import os
         import time
 
@@ -72,22 +99,27 @@ class SongEncoder:
             stage = "decode"
             t0 = time.perf_counter()
             audio = self.decoder(song["audio"], self.codec.sample_rate, self.max_seconds, limits["max_song_seconds"])
-            t1 = time.perf_counter()
-            stage = "encode"
-            codes = self.codec.encode(audio.wav, audio.sample_rate)  # int16 [C, T]
-            out.update(decode_s=t1 - t0, encode_s=time.perf_counter() - t1)
-            stage = "text"
+            out["decode_s"] = time.perf_counter() - t0
+        except OSError as err:  # unreadable, vanished, a directory, ...
+            out.update(stage=stage, reason=os_error_words(err))
+            return out, None, None, None
+        except (AutoSongError, ValueError, RuntimeError) as err:  # AudioDecodeError included
+            out.update(stage=stage, reason=str(err) or type(err).__name__)
+            return out, None, None, None
+        return out, audio, lyrics, encoding
+
+    def _finish(self, out: dict, song: dict, audio, lyrics: str, encoding: str, codes: np.ndarray) -> None:
+        """Lyrics -> ids (and BERT states), then the sample's fields; a failure fills the reason."""
+        try:
             ids = np.asarray(self.tokenizer.encode(lyrics, song["genre_slot"]), dtype=np.int32)
+            limits = self.limits
             if len(ids) > limits["max_text_len"]:
                 raise ValueError(f"the lyrics are {len(ids)} ids long, above the limit of {limits['max_text_len']} "
                                  "(--max-text-len; a model reads at most model.max_text_len)")
             states = self.bert.states(lyrics) if self.bert is not None else None
-        except OSError as err:  # unreadable, vanished, a directory, ...
-            out.update(stage=stage, reason=os_error_words(err))
-            return out
-        except (AutoSongError, ValueError, RuntimeError) as err:  # AudioDecodeError included
-            out.update(stage=stage, reason=str(err) or type(err).__name__)
-            return out
+        except (AutoSongError, ValueError, RuntimeError) as err:
+            out.update(stage="text", reason=str(err) or type(err).__name__)
+            return
         codes_npy = npy_bytes(codes)
         meta = {
             "key": song["key"], "source": song["source"], "genre": song["genre"],
@@ -101,4 +133,18 @@ class SongEncoder:
         }
         out.update(ok=True, codes=codes_npy, text=npy_bytes(ids), lyrics=lyrics,
                    bert=npy_bytes(states) if states is not None else b"", meta=json.dumps(meta, ensure_ascii=False))
-        return out
+
+
+class SongBatchEncoder(SongEncoder):
+    """For `Dataset.map_batches` on GPU actors: a batch of songs in, their rows out, the decoded
+    songs' equal windows encoded together (`batch_windows` per forward)."""
+
+    def __init__(self, *args, batch_windows: int = 16, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.batch_windows = batch_windows
+
+    def __call__(self, batch: dict) -> dict:
+        columns = {k: (v.tolist() if hasattr(v, "tolist") else list(v)) for k, v in batch.items()}
+        songs = [dict(zip(columns, values)) for values in zip(*columns.values())]
+        rows = self.encode_songs(songs, self.batch_windows)
+        return {k: [row[k] for row in rows] for k in rows[0]}

@@ -207,3 +207,20 @@ def test_the_stat_cache_rehashes_a_file_whose_mtime_changed_and_rehash_forces_th
     forced = build(BuildConfig(str(corpus), str(out), codec="test", shard_samples=3, rehash=True))
     assert forced.hashed == first.hashed and forced.built + forced.new_rejects == 1
     assert verify(out)[1] == []
+
+
+def test_songs_batched_per_call_build_the_same_dataset(built, mixed_corpus, tmp_path, ray_local):
+    """--songs-per-batch (the GPU encoders' default): bad songs inside a batch are still rejects
+    of their own, the good ones' codes match the song-per-call build but for rare near-ties."""
+    out, _ = built
+    batched = tmp_path / "batched"
+    result = build(BuildConfig(str(mixed_corpus), str(batched), codec="test", shard_samples=3, songs_per_batch=4))
+    assert result.built == len(GOOD) and result.rejected == len(BAD)
+    assert verify(batched)[1] == []
+    rejects = {r["key"]: (r["stage"], r["reason"]) for r in pq.read_table(batched / "manifests/rejects.parquet").to_pylist()}
+    assert rejects == {r["key"]: (r["stage"], r["reason"]) for r in pq.read_table(out / "manifests/rejects.parquet").to_pylist()}
+    one, many = read_shards(out), read_shards(batched)
+    assert set(one) == set(many) == set(GOOD)
+    same = [np.load(io.BytesIO(many[k]["codes.npy"])) == np.load(io.BytesIO(one[k]["codes.npy"])) for k in GOOD]
+    assert all(s.shape == o.shape for s, o in zip(same, (np.load(io.BytesIO(one[k]["codes.npy"])) for k in GOOD)))
+    assert np.mean(np.concatenate([s.ravel() for s in same])) > 0.99
