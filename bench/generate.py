@@ -55,13 +55,14 @@ def recompute_tokens_per_s(model, frames: int, full: bool) -> float:
     codes = torch.randint(0, 1024, (1, C, frames))
     pb = model.pattern.build(codes, torch.tensor([frames]), torch.tensor([0]))
     memory, mmask = model.text(ids, mask)
+    song, lyric = torch.tensor([frames]), model.lyric_progress(ids, mask)  # what the alignment prior reads
     lengths = [max(1, int(total * (i + 0.5) / 8)) for i in range(8)]
     costs = []
     with torch.inference_mode():
         for n in lengths:  # one recompute step = a forward pass over the whole prefix
             cache = model.new_cache(1, n)
             t0 = time.perf_counter()
-            model.step(pb.inputs[:, :n], pb.codebook[:n], pb.positions[:, :n], memory, mmask, cache)
+            model.step(pb.inputs[:, :n], pb.codebook[:n], pb.positions[:, :n], memory, mmask, cache, song, lyric)
             costs.append(time.perf_counter() - t0)
     seconds = sum(costs) / len(costs) * total  # midpoint rule over the 8 segments
     return frames * C / seconds

@@ -186,6 +186,31 @@ class LyricsTokenizer:
         return "".join(parts)
 
 
+# How much singing time each kind of lyric id stands for, in syllables: the alignment prior's
+# lyric coordinate when model.align_units is "syllables". A toned pinyin syllable is one sung
+# syllable, a Latin letter a third of one (English runs ~3 letters per syllable), a line break
+# a breath; tags, spaces, punctuation and the genre token take no time.
+SUNG_UNITS = {"syllable": 1.0, "letter": 1 / 3, "newline": 1.0, "silent": 0.0}
+
+
+def sung_units(tokenizer: LyricsTokenizer) -> list[float]:
+    """Syllables of singing per vocabulary id (SUNG_UNITS by the id's kind)."""
+    out = []
+    for tok in tokenizer.tokens:
+        if tok == NEWLINE:
+            kind = "newline"
+        elif tok.startswith(("<", "[")) or not tok:
+            kind = "letter" if tok.startswith("<0x") and int(tok[3:5], 16) >= 0x80 else "silent"  # non-ASCII bytes
+        elif tok[-1].isdigit() and len(tok) > 1:
+            kind = "syllable"
+        elif len(tok) == 1 and tok.isalnum():
+            kind = "letter"
+        else:
+            kind = "silent"
+        out.append(SUNG_UNITS[kind])
+    return out
+
+
 @lru_cache(maxsize=1)
 def default_tokenizer() -> LyricsTokenizer:
     return LyricsTokenizer()

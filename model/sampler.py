@@ -77,9 +77,11 @@ class Sampler:
             raise ValueError(f"context {settings.context}: the fraction of a window kept must lie in [0, 1)")
         guided = settings.cfg != 1.0
         memory, mask = model.text(text_ids, text_mask, bert, bert_mask)
+        lyric = model.lyric_progress(text_ids, text_mask)  # None unless the prior counts syllables
         if guided:
             null_mem, null_mask = model.text(text_ids, text_mask, bert, bert_mask, drop=torch.ones(B, dtype=torch.bool, device=dev))
             memory, mask = torch.cat([memory, null_mem]), torch.cat([mask, null_mask])
+            lyric = None if lyric is None else torch.cat([lyric, lyric])  # the null half reads slot 0 only
         song_frames = torch.full((memory.shape[0],), frames, device=dev)  # the song is as long as asked
         codes = torch.zeros(B, C, frames, dtype=torch.long, device=dev)
         known = torch.zeros(C, frames, dtype=torch.bool)  # on the host: read every step, no sync
@@ -94,23 +96,24 @@ class Sampler:
             stop = min(frames, start + W)
             report = None if progress is None else \
                 (lambda done, _s=start: progress(_s + done, frames, time.perf_counter() - started))
-            self._window(memory, mask, song_frames, codes, known, start, stop, settings, gen, guided, report)
+            self._window((memory, mask, lyric), song_frames, codes, known, start, stop, settings, gen, guided, report)
             if stop == frames:
                 return codes
             start = stop - keep
 
-    def _window(self, memory, mask, song_frames, codes, known, start, stop, settings, gen, guided, report):
+    def _window(self, lyrics, song_frames, codes, known, start, stop, settings, gen, guided, report):
         """Fill codes[..., start:stop] (frames already known there are the prompt or the previous
         window's end) in one pass of at most a training window: one prefill of every step the
         known frames decide, then one-token decode steps."""
         B, n = codes.shape[0], stop - start
         win, win_known = codes[..., start:stop], known[:, start:stop]  # views: writes land in `codes`
         total = self.pattern.steps(n)
+        memory = lyrics[0]
         cache = self.model.new_cache(memory.shape[0], total)
         first = 0
         while first < total and all(slot is None or bool(win_known[slot]) for slot in self.pattern.slots(first, n)):
             first += 1
-        ctx = (memory, mask, song_frames, win, n, start, guided)
+        ctx = (lyrics, song_frames, win, n, start, guided)
         logits = self._run_steps(0, max(1, first), cache, ctx)  # the prefill
         step, done = max(1, first), 0
         while True:
@@ -137,11 +140,11 @@ class Sampler:
 
     def _run_steps(self, lo: int, hi: int, cache, ctx) -> torch.Tensor:
         """Steps lo..hi-1 through the model on top of `cache`; the last step's logits [B(x2), P, V]."""
-        memory, mask, song_frames, win, n, start, guided = ctx
+        (memory, mask, lyric), song_frames, win, n, start, guided = ctx
         parts = [self.pattern.step_inputs(s, win, n) for s in range(lo, hi)]
         ids = torch.cat([p[0] for p in parts], 1)
         cb = torch.cat([p[1] for p in parts])
         pos = torch.cat([p[2] for p in parts], 1) + start  # absolute frames
         if guided:  # the conditional and the null-memory halves in one batch
             ids, pos = torch.cat([ids, ids]), torch.cat([pos, pos])
-        return self.model.step(ids, cb, pos, memory, mask, cache, song_frames)[:, -1]
+        return self.model.step(ids, cb, pos, memory, mask, cache, song_frames, lyric)[:, -1]

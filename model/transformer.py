@@ -28,6 +28,7 @@ from torch.utils.checkpoint import checkpoint
 from model import patterns
 
 CROSS_ALIGN = ("none", "prior")
+ALIGN_UNITS = ("tokens", "syllables")
 
 
 @dataclass
@@ -50,6 +51,8 @@ class ModelConfig:
     pattern: str = "flatten"           # flatten (the design) | delay (MusicGen)
     cond_dropout: float = 0.1
     cross_align: str = "none"          # none | prior (lyric position l/L near song progress t/T)
+    align_units: str = "tokens"        # the prior's lyric coordinate: tokens (slots) | syllables (sung time;
+                                       # a BERT memory has no ids to weigh, so it counts slots)
     activation_checkpointing: bool = False
 
     def __post_init__(self):
@@ -59,6 +62,8 @@ class ModelConfig:
             raise ValueError(f"model.pattern {self.pattern!r}: expected one of {tuple(patterns.PATTERNS)}")
         if self.cross_align not in CROSS_ALIGN:
             raise ValueError(f"model.cross_align {self.cross_align!r}: expected one of {CROSS_ALIGN}")
+        if self.align_units not in ALIGN_UNITS:
+            raise ValueError(f"model.align_units {self.align_units!r}: expected one of {ALIGN_UNITS}")
         if self.d_model % self.n_heads:
             raise ValueError(f"model.d_model {self.d_model} is not a multiple of n_heads {self.n_heads}")
 
@@ -107,14 +112,28 @@ class SelfAttention(nn.Module):
         return self.out(y.transpose(1, 2).reshape(B, S, D))
 
 
-def alignment_distance(positions, song_frames, memory_mask):
+def lyric_progress(memory_mask, units=None):
+    """Where in the lyrics each memory slot sits, in [0, 1], [B, L]: the middle of its share of
+    the lyrics' units. units [B, L] (e.g. sung syllables per id; default 1 per slot): slot l sits
+    at (units before it + half its own) / all units. Slot 0 (the genre) counts nothing."""
+    if units is None:
+        units = torch.ones(memory_mask.shape, device=memory_mask.device)
+    units = units.float() * memory_mask
+    units[:, 0] = 0.0
+    total = units.sum(1, keepdim=True)
+    units = torch.where(total > 0, units, memory_mask.float())  # lyrics of silent ids only: by slot
+    units[:, 0] = 0.0
+    return (units.cumsum(1) - units / 2) / units.sum(1, keepdim=True).clamp(min=1e-6)
+
+
+def alignment_distance(positions, song_frames, memory_mask, lyric=None):
     """Squared distance between song progress and lyric progress, [B, 1, S, L]; 0 for the genre
     slot (memory position 0), which every frame may read. positions [B, S] absolute frames,
-    song_frames [B] frames in the whole song, memory_mask [B, L] (valid slots first)."""
+    song_frames [B] frames in the whole song, memory_mask [B, L] (valid slots first), lyric
+    [B, L] each slot's lyric progress (default: lyric_progress(memory_mask), by slot)."""
     t = (positions.float() + 0.5) / song_frames.float().clamp(min=1)[:, None]  # [B, S]
-    n_lyrics = (memory_mask[:, 1:].sum(1, keepdim=True)).clamp(min=1).float()  # [B, 1]
-    idx = torch.arange(memory_mask.shape[1], device=memory_mask.device)[None].float()
-    lyric = (idx - 0.5) / n_lyrics  # [B, L]: slot l >= 1 sits at (l - 1/2) / n
+    if lyric is None:
+        lyric = lyric_progress(memory_mask)  # slot l >= 1 sits at (l - 1/2) / n
     dist = (t.clamp(0, 1)[:, :, None] - lyric[:, None, :]) ** 2  # [B, S, L]
     dist[:, :, 0] = 0.0
     return dist[:, None]
@@ -244,6 +263,14 @@ class SoundTransformer(nn.Module):
         self.lora_u = nn.Parameter(torch.randn(C, D, r) * D**-0.5) if r else None
         self.lora_v = nn.Parameter(torch.zeros(C, V, r)) if r else None  # LoRA: starts as a no-op
         self.apply(self._init)
+        if self._counts_syllables:  # fixed by the vocabulary, not saved
+            from model.lyrics import default_tokenizer, sung_units
+
+            units = sung_units(default_tokenizer())
+            if len(units) != cfg.text_vocab_size:
+                raise ValueError(f"model.align_units syllables needs the lyrics vocabulary ({len(units)} ids), "
+                                 f"not model.text_vocab_size {cfg.text_vocab_size}")
+            self.register_buffer("sung_units", torch.tensor(units), persistent=False)
         if cfg.freeze_text_embedding:  # a fixed random code must be unit-scale for the projection to read it
             nn.init.normal_(self.text.embed.weight, std=1.0)
 
@@ -306,21 +333,36 @@ class SoundTransformer(nn.Module):
         p = next(self.parameters())
         return KVCache(self.cfg, batch, max_steps, p.device, p.dtype)
 
-    def step(self, inputs, codebook, positions, memory, memory_mask, cache: KVCache, song_frames=None):
+    def step(self, inputs, codebook, positions, memory, memory_mask, cache: KVCache, song_frames=None, lyric=None):
         """Run S new steps (S > 1 for a prompt) on top of `cache`. inputs [B, S, K] ids,
         codebook [S] or [B, S], positions [B, S], song_frames [B] (the song's whole length,
-        for the alignment prior). Returns logits [B, S, P, V]."""
+        for the alignment prior), lyric [B, L] (self.lyric_progress of the lyrics; needed when
+        the prior counts syllables). Returns logits [B, S, P, V]."""
         x = self.embed_steps(inputs, codebook, positions)
-        h = self.decode(x, memory, memory_mask, cache, self._align(positions, song_frames, memory_mask))
+        h = self.decode(x, memory, memory_mask, cache, self._align(positions, song_frames, memory_mask, lyric))
         return self.logits(h, codebook)
 
-    def _align(self, positions, song_frames, memory_mask):
+    def lyric_progress(self, text_ids, text_mask):
+        """[B, L] where each lyric slot sits in the song's lyrics (0..1) for the alignment prior,
+        or None when the prior counts slots (the default coordinate needs no ids)."""
+        if not self._counts_syllables:
+            return None
+        return lyric_progress(text_mask, self.sung_units[text_ids])
+
+    @property
+    def _counts_syllables(self) -> bool:
+        c = self.cfg
+        return c.cross_align == "prior" and c.align_units == "syllables" and not c.bert_dim
+
+    def _align(self, positions, song_frames, memory_mask, lyric=None):
         """What cross-attention's prior needs ([B, 1, S, L]), or None when it has none."""
         if self.cfg.cross_align == "none":
             return None
         if song_frames is None:
             raise ValueError("this model's cross-attention prior needs song_frames (the song's length in frames)")
-        return alignment_distance(positions, song_frames, memory_mask)
+        if lyric is None and self._counts_syllables:
+            raise ValueError("this model's alignment prior counts sung syllables: pass lyric=model.lyric_progress(ids, mask)")
+        return alignment_distance(positions, song_frames, memory_mask, lyric)
 
     # ---- training ---------------------------------------------------------------------------
     def forward(self, codes, lengths, frame_offset, text_ids, text_mask, bert=None, bert_mask=None,
@@ -335,7 +377,8 @@ class SoundTransformer(nn.Module):
         if song_frames is None:
             song_frames = frame_offset + lengths
         x = self.embed_steps(batch.inputs, batch.codebook, batch.positions)
-        h = self.decode(x, memory, memory_mask, align_dist=self._align(batch.positions, song_frames, memory_mask))
+        lyric = self.lyric_progress(text_ids, text_mask)
+        h = self.decode(x, memory, memory_mask, align_dist=self._align(batch.positions, song_frames, memory_mask, lyric))
         return self.logits(h, batch.codebook), batch
 
     @torch.no_grad()

@@ -413,7 +413,9 @@ def export_bundle(engine, run: Path, cfg: RunConfig, card: DatasetCard, step: in
             if rank == 0:
                 state[name] = param.detach().float().cpu().clone()
     if rank == 0:
+        saved = inner.state_dict(keep_vars=True).keys()  # persistent buffers only (not e.g. sung_units)
         for name, buf in inner.named_buffers():
-            state[name] = buf.detach().cpu().clone()
+            if name in saved:
+                state[name] = buf.detach().cpu().clone()
         save_bundle(run / "export", state, inner.cfg, codec=card.codec, text=card.text, genres=card.genres, step=step,
                     stage=cfg.stage, parent=card.parent)

@@ -79,3 +79,58 @@ def test_attention_map_follows_the_diagonal_with_a_sharp_prior():
 def test_unknown_alignment_is_refused():
     with pytest.raises(ValueError, match="cross_align"):
         ModelConfig(cross_align="psychic")
+
+
+
+def test_syllable_progress_counts_sung_time_not_ids(tokenizer):
+    from model.lyrics import sung_units
+    from model.transformer import lyric_progress
+
+    ids = tokenizer.encode("[verse]\n我爱你\nlove night", 1)
+    units = torch.tensor(sung_units(tokenizer))[torch.tensor([ids])]
+    kinds = [tokenizer.tokens[i] for i in ids]
+    assert kinds[:3] == ["<genre:1>", "[verse]", "<nl>"] and units[0, :2].tolist() == [0, 0]
+    by_syllable = lyric_progress(torch.ones(1, len(ids), dtype=torch.bool), units)[0]
+    by_slot = lyric_progress(torch.ones(1, len(ids), dtype=torch.bool))[0]
+    assert (by_syllable[1:].diff() >= 0).all() and by_syllable.min() >= 0 and by_syllable.max() < 1
+    # 2 breaks + 3 syllables + 9 letters (3 syllables' worth): the Chinese line holds 3/8 of the
+    # singing, though its 3 ids are under a fifth of the 16 lyric ids
+    last_zh = kinds.index("ni3")
+    assert abs(by_syllable[last_zh] - (1 + 3 - 0.5) / 8) < 1e-6
+    assert by_slot[last_zh] < by_syllable[last_zh] - 0.15
+    # padding and lyrics of silent ids only stay finite and in [0, 1]
+    silent = lyric_progress(torch.tensor([[True, True, False]]), torch.zeros(1, 3))
+    assert torch.isfinite(silent).all() and silent.max() <= 1
+
+
+@pytest.mark.parametrize("pattern", ["flatten", "delay"])
+def test_syllable_prior_cached_steps_equal_the_full_forward(pattern, tokenizer):
+    model = tiny(pattern=pattern, cross_align="prior", align_units="syllables").eval()
+    a, b = tokenizer.encode("[verse]\n我爱你\nlove night\n天空", 0), tokenizer.encode("[chorus]\nfree\n月光", 2)
+    ids = torch.tensor([a, b + [0] * (len(a) - len(b))])
+    mask = ids != 0
+    mask[:, 0] = True
+    codes, lengths, off, _, _ = batch(B=2, T=9)
+    song = torch.tensor([40, 25])
+    with torch.no_grad():
+        full, pb = model(codes, lengths, off, ids, mask, song_frames=song)
+        tokens = tiny(pattern=pattern, cross_align="prior").eval()(codes, lengths, off, ids, mask, song_frames=song)[0]
+        assert not torch.allclose(full, tokens)  # the same weights read other lyric slots
+        memory, mmask = model.text(ids, mask)
+        lyric = model.lyric_progress(ids, mask)
+        cache = model.new_cache(2, pb.inputs.shape[1])
+        cb = pb.codebook
+        pieces = [model.step(pb.inputs[:, :4], cb[:4], pb.positions[:, :4], memory, mmask, cache, song, lyric)]
+        for s in range(4, pb.inputs.shape[1]):
+            pieces.append(model.step(pb.inputs[:, s : s + 1], cb[s : s + 1], pb.positions[:, s : s + 1],
+                                     memory, mmask, cache, song, lyric))
+    assert torch.allclose(torch.cat(pieces, dim=1), full, atol=1e-4)
+    with pytest.raises(ValueError, match="lyric_progress"):
+        model.step(pb.inputs[:, :1], cb[:1], pb.positions[:, :1], memory, mmask, model.new_cache(2, 4), song)
+
+
+def test_syllable_units_count_slots_of_a_bert_memory_and_unknown_units_are_refused():
+    model = tiny(cross_align="prior", align_units="syllables", bert_dim=16)
+    assert model.lyric_progress(torch.ones(1, 4, dtype=torch.long), torch.ones(1, 4, dtype=torch.bool)) is None
+    with pytest.raises(ValueError, match="align_units"):
+        ModelConfig(align_units="phonemes")
