@@ -4,7 +4,12 @@ the same model in the same run, at 2k and 8k tokens. Goal: >= 20x at 2k on CPU.
 The recomputing sampler is run for real at 2k tokens. At 8k a full run would take hours on a CPU,
 so its cost is measured at 8 evenly spaced prefix lengths and integrated (its per-step cost
 is a smooth function of the prefix length); the table says which figures are measured that way.
-Usage: python bench/generate.py [--config configs/model/tiny.yaml]
+A third table times one song with classifier-free guidance three ways: the growing cache
+(eager), the static cache uncompiled, and the static cache under torch.compile (CUDA graphs on a
+GPU), the compile's warm-up call excluded and reported apart. On a GPU,
+`--config configs/model/base.yaml --song-seconds 120 --device cuda --dtype bf16` gives the
+issue's figure (seconds for a 120 s song at batch 1).
+Usage: python bench/generate.py [--config configs/model/tiny.yaml] [--song-seconds 8] [--device cpu]
 """
 from __future__ import annotations
 
@@ -74,7 +79,14 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--config", default="configs/model/tiny.yaml")
     p.add_argument("--out", default=str(ROOT / "bench/results/generate.json"))
+    p.add_argument("--song-seconds", type=float, default=8.0, help="the compiled-versus-eager song's length")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="auto")
+    p.add_argument("--only-compiled", action="store_true", help="just the compiled-versus-eager table")
     args = p.parse_args()
+    if args.only_compiled:
+        compiled_table(args.config, args.song_seconds, args.device, args.dtype)
+        return
     rows = []
     for pattern in ("flatten", "delay"):
         for tokens in (2000, 8000):
@@ -92,7 +104,49 @@ def main() -> None:
         print(f"{r['pattern']:8} {r['tokens']:6d} {r['cached_tokens_per_s']:12.0f} {r['recompute_tokens_per_s']:16.1f} "
               f"{r['speedup']:8.1f} {r['realtime_factor']:11.2f}  {r['recompute_measured']}")
     stages = two_stage_table(args.config)
-    Path(args.out).write_text(json.dumps({"kv_cache": rows, "patterns": stages}, indent=2))
+    compiled = compiled_table(args.config, args.song_seconds, args.device, args.dtype)
+    Path(args.out).write_text(json.dumps({"kv_cache": rows, "patterns": stages, "compiled": compiled}, indent=2))
+
+
+def compiled_table(config: str, seconds: float, device: str, dtype: str) -> list[dict]:
+    """One guided song (cfg 3, batch 1) with the delay pattern: eager, static, compiled."""
+    import torch
+
+    from model.devices import resolve_device, resolve_dtype
+    from model.sampler import Sampler, SamplingConfig
+
+    dev = resolve_device(device)
+    frames = int(seconds * 75)
+    model = build_model(config, 2 * frames, "delay").to(dev, resolve_dtype(dtype, dev))
+    ids = torch.randint(5, 2800, (1, 100), device=dev)
+    mask = torch.ones(1, 100, dtype=torch.bool, device=dev)
+
+    def timed(sampler, compile_step):
+        s = SamplingConfig(temperature=1.0, cfg=3.0, compile=compile_step)
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        t0 = time.perf_counter()
+        codes = sampler.generate(ids, mask, frames, s)
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        return time.perf_counter() - t0, codes
+
+    out = []
+    eager_s, _ = timed(Sampler(model), False)
+    static_s, _ = timed(Sampler(model, static=True), False)
+    first_s, _ = timed(Sampler(model), True)  # traces and compiles
+    compiled_s, _ = timed(Sampler(model), True)
+    for name, wall, extra in (("eager (growing cache)", eager_s, None), ("static cache", static_s, None),
+                              ("compiled static cache", compiled_s, first_s)):
+        out.append({"mode": name, "song_seconds": seconds, "wall_s": wall, "x_realtime": seconds / wall,
+                    "vs_eager": eager_s / wall, "first_call_s": extra, "device": str(dev),
+                    "dtype": str(next(model.parameters()).dtype).replace("torch.", ""), "config": config})
+    print(f"\n{seconds:g} s song, cfg 3, delay pattern, {config} on {dev}:")
+    print(f"{'mode':24} {'wall s':>8} {'x realtime':>11} {'vs eager':>9}")
+    for r in out:
+        first = f"  (first call {r['first_call_s']:.1f} s, compiling)" if r["first_call_s"] else ""
+        print(f"{r['mode']:24} {r['wall_s']:8.2f} {r['x_realtime']:11.2f} {r['vs_eager']:9.2f}{first}")
+    return out
 
 
 def two_stage_table(config: str, seconds: float = 8.0) -> list[dict]:

@@ -6,6 +6,12 @@ of 2B: logits = uncond + w * (cond - uncond). A prompt's codes are fed in one pr
 then forced wherever the pattern asks for a prompt frame. Everything stays on the model's
 device: tokens are drawn there (a device generator), nothing is copied to the host per step.
 
+With `compile` (or `static`), decode steps run on a static cache: each writes its step at a
+tensor index and attends over the whole preallocated window under a mask, so every step has the
+same shapes; `compile` hands that step to torch.compile (CUDA graphs on a GPU, mode
+reduce-overhead), which traces it once per window length. The static step gives the same codes
+as the growing cache (tested on CPU).
+
 Songs longer than the training window are generated window by window: each new window starts
 from the last `context` fraction of the one before (re-encoded in one prefill, as a training
 window starts with no history), at the true absolute frame positions, with the whole song's
@@ -29,6 +35,7 @@ class SamplingConfig:
     cfg: float = 3.0          # classifier-free guidance weight; 1 = no guidance
     seed: int = 0
     context: float = 0.5      # past the window: the fraction of a window each new one continues
+    compile: bool = False     # decode steps compiled over a static cache (torch.compile; CUDA graphs on a GPU)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -56,11 +63,12 @@ class Sampler:
     """`recompute=True` re-runs the whole prefix at every step instead of reusing the cache: the
     same math, O(n^2); the baseline that bench/generate.py measures the cache against."""
 
-    def __init__(self, model: SoundTransformer, recompute: bool = False):
+    def __init__(self, model: SoundTransformer, recompute: bool = False, static: bool = False):
         self.model = model.eval()
         self.cfg = model.cfg
         self.pattern = model.pattern
         self.recompute = recompute
+        self.static = static  # decode on a static cache (what `compile` compiles), uncompiled
 
     @torch.inference_mode()
     def generate(self, text_ids, text_mask, frames: int, settings: SamplingConfig, prompt=None,
@@ -115,6 +123,10 @@ class Sampler:
             first += 1
         ctx = (lyrics, song_frames, win, n, start, guided)
         logits = self._run_steps(0, max(1, first), cache, ctx)  # the prefill
+        step_fn = None
+        if (settings.compile or self.static) and not self.recompute:
+            cache.static_step = torch.zeros((), dtype=torch.long, device=codes.device)
+            step_fn = _compiled_step(self.model, cache) if settings.compile else self.model.step
         step, done = max(1, first), 0
         while True:
             if guided:
@@ -134,11 +146,15 @@ class Sampler:
             if self.recompute:  # the whole prefix again, from an empty cache
                 cache = self.model.new_cache(memory.shape[0], total)
                 logits = self._run_steps(0, step + 1, cache, ctx)
+            elif step_fn is not None:  # one step at a tensor index of the static cache
+                cache.static_step.fill_(step)
+                logits = self._run_steps(step, step + 1, cache, ctx, step_fn)
+                cache.length = step + 1
             else:
                 logits = self._run_steps(step, step + 1, cache, ctx)  # one-token decode
             step += 1
 
-    def _run_steps(self, lo: int, hi: int, cache, ctx) -> torch.Tensor:
+    def _run_steps(self, lo: int, hi: int, cache, ctx, step_fn=None) -> torch.Tensor:
         """Steps lo..hi-1 through the model on top of `cache`; the last step's logits [B(x2), P, V]."""
         (memory, mask, lyric), song_frames, win, n, start, guided = ctx
         parts = [self.pattern.step_inputs(s, win, n) for s in range(lo, hi)]
@@ -147,4 +163,16 @@ class Sampler:
         pos = torch.cat([p[2] for p in parts], 1) + start  # absolute frames
         if guided:  # the conditional and the null-memory halves in one batch
             ids, pos = torch.cat([ids, ids]), torch.cat([pos, pos])
-        return self.model.step(ids, cb, pos, memory, mask, cache, song_frames, lyric)[:, -1]
+        return (step_fn or self.model.step)(ids, cb, pos, memory, mask, cache, song_frames, lyric)[:, -1].clone()
+
+
+def _compiled_step(model: SoundTransformer, cache):
+    """model.step under torch.compile, made once per model (CUDA: CUDA graphs, whose replays
+    write the cache in place, so its tensors are marked as fixed addresses)."""
+    for t in (*cache.k, *cache.v, cache.slots, cache.static_step):
+        torch._dynamo.mark_static_address(t)
+    fn = model.__dict__.get("_compiled_step")
+    if fn is None:
+        mode = "reduce-overhead" if next(model.parameters()).is_cuda else None
+        fn = model.__dict__["_compiled_step"] = torch.compile(model.step, mode=mode, dynamic=False)
+    return fn

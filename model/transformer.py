@@ -77,7 +77,13 @@ class ModelConfig:
 
 class KVCache:
     """Preallocated self-attention keys/values for incremental decoding, plus each layer's
-    cross-attention keys/values, computed once from the memory."""
+    cross-attention keys/values, computed once from the memory.
+
+    Two ways to add a step. By default the cache grows: `length` (a Python int) says how many
+    steps it holds and attention reads that prefix. With `static_step` (a 0-d long tensor on the
+    device, the sampler's compiled decode) one new step is written at that index and attention
+    reads the whole preallocated cache under a mask: every decode step has the same shapes, so
+    torch.compile traces it once and CUDA graphs can replay it."""
 
     def __init__(self, cfg: ModelConfig, batch: int, max_steps: int, device, dtype):
         shape = (batch, cfg.n_heads, max_steps, cfg.d_model // cfg.n_heads)
@@ -85,6 +91,8 @@ class KVCache:
         self.v = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.n_layers)]
         self.cross: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * cfg.n_layers
         self.length = 0  # steps already cached
+        self.static_step: torch.Tensor | None = None
+        self.slots = torch.arange(max_steps, device=device)  # [T] cache index, for the static mask
 
 
 class SelfAttention(nn.Module):
@@ -100,6 +108,12 @@ class SelfAttention(nn.Module):
         drop = self.dropout if self.training else 0.0
         if cache is None:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=drop)
+        elif cache.static_step is not None:  # one step at a tensor index, over the whole cache
+            at = cache.static_step.view(1)
+            cache.k[layer].index_copy_(2, at, k)
+            cache.v[layer].index_copy_(2, at, v)
+            y = F.scaled_dot_product_attention(q, cache.k[layer], cache.v[layer],
+                                               attn_mask=(cache.slots <= cache.static_step)[None])  # [1, T] visible
         else:
             start = cache.length
             cache.k[layer][:, :, start : start + S] = k
@@ -324,7 +338,7 @@ class SoundTransformer(nn.Module):
                 x = checkpoint(layer, x, memory, memory_mask, None, i, align_dist, use_reentrant=False)
             else:
                 x = layer(x, memory, memory_mask, cache, i, align_dist)
-        if cache is not None:
+        if cache is not None and cache.static_step is None:  # a static step's index is the caller's
             cache.length += x.shape[1]
         return self.final_norm(x)
 

@@ -32,6 +32,26 @@ def test_bf16_training_and_cached_generation_on_cuda(small_data, tmp_path):
     assert (fast == slow).float().mean() > 0.95  # fp kernels differ between cached and full attention
 
 
+def test_compiled_decode_on_cuda_matches_eager(trained_run):
+    """torch.compile with CUDA graphs over the static cache: the greedy song of the eager sampler
+    (bf16 kernels may flip a rare near-tie). Its speed is bench/generate.py's."""
+    from model.bundle import load_bundle
+    from model.sampler import Sampler, SamplingConfig
+
+    model = load_bundle(trained_run, device="cuda", dtype="bf16").model
+    ids = torch.randint(5, 2800, (1, 30), device="cuda")
+    mask = torch.ones_like(ids, dtype=torch.bool)
+    frames = model.cfg.window_frames
+
+    def run(compile_step):
+        return Sampler(model).generate(ids, mask, frames, SamplingConfig(temperature=0.0, cfg=3.0, compile=compile_step))
+
+    eager = run(False)
+    run(True)  # traces, compiles and records the graphs
+    compiled = run(True)  # replays them
+    assert compiled.shape == eager.shape and (eager == compiled).float().mean() > 0.95
+
+
 def test_api_generates_on_cuda_in_bf16_beyond_the_window(trained_run):
     from model.api import AutoSong
     from model.sampler import SamplingConfig
