@@ -37,6 +37,7 @@ class CodecTrainConfig:
     songs: int = 64             # synth songs in the training set (plus the reference signal)
     song_seconds: float = 12.0
     num_filters: int = 8        # EnCodec's channel width (the full model uses 32)
+    upsampling_ratios: str = "8,5,4,2"  # decoder strides, product 320 (the encoder mirrors them)
     hidden_size: int = 32       # latent width = codebook dimension (low: nearest codes stay meaningful)
     commitment: float = 1.0
     ema_decay: float = 0.99
@@ -55,8 +56,12 @@ def encodec_config(cfg: CodecTrainConfig):
     from transformers import EncodecConfig
 
     # target_bandwidths=[1.5] keeps exactly the 2 codebooks used, so the weights stay small.
+    ratios = [int(r) for r in cfg.upsampling_ratios.split(",")]
+    if math.prod(ratios) != 320:
+        raise ValueError(f"--upsampling-ratios {cfg.upsampling_ratios}: their product must be 320 "
+                         f"(24 kHz at 75 frames/s), got {math.prod(ratios)}")
     return EncodecConfig(num_filters=cfg.num_filters, hidden_size=cfg.hidden_size, codebook_dim=cfg.hidden_size,
-                         num_lstm_layers=1, target_bandwidths=[1.5])
+                         num_lstm_layers=1, target_bandwidths=[1.5], upsampling_ratios=ratios)
 
 
 # ---- losses ------------------------------------------------------------------------------

@@ -124,13 +124,14 @@ def make_fuzz_corpus(root: Path, outside: Path, permissions: bool) -> tuple[dict
 @pytest.fixture(scope="module")
 def fuzz_build(tmp_path_factory):
     root = tmp_path_factory.mktemp("fuzz")
-    cmd = unprivileged(cli("pipeline", "build", str(root / "dataset"), "--out", str(root / "out"), "--codec", "test",
-                           "--max-song-seconds", "300", "--shard-samples", "4"))
+    build_cmd = cli("pipeline", "build", str(root / "dataset"), "--out", str(root / "out"), "--codec", "test",
+                    "--max-song-seconds", "300", "--shard-samples", "4")
+    cmd = unprivileged(build_cmd)
     (root / "dataset").mkdir()
     (root / "outside").mkdir()
     built, rejected = make_fuzz_corpus(root / "dataset", root / "outside", permissions=cmd is not None)
     if cmd is None:
-        cmd = cli(*cli("")[3:])  # root without setpriv: the permission cases are left out
+        cmd = build_cmd  # root without setpriv: the permission cases are left out
     t0 = time.time()
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, CRASH_HOOK: "song_crash"})
     yield root / "out", built, rejected, done, time.time() - t0
