@@ -148,7 +148,7 @@ def load_audio(path: str | Path, sample_rate: int = 24_000, max_seconds: float |
         mono = mono[: int(max_seconds * rate)]
     bad_values = int(np.count_nonzero(~np.isfinite(mono)))
     if bad_values:
-        raise AudioDecodeError(f"{bad_values} samples are NaN or infinite ({100 * bad_values / len(mono):.2g} % of "
+        raise AudioDecodeError(f"{bad_values} samples are NaN or infinite ({100 * bad_values / len(mono):.3g} % of "
                                "the audio): re-export the file")
     if rate != sample_rate:
         mono = soxr.resample(mono, rate, sample_rate, quality="HQ")

@@ -105,9 +105,14 @@ def _scan_song(folder: Path, cache: StatCache) -> SongSource | ScanReject:
         return ScanReject(key, str(folder), "the folder name contains '.', which shard keys cannot hold: rename it")
     os.listdir(folder)  # an unlistable folder is refused by name, not mistaken for an empty one
     audio, lyrics = find_audio(folder), folder / "lyrics.txt"
+    if lyrics.is_dir():
+        return ScanReject(key, str(lyrics), "lyrics.txt is a folder, not a file")
     if not lyrics.is_file():
         return ScanReject(key, str(folder), "no lyrics.txt in the song folder")
     if audio is None:
+        folders = [f"audio{s}" for s in AUDIO_PREFERENCE if (folder / f"audio{s}").is_dir()]
+        if folders:
+            return ScanReject(key, str(folder / folders[0]), f"{folders[0]} is a folder, not an audio file")
         names = ", ".join(f"audio{s}" for s in AUDIO_PREFERENCE)
         return ScanReject(key, str(folder), f"no audio file (expected one of {names})")
     genre_file = folder / "genre.txt"

@@ -61,6 +61,14 @@ def make_fuzz_corpus(root: Path, outside: Path, permissions: bool) -> tuple[dict
     nan[1000:1010, 0] = np.nan
     sf.write(_song(root, "song_nan") / "audio.wav", nan, 24000, subtype="FLOAT")
     rejected["song_nan"] = ("decode", "NaN or infinite")
+    sf.write(_song(root, "song_all_nan") / "audio.wav", np.full((48000, 2), np.nan, np.float32), 24000, subtype="FLOAT")
+    rejected["song_all_nan"] = ("decode", "(100 % of the audio)")
+    (_song(root, "song_audio_folder") / "audio.flac").mkdir()
+    rejected["song_audio_folder"] = ("scan", "audio.flac is a folder")
+    lyrics_folder = _song(root, "song_lyrics_folder", lyrics=None)
+    (lyrics_folder / "lyrics.txt").mkdir()
+    (lyrics_folder / "audio.mp3").write_bytes(b"")
+    rejected["song_lyrics_folder"] = ("scan", "lyrics.txt is a folder")
     inf = _tone(2, 24000)
     inf[:] = np.inf
     sf.write(_song(root, "song_inf") / "audio.wav", inf, 24000, subtype="FLOAT")
