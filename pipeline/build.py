@@ -62,6 +62,11 @@ class BuildResult:
     hashed: int = 0         # audio files the scan read in full (the stat cache spared the rest)
     decode_s: float = 0.0   # actor time spent decoding + resampling (all songs of this run)
     encode_s: float = 0.0   # actor time spent in the codec
+    audio_s: float = 0.0    # audio seconds built in this run
+    # (seconds since the build started, audio seconds) of the first songs built, up to 64, and when
+    # the last one was: a build's fixed start and its steady rate (bench/pipeline.py) come from these
+    first_built: tuple = ()
+    last_built_s: float = 0.0
 
 
 def text_identity(text: str) -> tuple[dict, object]:
@@ -292,6 +297,7 @@ def _build(cfg: BuildConfig, out: Path) -> BuildResult:
     from model.codec import Codec
 
     shard_dir = out / "shards"
+    started = time.perf_counter()
 
     codec = Codec.load(cfg.codec)  # fails fast, before Ray starts, on a bad --codec
     text, _ = text_identity(cfg.text)
@@ -351,6 +357,7 @@ def _build(cfg: BuildConfig, out: Path) -> BuildResult:
     built, pending = 0, {}
     decode_s = encode_s = 0.0
     t0, seconds_done = time.time(), 0.0
+    first_built, last_built = [], 0.0
     if todo:
         sink = ShardSink(shard_dir, cfg.shard_samples)
         by_key = {s["key"]: s for s in todo}
@@ -372,6 +379,9 @@ def _build(cfg: BuildConfig, out: Path) -> BuildResult:
                     sample["bert.npy"] = result["bert"]
                 pending[song["key"]] = {f: meta[f] for f in SAMPLE_FIELDS}
                 index.unreject(song["key"])
+                last_built = time.perf_counter() - started
+                if len(first_built) < 64:
+                    first_built.append((last_built, meta["duration_s"]))
                 seconds_done += meta["duration_s"]
                 built += 1
                 bar.set_postfix(hours=f"{seconds_done / 3600:.2f}", songs_per_min=f"{60 * built / (time.time() - t0):.1f}")
@@ -383,4 +393,5 @@ def _build(cfg: BuildConfig, out: Path) -> BuildResult:
                 index.add_shard(shard, [{**pending.pop(key), "shard": shard.path} for key in shard.keys])
     index.compact()
     new_rejects = sum(1 for key in rejects if key not in old_rejects)
-    return BuildResult(built, kept, len(rejects), new_rejects, card, cache.hashed, decode_s, encode_s)
+    return BuildResult(built, kept, len(rejects), new_rejects, card, cache.hashed, decode_s, encode_s,
+                       audio_s=seconds_done, first_built=tuple(first_built), last_built_s=last_built)
