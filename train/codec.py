@@ -30,6 +30,7 @@ import torch.nn.functional as F
 @dataclass
 class CodecTrainConfig:
     steps: int = 16000
+    minutes: float = 0.0        # > 0: train for this long instead of `steps` (equal-time ablations)
     batch: int = 4
     crop_seconds: float = 0.3   # short crops, many steps: what helps most on a CPU budget
     lr: float = 2e-3
@@ -42,7 +43,7 @@ class CodecTrainConfig:
     commitment: float = 1.0
     ema_decay: float = 0.99
     dead_fraction: float = 0.5  # revive a code used less than this share of a uniform code's use
-    ae_warmup: float = 0.2     # share of steps trained without the quantizer (see below)
+    ae_warmup: float = 0.2      # share of training without the quantizer (see below); 1 = never quantize
     save_every: int = 1000      # the codec directory is rewritten this often (a crash keeps it)
     seed: int = 0
     threads: int = 0            # 0 = torch's default
@@ -216,7 +217,7 @@ def _batch(clips: list[np.ndarray], n: int, crop: int, rng: np.random.Generator)
 
 
 # ---- the loop ---------------------------------------------------------------------------
-def train_codec(cfg: CodecTrainConfig, out_dir: str | Path, log=print) -> dict:
+def train_codec(cfg: CodecTrainConfig, out_dir: str | Path, log=lambda line: print(line, flush=True)) -> dict:
     """Train and save to `out_dir` (config.json, model.safetensors, train.json). Returns the log."""
     from transformers import EncodecModel
 
@@ -237,17 +238,24 @@ def train_codec(cfg: CodecTrainConfig, out_dir: str | Path, log=print) -> dict:
     gen = torch.Generator().manual_seed(cfg.seed)
     history = []
     warmup = int(cfg.ae_warmup * cfg.steps)
+    budget = cfg.minutes * 60  # > 0: the schedule (learning rate, warm-up) follows the clock
     t0 = time.time()
+    step, quantizing = 0, False
     model.train()
-    for step in range(1, cfg.steps + 1):
-        lr = cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * step / cfg.steps))
+    while True:
+        step += 1
+        progress = (time.time() - t0) / budget if budget else step / cfg.steps  # the schedule's clock, 0..1
+        last = progress >= 1 if budget else step == cfg.steps
+        lr = cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * min(1.0, progress)))
         for g in opt.param_groups:
             g["lr"] = lr
-        if step == warmup + 1:
+        first_quantized = not quantizing and (progress > cfg.ae_warmup if budget else step > warmup)
+        if first_quantized:
             seed_from_frames(model, clips, n_q, crop, rng, gen, fair=cfg.batch * crop / hop / 1024)
+            quantizing = True
         wav = _batch(clips, cfg.batch, crop, rng).to(device)  # [B, N]
         emb = model.encoder(wav[:, None])  # [B, D, F]
-        if step <= warmup:
+        if not quantizing:
             q, commit, codes = emb, emb.mean((0, 2)).pow(2).mean(), torch.zeros(n_q, 1)
         else:
             q, commit, codes = quantize_train(model, emb, n_q, cfg.ema_decay, cfg.dead_fraction, gen)
@@ -259,18 +267,20 @@ def train_codec(cfg: CodecTrainConfig, out_dir: str | Path, log=print) -> dict:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-        if step % 50 == 0 or step == cfg.steps or step == warmup + 1:  # + the first quantized step
+        if step % 50 == 0 or last or first_quantized:
             used = [int(torch.unique(c).numel()) for c in codes]
             row = {"step": step, "loss": loss.item(), "spectral": spec.item(), "l1": l1.item(),
                    "commit": commit.item(), "codes_used": used, "lr": lr, "elapsed_s": time.time() - t0}
             history.append(row)
             log(f"step {step:5d}  loss {row['loss']:.3f}  spectral {row['spectral']:.3f}  l1 {row['l1']:.4f}  "
                 f"commit {row['commit']:.4f}  codes in batch {used}  {row['elapsed_s']:.0f} s")
-        if step % cfg.save_every == 0 or step == cfg.steps:
+        if step % cfg.save_every == 0 or last:
             model.eval()
             center_latents(model, clips, crop, np.random.default_rng([cfg.seed, step]))
             model.train()
             _save(model, cfg, history, Path(out_dir))
+        if last:
+            break
     return {"config": cfg.to_dict(), "history": history}
 
 

@@ -69,3 +69,12 @@ def test_codec_train_cli(tmp_path):
     assert (tmp_path / "c/model.safetensors").exists() and "--codec" in out.stdout
     bad = autosong("codec", "fly")
     assert bad.returncode == 2 and "usage: autosong codec train" in bad.stderr
+
+
+def test_codec_strides_must_make_75_frames_a_second():
+    from train.codec import CodecTrainConfig, encodec_config
+
+    one = encodec_config(CodecTrainConfig(upsampling_ratios="320", num_filters=4, hidden_size=8))
+    assert one.upsampling_ratios == [320] and one.frame_rate == 75
+    with pytest.raises(ValueError, match="product must be 320"):
+        encodec_config(CodecTrainConfig(upsampling_ratios="8,5,4"))
