@@ -93,9 +93,9 @@ def main() -> None:
                                "--train.log_every", "50", "--train.ckpt_every", str(scale["steps"]),
                                "--train.micro_batch", "8", *DEMO_TRAINING, *ALIGN_OPTIONS[align], *args.override])
             t1 = time.time()
+            # one process group for every run: DeepSpeed keeps its groups across engines, and a
+            # group destroyed between runs leaves it holding stale ones
             trained = train(str(data), cfg, run, str(ROOT / "configs/deepspeed/zero1.json"))
-            if dist.is_initialized():
-                dist.destroy_process_group()
             train_s = time.time() - t1
             metrics = evaluate(load_bundle(run), str(data), "val", seed=seed)
             g = metrics["conditioning_gain"]
@@ -118,6 +118,8 @@ def main() -> None:
         summary[align] = {"mean_gain": sum(mine) / len(mine)}
         if base and align != "none":
             summary[align]["over_none"] = summary[align]["mean_gain"] / max(sum(base) / len(base), 1e-9)
+    if dist.is_initialized():
+        dist.destroy_process_group()
     print("\nmean shuffled-lyrics gain per option: "
           + ", ".join(f"{a} {s['mean_gain']:+.4f}" for a, s in summary.items()))
     out_json.parent.mkdir(parents=True, exist_ok=True)
