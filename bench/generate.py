@@ -23,13 +23,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def build_model(config: str, tokens: int, pattern: str):
+def build_model(config: str, tokens: int, pattern: str, overrides: tuple[str, ...] = ()):
     import torch
 
     from model.transformer import SoundTransformer
     from train.config import load_config
 
-    cfg = load_config(ROOT / config, ["--model.max_tokens", str(tokens), "--model.pattern", pattern])
+    cfg = load_config(ROOT / config, ["--model.max_tokens", str(tokens), "--model.pattern", pattern, *overrides])
     torch.manual_seed(0)
     return SoundTransformer(cfg.model).eval()
 
@@ -83,14 +83,25 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="auto")
     p.add_argument("--only-compiled", action="store_true", help="just the compiled-versus-eager table")
+    p.add_argument("--only-cached", action="store_true",
+                   help="just the KV-cache sampler's tokens/s (no recompute, no other tables): the before/after figure")
+    p.add_argument("override", nargs="*", help="model config overrides, e.g. --model.cross_align none (after --)")
     args = p.parse_args()
+    overrides = tuple(args.override)
     if args.only_compiled:
         compiled_table(args.config, args.song_seconds, args.device, args.dtype)
+        return
+    if args.only_cached:
+        for pattern in ("flatten", "delay"):
+            for tokens in (2000, 8000):
+                model = build_model(args.config, tokens, pattern, overrides)
+                rate = cached_tokens_per_s(model, tokens // model.cfg.num_codebooks)
+                print(f"{pattern:8} {tokens:6d} cache tok/s {rate:8.0f}")
         return
     rows = []
     for pattern in ("flatten", "delay"):
         for tokens in (2000, 8000):
-            model = build_model(args.config, tokens, pattern)
+            model = build_model(args.config, tokens, pattern, overrides)
             frames = tokens // model.cfg.num_codebooks
             full = tokens <= 2000
             cached = cached_tokens_per_s(model, frames)

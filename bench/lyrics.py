@@ -7,7 +7,7 @@ DeepSpeed trainer and evaluated on the held-out songs. The figure is the conditi
 genre kept), in nats per token, with its bootstrap 95 % interval over songs: a baseline (the
 option `none`) measured in the same run, on the same data, with the same seeds.
 
-Usage: python bench/lyrics.py                  # the long run: ~60 min on 2 CPU cores
+Usage: python bench/lyrics.py                  # the long run: ~31 min on 2 CPU cores
        python bench/lyrics.py --align none,tokens,syllables   # all three (half as long again)
        python bench/lyrics.py --quick          # the demo's own training: ~30 min
 """
