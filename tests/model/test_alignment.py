@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from model.transformer import ModelConfig, SoundTransformer, alignment_distance
+from model.attention import alignment_distance
+from model.transformer import ModelConfig, SoundTransformer
 from tests.model.test_transformer import batch, tiny
 
 
@@ -84,7 +85,7 @@ def test_unknown_alignment_is_refused():
 
 def test_syllable_progress_counts_sung_time_not_ids(tokenizer):
     from model.lyrics import sung_units
-    from model.transformer import lyric_progress
+    from model.attention import lyric_progress
 
     ids = tokenizer.encode("[verse]\n我爱你\nlove night", 1)
     units = torch.tensor(sung_units(tokenizer))[torch.tensor([ids])]

@@ -1,0 +1,139 @@
+"""The SoundTransformer's attention: causal self-attention over a KV cache, and cross-attention to
+the lyric memory with the optional alignment prior.
+
+Alignment (`cross_align: prior`): the complete lyrics are the memory and the model decides the
+timing, but a song sings lyric token l of L near frame t of T. Each cross-attention head adds a
+Gaussian log-prior -w_h (t/T - l/L)^2 to its scores, with a learned width per head (initialised
+from sharp to nearly flat; the genre token is exempt), the static alignment prior that TTS
+aligners use to find the diagonal early. T is the song's length in frames: the whole song's in
+training and eval, the requested length at generation.
+"""
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+if TYPE_CHECKING:
+    from model.transformer import ModelConfig
+
+
+class KVCache:
+    """Preallocated self-attention keys/values for incremental decoding, plus each layer's
+    cross-attention keys/values, computed once from the memory.
+
+    Two ways to add a step. By default the cache grows: `length` (a Python int) says how many
+    steps it holds and attention reads that prefix. With `static_step` (a 0-d long tensor on the
+    device, the sampler's compiled decode) one new step is written at that index and attention
+    reads the whole preallocated cache under a mask: every decode step has the same shapes, so
+    torch.compile traces it once and CUDA graphs can replay it."""
+
+    def __init__(self, cfg: ModelConfig, batch: int, max_steps: int, device, dtype):
+        shape = (batch, cfg.n_heads, max_steps, cfg.d_model // cfg.n_heads)
+        self.k = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.n_layers)]
+        self.v = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.n_layers)]
+        self.cross: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * cfg.n_layers
+        self.length = 0  # steps already cached
+        self.static_step: torch.Tensor | None = None
+        self.slots = torch.arange(max_steps, device=device)  # [T] cache index, for the static mask
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.n_heads, self.dropout = cfg.n_heads, cfg.dropout
+        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
+        self.out = nn.Linear(cfg.d_model, cfg.d_model)
+
+    def forward(self, x, cache: KVCache | None = None, layer: int = 0):
+        B, S, D = x.shape
+        q, k, v = self.qkv(x).view(B, S, 3, self.n_heads, D // self.n_heads).permute(2, 0, 3, 1, 4)  # [B, H, S, Dh]
+        drop = self.dropout if self.training else 0.0
+        if cache is None:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=drop)
+        elif cache.static_step is not None:  # one step at a tensor index, over the whole cache
+            at = cache.static_step.view(1)
+            cache.k[layer].index_copy_(2, at, k)
+            cache.v[layer].index_copy_(2, at, v)
+            y = F.scaled_dot_product_attention(q, cache.k[layer], cache.v[layer],
+                                               attn_mask=(cache.slots <= cache.static_step)[None])  # [1, T] visible
+        else:
+            start = cache.length
+            cache.k[layer][:, :, start : start + S] = k
+            cache.v[layer][:, :, start : start + S] = v
+            k, v = cache.k[layer][:, :, : start + S], cache.v[layer][:, :, : start + S]
+            mask = None
+            if S > 1:  # a prompt: causal within the new steps, everything before them visible
+                mask = torch.ones(S, start + S, dtype=torch.bool, device=x.device).tril(diagonal=start)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return self.out(y.transpose(1, 2).reshape(B, S, D))
+
+
+def lyric_progress(memory_mask, units=None):
+    """Where in the lyrics each memory slot sits, in [0, 1], [B, L]: the middle of its share of
+    the lyrics' units. units [B, L] (e.g. sung syllables per id; default 1 per slot): slot l sits
+    at (units before it + half its own) / all units. Slot 0 (the genre) counts nothing."""
+    if units is None:
+        units = torch.ones(memory_mask.shape, device=memory_mask.device)
+    units = units.float() * memory_mask
+    units[:, 0] = 0.0
+    total = units.sum(1, keepdim=True)
+    units = torch.where(total > 0, units, memory_mask.float())  # lyrics of silent ids only: by slot
+    units[:, 0] = 0.0
+    return (units.cumsum(1) - units / 2) / units.sum(1, keepdim=True).clamp(min=1e-6)
+
+
+def alignment_distance(positions, song_frames, memory_mask, lyric=None):
+    """Squared distance between song progress and lyric progress, [B, 1, S, L]; 0 for the genre
+    slot (memory position 0), which every frame may read. positions [B, S] absolute frames,
+    song_frames [B] frames in the whole song, memory_mask [B, L] (valid slots first), lyric
+    [B, L] each slot's lyric progress (default: lyric_progress(memory_mask), by slot)."""
+    t = (positions.float() + 0.5) / song_frames.float().clamp(min=1)[:, None]  # [B, S]
+    if lyric is None:
+        lyric = lyric_progress(memory_mask)  # slot l >= 1 sits at (l - 1/2) / n
+    dist = (t.clamp(0, 1)[:, :, None] - lyric[:, None, :]) ** 2  # [B, S, L]
+    dist[:, :, 0] = 0.0
+    return dist[:, None]
+
+
+class CrossAttention(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.n_heads, self.dropout = cfg.n_heads, cfg.dropout
+        self.q = nn.Linear(cfg.d_model, cfg.d_model)
+        self.kv = nn.Linear(cfg.d_model, 2 * cfg.d_model)
+        self.out = nn.Linear(cfg.d_model, cfg.d_model)
+        self.prior_log_w = None
+        if cfg.cross_align == "prior":
+            # widths sigma from 0.03 (a few lyric tokens of a long song) to 0.3 (nearly flat)
+            sigma = 0.03 * 10 ** torch.linspace(0, 1, cfg.n_heads)
+            self.prior_log_w = nn.Parameter(torch.log(0.5 / sigma**2))
+        self.record = False  # keep the attention weights of the last call (for plots)
+        self.weights: torch.Tensor | None = None
+
+    def memory_kv(self, memory):
+        B, L, D = memory.shape
+        k, v = self.kv(memory).view(B, L, 2, self.n_heads, D // self.n_heads).permute(2, 0, 3, 1, 4)
+        return k, v  # [B, H, L, Dh]
+
+    def forward(self, x, memory, memory_mask, kv=None, align_dist=None):
+        B, S, D = x.shape
+        q = self.q(x).view(B, S, self.n_heads, D // self.n_heads).transpose(1, 2)
+        k, v = kv if kv is not None else self.memory_kv(memory)
+        mask = memory_mask[:, None, None, :]  # [B, 1, 1, L] True = attend
+        if self.prior_log_w is not None:  # additive log-prior [B, H, S, L]; -inf where masked
+            w = self.prior_log_w.exp().to(q.dtype)[None, :, None, None]
+            mask = (-w * align_dist.to(q.dtype)).masked_fill(~mask, float("-inf"))
+        if self.record:
+            scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
+            scores = scores + mask if mask.dtype != torch.bool else scores.masked_fill(~mask, float("-inf"))
+            probs = scores.softmax(-1)  # [B, H, S, L]
+            self.weights = probs.mean(1).detach()
+            y = probs @ v
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
+                                               dropout_p=self.dropout if self.training else 0.0)
+        return self.out(y.transpose(1, 2).reshape(B, S, D))

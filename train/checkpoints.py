@@ -1,0 +1,83 @@
+"""A run's checkpoints and its inference bundle: save with the data position and every rank's
+RNG, load the newest checkpoint that is intact (not DeepSpeed's `latest`), and export RUN/export
+(safetensors + config, no pickle) with frozen parameters gathered under ZeRO-3."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+
+from manifests import DatasetCard
+from model.errors import AutoSongError
+from train.config import RunConfig
+
+CKPT_DIR = "checkpoints"
+
+
+def load_newest_intact(engine, ckpt_dir: Path, rank: int):
+    """Load the newest checkpoint whose files are all there and load; returns (states path,
+    client state). DeepSpeed's `latest` is not trusted: a crash or a hand can leave it missing or
+    naming a half-deleted step, while older intact checkpoints sit beside it."""
+    tags = sorted((d.name for d in ckpt_dir.glob("step_*") if d.is_dir()), reverse=True)
+    skipped = []
+    for tag in tags:
+        d = ckpt_dir / tag
+        if not ((d / f"rng_rank{rank}.pt").is_file() and any(d.glob("*model_states.pt"))
+                and any(d.glob("*optim_states.pt"))):
+            skipped.append(f"{tag} (files missing)")
+            continue
+        try:
+            path, client = engine.load_checkpoint(str(ckpt_dir), tag=tag)
+        except (RuntimeError, OSError, KeyError, EOFError, ValueError) as err:
+            skipped.append(f"{tag} ({type(err).__name__})")
+            continue
+        if path is not None and client is not None and "step" in client:
+            if skipped:
+                print(f"autosong: resuming from {tag}; skipped damaged checkpoint(s): {', '.join(skipped)}",
+                      file=sys.stderr)
+            return path, client
+        skipped.append(f"{tag} (no state)")
+    found = f"; damaged: {', '.join(skipped)}" if skipped else ""
+    raise AutoSongError(f"--resume: no intact checkpoint in {ckpt_dir}{found}. Start the run again without --resume "
+                        f"(or into a new --run)")
+
+
+def save_checkpoint(engine, run: Path, step: int, consumed: int, rank: int, world: int, device) -> None:
+    import torch.distributed as dist
+
+    gathered = [torch.zeros(1, dtype=torch.long, device=device) for _ in range(world)]
+    dist.all_gather(gathered, torch.tensor([consumed], device=device))
+    tag = f"step_{step:08d}"
+    rng = {"cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        rng["cuda"] = torch.cuda.get_rng_state(device)
+    ckpt = run / CKPT_DIR / tag
+    ckpt.mkdir(parents=True, exist_ok=True)
+    torch.save(rng, ckpt / f"rng_rank{rank}.pt")  # before `latest` names this checkpoint
+    dist.barrier()
+    engine.save_checkpoint(str(run / CKPT_DIR), tag=tag,
+                           client_state={"step": step, "consumed": [int(g.item()) for g in gathered]})
+
+
+def export_bundle(engine, run: Path, cfg: RunConfig, card: DatasetCard, step: int, rank: int) -> None:
+    """RUN/export/{model.safetensors, config.json}: fp32 weights and everything needed to use them.
+    Parameters are gathered one at a time (a no-op below ZeRO-3), frozen ones included: ZeRO's
+    own fp32 reconstruction leaves frozen parameters out."""
+    import deepspeed
+
+    from model.bundle import save_bundle
+
+    state = {}
+    inner = engine.module.model
+    for name, param in inner.named_parameters():
+        with deepspeed.zero.GatheredParameters([param], modifier_rank=None):
+            if rank == 0:
+                state[name] = param.detach().float().cpu().clone()
+    if rank == 0:
+        saved = inner.state_dict(keep_vars=True).keys()  # persistent buffers only (not e.g. sung_units)
+        for name, buf in inner.named_buffers():
+            if name in saved:
+                state[name] = buf.detach().cpu().clone()
+        save_bundle(run / "export", state, inner.cfg, codec=card.codec, text=card.text, genres=card.genres, step=step,
+                    stage=cfg.stage, parent=card.parent)
