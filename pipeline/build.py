@@ -226,6 +226,23 @@ def _start_ray(cfg: BuildConfig) -> tuple[bool, int]:
     return started, cpus
 
 
+def in_key_order(results, keys: list[str]):
+    """`results` (rows with a "key", in any order) yielded in the order of `keys`. Actors finish in
+    whatever order the machine allows; writing shards in the corpus's key order instead means two
+    builds of one corpus hold the same songs in the same shards, so they train alike, and a killed
+    build's re-run ends with the layout an uninterrupted one has. Early arrivals wait in memory
+    (a song's codes and text: kilobytes)."""
+    waiting, order = {}, iter(keys)
+    want = next(order, None)
+    for result in results:
+        waiting[result["key"]] = result
+        while want in waiting:
+            yield waiting.pop(want)
+            want = next(order, None)
+    if want is not None or waiting:
+        raise RuntimeError(f"the encoders returned no result for {want} ({len(waiting)} others left waiting)")
+
+
 def _encode_with_ray(todo: list[dict], cfg: BuildConfig):
     """Yields one result row per song in `todo`, in completion order."""
     import ray
@@ -363,7 +380,7 @@ def _build(cfg: BuildConfig, out: Path) -> BuildResult:
         by_key = {s["key"]: s for s in todo}
         # Any way out (an error, Ctrl-C) stops Ray and deletes the half-written shard.
         with _progress(len(todo)) as bar, contextlib.closing(_encode_with_ray(todo, cfg)) as results, sink.aborting():
-            for result in results:
+            for result in in_key_order(results, [song["key"] for song in todo]):
                 song = by_key[result["key"]]
                 bar.update(1)
                 decode_s, encode_s = decode_s + result["decode_s"], encode_s + result["encode_s"]

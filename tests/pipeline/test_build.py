@@ -9,7 +9,7 @@ import webdataset as wds
 from manifests import DatasetCard
 from model.errors import AutoSongError
 from model.audio import load_audio
-from pipeline.build import BuildConfig, build
+from pipeline.build import BuildConfig, build, in_key_order
 from pipeline.verify import verify
 from tests.pipeline.conftest import BAD, GOOD, copy_tree
 
@@ -24,10 +24,25 @@ def read_shards(out):
     return samples
 
 
+def shard_of(out):
+    return {r["key"]: r["shard"] for r in pq.read_table(out / "manifests/samples.parquet").to_pylist()}
+
+
+def test_in_key_order_writes_in_corpus_order_whatever_order_results_come_in():
+    keys = [f"song_{i:03d}" for i in range(50)]
+    arrived = sorted(keys, key=lambda k: (hash(k) % 7, k))  # another order
+    assert arrived != keys
+    assert [r["key"] for r in in_key_order(({"key": k} for k in arrived), keys)] == keys
+    with pytest.raises(RuntimeError, match="song_003"):
+        list(in_key_order(({"key": k} for k in keys if k != "song_003"), keys))
+
+
 def test_exactly_the_good_songs_are_built(built, mixed_corpus, codec):
     out, result = built
     samples = pq.read_table(out / "manifests/samples.parquet").to_pylist()
     assert sorted(r["key"] for r in samples) == sorted(GOOD)
+    in_shards = [k for _, k in sorted((shard, k) for k, shard in shard_of(out).items())]
+    assert in_shards == sorted(GOOD)  # shards hold the songs in key order
     assert result.built == len(GOOD) and result.rejected == len(BAD)
     card = DatasetCard.load(out)
     assert card.counts["songs"] == len(GOOD) and card.codec == codec.identity.to_dict()
@@ -221,6 +236,7 @@ def test_songs_batched_per_call_build_the_same_dataset(built, mixed_corpus, tmp_
     assert rejects == {r["key"]: (r["stage"], r["reason"]) for r in pq.read_table(out / "manifests/rejects.parquet").to_pylist()}
     one, many = read_shards(out), read_shards(batched)
     assert set(one) == set(many) == set(GOOD)
+    assert shard_of(batched) == shard_of(out)  # the same layout, whatever order the encoders finished in
     same = [np.load(io.BytesIO(many[k]["codes.npy"])) == np.load(io.BytesIO(one[k]["codes.npy"])) for k in GOOD]
     assert all(s.shape == o.shape for s, o in zip(same, (np.load(io.BytesIO(one[k]["codes.npy"])) for k in GOOD)))
     assert np.mean(np.concatenate([s.ravel() for s in same])) > 0.99

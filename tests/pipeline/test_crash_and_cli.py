@@ -41,6 +41,8 @@ def test_a_build_killed_mid_way_and_re_run_ends_identical(built, mixed_corpus, t
     assert rows_without_shard(out) == rows_without_shard(built[0])
     assert rows_without_shard(out, "rejects") == rows_without_shard(built[0], "rejects")
     assert sorted(read_shards(out)) == sorted(GOOD)  # each song exactly once, no partial shard
+    by_shard = sorted((r["shard"], r["key"]) for r in pq.read_table(out / "manifests/samples.parquet").to_pylist())
+    assert [key for _, key in by_shard] == sorted(GOOD)  # the layout an uninterrupted build writes
     assert not list((out / "shards").glob(".shard-*"))
     assert verify(out)[1] == []
 
