@@ -9,7 +9,7 @@ option `none`) measured in the same run, on the same data, with the same seeds.
 
 Usage: python bench/lyrics.py                  # the long run: ~31 min on 2 CPU cores
        python bench/lyrics.py --align none,tokens,syllables   # all three (half as long again)
-       python bench/lyrics.py --quick          # the demo's own training: ~30 min
+       python bench/lyrics.py --quick          # the demo's own 700 steps, four trainings
 """
 from __future__ import annotations
 
