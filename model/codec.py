@@ -18,9 +18,13 @@ import numpy as np
 import torch
 
 from model.errors import AutoSongError
+from model.spectral_decoder import SpectralDecoder, SpectralDecoderConfig
 
 HUB_ID = "facebook/encodec_24khz"
 TEST_SOURCE = "test"
+TINY_SOURCE = "tiny"  # the trained offline codec shipped in the package (spectral decoder)
+TINY_DIR = Path(__file__).resolve().parent / "codecs" / "tiny"
+SPECTRAL_FORMAT = "autosong-spectral-codec-v1"  # config.json's "format" for a spectral-decoder codec
 SAMPLE_RATE = 24_000
 BANDWIDTH = 1.5  # kbps -> 2 codebooks of 1024 codes at 75 frames/s
 
@@ -51,7 +55,7 @@ class CodecIdentity:
 
 @dataclass
 class CodecConfig:
-    source: str = HUB_ID  # hub id, local directory (e.g. from `autosong codec train`), or "test"
+    source: str = HUB_ID  # hub id, local directory (e.g. from `autosong codec train`), "tiny" or "test"
     bandwidth: float = BANDWIDTH
     window_seconds: float = 10.0  # audio encoded/decoded per pass
     context_seconds: float = 2.0  # left context each window sees, then discards
@@ -139,6 +143,52 @@ def _weights_sha256(model) -> str:
     return h.hexdigest()
 
 
+# ---- codecs whose decoder predicts magnitudes (model/spectral_decoder.py) -------------------
+def spectral_encodec(encodec_config: dict, decoder_config: SpectralDecoderConfig):
+    """EnCodec's encoder and residual VQ with a `SpectralDecoder` in place of its decoder."""
+    from transformers import EncodecConfig, EncodecModel
+
+    model = EncodecModel(EncodecConfig(**encodec_config))
+    model.decoder = SpectralDecoder(decoder_config)
+    return model
+
+
+def save_spectral(model, directory: str | os.PathLike) -> None:
+    """config.json (the EnCodec config and the decoder's) + model.safetensors, nothing pickled."""
+    from safetensors.torch import save_file
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    config = {"format": SPECTRAL_FORMAT, "encodec": model.config.to_dict(), "decoder": model.decoder.cfg.to_dict()}
+    (directory / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(directory / "model.safetensors"))
+
+
+def load_spectral(directory: Path, config: dict):
+    from safetensors.torch import load_file
+
+    model = spectral_encodec(config["encodec"], SpectralDecoderConfig(**config["decoder"]))
+    weights = directory / "model.safetensors"
+    if not weights.is_file():
+        raise CodecUnavailable(f"--codec {directory}: no model.safetensors beside its config.json")
+    try:
+        model.load_state_dict(load_file(str(weights)))
+    except (RuntimeError, OSError) as err:  # a truncated file, or weights of another shape
+        raise CodecUnavailable(f"--codec {directory}: cannot load model.safetensors ({err}); "
+                               f"write it again with `autosong codec train --out {directory}`") from err
+    return model
+
+
+def _spectral_config(directory: Path) -> dict | None:
+    """The directory's config.json when it describes a spectral-decoder codec, else None."""
+    try:
+        config = json.loads((directory / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return config if isinstance(config, dict) and config.get("format") == SPECTRAL_FORMAT else None
+
+
 class Codec:
     """EnCodec tokenizer. `encode(wav, sr) -> codes` int16 [C, T]; `decode(codes) -> wav` float32 [N]."""
 
@@ -151,6 +201,7 @@ class Codec:
             )
         self.model = model.eval()
         self.config = config
+        self.spectral = isinstance(model.decoder, SpectralDecoder)  # decodes magnitudes, phase over the whole song
         self.sample_rate: int = mc.sampling_rate
         self.hop_length: int = mc.hop_length
         self.frame_rate: int = mc.frame_rate
@@ -158,16 +209,21 @@ class Codec:
         self.num_codebooks: int = model.quantizer.get_num_quantizers_for_bandwidth(config.bandwidth)
         cfg = {k: v for k, v in mc.to_dict().items() if k in _ARCHITECTURE_KEYS}
         cfg["bandwidth"] = config.bandwidth
+        if self.spectral:
+            cfg["decoder"] = model.decoder.cfg.to_dict()
         self.identity = CodecIdentity(config.source, _sha256_json(cfg), _weights_sha256(model))
 
     # ---- loading -------------------------------------------------------------------------
     @classmethod
     def load(cls, source: str = HUB_ID, **overrides) -> "Codec":
-        """Load from a hub id, a local directory (`save_pretrained` layout, which `autosong codec
-        train` writes) or "test"."""
+        """Load from a hub id, a local directory (`save_pretrained` layout, or a spectral-decoder
+        codec that `autosong codec train` writes), "tiny" (the trained codec in the package) or
+        "test" (seeded random weights)."""
         from transformers import EncodecModel
 
         config = CodecConfig(source=source, **overrides)
+        if source == TINY_SOURCE:
+            return cls(load_spectral(TINY_DIR, _spectral_config(TINY_DIR)), config)
         if source == TEST_SOURCE:
             torch.manual_seed(0)
             model = EncodecModel(_test_encodec_config())
@@ -177,6 +233,9 @@ class Codec:
         path = Path(source).expanduser()
         if path.exists() and not path.is_dir():
             raise CodecUnavailable(f"--codec {source}: a file, expected a directory with config.json")
+        spectral = _spectral_config(path) if path.is_dir() else None
+        if spectral is not None:
+            return cls(load_spectral(path, spectral), config)
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # a "Loading weights" bar per actor would bury the build's own
@@ -201,6 +260,9 @@ class Codec:
 
     def save(self, directory: str | os.PathLike) -> None:
         """Write the weights as a directory that `Codec.load(directory)` reads offline."""
+        if self.spectral:
+            save_spectral(self.model, directory)
+            return
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
@@ -261,7 +323,9 @@ class Codec:
         out = np.empty(n_frames * self.hop_length, dtype=np.float32)
         hop = self.hop_length
         codes = codes.to(self.device)
-        for ctx_start, start, stop in self._windows(n_frames):
+        # a spectral decoder reconstructs phase across the song: windows would break it at their edges
+        windows = [(0, 0, n_frames)] if self.spectral else self._windows(n_frames)
+        for ctx_start, start, stop in windows:
             emb = self.model.quantizer.decode(codes[:, None, ctx_start:stop])  # [1, D, frames]
             wav = self.model.decoder(emb)[0, 0]  # [samples]
             out[start * hop : stop * hop] = wav[(start - ctx_start) * hop : (stop - ctx_start) * hop].float().cpu().numpy()

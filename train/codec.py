@@ -32,14 +32,20 @@ class CodecTrainConfig:
     steps: int = 16000
     minutes: float = 0.0        # > 0: train for this long instead of `steps` (equal-time ablations)
     batch: int = 4
-    crop_seconds: float = 0.3   # short crops, many steps: what helps most on a CPU budget
+    crop_seconds: float = 1.0   # 75 frames: the spectral decoder sees +-18 frames around each
     lr: float = 2e-3
     lr_min: float = 1e-4
-    songs: int = 64             # synth songs in the training set (plus the reference signal)
+    songs: int = 128            # synth songs in the training set (plus the reference signal)
     song_seconds: float = 12.0
-    num_filters: int = 8        # EnCodec's channel width (the full model uses 32)
-    upsampling_ratios: str = "8,5,4,2"  # decoder strides, product 320 (the encoder mirrors them)
+    num_filters: int = 64       # EnCodec's channel width (the full model uses 32); with the Fourier
+                                # start, the frequencies analysed
+    upsampling_ratios: str = "80,4"  # decoder strides, product 320 (the encoder mirrors them: 4, then 80)
     hidden_size: int = 32       # latent width = codebook dimension (low: nearest codes stay meaningful)
+    residual_layers: int = 0    # EnCodec's residual blocks per stride (the Fourier start needs none)
+    encoder_init: str = "fourier"  # fourier (train/encoder_init.py: a spectrum analyser to start from) | random
+    decoder: str = "spectral"   # spectral (STFT magnitudes, phase reconstructed) | encodec (its waveform decoder)
+    decoder_channels: int = 256  # the spectral decoder's width
+    decoder_blocks: int = 6     # and its ConvNeXt blocks
     commitment: float = 1.0
     ema_decay: float = 0.99
     dead_fraction: float = 0.5  # revive a code used less than this share of a uniform code's use
@@ -56,13 +62,43 @@ class CodecTrainConfig:
 def encodec_config(cfg: CodecTrainConfig):
     from transformers import EncodecConfig
 
+    if cfg.decoder not in ("spectral", "encodec"):
+        raise ValueError(f"--decoder {cfg.decoder}: expected spectral or encodec")
+    if cfg.encoder_init not in ("fourier", "random"):
+        raise ValueError(f"--encoder-init {cfg.encoder_init}: expected fourier or random")
+    if cfg.encoder_init == "fourier" and (len(cfg.upsampling_ratios.split(",")) != 2 or cfg.hidden_size > cfg.num_filters):
+        raise ValueError(f"--encoder-init fourier needs two strides (--upsampling-ratios 80,4) and --hidden-size "
+                         f"at most --num-filters (the frequencies analysed); got {cfg.upsampling_ratios} and "
+                         f"{cfg.hidden_size} > {cfg.num_filters}, or use --encoder-init random")
+
     # target_bandwidths=[1.5] keeps exactly the 2 codebooks used, so the weights stay small.
     ratios = [int(r) for r in cfg.upsampling_ratios.split(",")]
     if math.prod(ratios) != 320:
         raise ValueError(f"--upsampling-ratios {cfg.upsampling_ratios}: their product must be 320 "
                          f"(24 kHz at 75 frames/s), got {math.prod(ratios)}")
     return EncodecConfig(num_filters=cfg.num_filters, hidden_size=cfg.hidden_size, codebook_dim=cfg.hidden_size,
-                         num_lstm_layers=1, target_bandwidths=[1.5], upsampling_ratios=ratios)
+                         num_lstm_layers=1, target_bandwidths=[1.5], upsampling_ratios=ratios,
+                         num_residual_layers=cfg.residual_layers)
+
+
+def codec_model(cfg: CodecTrainConfig):
+    """A fresh `EncodecModel`; with `decoder: spectral`, its decoder is a `SpectralDecoder`."""
+    from transformers import EncodecModel
+
+    from model.codec import spectral_encodec
+    from model.spectral_decoder import SpectralDecoderConfig
+
+    config = encodec_config(cfg)
+    if cfg.decoder == "encodec":
+        return EncodecModel(config)
+    return spectral_encodec(config.to_dict(), SpectralDecoderConfig(
+        latent_dim=cfg.hidden_size, channels=cfg.decoder_channels, blocks=cfg.decoder_blocks))
+
+
+def _is_spectral(model) -> bool:
+    from model.spectral_decoder import SpectralDecoder
+
+    return isinstance(model.decoder, SpectralDecoder)
 
 
 # ---- losses ------------------------------------------------------------------------------
@@ -171,8 +207,8 @@ def seed_from_frames(model, clips: list[np.ndarray], n_q: int, crop: int, rng: n
 @torch.no_grad()
 def center_latents(model, clips: list[np.ndarray], crop: int, rng: np.random.Generator, batches: int = 8) -> None:
     """Fold the latents' mean out of the codec, exactly: the encoder's last bias and the first
-    codebook move by -mu, the decoder's first convolution adds W.mu back (its padding reflects, so
-    a constant shift passes through). transformers' quantizer computes |x|^2 - 2xe + |e|^2 in
+    codebook move by -mu, the decoder's first convolution adds W.mu back (its padding reflects or
+    replicates, so a constant shift passes through). transformers' quantizer computes |x|^2 - 2xe + |e|^2 in
     float32, which loses every digit when a large common offset dwarfs the latents' variation."""
     device = next(model.parameters()).device
     mu = torch.cat([model.encoder(_batch(clips, 16, crop, rng)[:, None].to(device))
@@ -181,7 +217,7 @@ def center_latents(model, clips: list[np.ndarray], crop: int, rng: np.random.Gen
     book = model.quantizer.layers[0].codebook
     book.embed -= mu
     book.embed_avg.copy_(book.embed * book.cluster_size[:, None])
-    first = model.decoder.layers[0].conv
+    first = model.decoder.input if _is_spectral(model) else model.decoder.layers[0].conv
     first.bias += first.weight.sum(-1) @ mu
 
 
@@ -219,18 +255,23 @@ def _batch(clips: list[np.ndarray], n: int, crop: int, rng: np.random.Generator)
 # ---- the loop ---------------------------------------------------------------------------
 def train_codec(cfg: CodecTrainConfig, out_dir: str | Path, log=lambda line: print(line, flush=True)) -> dict:
     """Train and save to `out_dir` (config.json, model.safetensors, train.json). Returns the log."""
-    from transformers import EncodecModel
+    from model.spectral_decoder import magnitude_loss
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
                           "cpu" if cfg.device == "auto" else cfg.device)
-    model = EncodecModel(encodec_config(cfg)).to(device)
+    model = codec_model(cfg).to(device)
+    spectral_decoder = _is_spectral(model)
     sr, hop = model.config.sampling_rate, model.config.hop_length
     n_q = model.quantizer.get_num_quantizers_for_bandwidth(1.5)
     clips = training_audio(cfg, sr)
     crop = int(cfg.crop_seconds * sr) // hop * hop
+    if cfg.encoder_init == "fourier":
+        from train.encoder_init import fourier_init
+
+        fourier_init(model, clips, crop, np.random.default_rng([cfg.seed, 1]))
     spectral = SpectralLoss(sr).to(device)
     params = list(model.encoder.parameters()) + list(model.decoder.parameters())
     opt = torch.optim.Adam(params, lr=cfg.lr, betas=(0.9, 0.999))
@@ -259,9 +300,13 @@ def train_codec(cfg: CodecTrainConfig, out_dir: str | Path, log=lambda line: pri
             q, commit, codes = emb, emb.mean((0, 2)).pow(2).mean(), torch.zeros(n_q, 1)
         else:
             q, commit, codes = quantize_train(model, emb, n_q, cfg.ema_decay, cfg.dead_fraction, gen)
-        recon = model.decoder(q)[:, 0, : wav.shape[1]]  # [B, N]
-        spec = spectral(recon, wav)
-        l1 = (recon - wav).abs().mean()
+        if spectral_decoder:  # magnitudes only: the phase is reconstructed at decoding
+            spec = magnitude_loss(model.decoder.log_magnitudes(q), wav, model.decoder.cfg)
+            l1 = torch.zeros(())
+        else:
+            recon = model.decoder(q)[:, 0, : wav.shape[1]]  # [B, N]
+            spec = spectral(recon, wav)
+            l1 = (recon - wav).abs().mean()
         loss = spec + l1 + cfg.commitment * commit
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -292,7 +337,12 @@ def _save(model, cfg: CodecTrainConfig, history: list[dict], out: Path) -> None:
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:  # complete files or none
         device = next(model.parameters()).device
         model.eval().to("cpu")
-        model.save_pretrained(tmp)
+        if _is_spectral(model):
+            from model.codec import save_spectral
+
+            save_spectral(model, tmp)
+        else:
+            model.save_pretrained(tmp)
         model.train().to(device)
         (Path(tmp) / "train.json").write_text(json.dumps({"config": cfg.to_dict(), "history": history}, indent=2))
         for f in Path(tmp).iterdir():
