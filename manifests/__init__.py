@@ -231,6 +231,8 @@ class DatasetCard:
     counts: dict = field(default_factory=dict)  # songs, train, val, rejects, shards, frames
     hours: float = 0.0
     parent: dict | None = None         # a latent dataset: {data, ae_run, ae_kind, stride, audio_codec}
+    synth: str | None = None           # the rule of `pipeline synth` that wrote the corpus: eval can then
+                                       # score whether generated songs sing their lyrics' notes
     schema_version: int = CARD_VERSION
 
     def genre_slot(self, genre: str) -> int:

@@ -27,6 +27,7 @@ from pipeline.encode import SAMPLE_FIELDS
 from pipeline.index import DatasetIndex
 from pipeline.scan import SongSource, StatCache, scan_corpus
 from pipeline.shards import ShardSink, final_shards, read_samples, read_shard_meta, remove_partial_shards
+from pipeline.synth import corpus_rule
 
 
 @dataclass
@@ -362,7 +363,8 @@ def _build(cfg: BuildConfig, out: Path) -> BuildResult:
     kept = len(samples)
     card = DatasetCard(codec=codec.identity.to_dict(), codec_frame_rate=codec.frame_rate,
                        num_codebooks=codec.num_codebooks, codebook_size=codec.codebook_size, text=text,
-                       genres=genres, val_fraction=cfg.val_fraction, max_seconds=cfg.max_seconds, limits=cfg.limits())
+                       genres=genres, val_fraction=cfg.val_fraction, max_seconds=cfg.max_seconds, limits=cfg.limits(),
+                       synth=corpus_rule(cfg.dataset))
 
     _compact_stale_shards(shard_dir, samples, shard_rows)
     index = DatasetIndex(out, card, samples, rejects, shard_rows)

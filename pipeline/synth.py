@@ -23,6 +23,8 @@ import soundfile as sf
 from model.lyrics import LyricsTokenizer, default_tokenizer
 
 SAMPLE_RATE = 44_100  # written as real corpora are: 44.1 kHz stereo, so the build resamples
+SYNTH_RULE = "autosong-synth-v1"  # names the lyrics -> notes rule below; bump it when the rule changes
+MARKER = "synth.json"  # at the corpus root: the build records the rule in dataset.json
 
 _MAJOR = (0, 2, 4, 5, 7, 9, 11)
 _MINOR = (0, 2, 3, 5, 7, 8, 10)
@@ -165,8 +167,10 @@ def render_song(lyrics: str, genre: str, seconds: float, rng: np.random.Generato
             break
         t = np.arange(min(length, n - start)) / sr
         f0 = 440.0 * 2 ** ((pitch - 69) / 12)
-        vibrato = 1 + 0.004 * np.sin(2 * np.pi * 5.5 * t)
-        tone = sum(a * np.sin(2 * np.pi * f0 * (k + 1) * vibrato * t) for k, a in enumerate(style.harmonics))
+        # a 5.5 Hz vibrato of +-0.4 % in frequency: the phase integrates it (a frequency that
+        # multiplied t instead would wander further the longer the note is held)
+        cycles = f0 * (t + 0.004 / (2 * np.pi * 5.5) * (1 - np.cos(2 * np.pi * 5.5 * t)))
+        tone = sum(a * np.sin(2 * np.pi * (k + 1) * cycles) for k, a in enumerate(style.harmonics))
         env = np.minimum(1, t * 80) * np.exp(-style.decay * t) * np.minimum(1, (t[-1] - t + 1e-3) * 60)
         lead[start : start + len(t)] += 0.35 * env * tone
     bass, drums = np.zeros(n), np.zeros(n)
@@ -198,9 +202,12 @@ def synth_corpus(out_dir: str | Path, songs: int = 8, seconds: float = 10.0, see
     Each song lasts at least `seconds`: its complete lyrics' melody, so up to a line longer.
     Songs are independent (song i draws from its own seeded generator), so `workers` processes
     (default: the CPUs, up to 8) write the same corpus as one would."""
+    import json
     import os
 
     out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / MARKER).write_text(json.dumps({"rule": SYNTH_RULE, "songs": songs, "seconds": seconds, "seed": seed}) + "\n")
     jobs = [(out_dir, i, seconds, seed) for i in range(songs)]
     workers = min(workers or min(8, os.cpu_count() or 1), songs)
     if workers <= 1:
@@ -230,3 +237,14 @@ def _write_song(out_dir: Path, i: int, seconds: float, seed: int) -> Path:
     else:
         sf.write(folder / "audio.flac", audio, SAMPLE_RATE, format="FLAC", subtype="PCM_16")
     return folder
+
+
+def corpus_rule(corpus: str | Path) -> str | None:
+    """The synth rule a corpus was written with (its `synth.json`), or None for any other corpus."""
+    import json
+
+    try:
+        rule = json.loads((Path(corpus) / MARKER).read_text()).get("rule")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return rule if isinstance(rule, str) else None
