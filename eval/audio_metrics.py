@@ -31,18 +31,26 @@ def mel_distance(reference: np.ndarray, other: np.ndarray, sr: int) -> float:
     return float(np.abs(log_mel(reference[:n], sr) - log_mel(other[:n], sr)).mean())
 
 
+def harmonic_salience(spec: np.ndarray, sr: int, n_fft: int, lo: float = LEAD_RANGE[0], hi: float = LEAD_RANGE[1],
+                      harmonics: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """Magnitude spectra [..., n_fft // 2 + 1] -> (MIDI candidates [P] on a quarter-semitone grid
+    in [lo, hi), the sum of each candidate's first harmonics' magnitudes, 1/k weighted [..., P])."""
+    candidates = np.arange(lo, hi, 0.25)
+    f0 = 440.0 * 2 ** ((candidates - 69) / 12)
+    salience = np.zeros(spec.shape[:-1] + (len(candidates),))
+    for k in range(1, harmonics + 1):
+        bins = np.round(f0 * k * n_fft / sr).astype(int)
+        ok = bins < spec.shape[-1]
+        salience[..., ok] += spec[..., bins[ok]] / k
+    return candidates, salience
+
+
 def estimate_pitch(segment: np.ndarray, sr: int, lo: float = LEAD_RANGE[0], hi: float = LEAD_RANGE[1],
                    harmonics: int = 5) -> float:
     """MIDI pitch (float) with the largest harmonic sum in [lo, hi]."""
     n_fft = 1 << int(np.ceil(np.log2(max(len(segment), 4096))))
     spec = np.abs(np.fft.rfft(segment * np.hanning(len(segment)), n_fft))
-    candidates = np.arange(lo, hi, 0.25)
-    f0 = 440.0 * 2 ** ((candidates - 69) / 12)
-    salience = np.zeros(len(candidates))
-    for k in range(1, harmonics + 1):
-        bins = np.round(f0 * k * n_fft / sr).astype(int)
-        ok = bins < len(spec)
-        salience[ok] += spec[bins[ok]] / k
+    candidates, salience = harmonic_salience(spec, sr, n_fft, lo, hi, harmonics)
     return float(candidates[int(np.argmax(salience))])
 
 

@@ -31,6 +31,7 @@ class Song:
     text: np.ndarray   # int32 [L], genre token first
     bert: np.ndarray | None
     genre: str
+    lyrics: str        # as the build stored them (normalised)
 
 
 def load_split(data: str, split: str, max_songs: int | None = None) -> tuple[DatasetCard, list[Song]]:
@@ -50,7 +51,8 @@ def load_split(data: str, split: str, max_songs: int | None = None) -> tuple[Dat
             s = samples[r["key"]]
             load = lambda b: np.load(io.BytesIO(b), allow_pickle=False)  # noqa: E731
             songs.append(Song(r["key"], load(s["codes.npy"]), load(s["text.npy"]),
-                              load(s["bert.npy"]) if "bert.npy" in s else None, r["genre"]))
+                              load(s["bert.npy"]) if "bert.npy" in s else None, r["genre"],
+                              s["lyrics.txt"].decode("utf-8")))
     return card, sorted(songs, key=lambda s: s.key)
 
 
@@ -149,7 +151,7 @@ def _score_batch(model, songs: list[Song], conditions: dict, batch: list, out: d
         np.add.at(r["pos_n"], tenth, C)
 
 
-def _bootstrap_ci(values: np.ndarray, seed: int, resamples: int = 2000) -> list[float]:
+def bootstrap_ci(values: np.ndarray, seed: int, resamples: int = 2000) -> list[float]:
     if len(values) < 2:
         return [float(values.mean()), float(values.mean())] if len(values) else [math.nan, math.nan]
     rng = np.random.default_rng(seed)
@@ -192,7 +194,7 @@ def evaluate(bundle: Bundle, data: str, split: str = "val", max_songs: int | Non
         result["ce_conditions"][c] = float(sum(r["ce_sum"].sum() for r in per_song[c]) / n.sum())
         if c != "true":
             gain = song_ce - song_true
-            result["conditioning_gain"][c] = {"mean": float(gain.mean()), "ci95": _bootstrap_ci(gain, seed),
+            result["conditioning_gain"][c] = {"mean": float(gain.mean()), "ci95": bootstrap_ci(gain, seed),
                                               "songs": len(songs)}
     return result
 

@@ -1,0 +1,77 @@
+"""Do generated songs sing their lyrics? On a synth corpus the notes any lyrics should be sung
+to are known (pipeline/synth.py's rule), so each held-out song is generated twice with the same
+model, sampler and seed: from its own lyrics, and, as the control, from another held-out song's
+lyrics with its own genre kept. Both are transcribed (eval/notes.py) and scored against the notes
+of its own lyrics. NER(control) - NER(true) > 0, with a bootstrap interval over songs, says the
+songs follow their lyrics; the true audio through the codec gives the ceiling.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from eval.evaluate import bootstrap_ci, load_split
+from eval.notes import note_error_rate, transcribe
+
+
+def sings_synth_notes(card, genre: str) -> bool:
+    """Whether the synth rule says which notes a song of this dataset and genre should sing."""
+    from pipeline.synth import GENRES
+
+    return card.synth is not None and genre in GENRES
+
+
+def expected_notes(lyrics: str, genre: str) -> list[tuple[float, float, int]]:
+    """(start s, length s, MIDI) of the sung notes the synth rule gives these lyrics."""
+    from model.lyrics import default_tokenizer
+    from pipeline.synth import note_timeline
+
+    return note_timeline(lyrics, genre, default_tokenizer())
+
+
+def note_error_rates(song, data: str, split: str, count: int, seconds: float, cfg: float, seed: int) -> dict:
+    """Generate `count` held-out songs (each as long as the true one, up to `seconds`) and their
+    controls with `song` (a model.api.AutoSong); returns NER(true), NER(control), their
+    difference with a 95 % interval, the codec's ceiling, and per song what was expected and
+    sung (for the report)."""
+    from model.sampler import SamplingConfig
+
+    card, songs = load_split(data, split)
+    songs = [s for s in songs if sings_synth_notes(card, s.genre)][:count]
+    if len(songs) < 2:
+        raise ValueError(f"the note error rate needs 2 or more held-out synth songs, {data} has {len(songs)}")
+    rng = np.random.default_rng(seed)
+    shift = 1 + int(rng.integers(0, len(songs) - 1))  # a rotation: nobody keeps their own lyrics
+    settings = SamplingConfig(temperature=1.0, top_k=250, cfg=cfg, seed=seed)
+    codec, rate = song.codec, song.codec.sample_rate
+    rows = []
+    for i, s in enumerate(songs):
+        other = songs[(i + shift) % len(songs)]
+        length = min(seconds, s.codes.shape[1] / codec.frame_rate)
+        expected = expected_notes(s.lyrics, s.genre)
+        heard = [n for n in expected if n[0] < length]  # the notes a song of this length can hold
+        pitches = [p for _, _, p in heard]
+        true_wav = song.generate(s.lyrics, s.genre, length, settings).audio[0]
+        control_wav = song.generate(other.lyrics, s.genre, length, settings).audio[0]
+        reference_wav = codec.decode(s.codes[:, : int(length * codec.frame_rate)])
+        sung = transcribe(true_wav, rate)
+        rows.append({
+            "key": s.key, "control_lyrics_of": other.key, "seconds": length,
+            "ner_true": note_error_rate([n.pitch for n in sung], pitches),
+            "ner_control": note_error_rate([n.pitch for n in transcribe(control_wav, rate)], pitches),
+            "ner_codec": note_error_rate([n.pitch for n in transcribe(reference_wav, rate)], pitches),
+            "expected": [list(n) for n in heard], "sung": [[n.start, n.length, n.pitch] for n in sung]})
+    true, control, ceiling = (np.array([r[k] for r in rows]) for k in ("ner_true", "ner_control", "ner_codec"))
+    difference = control - true
+    return {"songs": len(rows), "seconds": seconds, "cfg": cfg, "seed": seed,
+            "ner_true": float(true.mean()), "ner_control": float(control.mean()), "ner_codec": float(ceiling.mean()),
+            "difference": {"mean": float(difference.mean()), "ci95": bootstrap_ci(difference, seed)},
+            "per_song": rows}
+
+
+def format_note_errors(result: dict) -> str:
+    d = result["difference"]
+    return (f"note error rate of generated songs ({result['songs']} held-out synth songs, lower is better):\n"
+            f"  own lyrics {result['ner_true']:.3f}   another song's lyrics {result['ner_control']:.3f}   "
+            f"true audio through the codec {result['ner_codec']:.3f}\n"
+            f"  note error rate, control - own lyrics: {d['mean']:+.4f}  [{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}]"
+            f"  (> 0: the songs follow their lyrics)")
