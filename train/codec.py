@@ -66,16 +66,16 @@ def encodec_config(cfg: CodecTrainConfig):
         raise ValueError(f"--decoder {cfg.decoder}: expected spectral or encodec")
     if cfg.encoder_init not in ("fourier", "random"):
         raise ValueError(f"--encoder-init {cfg.encoder_init}: expected fourier or random")
+    ratios = [int(r) for r in cfg.upsampling_ratios.split(",")]
+    if math.prod(ratios) != 320:
+        raise ValueError(f"--upsampling-ratios {cfg.upsampling_ratios}: their product must be 320 "
+                         f"(24 kHz at 75 frames/s), got {math.prod(ratios)}")
     if cfg.encoder_init == "fourier" and (len(cfg.upsampling_ratios.split(",")) != 2 or cfg.hidden_size > cfg.num_filters):
         raise ValueError(f"--encoder-init fourier needs two strides (--upsampling-ratios 80,4) and --hidden-size "
                          f"at most --num-filters (the frequencies analysed); got {cfg.upsampling_ratios} and "
                          f"{cfg.hidden_size} > {cfg.num_filters}, or use --encoder-init random")
 
     # target_bandwidths=[1.5] keeps exactly the 2 codebooks used, so the weights stay small.
-    ratios = [int(r) for r in cfg.upsampling_ratios.split(",")]
-    if math.prod(ratios) != 320:
-        raise ValueError(f"--upsampling-ratios {cfg.upsampling_ratios}: their product must be 320 "
-                         f"(24 kHz at 75 frames/s), got {math.prod(ratios)}")
     return EncodecConfig(num_filters=cfg.num_filters, hidden_size=cfg.hidden_size, codebook_dim=cfg.hidden_size,
                          num_lstm_layers=1, target_bandwidths=[1.5], upsampling_ratios=ratios,
                          num_residual_layers=cfg.residual_layers)
@@ -322,6 +322,10 @@ def train_codec(cfg: CodecTrainConfig, out_dir: str | Path, log=lambda line: pri
         if step % cfg.save_every == 0 or last:
             model.eval()
             center_latents(model, clips, crop, np.random.default_rng([cfg.seed, step]))
+            if last and cfg.encoder_init == "fourier":
+                from train.encoder_init import keep_signal_channel
+
+                keep_signal_channel(model)
             model.train()
             _save(model, cfg, history, Path(out_dir))
         if last:

@@ -74,7 +74,10 @@ def test_codec_train_cli(tmp_path):
 def test_codec_strides_must_make_75_frames_a_second():
     from train.codec import CodecTrainConfig, encodec_config
 
-    one = encodec_config(CodecTrainConfig(upsampling_ratios="320", num_filters=4, hidden_size=8))
+    one = encodec_config(CodecTrainConfig(upsampling_ratios="320", num_filters=4, hidden_size=8,
+                                                encoder_init="random"))
     assert one.upsampling_ratios == [320] and one.frame_rate == 75
     with pytest.raises(ValueError, match="product must be 320"):
         encodec_config(CodecTrainConfig(upsampling_ratios="8,5,4"))
+    with pytest.raises(ValueError, match="--encoder-init fourier needs two strides"):
+        encodec_config(CodecTrainConfig(upsampling_ratios="320"))
