@@ -92,3 +92,30 @@ def test_encode_many_batches_equal_windows_across_songs():
         # a batched convolution may sum in another order: near-tie codes may flip, nothing more
         assert (batched == one).mean() > 0.99
     assert codec.encode_many([], 24_000) == []
+
+
+def test_tiny_codec_loads_offline_with_a_stable_identity(tmp_path):
+    tiny = Codec.load("tiny")  # shipped in the package: no download, no training step
+    assert tiny.spectral and (tiny.num_codebooks, tiny.codebook_size, tiny.frame_rate) == (2, 1024, 75)
+    assert tiny.identity == Codec.load("tiny").identity
+    assert tiny.identity.weights_sha256.startswith("9347c206fc49")  # the committed weights, as loaded
+    tiny.save(tmp_path / "copy")  # a local copy is the same codec, with the same codes
+    copy = Codec.load(str(tmp_path / "copy"))
+    assert copy.spectral and copy.identity.same_model(tiny.identity)
+    wav = music_signal(2.0)
+    np.testing.assert_array_equal(copy.encode(wav, 24_000), tiny.encode(wav, 24_000))
+
+
+def test_tiny_codec_holds_a_note_that_is_no_multiple_of_the_frame_rate():
+    """The hum's regression test: EnCodec's own decoder turns a held note into a waveform that
+    repeats every frame, so 415 Hz came back near 450 Hz (6 x 75). Through tiny's VQ it stays."""
+    from eval.audio_metrics import estimate_pitch
+
+    tiny = Codec.load("tiny")
+    t = np.arange(2 * 24_000) / 24_000
+    for hz in (196.0, 415.3):  # G3 (nearest frame-rate harmonic 225 Hz), G#4 (450 Hz)
+        wav = (0.3 * np.sin(2 * np.pi * hz * t) + 0.12 * np.sin(4 * np.pi * hz * t)
+               + 0.06 * np.sin(6 * np.pi * hz * t)).astype(np.float32)
+        out = tiny.decode(tiny.encode(wav, 24_000))
+        midi = 69 + 12 * np.log2(hz / 440)
+        assert abs(estimate_pitch(out[12_000:36_000], 24_000) - midi) <= 1.0, hz
