@@ -16,7 +16,7 @@ def test_autosong_help_lists_the_stages():
 def test_python_m_pipeline_synth(tmp_path):
     out = run("-m", "pipeline", "synth", str(tmp_path / "c"), "--songs", "2", "--seconds", "2")
     assert out.returncode == 0, out.stderr
-    assert sorted(p.name for p in (tmp_path / "c").iterdir()) == ["song_000", "song_001"]
+    assert sorted(p.name for p in (tmp_path / "c").iterdir()) == ["song_000", "song_001", "synth.json"]
 
 
 def test_bad_codec_is_one_clear_line_not_a_traceback(tmp_path):

@@ -144,7 +144,7 @@ def fuzz_build(tmp_path_factory):
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, CRASH_HOOK: "song_crash"})
     yield root / "out", built, rejected, done, time.time() - t0
     for folder in (root / "dataset").iterdir():  # let pytest clean up what was made unreadable
-        if not folder.is_symlink():
+        if folder.is_dir() and not folder.is_symlink():
             folder.chmod(0o755)
             for f in folder.iterdir():
                 f.chmod(0o644)
