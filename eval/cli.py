@@ -19,6 +19,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--generate", type=int, default=2, help="songs to generate from held-out lyrics for the report")
     p.add_argument("--seconds", type=float, default=8.0, help="length of each generated song")
     p.add_argument("--cfg", type=float, default=3.0)
+    p.add_argument("--notes", type=int, default=16, help="held-out songs generated for the note error rate "
+                   "(synth data only; 0 = skip)")
     p.add_argument("--seed", type=int, default=0)
     add_arguments(p)
     return p
@@ -28,15 +30,15 @@ def generate_for_report(song, data: str, split: str, count: int, seconds: float,
     """Songs generated (by `song`, a model.api.AutoSong) from the first held-out songs' lyrics
     and genres, for listening."""
     from eval.evaluate import load_split
-    from model.lyrics import default_tokenizer
+    from eval.notes import transcribe
+    from eval.singing import expected_notes, sings_synth_notes
     from model.sampler import SamplingConfig
 
     if count <= 0:
         return []
     bundle, codec = song.bundle, song.codec
     card, songs = load_split(data, split, count)
-    tok = default_tokenizer()
-    lyrics = [tok.decode(s.text[1:]) for s in songs]  # the front-end's reading of the lyrics
+    lyrics = [s.lyrics for s in songs]
     settings = SamplingConfig(temperature=1.0, top_k=250, cfg=cfg, seed=seed)
     if bundle.parent:  # latent data holds no EnCodec codes to match: one batch
         made = song.generate(lyrics, [s.genre for s in songs], seconds, settings)
@@ -48,9 +50,16 @@ def generate_for_report(song, data: str, split: str, count: int, seconds: float,
     maps = alignment_maps(song, codes, lyrics, [s.genre for s in songs], codec.frame_rate)
     # the true song of those lyrics, as the codec renders its codes (latent data: no EnCodec codes here)
     refs = [codec.decode(s.codes) if not bundle.parent else None for s in songs]
-    return [{"title": f"from {s.key}'s lyrics", "lyrics": text, "genre": s.genre, "wav": wav,
-             "codes": c, "reference_wav": ref, "alignment": amap, "frame_rate": rate}
-            for s, text, c, wav, ref, (amap, rate) in zip(songs, lyrics, codes, wavs, refs, maps)]
+    out = [{"title": f"from {s.key}'s lyrics", "lyrics": text, "genre": s.genre, "wav": wav,
+            "codes": c, "reference_wav": ref, "alignment": amap, "frame_rate": rate}
+           for s, text, c, wav, ref, (amap, rate) in zip(songs, lyrics, codes, wavs, refs, maps)]
+    for s, item in zip(songs, out):  # on synth data: the notes the lyrics call for, and those heard
+        if sings_synth_notes(card, s.genre) and item["reference_wav"] is not None:
+            item["expected"] = expected_notes(s.lyrics, s.genre)
+            item["sung"] = [(n.start, n.length, n.pitch) for n in transcribe(item["wav"], codec.sample_rate)]
+            item["reference_sung"] = [(n.start, n.length, n.pitch)
+                                      for n in transcribe(item["reference_wav"], codec.sample_rate)]
+    return out
 
 
 def alignment_maps(song, codes: list, lyrics: list[str], genres: list[str], frame_rate: float) -> list[tuple]:
@@ -98,6 +107,7 @@ def run(argv) -> int:
     result = evaluate(bundle, args.data, args.split, args.max_songs, args.seed)
     print(format_table(result))
     song = AutoSong.from_bundle(bundle)  # codec (and a latent model's autoencoder), loaded once
+    add_note_errors(song, result, args.data, args.split, args.notes, args.seconds, args.cfg, args.seed)
     if bundle.parent:
         from eval.stages import end_to_end
 
@@ -107,6 +117,19 @@ def run(argv) -> int:
     report = write_outputs(song, result, args.data, args.split, out, args.generate, args.seconds, args.cfg, args.seed)
     print(f"\nwrote {out / 'eval.json'} and {report}")
     return 0
+
+
+def add_note_errors(song, result: dict, data: str, split: str, count: int, seconds: float, cfg: float,
+                    seed: int) -> None:
+    """On a synth corpus, generate `count` held-out songs and their controls, and add the note
+    error rate to `result` (and print it)."""
+    from eval.singing import format_note_errors, note_error_rates
+    from manifests import DatasetCard
+
+    if count <= 0 or DatasetCard.load(data).synth is None or song.bundle.parent:
+        return
+    result["note_errors"] = note_error_rates(song, data, split, count, seconds, cfg, seed)
+    print("\n" + format_note_errors(result["note_errors"]))
 
 
 def write_outputs(song, result: dict, data: str, split: str, out: Path, generate: int, seconds: float,

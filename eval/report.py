@@ -25,17 +25,28 @@ def png_bytes(gray: np.ndarray) -> bytes:
             + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))
 
 
-def spectrogram_png(wav: np.ndarray, sr: int, height: int = 128, width: int = 480) -> bytes:
-    """Log-magnitude STFT, low frequencies at the bottom, on a dark-to-warm colour ramp."""
-    n_fft, hop = 1024, max(1, len(wav) // width)
+SPECTROGRAM_HZ = (60.0, 6000.0)  # a log-frequency axis: the melodies' notes sit in its middle
+
+
+def _hz_to_height(hz: np.ndarray | float) -> np.ndarray | float:
+    """Frequency -> fraction of the spectrogram's height from the bottom (log axis)."""
+    lo, hi = np.log(SPECTROGRAM_HZ[0]), np.log(SPECTROGRAM_HZ[1])
+    return (np.log(hz) - lo) / (hi - lo)
+
+
+def spectrogram_png(wav: np.ndarray, sr: int, height: int = 160, width: int = 480) -> bytes:
+    """Log-magnitude STFT on a log-frequency axis (SPECTROGRAM_HZ, low at the bottom), on a
+    dark-to-warm colour ramp: each note shows as a stack of its harmonics."""
+    n_fft, hop = 2048, max(1, len(wav) // width)
     if len(wav) < n_fft:
         wav = np.pad(wav, (0, n_fft - len(wav)))
     frames = np.lib.stride_tricks.sliding_window_view(wav, n_fft)[::hop][:width]
     mag = np.abs(np.fft.rfft(frames * np.hanning(n_fft), axis=1))  # [W, F]
     db = 20 * np.log10(mag + 1e-6)
     db = np.clip((db - db.max() + 80) / 80, 0, 1)
-    rows = np.linspace(0, db.shape[1] - 1, height).astype(int)[::-1]
-    img = db[:, rows].T  # [H, W]
+    row_hz = np.exp(np.linspace(np.log(SPECTROGRAM_HZ[1]), np.log(SPECTROGRAM_HZ[0]), height))  # top row first
+    bins = np.arange(mag.shape[1]) * sr / n_fft
+    img = np.stack([np.interp(row_hz, bins, column) for column in db], axis=1)  # [H, W]
     return png_bytes(_ramp(img))
 
 
@@ -55,9 +66,9 @@ def alignment_png(weights: np.ndarray, height: int = 128, width: int = 480) -> b
 
 
 def _figure(png: bytes, alt: str, x_label: str, x_max: float, y_label: str, y_ticks: list[tuple[float, str]],
-            w: int = 480, h: int = 128) -> str:
+            w: int = 480, h: int = 128, overlay: str = "") -> str:
     """An image inside an SVG with labelled axes: x from 0 to x_max, y ticks as (fraction from the
-    bottom, label)."""
+    bottom, label); `overlay` is SVG drawn over the image, in its pixel coordinates."""
     left, bottom = 58, 34
     ticks = []
     step = max(0.5, round(x_max / 6 * 2) / 2) if x_max > 0 else 1
@@ -73,16 +84,39 @@ def _figure(png: bytes, alt: str, x_label: str, x_max: float, y_label: str, y_ti
                      f'<text x="{left - 6}" y="{py + 3:.1f}" font-size="10" text-anchor="end">{html.escape(label)}</text>')
     return (f'<svg class="figure" width="{left + w + 10}" height="{h + bottom}" role="img" aria-label="{html.escape(alt)}">'
             f'<image x="{left}" y="0" width="{w}" height="{h}" preserveAspectRatio="none" '
-            f'href="{_data_uri("image/png", png)}"/>{"".join(ticks)}'
+            f'href="{_data_uri("image/png", png)}"/><g transform="translate({left},0)">{overlay}</g>{"".join(ticks)}'
             f'<text x="{left + w / 2}" y="{h + 30}" font-size="11" text-anchor="middle">{html.escape(x_label)}</text>'
             f'<text transform="translate(12,{h / 2}) rotate(-90)" font-size="11" text-anchor="middle">'
             f'{html.escape(y_label)}</text></svg>')
 
 
-def spectrogram_figure(wav: np.ndarray, sr: int, alt: str) -> str:
-    khz = sr / 2000
-    return _figure(spectrogram_png(wav, sr), alt, "time (s)", len(wav) / sr, "frequency (kHz)",
-                   [(f, f"{f * khz:g}") for f in (0, 0.25, 0.5, 0.75, 1.0)])
+def _note_marks(notes: list, kind: str, seconds: float, w: int, h: int) -> str:
+    """Notes (start s, length s, MIDI) as bars at their fundamental on the spectrogram's axes."""
+    marks = []
+    for start, length, pitch in notes:
+        if start >= seconds:
+            continue
+        y = h - float(_hz_to_height(440.0 * 2 ** ((pitch - 69) / 12))) * h
+        x0, x1 = start / seconds * w, min(start + length, seconds) / seconds * w
+        marks.append(f'<line class="{kind}" x1="{x0:.1f}" y1="{y:.1f}" x2="{x1:.1f}" y2="{y:.1f}"/>')
+    return "".join(marks)
+
+
+NOTE_STYLE = {"expected-note": 'stroke="#4dabf7" stroke-width="3" stroke-opacity="0.8"',
+              "sung-note": 'stroke="#69db7c" stroke-width="1.5" stroke-dasharray="3 2"'}
+
+
+def spectrogram_figure(wav: np.ndarray, sr: int, alt: str, expected: list | None = None,
+                       sung: list | None = None) -> str:
+    """The spectrogram with its axes in seconds and Hz; `expected` notes (what the synth rule
+    sings for the lyrics) and `sung` ones (transcribed) drawn over it, as (start, length, MIDI)."""
+    w, h, seconds = 480, 160, len(wav) / sr
+    ticks = [(float(_hz_to_height(hz)), f"{hz:g}") for hz in (100, 200, 500, 1000, 2000, 5000)]
+    overlay = ""
+    for kind, notes in (("expected-note", expected), ("sung-note", sung)):
+        if notes:
+            overlay += f'<g {NOTE_STYLE[kind]}>{_note_marks(notes, kind, seconds, w, h)}</g>'
+    return _figure(spectrogram_png(wav, sr, h, w), alt, "time (s)", seconds, "frequency (Hz)", ticks, w, h, overlay)
 
 
 def alignment_figure(weights: np.ndarray, frame_rate: float, alt: str) -> str:
@@ -146,10 +180,29 @@ def _bar_chart(values: list[float], labels: list[str], x_label: str, y_label: st
     return f'<svg width="{w}" height="{h}" role="img"><rect width="{w}" height="{h}" fill="#fff"/>{bars}{axes}</svg>'
 
 
+def _note_errors_html(ner: dict | None) -> str:
+    """The note error rate section (synth data only): own lyrics, the control, the codec's ceiling."""
+    if not ner:
+        return ""
+    d = ner["difference"]
+    return (f'<h2>Do generated songs sing their lyrics?</h2><p>Note error rate (edit distance between the '
+            f'pitches sung and those the lyrics call for, over the expected count; lower is better), '
+            f'{ner["songs"]} held-out synth songs, each generated from its own lyrics and, as the control, '
+            f'from another song\'s lyrics with the same model, genre and seed.</p>'
+            f'<table class="note-errors"><tr><th>songs generated from</th><th>note error rate</th></tr>'
+            f'<tr><td>their own lyrics</td><td>{ner["ner_true"]:.3f}</td></tr>'
+            f'<tr><td>another song\'s lyrics (control)</td><td>{ner["ner_control"]:.3f}</td></tr>'
+            f'<tr><td>the true audio, through the codec (ceiling)</td><td>{ner["ner_codec"]:.3f}</td></tr>'
+            f'<tr><td>control - own lyrics (95% CI)</td><td>{d["mean"]:+.4f} [{d["ci95"][0]:+.4f}, '
+            f'{d["ci95"][1]:+.4f}]</td></tr></table>')
+
+
 def write_report(path: Path, result: dict, metrics: list[dict], songs: list[dict], sample_rate: int) -> Path:
     """songs: [{"title", "lyrics", "genre", "wav" (float array), optional "reference_wav" (the true
-    song, decoded from its codes), "alignment" ([frames, lyric slots] cross-attention weights) and
-    "frame_rate" (of the alignment's frames)}]."""
+    song, decoded from its codes), "alignment" ([frames, lyric slots] cross-attention weights),
+    "frame_rate" (of the alignment's frames), "expected" (the notes the lyrics call for, synth
+    data), "sung" and "reference_sung" (the notes transcribed from each)}]; result["note_errors"]
+    (eval/singing.py) adds its section."""
     e = html.escape
     keys = [k for k in result["ce"] if k != "mean"] + ["mean"]
     ce_rows = "".join(
@@ -164,7 +217,7 @@ def write_report(path: Path, result: dict, metrics: list[dict], songs: list[dict
     for s in songs:
         audio = _data_uri("audio/wav", wav_bytes(s["wav"], sample_rate))
         panels = [f'<div class="panel"><h4>generated</h4>'
-                  f'{spectrogram_figure(s["wav"], sample_rate, "spectrogram of the generated song")}'
+                  f'{spectrogram_figure(s["wav"], sample_rate, "spectrogram of the generated song", s.get("expected"), s.get("sung"))}'
                   f'<audio controls preload="metadata" src="{audio}"></audio> <span class="duration"></span></div>']
         if s.get("alignment") is not None:
             panels.append('<div class="panel"><h4>where it reads the lyrics (cross-attention, heads and layers '
@@ -174,10 +227,12 @@ def write_report(path: Path, result: dict, metrics: list[dict], songs: list[dict
         if s.get("reference_wav") is not None:
             ref = _data_uri("audio/wav", wav_bytes(s["reference_wav"], sample_rate))
             panels.append(f'<div class="panel"><h4>the true song (its codes, decoded)</h4>'
-                          f'{spectrogram_figure(s["reference_wav"], sample_rate, "spectrogram of the true song")}'
+                          f'{spectrogram_figure(s["reference_wav"], sample_rate, "spectrogram of the true song", s.get("expected"), s.get("reference_sung"))}'
                           f'<audio controls preload="metadata" src="{ref}"></audio> <span class="duration"></span></div>')
+        legend = ('<p class="legend"><span style="color:#1c7ed6">&#9473; notes the lyrics should be sung to</span> '
+                  '<span style="color:#2b8a3e">&#9476; notes heard (transcribed)</span></p>' if s.get("expected") else "")
         song_html.append(
-            f'<section class="song"><h3>{e(s["title"])} <small>genre: {e(s["genre"])}</small></h3>'
+            f'<section class="song"><h3>{e(s["title"])} <small>genre: {e(s["genre"])}</small></h3>{legend}'
             f'<div class="panels">{"".join(panels)}</div><pre>{e(s["lyrics"])}</pre></section>')
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>AutoSong eval: {e(str(result['checkpoint']))}</title>
@@ -194,6 +249,7 @@ split <b>{e(result['split'])}</b>: {result['songs']} songs, {result['tokens']:,}
 <h2>Does the conditioning work?</h2>
 <p>CE with an altered condition minus CE with the true one, nats per token; &gt; 0 means the model uses it.</p>
 <table><tr><th>comparison</th><th>gain</th><th>95% CI</th><th>songs</th></tr>{gain_rows}</table>
+{_note_errors_html(result.get("note_errors"))}
 <h2>Training curves</h2>{_line_chart(curves, "training step", "cross-entropy (nats/token)")}
 <h2>CE by position in the song</h2>{_bar_chart(result['ce_by_position'], [f'{i}0%' for i in range(10)],
                                                 "position in the song (tenths)", "CE (nats/token)")}

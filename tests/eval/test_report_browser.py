@@ -31,6 +31,10 @@ def test_report_loads_without_errors_and_plays(trained_run, small_data, tmp_path
                           "href: f.querySelector('image').getAttribute('href').slice(0, 22), "
                           "width: f.querySelector('image').getBBox().width}))")
         charts = page.eval_on_selector_all("h2 + svg", "els => els.map(s => s.textContent)")
+        # the notes the lyrics call for, drawn over each spectrogram, and the note error rate's table
+        expected_marks = page.eval_on_selector_all(
+            "svg.figure", "els => els.map(f => f.querySelectorAll('line.expected-note').length)")
+        note_table = page.eval_on_selector_all("table.note-errors td", "els => els.map(td => td.textContent)")
         shot = page.screenshot(full_page=True)
         browser.close()
     assert errors == []
@@ -45,7 +49,10 @@ def test_report_loads_without_errors_and_plays(trained_run, small_data, tmp_path
     for f in figures:  # an image with labelled axes
         assert f["href"] == "data:image/png;base64," and f["width"] > 0
         assert "time (s)" in f["text"]
-        assert ("frequency (kHz)" in f["text"]) or ("lyric token" in f["text"])
+        assert ("frequency (Hz)" in f["text"]) or ("lyric token" in f["text"])
+    spectrograms = [n for f, n in zip(figures, expected_marks) if f["label"].startswith("spectrogram")]
+    assert len(spectrograms) == 4 and all(n > 0 for n in spectrograms), expected_marks
+    assert "their own lyrics" in note_table and "another song's lyrics (control)" in note_table, note_table
     assert any("training step" in c and "cross-entropy" in c for c in charts), charts
     assert any("position in the song" in c for c in charts), charts
     from PIL import Image  # noqa: F401  (webdataset's decode pulls Pillow in; used to read the screenshot)
