@@ -59,50 +59,67 @@ def child(size: str, mode: str, seconds: float) -> dict:
             "frames": int(codes.shape[1])}
 
 
-def quality(songs: int, out_png: Path, trained: str | None) -> dict:
+def unseen_songs(count: int, seconds: float = 8.0) -> list[tuple]:
+    """Synth songs no codec training saw (seeds 4242, i): [(float32 wav at 24 kHz, note timeline)]."""
     import numpy as np
     import soxr
 
-    from eval.audio_metrics import mel_distance, note_pitch_accuracy
-    from eval.report import png_bytes, spectrogram_png
-    from model.codec import Codec
     from model.lyrics import default_tokenizer
     from pipeline.synth import GENRES, SAMPLE_RATE, make_lyrics, note_timeline, render_song, song_seconds
 
     tok = default_tokenizer()
-    codecs = {"test": Codec.load("test")}
-    if trained:
-        codecs["trained"] = Codec.load(trained)
-    rows = {name: {"mel": [], "hits": 0.0, "notes": 0} for name in ("original", *codecs)}
-    pngs = []
-    for i in range(songs):  # seeds no codec training saw
+    songs = []
+    for i in range(count):
         rng = np.random.default_rng([4242, i])
         genre = sorted(GENRES)[i % len(GENRES)]
-        lyrics = make_lyrics(rng, 8.0, genre, tok)
+        lyrics = make_lyrics(rng, seconds, genre, tok)
         wav = soxr.resample(render_song(lyrics, genre, song_seconds(lyrics, genre, tok), rng, tok).mean(1),
                             SAMPLE_RATE, 24_000, quality="HQ").astype(np.float32)
-        notes = note_timeline(lyrics, genre, tok)
-        outs = {"original": wav, **{n: c.decode(c.encode(wav, 24_000))[: len(wav)] for n, c in codecs.items()}}
+        songs.append((wav, note_timeline(lyrics, genre, tok)))
+    return songs
+
+
+def quality(songs: int, out_png: Path, trained: str | None) -> dict:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from eval.audio_metrics import mel_distance, note_pitch_accuracy
+    from eval.report import png_bytes, spectrogram_png
+    from model.codec import Codec
+
+    codecs = {"test": Codec.load("test"), "tiny": Codec.load("tiny")}
+    if trained:
+        codecs["trained"] = Codec.load(trained)
+    rows = {name: {"mel": [], "hits": 0.0, "notes": 0, "decode_s": 0.0, "audio_s": 0.0} for name in ("original", *codecs)}
+    for i, (wav, notes) in enumerate(unseen_songs(songs)):
+        outs = {"original": wav}
+        for name, codec in codecs.items():
+            codes = codec.encode(wav, 24_000)
+            t0 = time.perf_counter()
+            outs[name] = codec.decode(codes)[: len(wav)]
+            rows[name]["decode_s"] += time.perf_counter() - t0
+            rows[name]["audio_s"] += len(wav) / 24_000
         for name, audio in outs.items():
             acc, n = note_pitch_accuracy(audio, 24_000, notes)
             rows[name]["mel"].append(mel_distance(wav, audio, 24_000))
             rows[name]["hits"] += acc * n
             rows[name]["notes"] += n
         if i == 0:
-            pngs = [spectrogram_png(outs[k], 24_000) for k in outs]
-            import io
-
-            from PIL import Image
-
-            imgs = [np.asarray(Image.open(io.BytesIO(b)).convert("RGB")) for b in pngs]
+            imgs = [np.asarray(Image.open(io.BytesIO(spectrogram_png(outs[k], 24_000))).convert("RGB")) for k in outs]
             sep = np.full((4, imgs[0].shape[1], 3), 255, np.uint8)
+            out_png.parent.mkdir(parents=True, exist_ok=True)
             out_png.write_bytes(png_bytes(np.concatenate([x for img in imgs for x in (img, sep)][:-1])))
     result = {name: {"mel_distance": float(np.mean(r["mel"])), "pitch_accuracy": r["hits"] / max(1, r["notes"]),
-                     "notes": r["notes"]} for name, r in rows.items()}
-    print(f"{songs} unseen synth songs, {result['original']['notes']} sung notes")
-    print(f"{'audio':10}{'log-mel distance':>18}{'notes within a semitone':>26}")
+                     "notes": r["notes"],
+                     "decode_x_realtime": r["audio_s"] / r["decode_s"] if r["decode_s"] else None}
+              for name, r in rows.items()}
+    print(f"{songs} unseen synth songs, {result['original']['notes']} sung notes (through each codec's VQ)")
+    print(f"{'audio':10}{'log-mel distance':>18}{'notes within a semitone':>26}{'decode x real time':>20}")
     for name, r in result.items():
-        print(f"{name:10}{r['mel_distance']:18.3f}{r['pitch_accuracy']:26.1%}")
+        speed = f"{r['decode_x_realtime']:.0f}" if r["decode_x_realtime"] else "-"
+        print(f"{name:10}{r['mel_distance']:18.3f}{r['pitch_accuracy']:26.1%}{speed:>20}")
     print(f"round trip spectrograms ({', '.join(outs)}, top to bottom): {out_png}")
     return result
 
