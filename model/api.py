@@ -36,13 +36,17 @@ class Songs:
         """song.wav (one song) or song_0.wav, song_1.wav ... (several); returns the paths."""
         from model.audio import write_wav
 
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        paths = [path] if len(self.audio) == 1 else [path.with_name(f"{path.stem}_{i}{path.suffix}")
-                                                     for i in range(len(self.audio))]
+        paths = song_paths(path, len(self.audio))
+        paths[0].parent.mkdir(parents=True, exist_ok=True)
         for p, wav in zip(paths, self.audio):
             write_wav(p, wav, self.sample_rate)
         return paths
+
+
+def song_paths(path: str | Path, count: int) -> list[Path]:
+    """Where `count` songs saved at `path` go: the path itself for one, path_0, path_1 ... for several."""
+    path = Path(path)
+    return [path] if count == 1 else [path.with_name(f"{path.stem}_{i}{path.suffix}") for i in range(count)]
 
 
 class AutoSong:

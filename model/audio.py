@@ -74,9 +74,11 @@ def _frame_to_mono(frame) -> tuple[np.ndarray, int]:
     return samples.mean(axis=0, dtype=np.float64).astype(np.float32), channels
 
 
-def _decode_native(path: Path, stop_seconds: float | None) -> tuple[np.ndarray, int, int, int]:
-    """Returns (float32 mono [N], rate, channels, bad packets), decoding no further than
-    `stop_seconds` (a little past it) so that no file costs unbounded memory."""
+def _decode_native(path: Path, stop_seconds: float | None) -> tuple[np.ndarray, int, int, int, list]:
+    """Returns (float32 mono [N], rate, channels, bad packets, skipped regions), decoding no
+    further than `stop_seconds` (a little past it) so that no file costs unbounded memory. A
+    skipped region is (seconds decoded before it, bytes lost): packets that do not decode (the
+    demuxer hands a damaged stretch over as one), or bytes it jumped over to resynchronise."""
     import av
 
     try:
@@ -97,6 +99,7 @@ def _decode_native(path: Path, stop_seconds: float | None) -> tuple[np.ndarray, 
         stop = None if stop_seconds is None else int(stop_seconds * rate) + 1
         chunks: list[np.ndarray] = []
         bad = channels = decoded = 0
+        skipped, next_pos = [], None
         packets = container.demux(stream)
         while stop is None or decoded < stop:
             try:
@@ -106,6 +109,10 @@ def _decode_native(path: Path, stop_seconds: float | None) -> tuple[np.ndarray, 
             except av.error.FFmpegError:  # a broken container past this point: keep what we have
                 bad += 1
                 break
+            if packet.pos is not None and packet.pos >= 0 and packet.size:
+                if next_pos is not None and packet.pos - next_pos > 4 * packet.size:
+                    skipped.append((decoded / rate, packet.pos - next_pos))
+                next_pos = packet.pos + packet.size
             try:
                 for frame in packet.decode():
                     mono, n_channels = _frame_to_mono(frame)
@@ -113,9 +120,13 @@ def _decode_native(path: Path, stop_seconds: float | None) -> tuple[np.ndarray, 
                     channels, decoded = max(channels, n_channels), decoded + len(mono)
             except av.error.FFmpegError:
                 bad += 1
+                if skipped and skipped[-1][0] == decoded / rate:  # the same damaged stretch
+                    skipped[-1] = (skipped[-1][0], skipped[-1][1] + (packet.size or 0))
+                else:
+                    skipped.append((decoded / rate, packet.size or 0))
         if not chunks:
             raise AudioDecodeError("not a readable audio file (no packet decodes)")
-        return np.concatenate(chunks), int(rate), channels, bad
+        return np.concatenate(chunks), int(rate), channels, bad, skipped
 
 
 def load_audio(path: str | Path, sample_rate: int = 24_000, max_seconds: float | None = None,
@@ -133,15 +144,20 @@ def load_audio(path: str | Path, sample_rate: int = 24_000, max_seconds: float |
         raise AudioDecodeError(f"too long: {header:.0f} s, above the {limit_seconds:g} s limit (--max-song-seconds; "
                                "or crop with --max-seconds)")
     stop = max_seconds if max_seconds is not None else limit_seconds
-    mono, rate, channels, bad = _decode_native(path, stop)
+    mono, rate, channels, bad, skipped = _decode_native(path, stop)
     decoded_seconds = len(mono) / rate
     if max_seconds is None and limit_seconds is not None and decoded_seconds > limit_seconds:
         raise AudioDecodeError(f"too long: more than the {limit_seconds:g} s limit (--max-song-seconds; "
                                "or crop with --max-seconds)")
     if header and decoded_seconds < min(TRUNCATION_TOLERANCE * header - 0.5, stop or np.inf):
-        raise AudioDecodeError(
-            f"truncated: decodes to {decoded_seconds:.1f} s but its header says {header:.1f} s"
-        )
+        lost = f"decodes to {decoded_seconds:.1f} s but its header says {header:.1f} s"
+        inside = [(at, size) for at, size in skipped if at < decoded_seconds - 0.05]  # audio follows
+        if inside:  # damage inside a whole file, not a cut-off end
+            seconds_per_byte = header / max(1, path.stat().st_size)
+            where = ", ".join(f"{at:.1f}-{at + size * seconds_per_byte:.1f} s" for at, size in inside[:3])
+            raise AudioDecodeError(f"undecodable region{'s' if len(inside) > 1 else ''} at {where}: {lost} "
+                                   f"(more than {1 - TRUNCATION_TOLERANCE:.0%} of it lost)")
+        raise AudioDecodeError(f"truncated: {lost}")
     if decoded_seconds < 0.5:
         raise AudioDecodeError(f"too short: {decoded_seconds:.2f} s of audio")
     if max_seconds is not None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -37,19 +38,27 @@ def parser() -> argparse.ArgumentParser:
 
 
 def run(argv) -> int:
-    from model.api import AutoSong
+    from model.api import AutoSong, song_paths
     from model.audio import load_audio
-    from model.lyrics import read_lyrics_file
+    from model.lyrics import read_lyrics_file, weak_encoding_warning
     from model.sampler import SamplingConfig
 
     args = parser().parse_args(argv)
     lyrics_path = Path(args.lyrics)
     if not lyrics_path.is_file():
         raise AutoSongError(f"--lyrics {lyrics_path}: no such file")
-    lyrics, _ = read_lyrics_file(lyrics_path)  # the build's reader: UTF-8, else the detected encoding
+    decoded = read_lyrics_file(lyrics_path)  # the build's reader and rule
+    if decoded.weak:
+        print(f"warning: {weak_encoding_warning(lyrics_path, decoded)}", file=sys.stderr)
+    lyrics = decoded.text
     if args.prompt_audio and not Path(args.prompt_audio).is_file():
         raise AutoSongError(f"--prompt-audio {args.prompt_audio}: no such file")
-    check_writable_dir(Path(args.out).parent)  # before minutes of sampling, not after
+    for path in song_paths(args.out, args.num_songs):  # before minutes of sampling, not after
+        for written in (path, path.with_suffix(".npy"), path.with_suffix(".json")):
+            if written.is_dir():
+                raise AutoSongError(f"--out {args.out}: {written} is a folder; name a file, e.g. "
+                                    f"--out {Path(args.out) / 'song.wav'}")
+    check_writable_dir(Path(args.out).parent)
     song = AutoSong.load(args.checkpoint, args.device, args.dtype, args.codec)
     prompt = None
     if args.prompt_audio:

@@ -14,6 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from model.errors import AutoSongError
+from model.text_encoding import DecodedText, decode_text
 
 VOCAB_VERSION = "lyrics-v1"
 VOCAB_FILE = Path(__file__).with_name("lyrics_vocab_v1.txt")
@@ -65,20 +66,19 @@ def normalize_genre(raw: str | None) -> str:
     return name or UNKNOWN_GENRE
 
 
-def read_lyrics_file(path) -> tuple[str, str]:
-    """The one lyrics reader (build and generate): returns (text, encoding). UTF-8 first, else
-    the encoding charset-normalizer detects (latin-1, GBK, Shift-JIS ...)."""
-    raw = open(path, "rb").read()
-    try:
-        return raw.decode("utf-8-sig"), "utf-8"
-    except UnicodeDecodeError:
-        pass
-    from charset_normalizer import from_bytes
-
-    best = from_bytes(raw).best()
-    if best is None:
+def read_lyrics_file(path) -> DecodedText:
+    """The one lyrics reader (build and generate): the text, its encoding, and whether that
+    encoding was a weak guess, by model/text_encoding.py's rule (UTF-8, then Western European
+    cp1252, then a detector limited to the encodings corpora hold)."""
+    decoded = decode_text(open(path, "rb").read())
+    if decoded is None:
         raise AutoSongError(f"{path} is not text in any encoding we can detect; save it as UTF-8")
-    return str(best), best.encoding
+    return decoded
+
+
+def weak_encoding_warning(path, decoded: DecodedText) -> str:
+    return (f"{path}: read as {decoded.encoding}, a weak guess (little or noisy evidence); "
+            f"if the lyrics look wrong, save the file as UTF-8")
 
 
 class LyricsTokenizer:

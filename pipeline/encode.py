@@ -11,7 +11,7 @@ import json
 import numpy as np
 
 from model.errors import AutoSongError, os_error_words
-from model.lyrics import read_lyrics_file
+from model.lyrics import read_lyrics_file, weak_encoding_warning
 from pipeline.decode_worker import IsolatedDecoder
 
 SAMPLE_FIELDS = (  # meta.json = these + codec identity; the manifest row = these + shard
@@ -84,7 +84,7 @@ class SongEncoder:
         from model.lyrics import normalize_lyrics
 
         out = {"key": song["key"], "ok": False, "stage": "", "reason": "", "codes": b"", "text": b"",
-               "bert": b"", "lyrics": "", "meta": "", "decode_s": 0.0, "encode_s": 0.0}
+               "bert": b"", "lyrics": "", "meta": "", "decode_s": 0.0, "encode_s": 0.0, "warning": ""}
         stage = "lyrics"
         limits = self.limits
         try:
@@ -92,8 +92,11 @@ class SongEncoder:
             if size > limits["max_lyrics_bytes"]:
                 raise ValueError(f"lyrics.txt is {size / 1e6:.1f} MB, far more than a song's lyrics (limit "
                                  f"{limits['max_lyrics_bytes'] // 1000} kB for --max-text-len {limits['max_text_len']})")
-            raw, encoding = read_lyrics_file(song["lyrics"])
-            lyrics = normalize_lyrics(raw)
+            decoded = read_lyrics_file(song["lyrics"])
+            encoding = decoded.encoding
+            if decoded.weak:
+                out["warning"] = weak_encoding_warning("lyrics.txt", decoded)
+            lyrics = normalize_lyrics(decoded.text)
             if not lyrics:
                 raise ValueError("lyrics.txt is empty")
             stage = "decode"

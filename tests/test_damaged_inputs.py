@@ -51,21 +51,25 @@ def test_generate_reads_latin1_lyrics_like_the_build(trained_run, tmp_path):
 
     lyrics = tmp_path / "l.txt"
     lyrics.write_bytes("[verse]\nCafé crème, très bien, déjà vu\nà la française, garçon\n".encode("latin-1"))
-    text, encoding = read_lyrics_file(lyrics)
-    # detected, not replaced: no U+FFFD. (charset-normalizer reads this short text as cp1257, so
-    # "crème" comes back as "crčme": detection, not the reader, is the limit on short texts.)
-    assert "\ufffd" not in text and "Café" in text and "déj" in text and encoding != "utf-8"
+    decoded = read_lyrics_file(lyrics)
+    assert decoded.text == "[verse]\nCafé crème, très bien, déjà vu\nà la française, garçon\n"
+    assert decoded.encoding == "cp1252" and not decoded.weak
     genre = json.loads((trained_run / "export/config.json").read_text())["genres"][1]
     out = autosong("generate", "--checkpoint", str(trained_run), "--lyrics", str(lyrics), "--genre", genre,
                    "--seconds", "0.5", "--out", str(tmp_path / "s.wav"))
     assert out.returncode == 0, out.stderr[-1500:]
 
 
-@pytest.mark.parametrize("case", ["missing prompt", "lyrics over the limit"])
+@pytest.mark.parametrize("case", ["missing prompt", "lyrics over the limit", "out is a folder"])
 def test_generate_refuses_in_one_line(case, trained_run, tmp_path):
     lyrics = tmp_path / "l.txt"
     args = []
-    if case == "missing prompt":
+    out_path = tmp_path / "s.wav"
+    if case == "out is a folder":  # refused before sampling, not after
+        lyrics.write_text("[verse]\nla la\n")
+        out_path.mkdir()
+        says = f"{out_path} is a folder; name a file"
+    elif case == "missing prompt":
         lyrics.write_text("[verse]\nla la\n")
         args = ["--prompt-audio", str(tmp_path / "nowhere.wav")]
         says = "nowhere.wav: no such file"
@@ -74,7 +78,7 @@ def test_generate_refuses_in_one_line(case, trained_run, tmp_path):
         lyrics.write_text("la " * limit)
         says = f"this model reads at most {limit}"
     out = autosong("generate", "--checkpoint", str(trained_run), "--lyrics", str(lyrics), "--seconds", "0.5",
-                   "--out", str(tmp_path / "s.wav"), *args)
+                   "--out", str(out_path), *args)
     assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-1500:]
     assert says in out.stderr.strip().splitlines()[-1]
 

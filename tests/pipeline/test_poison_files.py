@@ -44,6 +44,14 @@ def _song(root: Path, key: str, lyrics="[verse]\nla la la\n", genre="pop") -> Pa
     return folder
 
 
+def _zeroed(data: bytearray, start: float, end: float) -> bytes:
+    """`data` with the stretch from `start` to `end` (shares of its length) zeroed, as bit rot leaves it."""
+    out = bytearray(data)
+    a, b = int(start * len(out)), int(end * len(out))
+    out[a:b] = bytes(b - a)
+    return bytes(out)
+
+
 def _tone(seconds: float, rate: int, channels: int = 1) -> np.ndarray:
     t = np.arange(int(seconds * rate)) / rate
     return np.repeat((0.3 * np.sin(2 * np.pi * 330 * t))[:, None], channels, axis=1).astype(np.float32)
@@ -111,6 +119,17 @@ def make_fuzz_corpus(root: Path, outside: Path, permissions: bool) -> tuple[dict
     scripts = "🎵🎶 la\nمرحبا بالعالم\nかなカナ\n한국어 노래\nzero\u200bwidth\u200d\n\u202eRTL\u202c text\n"
     (_song(root, "song_scripts", lyrics=scripts) / "audio.mp3").write_bytes(mp3)
     built["song_scripts"] = ""
+    sf.write(_song(root, "song_mp3_hole") / "audio.mp3", _tone(10, 24000), 24000)
+    whole = bytearray((root / "song_mp3_hole" / "audio.mp3").read_bytes())
+    (_song(root, "song_mp3_scratch") / "audio.mp3").write_bytes(_zeroed(whole, 0.50, 0.53))
+    built["song_mp3_scratch"] = "a 3 % hole: built, the rest kept"
+    (root / "song_mp3_hole" / "audio.mp3").write_bytes(_zeroed(whole, 0.40, 0.60))
+    rejected["song_mp3_hole"] = ("decode", "undecodable region at 3.")  # 4-6 s of a whole file, not "truncated"
+    french = "[verse]\nCafé crème, très bien, déjà vu\nà la française, garçon\n"
+    (_song(root, "song_latin1", lyrics=french.encode("latin-1")) / "audio.mp3").write_bytes(mp3)
+    built["song_latin1"] = "cp1252"  # a general detector read it as cp1257: "crčme"
+    (_song(root, "song_weak_encoding", lyrics="あなたが好き".encode("euc_jp")) / "audio.mp3").write_bytes(mp3)
+    built["song_weak_encoding"] = "a warning line"  # 12 bytes decide little
     (_song(root, "song_long_genre", genre="../" * 100) / "audio.mp3").write_bytes(mp3)
     built["song_long_genre"] = "genre cut"
     (_song(root, "song_crash") / "audio.mp3").write_bytes(mp3)
@@ -163,6 +182,8 @@ def test_every_fuzz_case_is_built_or_rejected_with_its_reason(fuzz_build):
     assert (samples["song_8ch_96k"]["channels"], samples["song_8ch_96k"]["source_rate"]) == (8, 96000)
     assert samples["song_two_audio"]["source"].endswith("audio.flac")
     assert len(samples["song_long_genre"]["genre"]) <= 64
+    assert samples["song_latin1"]["lyrics_encoding"] == "cp1252"
+    assert samples["song_mp3_scratch"]["bad_packets"] >= 1 and samples["song_mp3_scratch"]["duration_s"] > 9
 
 
 def test_the_fuzz_build_states_its_limits_keeps_them_and_verifies(fuzz_build):
@@ -177,8 +198,12 @@ def test_the_fuzz_build_states_its_limits_keeps_them_and_verifies(fuzz_build):
 def test_the_fuzz_build_prints_one_line_per_reject_and_no_tracebacks(fuzz_build):
     _, _, rejected, done, _ = fuzz_build
     lines = done.stderr.strip().splitlines()  # no Ray log lines, no worker-crash spam, no traceback
-    assert sorted(line.split()[1] for line in lines) == sorted(rejected), lines
-    assert all(line.startswith("rejected ") for line in lines)
+    warnings = [line for line in lines if line.startswith("warning: ")]
+    assert len(warnings) == 1 and "song_weak_encoding: lyrics.txt: read as" in warnings[0], warnings
+    assert "a weak guess" in warnings[0] and "save the file as UTF-8" in warnings[0]
+    rejects = [line for line in lines if line not in warnings]
+    assert sorted(line.split()[1] for line in rejects) == sorted(rejected), lines
+    assert all(line.startswith("rejected ") for line in rejects)
     assert f"rejected {len(rejected)} ({len(rejected)} new)" in done.stdout
 
 
