@@ -5,6 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
+from model.arguments import real, whole
 from model.devices import add_arguments
 from model.errors import run_cli
 
@@ -15,13 +16,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="OUT of `autosong pipeline build` (same codec as the model)")
     p.add_argument("--split", default="val", choices=("val", "train"))
     p.add_argument("--out", default=None, help="report directory (default: RUN/eval)")
-    p.add_argument("--max-songs", type=int, default=None)
-    p.add_argument("--generate", type=int, default=2, help="songs to generate from held-out lyrics for the report")
-    p.add_argument("--seconds", type=float, default=8.0, help="length of each generated song")
-    p.add_argument("--cfg", type=float, default=3.0)
-    p.add_argument("--notes", type=int, default=16, help="held-out songs generated for the note error rate "
+    p.add_argument("--max-songs", type=whole(1), default=None, help="score at most this many songs (default: all)")
+    p.add_argument("--generate", type=whole(0), default=2, help="songs to generate from held-out lyrics for the report")
+    p.add_argument("--seconds", type=real(0, above=True), default=8.0, help="length of each generated song")
+    p.add_argument("--cfg", type=real(0), default=3.0, help="classifier-free guidance weight (1 = off)")
+    p.add_argument("--notes", type=whole(0), default=16, help="held-out songs generated for the note error rate "
                    "(synth data only; 0 = skip)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=whole(0), default=0)
     add_arguments(p)
     return p
 
@@ -139,6 +140,8 @@ def write_outputs(song, result: dict, data: str, split: str, out: Path, generate
     from eval.report import write_report
     from model.audio import write_wav
 
+    from train.trainer import parse_metrics_line
+
     bundle = song.bundle
     songs = generate_for_report(song, data, split, generate, seconds, cfg, seed)
     for i, s in enumerate(songs):
@@ -147,7 +150,8 @@ def write_outputs(song, result: dict, data: str, split: str, out: Path, generate
                            for i, s in enumerate(songs)]
     (out / "eval.json").write_text(json.dumps(result, indent=2))
     metrics_path = bundle.path.parent / "metrics.jsonl"
-    history = [json.loads(x) for x in metrics_path.read_text().splitlines() if x] if metrics_path.exists() else []
+    lines = metrics_path.read_text(errors="replace").splitlines() if metrics_path.exists() else []
+    history = [row for row in map(parse_metrics_line, lines) if row is not None]  # a torn line left out
     return write_report(out / "report.html", result, history, songs, 24_000)
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from manifests import DatasetCard, read_manifest, refuse_texts_longer_than
+from manifests import DatasetCard, read_manifest, refuse_missing_shards, refuse_texts_longer_than
 from model.bundle import Bundle
 from model.codec import CodecIdentity
 from model.errors import AutoSongError
@@ -45,6 +45,7 @@ def load_split(data: str, split: str, max_songs: int | None = None) -> tuple[Dat
     by_shard: dict[str, list[dict]] = {}
     for r in rows:
         by_shard.setdefault(r["shard"], []).append(r)
+    refuse_missing_shards(data, sorted(by_shard), split)
     for shard, shard_rows in by_shard.items():
         samples = read_samples(f"{data}/shards/{shard}", {r["key"] for r in shard_rows})
         for r in shard_rows:

@@ -204,6 +204,45 @@ def read_manifest(out: str | Path, kind: str, missing_ok: bool = False) -> list[
     return list(rows.values())
 
 
+UNUSED_SLOT = "<unused slot {}>"  # a slot whose genre no surviving shard names
+
+
+def changed_genre_slots(trained: list[str], current: list[str]) -> list[tuple[int, str, str]]:
+    """(slot, trained genre, current genre) for each slot a model learned whose meaning changed;
+    slots added since, and slots that held no genre, are not changes."""
+    return [(i, old, current[i] if i < len(current) else "(none)") for i, old in enumerate(trained)
+            if old != UNUSED_SLOT.format(i) and (i >= len(current) or current[i] != old)]
+
+
+def recorded_genres(path: str | Path) -> list[str]:
+    """The genre slots a dataset card, a run or an export recorded: `path` is OUT/dataset.json,
+    RUN/run_config.json, RUN/export/config.json, or a folder holding one of them."""
+    path = Path(path)
+    if path.is_dir():
+        found = [path / n for n in ("dataset.json", "run_config.json", "export/config.json", "config.json")
+                 if (path / n).is_file()]
+        if not found:
+            raise ManifestError(f"--genres {path}: holds no dataset.json, run_config.json or export/config.json")
+        path = found[0]
+    try:
+        genres = json.loads(path.read_text())["genres"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ManifestError(f"--genres {path}: no genre list to read ({type(err).__name__}: {err})") from None
+    if not (isinstance(genres, list) and genres and all(isinstance(g, str) for g in genres)):
+        raise ManifestError(f"--genres {path}: 'genres' is not a list of genre names")
+    return genres
+
+
+def refuse_missing_shards(out: str | Path, shards: list[str], split: str) -> None:
+    """Before training or eval reads a split, one line when shards its manifest lists are gone."""
+    shard_dir = Path(out) / "shards"
+    missing = [s for s in shards if not (shard_dir / s).is_file()]
+    if missing:
+        raise ManifestError(f"{len(missing)} of {len(shards)} {split} shard(s) listed in the manifest are missing "
+                            f"from {shard_dir} (first: {missing[0]}): run `autosong pipeline verify {out}` to see "
+                            f"the damage, then `autosong pipeline build` again to rebuild them")
+
+
 def refuse_texts_longer_than(out: str | Path, limit: int) -> None:
     """Before a run starts, one line naming a sample whose lyric ids exceed what the model reads
     (data built with a larger --max-text-len than this model's max_text_len), not a crash mid-run."""

@@ -19,32 +19,35 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from model.config_checks import check_ranges, ranged
+
 AE_KINDS = ("gumbel_ae", "vqvae")
 
 
 @dataclass
 class AEConfig:
     kind: str = "gumbel_ae"           # gumbel_ae | vqvae
-    num_codebooks: int = 2            # EnCodec codebooks (from the dataset)
-    codebook_size: int = 1024
-    d_model: int = 128
-    n_layers: int = 2                 # encoder layers (and decoder layers)
-    n_heads: int = 4
-    stride: int = 4                   # EnCodec frames per latent position
-    latent_vocab: int = 512
-    latent_channels: int = 2          # gumbel_ae; the VQ-VAE always has 2 (acoustic, vocal)
-    window_frames: int = 600          # training window (a multiple of stride)
-    max_frames: int = 27_000
-    tau_start: float = 2.0            # Gumbel temperature, annealed exponentially ...
-    tau_end: float = 0.5
-    tau_decay_steps: int = 1000       # ... to tau_end over this many steps
-    entropy_weight: float = 0.1
-    commitment: float = 0.25          # VQ-VAE
-    ema_decay: float = 0.95
-    dead_threshold: float = 0.05      # a code used less than this (EMA count) is revived
-    vocal_zero_prob: float = 0.2      # VQ-VAE: train as if instrumental-only this often
+    num_codebooks: int = ranged(2, low=1)  # EnCodec codebooks (from the dataset)
+    codebook_size: int = ranged(1024, low=2)
+    d_model: int = ranged(128, low=1)
+    n_layers: int = ranged(2, low=1)  # encoder layers (and decoder layers)
+    n_heads: int = ranged(4, low=1)
+    stride: int = ranged(4, low=1)  # EnCodec frames per latent position
+    latent_vocab: int = ranged(512, low=2)
+    latent_channels: int = ranged(2, low=1)  # gumbel_ae; the VQ-VAE always has 2 (acoustic, vocal)
+    window_frames: int = ranged(600, low=1)  # training window (a multiple of stride)
+    max_frames: int = ranged(27_000, low=1)
+    tau_start: float = ranged(2.0, low=0, above=True)  # Gumbel temperature, annealed exponentially ...
+    tau_end: float = ranged(0.5, low=0, above=True)
+    tau_decay_steps: int = ranged(1000, low=1)  # ... to tau_end over this many steps
+    entropy_weight: float = ranged(0.1, low=0)
+    commitment: float = ranged(0.25, low=0)  # VQ-VAE
+    ema_decay: float = ranged(0.95, low=0, high=0.9999)
+    dead_threshold: float = ranged(0.05, low=0)  # a code used less than this (EMA count) is revived
+    vocal_zero_prob: float = ranged(0.2, low=0, high=1)  # VQ-VAE: train as if instrumental-only this often
 
     def __post_init__(self):
+        check_ranges(self, "ae")
         if self.kind not in AE_KINDS:
             raise ValueError(f"ae.kind {self.kind!r}: expected one of {AE_KINDS}")
         if self.kind == "vqvae":

@@ -52,8 +52,13 @@ def load_bundle(path: str | Path, device: str | torch.device = "cpu", dtype: tor
                             f"train it to the end, or point at RUN/export")
     try:
         meta = json.loads((directory / "config.json").read_text())
-        if not isinstance(meta, dict) or "model" not in meta:
-            raise ValueError("no 'model' section")
+        if not isinstance(meta, dict):
+            raise ValueError("not a JSON object")
+        absent = [k for k in ("model", "codec", "text", "genres", "step") if k not in meta]
+        if absent:
+            raise ValueError(f"no {', '.join(repr(k) for k in absent)}")
+        if not (isinstance(meta["genres"], list) and meta["genres"] and all(isinstance(g, str) for g in meta["genres"])):
+            raise ValueError("'genres' is not a list of genre names")
     except (ValueError, UnicodeDecodeError) as err:
         raise AutoSongError(f"{directory}/config.json is damaged ({err}): re-export the run "
                             f"(train it again to its last step, or copy the export from where it was made)") from None

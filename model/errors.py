@@ -20,7 +20,7 @@ def run_cli(main, argv: list[str] | None) -> int:
     except (AutoSongError, ManifestError) as err:
         if os.environ.get("AUTOSONG_DEBUG"):
             raise
-        print(f"autosong: error: {err}", file=sys.stderr)
+        print(f"autosong: error: {without_worker_traceback(str(err))}", file=sys.stderr)
         return 2
     except OSError as err:
         # The machine's state, never a bug: a path the user may not read or write, a full or
@@ -33,6 +33,14 @@ def run_cli(main, argv: list[str] | None) -> int:
     except KeyboardInterrupt:
         print("autosong: interrupted", file=sys.stderr)
         return 130
+
+
+def without_worker_traceback(message: str) -> str:
+    """A DataLoader worker's error reaches the main process as 'Caught X in DataLoader worker
+    process 0. Original Traceback ...', ending in 'X: message': keep the message only."""
+    if "Original Traceback" not in message:
+        return message
+    return message.strip().splitlines()[-1].split(": ", 1)[-1]
 
 
 _ENVIRONMENT_ERRNOS = (errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT, errno.EROFS)

@@ -24,18 +24,22 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from model.config_checks import check_ranges, ranged
 from model.transformer import SoundTransformer
 
 
 @dataclass
 class SamplingConfig:
-    temperature: float = 1.0  # 0 = greedy (argmax)
-    top_k: int = 250
-    top_p: float = 0.0        # 0 = off
-    cfg: float = 3.0          # classifier-free guidance weight; 1 = no guidance
-    seed: int = 0
-    context: float = 0.5      # past the window: the fraction of a window each new one continues
+    temperature: float = ranged(1.0, low=0)  # 0 = greedy (argmax)
+    top_k: int = ranged(250, low=0)
+    top_p: float = ranged(0.0, low=0, high=1)  # 0 = off
+    cfg: float = ranged(3.0, low=0)  # classifier-free guidance weight; 1 = no guidance
+    seed: int = ranged(0, low=0)
+    context: float = ranged(0.5, low=0, high=0.95)  # past the window: the fraction of a window each new one continues
     compile: bool = False     # decode steps compiled over a static cache (torch.compile; CUDA graphs on a GPU)
+
+    def __post_init__(self):
+        check_ranges(self, "sampling")
 
     def to_dict(self) -> dict:
         return asdict(self)

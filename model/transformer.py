@@ -21,6 +21,7 @@ from torch.utils.checkpoint import checkpoint
 
 from model import patterns
 from model.attention import CrossAttention, KVCache, SelfAttention, alignment_distance, lyric_progress
+from model.config_checks import check_ranges, ranged
 
 CROSS_ALIGN = ("none", "prior")
 ALIGN_UNITS = ("tokens", "syllables")
@@ -28,29 +29,32 @@ ALIGN_UNITS = ("tokens", "syllables")
 
 @dataclass
 class ModelConfig:
-    num_codebooks: int = 2
-    codebook_size: int = 1024
-    d_model: int = 256
-    n_layers: int = 4
-    n_heads: int = 4
-    d_ff: int = 1024
-    dropout: float = 0.0
-    max_frames: int = 27_000           # absolute frame positions (6 min at 75 frames/s)
-    max_tokens: int = 18_000           # training window, in audio tokens (frames x codebooks)
-    text_vocab_size: int = 2808
-    max_text_len: int = 4096
+    num_codebooks: int = ranged(2, low=1)
+    codebook_size: int = ranged(1024, low=2)
+    d_model: int = ranged(256, low=1)
+    n_layers: int = ranged(4, low=1)
+    n_heads: int = ranged(4, low=1)
+    d_ff: int = ranged(1024, low=1)
+    dropout: float = ranged(0.0, low=0, high=0.95)
+    max_frames: int = ranged(27_000, low=1)  # absolute frame positions (6 min at 75 frames/s)
+    max_tokens: int = ranged(18_000, low=1)  # training window, in audio tokens (frames x codebooks)
+    text_vocab_size: int = ranged(2808, low=1)
+    max_text_len: int = ranged(4096, low=1)
     freeze_text_embedding: bool = True # the design's frozen phoneme table (projection is learned)
-    bert_dim: int = 0                  # > 0: memory from stored BERT states of this width
-    lora_rank: int = 8
+    bert_dim: int = ranged(0, low=0)  # > 0: memory from stored BERT states of this width
+    lora_rank: int = ranged(8, low=0)
     norm: str = "post"                 # post (the design) | pre
     pattern: str = "flatten"           # flatten (the design) | delay (MusicGen)
-    cond_dropout: float = 0.1
+    cond_dropout: float = ranged(0.1, low=0, high=0.95)
     cross_align: str = "none"          # none | prior (lyric position l/L near song progress t/T)
     align_units: str = "tokens"        # the prior's lyric coordinate: tokens (slots) | syllables (sung time;
                                        # a BERT memory has no ids to weigh, so it counts slots)
     activation_checkpointing: bool = False
 
     def __post_init__(self):
+        check_ranges(self, "model")
+        if self.max_tokens < self.num_codebooks:
+            raise ValueError(f"model.max_tokens {self.max_tokens} holds not one frame of {self.num_codebooks} codebooks")
         if self.norm not in ("post", "pre"):
             raise ValueError(f"model.norm {self.norm!r}: expected post or pre")
         if self.pattern not in patterns.PATTERNS:

@@ -3,22 +3,25 @@ RNG, load the newest checkpoint that is intact (not DeepSpeed's `latest`), and e
 (safetensors + config, no pickle) with frozen parameters gathered under ZeRO-3."""
 from __future__ import annotations
 
+import pickle
+import shutil
 import sys
 from pathlib import Path
 
 import torch
 
 from manifests import DatasetCard
-from model.errors import AutoSongError
+from model.errors import AutoSongError, os_error_words
 from train.config import RunConfig
 
 CKPT_DIR = "checkpoints"
 
 
 def load_newest_intact(engine, ckpt_dir: Path, rank: int):
-    """Load the newest checkpoint whose files are all there and load; returns (states path,
-    client state). DeepSpeed's `latest` is not trusted: a crash or a hand can leave it missing or
-    naming a half-deleted step, while older intact checkpoints sit beside it."""
+    """Load the newest checkpoint whose files are all there and load, this rank's RNG state
+    included; returns (client state, RNG state). DeepSpeed's `latest` is not trusted: a crash or a
+    hand can leave it missing or naming a half-deleted step, while older intact checkpoints sit
+    beside it."""
     tags = sorted((d.name for d in ckpt_dir.glob("step_*") if d.is_dir()), reverse=True)
     skipped = []
     for tag in tags:
@@ -27,16 +30,17 @@ def load_newest_intact(engine, ckpt_dir: Path, rank: int):
                 and any(d.glob("*optim_states.pt"))):
             skipped.append(f"{tag} (files missing)")
             continue
-        try:
+        try:  # the small RNG file first: a damaged one skips the checkpoint before the big load
+            rng = torch.load(d / f"rng_rank{rank}.pt", weights_only=True)
             path, client = engine.load_checkpoint(str(ckpt_dir), tag=tag)
-        except (RuntimeError, OSError, KeyError, EOFError, ValueError) as err:
+        except (RuntimeError, OSError, KeyError, EOFError, ValueError, pickle.UnpicklingError) as err:
             skipped.append(f"{tag} ({type(err).__name__})")
             continue
-        if path is not None and client is not None and "step" in client:
+        if path is not None and client is not None and "step" in client and "cpu" in rng:
             if skipped:
                 print(f"autosong: resuming from {tag}; skipped damaged checkpoint(s): {', '.join(skipped)}",
                       file=sys.stderr)
-            return path, client
+            return client, rng
         skipped.append(f"{tag} (no state)")
     found = f"; damaged: {', '.join(skipped)}" if skipped else ""
     raise AutoSongError(f"--resume: no intact checkpoint in {ckpt_dir}{found}. Start the run again without --resume "
@@ -53,11 +57,28 @@ def save_checkpoint(engine, run: Path, step: int, consumed: int, rank: int, worl
     if device.type == "cuda":
         rng["cuda"] = torch.cuda.get_rng_state(device)
     ckpt = run / CKPT_DIR / tag
-    ckpt.mkdir(parents=True, exist_ok=True)
-    torch.save(rng, ckpt / f"rng_rank{rank}.pt")  # before `latest` names this checkpoint
-    dist.barrier()
-    engine.save_checkpoint(str(run / CKPT_DIR), tag=tag,
-                           client_state={"step": step, "consumed": [int(g.item()) for g in gathered]})
+    try:
+        ckpt.mkdir(parents=True, exist_ok=True)
+        torch.save(rng, ckpt / f"rng_rank{rank}.pt")  # before `latest` names this checkpoint
+        dist.barrier()
+        engine.save_checkpoint(str(run / CKPT_DIR), tag=tag,
+                               client_state={"step": step, "consumed": [int(g.item()) for g in gathered]})
+    except (OSError, RuntimeError) as err:  # a full disk: torch's writer raises RuntimeError
+        shutil.rmtree(ckpt, ignore_errors=True)
+        raise AutoSongError(unwritable_checkpoint(ckpt, err)) from err
+
+
+def unwritable_checkpoint(ckpt: Path, err: Exception) -> str:
+    """One line: which checkpoint could not be written, why, and that the older ones are intact."""
+    if isinstance(err, OSError):
+        why = os_error_words(err, "write")
+    else:
+        why = f"the write failed ({str(err).splitlines()[0][:120]})"
+    free = shutil.disk_usage(ckpt.parent if ckpt.parent.exists() else ckpt.parent.parent).free
+    older = sorted(d.name for d in ckpt.parent.glob("step_*") if d.is_dir()) if ckpt.parent.exists() else []
+    kept = f"the newest intact one, {older[-1]}, is kept" if older else "no earlier checkpoint exists"
+    return (f"cannot write checkpoint {ckpt}: {why}; {free / 1e6:.0f} MB free on its device. The partial "
+            f"checkpoint was removed and {kept}: free some space and run the same command with --resume")
 
 
 def export_bundle(engine, run: Path, cfg: RunConfig, card: DatasetCard, step: int, rank: int) -> None:

@@ -22,6 +22,8 @@ def parser() -> argparse.ArgumentParser:
                    help="continue from the run's latest checkpoint, with the run's saved config (+ overrides given here)")
     p.add_argument("--stop-at", type=whole(1), default=None,
                    help="checkpoint and stop at this step, keeping the --steps schedule (for time-limited jobs)")
+    p.add_argument("--verify-data", action="store_true", help="check every sample's codes against the hash "
+                   "the build recorded (= --train.verify_data true; a code outside the codebook is always refused)")
     p.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)  # deepspeed launcher
     return p
 
@@ -33,6 +35,8 @@ def run(argv) -> int:
     args, overrides = parser().parse_known_args(argv)
     if args.steps is not None:
         overrides += ["--train.steps", str(args.steps)]
+    if args.verify_data:
+        overrides += ["--train.verify_data", "true"]
     if args.resume:
         cfg = apply_overrides(saved_run_config(args.run), overrides)
     else:

@@ -12,6 +12,7 @@ from pathlib import Path
 import yaml
 
 from model.autoencoders import AEConfig
+from model.config_checks import check_ranges, ranged
 from model.errors import AutoSongError
 from model.transformer import ModelConfig
 
@@ -20,34 +21,28 @@ STAGES = ("sound", "gumbel_ae", "vqvae", "latent")
 
 @dataclass
 class TrainConfig:
-    steps: int = 1000
-    micro_batch: int = 4            # songs (windows) per rank per micro-batch
-    grad_accum: int = 1
-    lr_max: float = 3e-4
-    lr_min: float = 3e-5
-    warmup_steps: int = 100
-    weight_decay: float = 0.1
-    betas: tuple[float, float] = (0.9, 0.95)
-    grad_clip: float = 1.0
+    steps: int = ranged(1000, low=1)
+    micro_batch: int = ranged(4, low=1)  # songs (windows) per rank per micro-batch
+    grad_accum: int = ranged(1, low=1)
+    lr_max: float = ranged(3e-4, low=0, above=True)
+    lr_min: float = ranged(3e-5, low=0)
+    warmup_steps: int = ranged(100, low=0)
+    weight_decay: float = ranged(0.1, low=0)
+    betas: tuple[float, float] = ranged((0.9, 0.95), low=0, high=0.9999, each=True)
+    grad_clip: float = ranged(1.0, low=0)
     precision: str = "auto"         # auto (bf16 where supported, else fp32) | bf16 | fp32
-    log_every: int = 10
-    ckpt_every: int = 500
-    seed: int = 0
-    num_workers: int = 0            # DataLoader workers per rank
-    bucket_songs: int = 32          # windows buffered for length bucketing
-    max_bad_steps: int = 5          # non-finite losses in a row before the run stops
+    log_every: int = ranged(10, low=1)
+    ckpt_every: int = ranged(500, low=1)
+    seed: int = ranged(0, low=0)
+    num_workers: int = ranged(0, low=0)  # DataLoader workers per rank
+    bucket_songs: int = ranged(32, low=1)  # windows buffered for length bucketing
+    max_bad_steps: int = ranged(5, low=1)  # non-finite losses in a row before the run stops
     deterministic: bool = False     # torch deterministic kernels: bitwise-repeatable runs, a little slower
+    verify_data: bool = False       # hash each sample's codes against the build's record (--verify-data)
 
     def __post_init__(self):
+        check_ranges(self, "train")
         self.betas = tuple(self.betas)
-        for name in ("steps", "micro_batch", "grad_accum", "log_every", "ckpt_every", "max_bad_steps"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"train.{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("warmup_steps", "num_workers", "seed", "weight_decay", "grad_clip", "lr_min"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"train.{name} must not be negative, got {getattr(self, name)}")
-        if not self.lr_max > 0:
-            raise ValueError(f"train.lr_max must be above 0, got {self.lr_max}")
 
 
 @dataclass

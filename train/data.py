@@ -10,6 +10,7 @@ read), so resuming costs the same at step 20 and at step 200,000.
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from manifests import DatasetCard, read_manifest
+from manifests import DatasetCard, read_manifest, refuse_missing_shards
 from model.errors import AutoSongError
 
 
@@ -37,6 +38,7 @@ class StreamConfig:
     rank: int = 0
     world_size: int = 1
     skip_batches: int = 0  # batches this rank already consumed (a resumed run): found by arithmetic, not replay
+    verify: bool = False   # check each sample's codes against the hash the build recorded
 
 
 def _load(npy: bytes) -> np.ndarray:
@@ -89,11 +91,7 @@ class ShardStream(IterableDataset):
             self.counts[r["shard"]] += 1
         self.decoded = 0  # samples whose arrays were loaded (resume reads at most one buffer's)
         self.shard_dir = out / "shards"
-        missing = [s for s in self.shards if not (self.shard_dir / s).is_file()]
-        if missing:  # before training starts, not as a FileNotFoundError mid-epoch
-            raise AutoSongError(f"{len(missing)} of {len(self.shards)} {cfg.split} shard(s) listed in the manifest are "
-                                f"missing from {self.shard_dir} (first: {missing[0]}): run `autosong pipeline verify "
-                                f"{out}` to see the damage, then `autosong pipeline build` again to rebuild them")
+        refuse_missing_shards(out, self.shards, cfg.split)  # before training starts, not mid-epoch
 
     def _my_plan(self, epoch: int, reader: int, readers: int) -> tuple[list[str], int, int]:
         """(shards to read, sample stride, sample phase) for one reader in one epoch."""
@@ -137,7 +135,7 @@ class ShardStream(IterableDataset):
             if meta["codec"] != self.card.codec:
                 raise AutoSongError(f"{shard}:{sample['__key__']} was encoded with another codec than "
                                     f"{self.cfg.data}/dataset.json names: rebuild the dataset")
-            codes = _load(sample["codes.npy"])
+            codes = self._checked_codes(sample, meta, shard)
             self.decoded += 1
             T, W = codes.shape[1], self.cfg.window_frames
             last_start = max(0, min(T, self.cfg.max_frames) - W)
@@ -148,6 +146,20 @@ class ShardStream(IterableDataset):
             if self.cfg.with_bert:
                 window["bert"] = _load(sample["bert.npy"])
             yield window
+
+    def _checked_codes(self, sample: dict, meta: dict, shard: str) -> np.ndarray:
+        """The sample's codes, refused in one line when a damaged shard put one outside the codebook
+        (always: one min/max) or, with `verify`, when they are not the bytes the build wrote."""
+        where = f"{self.shard_dir / shard}: sample {sample['__key__']}"
+        fix = f"run `autosong pipeline verify {self.cfg.data}`, then `autosong pipeline build` again to rebuild it"
+        if self.cfg.verify and hashlib.sha256(sample["codes.npy"]).hexdigest() != meta["codes_sha256"]:
+            raise AutoSongError(f"{where}: its codes differ from the hash the build recorded (a damaged shard); {fix}")
+        codes = _load(sample["codes.npy"])
+        size = self.card.codebook_size
+        if codes.size and (int(codes.min()) < 0 or int(codes.max()) >= size):
+            bad = int(codes.min()) if int(codes.min()) < 0 else int(codes.max())
+            raise AutoSongError(f"{where}: code {bad} is outside the codebook (0-{size - 1}), a damaged shard; {fix}")
+        return codes
 
     def _start(self, reader: int, readers: int, skip: int) -> tuple[int, int, int]:
         """Where a reader that already gave `skip` batches goes on: (epoch, buffer, batches of

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from manifests import DatasetCard, refuse_texts_longer_than
+from manifests import DatasetCard, changed_genre_slots, refuse_texts_longer_than
 from model.errors import AutoSongError
 from model.lyrics import default_tokenizer
 from model.transformer import SoundTransformer
@@ -160,14 +160,26 @@ def _to_device(batch: dict, device) -> dict:
     return {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
+def parse_metrics_line(line: str) -> dict | None:
+    """One metrics.jsonl row, or None for a blank or torn line (what a kill in mid-write leaves)."""
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return row if isinstance(row, dict) and isinstance(row.get("step"), int) else None
+
+
 class MetricsLog:
     """RUN/metrics.jsonl (one JSON per logged step) and TensorBoard scalars; rank 0 only."""
 
     def __init__(self, run: Path, resume_step: int | None):
         self.path = run / "metrics.jsonl"
         if resume_step is not None and self.path.exists():  # drop steps logged after the checkpoint
-            keep = [ln for ln in self.path.read_text().splitlines() if ln and json.loads(ln)["step"] <= resume_step]
-            self.path.write_text("".join(ln + "\n" for ln in keep))
+            rows = [parse_metrics_line(ln) for ln in self.path.read_text(errors="replace").splitlines() if ln.strip()]
+            keep = [row for row in rows if row is not None and row["step"] <= resume_step]
+            if len(keep) < sum(1 for row in rows if row is None or row["step"] <= resume_step):
+                print(f"autosong: {self.path}: dropped a torn line (a kill in mid-write)", file=sys.stderr)
+            self.path.write_text("".join(json.dumps(row) + "\n" for row in keep))
         elif resume_step is None:
             self.path.write_text("")
         from torch.utils.tensorboard import SummaryWriter
@@ -215,6 +227,12 @@ class Trainer:
             saved = json.loads((self.run / "run_config.json").read_text())
             if saved["codec"] != card.codec:
                 raise AutoSongError(f"{run} was trained on codec {saved['codec']['source']!r}; {data} uses another")
+            changed = changed_genre_slots(saved["genres"], card.genres)
+            if changed:
+                slot, old, new = changed[0]
+                raise AutoSongError(f"{data}'s genre slot {slot} is {new!r}, but {run} trained it as {old!r} "
+                                    f"({len(changed)} slot(s) changed): rebuild the data with `autosong pipeline "
+                                    f"build ... --genres {run}` to keep the run's slots, or start a new --run")
         own = {"init_method": init_method, "rank": 0, "world_size": 1} if init_method else {}
         if not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) == 1:
             # DeepSpeed's shared-memory all-reduce only speeds up CPU runs of several processes,
@@ -242,17 +260,16 @@ class Trainer:
             (self.run / "run_config.json").write_text(json.dumps({
                 "config": cfg.to_dict(), "codec": card.codec, "text": card.text, "genres": card.genres,
                 "data": str(data), "parent": card.parent, "deepspeed": ds}, indent=2))
-        self.step_count, self.consumed, states = 0, 0, None
+        self.step_count, self.consumed, rng = 0, 0, None
         if resume:
-            states, client = load_newest_intact(self.engine, self.run / CKPT_DIR, self.rank)
+            client, rng = load_newest_intact(self.engine, self.run / CKPT_DIR, self.rank)
             self.step_count, self.consumed = client["step"], client["consumed"][self.rank]
         stream = StreamConfig(data=data, split="train", micro_batch=t.micro_batch, window_frames=model.window_frames(),
                               max_frames=model.model.cfg.max_frames, bucket_songs=t.bucket_songs, seed=t.seed,
                               with_bert=cfg.model.bert_dim > 0, rank=self.rank, world_size=self.world,
-                              skip_batches=self.consumed)
+                              skip_batches=self.consumed, verify=t.verify_data)
         self.batches = iter(make_loader(stream, t.num_workers))  # the same stream, from where the checkpoint stopped
         if resume:  # after the loader: creating its iterator draws from the global RNG
-            rng = torch.load(Path(states).parent / f"rng_rank{self.rank}.pt", weights_only=True)
             torch.set_rng_state(rng["cpu"])
             if self.device.type == "cuda" and "cuda" in rng:
                 torch.cuda.set_rng_state(rng["cuda"])

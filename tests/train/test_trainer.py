@@ -1,5 +1,6 @@
 import json
 import shutil
+import sys
 
 import pytest
 import torch
@@ -166,7 +167,7 @@ def test_zero2_with_optimizer_offload(small_data, tmp_path):
     assert m[-1]["loss"] < m[0]["loss"]
 
 
-@pytest.mark.parametrize("damage", ["optimizer states", "rng file", "latest"])
+@pytest.mark.parametrize("damage", ["optimizer states", "truncated rng file and a torn log line", "latest"])
 def test_resume_falls_back_to_the_newest_intact_checkpoint(damage, small_data, tmp_path):
     run = tmp_path / "run"
     args = ["--data", str(small_data), "--train.ckpt_every", "2", *TINY]
@@ -176,8 +177,11 @@ def test_resume_falls_back_to_the_newest_intact_checkpoint(damage, small_data, t
     if damage == "optimizer states":
         for f in newest.glob("*optim_states.pt"):
             f.unlink()
-    elif damage == "rng file":
-        (newest / "rng_rank0.pt").unlink()
+    elif damage.startswith("truncated rng file"):  # what a kill in mid-write leaves in both files
+        rng = newest / "rng_rank0.pt"
+        rng.write_bytes(rng.read_bytes()[: rng.stat().st_size // 2])
+        with open(run / "metrics.jsonl", "a") as f:
+            f.write('{"step": 4, "loss": 3.')
     (run / "checkpoints/latest").unlink()  # `latest` gone too: the checkpoints are still found
     second = train_cli("--data", str(small_data), "--run", str(run), "--resume")
     assert second.returncode == 0 and "Traceback" not in second.stderr, second.stderr[-2000:]
@@ -187,6 +191,27 @@ def test_resume_falls_back_to_the_newest_intact_checkpoint(damage, small_data, t
     else:
         assert "skipped damaged checkpoint(s): step_00000004" in second.stderr
         assert steps == [1, 2] + [3, 4, 5, 6]  # resumed from step 2; the log past it was rewritten
+    assert (run / "export/model.safetensors").exists()
+
+
+@pytest.mark.skipif(shutil.which("prlimit") is None, reason="needs util-linux's prlimit")
+def test_a_checkpoint_that_cannot_be_written_is_one_line_and_the_older_one_resumes(small_data, tmp_path):
+    # A file-size limit makes the write fail mid-file as a full disk does (Python ignores SIGXFSZ,
+    # so the write returns EFBIG): the RNG file fits in 1 MB, the model states do not.
+    run = tmp_path / "run"
+    args = ["--data", str(small_data), "--train.ckpt_every", "2", *TINY, "--run", str(run), "--steps", "4"]
+    first = train_cli(*args, "--stop-at", "2")
+    assert first.returncode == 0, first.stderr[-2000:]
+    full = train_cli("--data", str(small_data), "--run", str(run), "--resume",
+                     launcher=["prlimit", "--fsize=1000000", sys.executable, "-m", "train"])
+    assert full.returncode == 2 and "Traceback" not in full.stderr, full.stderr[-2000:]
+    line = full.stderr.strip().splitlines()[-1]
+    assert line.startswith("autosong: error: cannot write checkpoint") and "step_00000004" in line, line
+    assert "step_00000002, is kept" in line and "--resume" in line
+    assert sorted(d.name for d in (run / "checkpoints").glob("step_*")) == ["step_00000002"]
+    again = train_cli("--data", str(small_data), "--run", str(run), "--resume")
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert [r["step"] for r in read_metrics(run)] == [1, 2, 3, 4]
     assert (run / "export/model.safetensors").exists()
 
 

@@ -1,0 +1,88 @@
+"""Damaged data and bad arguments around training and eval: one `autosong: error:` line that names
+what is wrong, exit 2, no traceback."""
+import json
+import shutil
+
+import pytest
+
+from manifests import read_manifest
+from tests.conftest import TINY, train_cli
+from tests.eval.test_eval import autosong
+
+
+def _one_line(out, *says):
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
+    line = out.stderr.strip().splitlines()[-1]
+    assert line.startswith("autosong: error:") or "error: argument" in line, line
+    for words in says:
+        assert words in line, line
+
+
+def test_a_missing_shard_is_one_line_in_eval_as_it_is_in_train(small_data, trained_run, tmp_path):
+    # (train's: tests/pipeline/test_build.py; both come from manifests.refuse_missing_shards)
+    data = tmp_path / "data"
+    shutil.copytree(small_data, data)
+    val = sorted(r["shard"] for r in read_manifest(data, "samples") if r["split"] == "val")
+    (data / "shards" / val[0]).unlink()
+    says = ("shard(s) listed in the manifest are missing", val[0], "autosong pipeline verify")
+    _one_line(autosong("eval", "--checkpoint", str(trained_run), "--data", str(data), "--generate", "0",
+                       "--notes", "0"), *says)
+
+
+@pytest.mark.parametrize("flag,value", [("--seconds", "nan"), ("--cfg", "nan"), ("--max-songs", "-1"),
+                                        ("--notes", "-2"), ("--generate", "1.5"), ("--seconds", "0")])
+def test_eval_refuses_bad_arguments_before_it_loads_anything(flag, value, tmp_path):
+    out = autosong("eval", "--checkpoint", str(tmp_path / "none"), "--data", str(tmp_path / "none"), flag, value)
+    _one_line(out, flag)
+
+
+def _rewrite_codes(shard, change) -> str:
+    """Rewrite the one sample of a shard with its codes changed by `change` (in place, as bit rot
+    would); returns the sample's key."""
+    import io
+    import tarfile
+
+    import numpy as np
+
+    members = []
+    with tarfile.open(shard) as tar:
+        for m in tar.getmembers():
+            data = tar.extractfile(m).read()
+            if m.name.endswith(".codes.npy"):
+                codes = np.load(io.BytesIO(data))
+                change(codes)
+                buf = io.BytesIO()
+                np.save(buf, codes)
+                data, key = buf.getvalue(), m.name.split(".")[0]
+            members.append((m, data))
+    with tarfile.open(shard, "w") as tar:
+        for m, data in members:
+            m.size = len(data)
+            tar.addfile(m, io.BytesIO(data))
+    return key
+
+
+@pytest.mark.parametrize("damage", ["a code outside the codebook", "a code changed within range"])
+def test_a_corrupted_code_is_refused_naming_shard_and_sample(damage, small_data, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(small_data, data)
+    shard = sorted(r["shard"] for r in read_manifest(data, "samples") if r["split"] == "train")[0]
+    args = ["--data", str(data), "--run", str(tmp_path / "run"), "--steps", "1", *TINY]
+    if damage == "a code outside the codebook":  # the int16 bit flip that reached the embedding
+        key = _rewrite_codes(data / "shards" / shard, lambda c: c.__setitem__((0, 3), 16_000))
+        _one_line(train_cli(*args), shard, key, "code 16000 is outside the codebook (0-1023)", "pipeline verify")
+    else:  # only the hash can tell: --verify-data
+        key = _rewrite_codes(data / "shards" / shard, lambda c: c.__setitem__((0, 3), (int(c[0, 3]) + 1) % 1024))
+        _one_line(train_cli(*args, "--verify-data"), shard, key, "differ from the hash the build recorded")
+
+
+def test_resume_refuses_data_whose_genre_slots_changed_meaning(small_data, trained_run, tmp_path):
+    data, run = tmp_path / "data", tmp_path / "run"
+    shutil.copytree(small_data, data)
+    run.mkdir()
+    shutil.copy(trained_run / "run_config.json", run)  # a run trained on small_data's slots
+    card = json.loads((data / "dataset.json").read_text())
+    card["genres"][1], card["genres"][2] = card["genres"][2], card["genres"][1]  # a rebuild that moved them
+    (data / "dataset.json").write_text(json.dumps(card))
+    out = train_cli("--data", str(data), "--run", str(run), "--resume")
+    _one_line(out, "genre slot 1 is", f"trained it as {card['genres'][2]!r}", f"--genres {run}")
