@@ -20,12 +20,14 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from manifests import DatasetCard, ManifestError, file_sha256, read_manifest, split_for_key, write_manifest
+from manifests import (DatasetCard, ManifestError, file_sha256, read_manifest, recorded_genres, split_for_key,
+                       write_manifest)
 from model.errors import AutoSongError, os_error_words
-from model.lyrics import MAX_GENRES, UNKNOWN_GENRE, default_tokenizer
+from model.lyrics import default_tokenizer
 from pipeline.encode import SAMPLE_FIELDS
+from pipeline.genres import assign_genres, recover_genres, with_recorded_slots
 from pipeline.index import DatasetIndex
-from pipeline.scan import SongSource, StatCache, scan_corpus
+from pipeline.scan import StatCache, scan_corpus
 from pipeline.shards import ShardSink, final_shards, read_samples, read_shard_meta, remove_partial_shards
 from pipeline.synth import corpus_rule
 
@@ -46,6 +48,7 @@ class BuildConfig:
     rehash: bool = False              # ignore the stat cache: hash every audio file again
     gpus_per_worker: float = 0.0      # > 0: each encoder actor takes this share of a GPU (Ray num_gpus)
     songs_per_batch: int = 0          # songs per encoder call, equal windows batched; 0: 8 on GPUs, 1 on CPUs
+    genres_from: str | None = None    # a card, run or export whose genre slots this build keeps
 
     def limits(self) -> dict:
         """What a sample may hold, stated in dataset.json and enforced per song."""
@@ -143,36 +146,6 @@ def _known_rows(out: Path, shard_dir: Path, trust_manifests: bool = True) -> tup
     return rows, shards
 
 
-def _recover_genres(shard_dir: Path, codec, text: dict, out: Path) -> list[str]:
-    """The genre vocabulary of shards whose dataset.json is lost, from their samples' meta
-    (each sample records its genre and the slot its text ids hold). The shards must agree with
-    each other and with this build's codec and text front-end, or the build refuses: reusing a
-    sample under a vocabulary that is not provably its own would silently change its genre."""
-    from model.codec import CodecIdentity
-
-    slots: dict[int, str] = {0: UNKNOWN_GENRE}
-    fix = f"build into a new --out, or delete {shard_dir} to encode every song again"
-    for path in final_shards(shard_dir):
-        for meta in _shard_meta_or_set_aside(path):
-            where = f"{path.name}:{meta.get('key')}"
-            if not CodecIdentity.from_dict(meta["codec"]).same_model(codec.identity):
-                raise AutoSongError(f"{out}/dataset.json is missing and {where} was encoded with codec "
-                                    f"{meta['codec'].get('source')!r}, not this build's: {fix}")
-            if (meta.get("bert_len", 0) > 0) != (text["frontend"] == "bert"):
-                raise AutoSongError(f"{out}/dataset.json is missing and {where} was built with another text "
-                                    f"front-end than {text['frontend']}: {fix}")
-            slot, genre = int(meta["genre_slot"]), meta["genre"]
-            if slot == 0:  # unknown, or a genre past MAX_GENRES
-                continue
-            if slots.setdefault(slot, genre) != genre:
-                raise AutoSongError(f"{out}/dataset.json is missing and the shards disagree on genre slot {slot} "
-                                    f"({slots[slot]!r} vs {genre!r} in {where}): {fix}")
-    names = list(slots.values())
-    if len(set(names)) != len(names):
-        raise AutoSongError(f"{out}/dataset.json is missing and the shards give one genre two slots: {fix}")
-    return [slots.get(i, f"<unused slot {i}>") for i in range(max(slots) + 1)]
-
-
 def _compact_stale_shards(shard_dir: Path, samples: dict[str, dict], shard_rows: dict[str, dict]) -> None:
     """A shard that holds both indexed samples and replaced ones is rewritten with only the
     indexed ones (bytes copied, nothing re-encoded), so plain readers never see a stale copy.
@@ -190,18 +163,6 @@ def _compact_stale_shards(shard_dir: Path, samples: dict[str, dict], shard_rows:
             shard_rows[info.path] = info.row()
             for key in info.keys:
                 samples[key] = {**samples[key], "shard": info.path}
-
-
-def _assign_genres(songs: list[SongSource], genres: list[str]) -> dict[str, int]:
-    """Append-only genre vocabulary: existing slots never move; new genres take the next slots."""
-    for song in songs:
-        if song.genre not in genres:
-            if len(genres) >= MAX_GENRES:
-                print(f"warning: more than {MAX_GENRES} genres; {song.genre!r} ({song.key}) counts as unknown",
-                      file=sys.stderr)
-                continue
-            genres.append(song.genre)
-    return {g: i for i, g in enumerate(genres)}
 
 
 def _start_ray(cfg: BuildConfig) -> tuple[bool, int]:
@@ -330,7 +291,13 @@ def _build(cfg: BuildConfig, out: Path) -> BuildResult:
     remove_partial_shards(shard_dir)
     # Without a readable dataset.json the manifests cannot be trusted either: every row is
     # re-read from the shards' own meta, and the genre vocabulary recovered from it.
-    genres = list(old_card.genres) if old_card else _recover_genres(shard_dir, codec, text, out)
+    if old_card:
+        genres = list(old_card.genres)
+    else:
+        metas = ((path.name, meta) for path in final_shards(shard_dir) for meta in _shard_meta_or_set_aside(path))
+        genres = recover_genres(metas, codec, text, out, shard_dir)
+    if cfg.genres_from:
+        genres = with_recorded_slots(genres, recorded_genres(cfg.genres_from), cfg.genres_from)
     known, shard_rows = _known_rows(out, shard_dir, trust_manifests=old_card is not None)
     if not old_card:
         known = {k: {**r, "split": split_for_key(k, cfg.val_fraction)} for k, r in known.items()}
@@ -339,7 +306,7 @@ def _build(cfg: BuildConfig, out: Path) -> BuildResult:
     cache = StatCache(None if cfg.rehash else _read_index(out, "stat_cache"))
     songs, scan_rejects = scan_corpus(cfg.dataset, cache)
     write_manifest(out, "stat_cache", sorted(cache.rows.values(), key=lambda r: r["path"]))
-    slots = _assign_genres(songs, genres)
+    slots = assign_genres(songs, genres)
 
     samples: dict[str, dict] = {}
     rejects: dict[str, dict] = {r.key: {"key": r.key, "source": r.source, "stage": "scan", "reason": r.reason,
@@ -391,6 +358,8 @@ def _build(cfg: BuildConfig, out: Path) -> BuildResult:
                                   "reason": result["reason"], "content_sha256": song["content_sha256"]})
                     bar.write(f"rejected {song['key']} ({result['stage']}): {result['reason']}", file=sys.stderr)
                     continue
+                if result["warning"]:
+                    bar.write(f"warning: {song['key']}: {result['warning']}", file=sys.stderr)
                 meta = json.loads(result["meta"])
                 sample = {"__key__": song["key"], "codes.npy": result["codes"], "text.npy": result["text"],
                           "lyrics.txt": result["lyrics"], "meta.json": result["meta"]}

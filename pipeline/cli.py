@@ -23,7 +23,8 @@ def _build(args) -> int:
                       max_seconds=args.max_seconds, shard_samples=args.shard_samples, workers=args.workers,
                       ray_address=args.ray_address, val_fraction=args.val_fraction,
                       max_song_seconds=args.max_song_seconds, max_text_len=args.max_text_len, rehash=args.rehash,
-                      gpus_per_worker=args.gpus_per_worker, songs_per_batch=args.songs_per_batch)
+                      gpus_per_worker=args.gpus_per_worker, songs_per_batch=args.songs_per_batch,
+                      genres_from=args.genres)
     result = build(cfg)
     c = result.card.counts
     print(f"built {result.built} songs, kept {result.kept}, rejected {result.rejected} "
@@ -84,6 +85,8 @@ def parser() -> argparse.ArgumentParser:
                         "--gpus-per-worker, else 1: exact codes whatever the batch; more may flip near-tie codes)")
     b.add_argument("--workers", type=whole(0), default=0, help="encoder actors (default: one per CPU)")
     b.add_argument("--ray-address", default=None, help="'auto' or ray://HOST:PORT; default: a local Ray")
+    b.add_argument("--genres", default=None, help="keep the genre slots recorded by this dataset.json, run or "
+                   "export (after losing dataset.json, so a trained run's genres keep their slots)")
     b.add_argument("--val-fraction", type=real(0, 1), default=0.1, help="share of songs in val (by key hash)")
     b.set_defaults(func=_build)
 

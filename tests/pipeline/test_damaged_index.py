@@ -33,6 +33,30 @@ def test_a_lost_dataset_json_keeps_every_sample_on_its_own_genre_slot(built, mix
     assert verify(out) == (len(GOOD) - len(gone), [])
 
 
+def test_a_genre_whose_every_shard_is_lost_gets_its_recorded_slot_back(built, mixed_corpus, tmp_path, ray_local):
+    out = copy_tree(built[0], tmp_path / "out")
+    old = DatasetCard.load(out)
+    recorded = shutil.copy(out / "dataset.json", tmp_path / "recorded.json")  # what a run keeps of it
+    rows = read_manifest(out, "samples")
+    lost_genre = old.genres[1]
+    lost = {r["shard"] for r in rows if r["genre"] == lost_genre}
+    (out / "dataset.json").unlink()
+    shutil.rmtree(out / "manifests")
+    for shard in lost:
+        (out / "shards" / shard).unlink()
+
+    shifted = copy_tree(out, tmp_path / "shifted")
+    build(BuildConfig(str(mixed_corpus), str(shifted), codec="test", shard_samples=3))
+    assert DatasetCard.load(shifted).genres.index(lost_genre) != 1  # the silent change, without --genres
+
+    build(BuildConfig(str(mixed_corpus), str(out), codec="test", shard_samples=3, genres_from=str(recorded)))
+    card = DatasetCard.load(out)
+    assert card.genres[: len(old.genres)] == old.genres
+    for row in read_manifest(out, "samples"):
+        assert card.genres.index(row["genre"]) == old.genres.index(row["genre"])
+    assert verify(out) == (len(GOOD), [])
+
+
 def test_verify_catches_genres_that_dataset_json_puts_on_other_slots(built, tmp_path, capsys):
     out = copy_tree(built[0], tmp_path / "out")
     card = json.loads((out / "dataset.json").read_text())
