@@ -109,11 +109,11 @@ def main() -> None:
             rows.append({"pattern": pattern, "tokens": tokens, "cached_tokens_per_s": cached,
                          "recompute_tokens_per_s": recompute, "speedup": cached / recompute,
                          "recompute_measured": "full run" if full else "8 sampled prefix lengths, integrated",
-                         "realtime_factor": cached / (75 * model.cfg.num_codebooks), "threads": torch.get_num_threads()})
-    print(f"{'pattern':8} {'tokens':>6} {'cache tok/s':>12} {'recompute tok/s':>16} {'speedup':>8} {'x realtime':>11}  recompute")
+                         "rtf": 75 * model.cfg.num_codebooks / cached, "threads": torch.get_num_threads()})
+    print(f"{'pattern':8} {'tokens':>6} {'cache tok/s':>12} {'recompute tok/s':>16} {'speedup':>8} {'RTF':>11}  recompute")
     for r in rows:
         print(f"{r['pattern']:8} {r['tokens']:6d} {r['cached_tokens_per_s']:12.0f} {r['recompute_tokens_per_s']:16.1f} "
-              f"{r['speedup']:8.1f} {r['realtime_factor']:11.2f}  {r['recompute_measured']}")
+              f"{r['speedup']:8.1f} {r['rtf']:11.3f}  {r['recompute_measured']}")
     stages = two_stage_table(args.config)
     compiled = compiled_table(args.config, args.song_seconds, args.device, args.dtype)
     Path(args.out).write_text(json.dumps({"kv_cache": rows, "patterns": stages, "compiled": compiled}, indent=2))
@@ -153,7 +153,7 @@ def compiled_table(config: str, seconds: float, device: str, dtype: str) -> list
                     "vs_eager": eager_s / wall, "first_call_s": extra, "device": str(dev),
                     "dtype": str(next(model.parameters()).dtype).replace("torch.", ""), "config": config})
     print(f"\n{seconds:g} s song, cfg 3, delay pattern, {config} on {dev}:")
-    print(f"{'mode':24} {'wall s':>8} {'x realtime':>11} {'vs eager':>9}")
+    print(f"{'mode':24} {'wall s':>8} {'RTF':>11} {'vs eager':>9}")
     for r in out:
         first = f"  (first call {r['first_call_s']:.1f} s, compiling)" if r["first_call_s"] else ""
         print(f"{r['mode']:24} {r['wall_s']:8.2f} {r['x_realtime']:11.2f} {r['vs_eager']:9.2f}{first}")

@@ -3,22 +3,26 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
-from model.arguments import real, whole
+from model.arguments import HelpFormatter, real, whole
+
+LATENT_SECONDS = 8.0  # a latent dataset's songs are generated this long unless --seconds says
 from model.devices import add_arguments
 from model.errors import run_cli
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="autosong eval", description=__doc__)
+    p = argparse.ArgumentParser(prog="autosong eval", description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--checkpoint", required=True, help="a run directory (RUN/export) or an export directory")
     p.add_argument("--data", required=True, help="OUT of `autosong pipeline build` (same codec as the model)")
     p.add_argument("--split", default="val", choices=("val", "train"))
     p.add_argument("--out", default=None, help="report directory (default: RUN/eval)")
     p.add_argument("--max-songs", type=whole(1), default=None, help="score at most this many songs (default: all)")
     p.add_argument("--generate", type=whole(0), default=2, help="songs to generate from held-out lyrics for the report")
-    p.add_argument("--seconds", type=real(0, above=True), default=8.0, help="length of each generated song")
+    p.add_argument("--seconds", type=real(0, above=True), default=None,
+                   help="length of each generated song, at most (default: the held-out song's own length)")
     p.add_argument("--cfg", type=real(0), default=3.0, help="classifier-free guidance weight (1 = off)")
     p.add_argument("--notes", type=whole(0), default=16, help="held-out songs generated for the note error rate "
                    "(synth data only; 0 = skip)")
@@ -27,7 +31,7 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def generate_for_report(song, data: str, split: str, count: int, seconds: float, cfg: float, seed: int) -> list[dict]:
+def generate_for_report(song, data: str, split: str, count: int, seconds: float | None, cfg: float, seed: int) -> list[dict]:
     """Songs generated (by `song`, a model.api.AutoSong) from the first held-out songs' lyrics
     and genres, for listening."""
     from eval.evaluate import load_split
@@ -42,18 +46,18 @@ def generate_for_report(song, data: str, split: str, count: int, seconds: float,
     lyrics = [s.lyrics for s in songs]
     settings = SamplingConfig(temperature=1.0, top_k=250, cfg=cfg, seed=seed)
     if bundle.parent:  # latent data holds no EnCodec codes to match: one batch
-        made = song.generate(lyrics, [s.genre for s in songs], seconds, settings)
+        made = song.generate(lyrics, [s.genre for s in songs], seconds or LATENT_SECONDS, settings)
         codes, wavs = list(made.codes), made.audio
     else:  # each as long as the true song (up to `seconds`), to compare them
-        made = [song.generate(text, s.genre, min(seconds, s.codes.shape[1] / codec.frame_rate), settings)
+        made = [song.generate(text, s.genre, min(seconds or math.inf, s.codes.shape[1] / codec.frame_rate), settings)
                 for s, text in zip(songs, lyrics)]
         codes, wavs = [m.codes[0] for m in made], [m.audio[0] for m in made]
     maps = alignment_maps(song, codes, lyrics, [s.genre for s in songs], codec.frame_rate)
     # the true song of those lyrics, as the codec renders its codes (latent data: no EnCodec codes here)
     refs = [codec.decode(s.codes) if not bundle.parent else None for s in songs]
     out = [{"title": f"from {s.key}'s lyrics", "lyrics": text, "genre": s.genre, "wav": wav,
-            "codes": c, "reference_wav": ref, "alignment": amap, "frame_rate": rate}
-           for s, text, c, wav, ref, (amap, rate) in zip(songs, lyrics, codes, wavs, refs, maps)]
+            "codes": c, "reference_wav": ref, "alignment": amap, "frame_rate": rate, "prior_share": share}
+           for s, text, c, wav, ref, (amap, rate, share) in zip(songs, lyrics, codes, wavs, refs, maps)]
     for s, item in zip(songs, out):  # on synth data: the notes the lyrics call for, and those heard
         if sings_synth_notes(card, s.genre) and item["reference_wav"] is not None:
             item["expected"] = expected_notes(s.lyrics, s.genre)
@@ -65,7 +69,9 @@ def generate_for_report(song, data: str, split: str, count: int, seconds: float,
 
 def alignment_maps(song, codes: list, lyrics: list[str], genres: list[str], frame_rate: float) -> list[tuple]:
     """Each generated song's cross-attention map [frames, lyric slots] (teacher-forced over its
-    own codes) and the frame rate of its rows; for a latent model, over its latent positions."""
+    own codes), the frame rate of its rows (for a latent model, its latent positions), and, when
+    the model has an alignment prior, the prior's share: the attention mass it moves (half the L1
+    distance per frame to the map without it, averaged), else None."""
     import torch
 
     from model.generate import text_batch
@@ -79,10 +85,14 @@ def alignment_maps(song, codes: list, lyrics: list[str], genres: list[str], fram
             with torch.no_grad():
                 steps = ae.model.encode(steps)  # back to the latent positions the model attended from
         batch = text_batch(song.bundle, lyrics[i : i + 1], genres[i : i + 1], dev)
-        amap = model.cross_attention_map(steps, batch["text_ids"], batch["text_mask"],
-                                         torch.tensor([steps.shape[-1]], device=dev), batch.get("bert"),
-                                         batch.get("bert_mask"))
-        out.append((amap[0].float().cpu().numpy(), frame_rate / stride))
+        args = (steps, batch["text_ids"], batch["text_mask"], torch.tensor([steps.shape[-1]], device=dev),
+                batch.get("bert"), batch.get("bert_mask"))
+        amap = model.cross_attention_map(*args)[0].float()
+        share = None
+        if model.cfg.cross_align == "prior":
+            plain = model.cross_attention_map(*args, prior=False)[0].float()
+            share = float(0.5 * (amap - plain).abs().sum(-1).mean())
+        out.append((amap.cpu().numpy(), frame_rate / stride, share))
     return out
 
 
@@ -120,7 +130,7 @@ def run(argv) -> int:
     return 0
 
 
-def add_note_errors(song, result: dict, data: str, split: str, count: int, seconds: float, cfg: float,
+def add_note_errors(song, result: dict, data: str, split: str, count: int, seconds: float | None, cfg: float,
                     seed: int) -> None:
     """On a synth corpus, generate `count` held-out songs and their controls, and add the note
     error rate to `result` (and print it)."""

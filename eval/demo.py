@@ -12,7 +12,7 @@ import argparse
 import time
 from pathlib import Path
 
-from model.arguments import real, whole
+from model.arguments import HelpFormatter, real, whole
 from model.devices import add_arguments
 from model.errors import run_cli
 
@@ -26,7 +26,7 @@ DEMO_TRAINING = ["--model.pattern", "delay", "--train.lr_max", "0.006", "--train
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="autosong demo", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("--out", default="demo_out", help="working directory (default: demo_out)")
     p.add_argument("--codec", default="tiny", help="tiny (trained, offline; the default), test (random weights, "
                    "a hum), a local directory, or a hub id")
@@ -51,7 +51,7 @@ def run(argv) -> int:
     import torch.distributed as dist
 
     from eval.cli import add_note_errors, write_outputs
-    from eval.evaluate import evaluate, format_table
+    from eval.evaluate import evaluate, format_interval, format_table
     from model.api import AutoSong
     from pipeline.build import BuildConfig, build
     from pipeline.summary import summary
@@ -98,14 +98,14 @@ def run(argv) -> int:
     report = write_outputs(song, metrics, str(data), "val", report_dir, 2, args.generate_seconds, 3.0, args.seed)
     gain = metrics["conditioning_gain"]["shuffled_lyrics"]
     print(f"[5/5] generated {len(metrics['generated'])} songs from held-out lyrics: {report_dir}/generated_*.wav  ({time.time() - t0:.0f} s)")
-    print(f"\nconditioning gain, true vs shuffled lyrics: {gain['mean']:+.4f} nats/token "
-          f"(95% CI [{gain['ci95'][0]:+.4f}, {gain['ci95'][1]:+.4f}], {gain['songs']} held-out songs)")
+    print(f"\nconditioning gain, true vs shuffled lyrics, nats/token, 95% CI over held-out songs: "
+          f"{format_interval(gain['mean'], gain['ci95'], gain['songs'])}")
     if "note_errors" in metrics:
         ner = metrics["note_errors"]
-        print(f"note error rate, another song's lyrics - own lyrics: {ner['difference']['mean']:+.4f} "
-              f"(95% CI [{ner['difference']['ci95'][0]:+.4f}, {ner['difference']['ci95'][1]:+.4f}], "
-              f"{ner['songs']} songs; own {ner['ner_true']:.3f}, control {ner['ner_control']:.3f}, "
-              f"true audio through the codec {ner['ner_codec']:.3f})")
+        d = ner["difference"]
+        print(f"note error rate, another song's lyrics - own lyrics, 95% CI: "
+              f"{format_interval(d['mean'], d['ci95'], ner['songs'])} (own {ner['ner_true']:.3f}, control "
+              f"{ner['ner_control']:.3f}, true audio through the codec {ner['ner_codec']:.3f})")
     print(f"report: {report.resolve()}   ({time.time() - t0:.0f} s in all)")
     return 0
 

@@ -152,6 +152,17 @@ def _score_batch(model, songs: list[Song], conditions: dict, batch: list, out: d
         np.add.at(r["pos_n"], tenth, C)
 
 
+MIN_SONGS_FOR_INTERVAL = 20  # fewer: a bootstrap over so few songs says little
+
+
+def format_interval(mean: float, ci: list[float], songs: int) -> str:
+    """'+0.0854  [+0.0499, +0.1247]  n=69', with a warning when n is too small to mean much."""
+    text = f"{mean:+.4f}  [{ci[0]:+.4f}, {ci[1]:+.4f}]  n={songs}"
+    if songs < MIN_SONGS_FOR_INTERVAL:
+        text += f"  (warning: fewer than {MIN_SONGS_FOR_INTERVAL} songs; this interval means little)"
+    return text
+
+
 def bootstrap_ci(values: np.ndarray, seed: int, resamples: int = 2000) -> list[float]:
     if len(values) < 2:
         return [float(values.mean()), float(values.mean())] if len(values) else [math.nan, math.nan]
@@ -209,5 +220,5 @@ def format_table(result: dict) -> str:
                      f"{result['accuracy'][k]:8.1%}")
     lines += ["", "conditioning gain, nats/token (CE altered - CE true), 95% CI over songs:"]
     for name, g in result["conditioning_gain"].items():
-        lines.append(f"  true vs {name:<16} {g['mean']:+.4f}  [{g['ci95'][0]:+.4f}, {g['ci95'][1]:+.4f}]")
+        lines.append(f"  true vs {name:<16} {format_interval(g['mean'], g['ci95'], g['songs'])}")
     return "\n".join(lines)

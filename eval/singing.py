@@ -7,9 +7,11 @@ songs follow their lyrics; the true audio through the codec gives the ceiling.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from eval.evaluate import bootstrap_ci, load_split
+from eval.evaluate import bootstrap_ci, format_interval, load_split
 from eval.notes import note_error_rate, transcribe
 
 
@@ -28,7 +30,7 @@ def expected_notes(lyrics: str, genre: str) -> list[tuple[float, float, int]]:
     return note_timeline(lyrics, genre, default_tokenizer())
 
 
-def note_error_rates(song, data: str, split: str, count: int, seconds: float, cfg: float, seed: int) -> dict:
+def note_error_rates(song, data: str, split: str, count: int, seconds: float | None, cfg: float, seed: int) -> dict:
     """Generate `count` held-out songs (each as long as the true one, up to `seconds`) and their
     controls with `song` (a model.api.AutoSong); returns NER(true), NER(control), their
     difference with a 95 % interval, the codec's ceiling, and per song what was expected and
@@ -46,7 +48,7 @@ def note_error_rates(song, data: str, split: str, count: int, seconds: float, cf
     rows = []
     for i, s in enumerate(songs):
         other = songs[(i + shift) % len(songs)]
-        length = min(seconds, s.codes.shape[1] / codec.frame_rate)
+        length = min(seconds or math.inf, s.codes.shape[1] / codec.frame_rate)
         expected = expected_notes(s.lyrics, s.genre)
         heard = [n for n in expected if n[0] < length]  # the notes a song of this length can hold
         pitches = [p for _, _, p in heard]
@@ -73,5 +75,5 @@ def format_note_errors(result: dict) -> str:
     return (f"note error rate of generated songs ({result['songs']} held-out synth songs, lower is better):\n"
             f"  own lyrics {result['ner_true']:.3f}   another song's lyrics {result['ner_control']:.3f}   "
             f"true audio through the codec {result['ner_codec']:.3f}\n"
-            f"  note error rate, control - own lyrics: {d['mean']:+.4f}  [{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}]"
+            f"  note error rate, control - own lyrics: {format_interval(d['mean'], d['ci95'], result['songs'])}"
             f"  (> 0: the songs follow their lyrics)")

@@ -10,6 +10,7 @@ what the command line gets.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import torch
 from model.bundle import Bundle, load_bundle
 from model.codec import Codec
 from model.devices import resolve_device, resolve_dtype
-from model.generate import autoencoder_for, codec_for, generate_codes
+from model.generate import autoencoder_for, codec_for, generate_codes, real_time_factor
 from model.sampler import SamplingConfig
 
 
@@ -96,7 +97,11 @@ class AutoSong:
         prompt = None if prompt_audio is None else self.codec.encode(prompt_audio, self.codec.sample_rate)
         codes, timing = generate_codes(self.bundle, lyrics, genres, seconds, sampling or SamplingConfig(),
                                        self.codec.frame_rate, prompt, progress, self.autoencoder)
-        return Songs([self.decode(c) for c in codes], codes, self.codec.sample_rate, timing)
+        t0 = time.perf_counter()
+        audio = [self.decode(c) for c in codes]
+        timing["seconds_decode"] = time.perf_counter() - t0
+        timing["rtf"] = real_time_factor(timing)
+        return Songs(audio, codes, self.codec.sample_rate, timing)
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
         """EnCodec codes [C, frames] -> float32 audio at `sample_rate`."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import math
 
 
@@ -42,3 +43,16 @@ def _check_range(value, low, high, raw: str) -> None:
         raise argparse.ArgumentTypeError(f"must be at least {low:g}, got {raw}")
     if high is not None and value > high:
         raise argparse.ArgumentTypeError(f"must be at most {high:g}, got {raw}")
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Every command's --help: each option's default where it has one ("(default: 10.0)"; not
+    for flags and unset options), and the description's own line breaks."""
+
+    def _format_action(self, action):
+        default = action.default
+        shown = action.option_strings and default is not None and default is not False and default != argparse.SUPPRESS
+        if shown and action.help != argparse.SUPPRESS and "%(default)" not in (action.help or ""):
+            action = copy.copy(action)
+            action.help = f"{action.help or ''} (default: %(default)s)".strip()
+        return super()._format_action(action)

@@ -124,7 +124,7 @@ class CrossAttention(nn.Module):
         q = self.q(x).view(B, S, self.n_heads, D // self.n_heads).transpose(1, 2)
         k, v = kv if kv is not None else self.memory_kv(memory)
         mask = memory_mask[:, None, None, :]  # [B, 1, 1, L] True = attend
-        if self.prior_log_w is not None:  # additive log-prior [B, H, S, L]; -inf where masked
+        if self.prior_log_w is not None and align_dist is not None:  # additive log-prior [B, H, S, L]; -inf where masked
             w = self.prior_log_w.exp().to(q.dtype)[None, :, None, None]
             mask = (-w * align_dist.to(q.dtype)).masked_fill(~mask, float("-inf"))
         if self.record:

@@ -4,17 +4,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 
-from model.arguments import real, whole
+from model.arguments import HelpFormatter, real, whole
 from model.devices import add_arguments
 from model.errors import AutoSongError, check_writable_dir, run_cli
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="autosong generate", description=__doc__)
+    p = argparse.ArgumentParser(prog="autosong generate", description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--checkpoint", required=True, help="a run directory (RUN/export) or an export directory")
     p.add_argument("--lyrics", required=True, help="a UTF-8 lyrics file")
     p.add_argument("--genre", default="unknown")
@@ -27,6 +28,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--cfg", type=real(0), default=3.0, help="classifier-free guidance weight (1 = off)")
     p.add_argument("--seed", type=whole(0), default=0)
     p.add_argument("--prompt-audio", default=None, help="continue this audio (its codes are the first frames)")
+    p.add_argument("--prompt-seconds", type=real(0, above=True), default=10.0,
+                   help="how much of the start of --prompt-audio to continue")
     p.add_argument("--codec", default=None, help="codec source if not the one recorded in the bundle (same weights)")
     p.add_argument("--context", type=real(0, 0.95), default=0.5,
                    help="songs longer than the training window: the fraction of a window each next one continues")
@@ -59,10 +62,15 @@ def run(argv) -> int:
                 raise AutoSongError(f"--out {args.out}: {written} is a folder; name a file, e.g. "
                                     f"--out {Path(args.out) / 'song.wav'}")
     check_writable_dir(Path(args.out).parent)
+    t0 = time.perf_counter()
     song = AutoSong.load(args.checkpoint, args.device, args.dtype, args.codec)
+    load_s = time.perf_counter() - t0
+    if args.compile and song.device.type == "cpu":
+        print("warning: --compile on a CPU traces for tens of seconds before the first step and then gains "
+              "little; it pays only for many long songs in one process (README, generate)", file=sys.stderr)
     prompt = None
-    if args.prompt_audio:
-        prompt = load_audio(args.prompt_audio, song.sample_rate).wav
+    if args.prompt_audio:  # its first --prompt-seconds: a whole song as the prompt would leave nothing to write
+        prompt = load_audio(args.prompt_audio, song.sample_rate, max_seconds=args.prompt_seconds).wav
     settings = SamplingConfig(args.temperature, args.top_k, args.top_p, args.cfg, args.seed, args.context,
                               args.compile)
     n = args.num_songs
@@ -76,8 +84,10 @@ def run(argv) -> int:
             "prompt_audio": args.prompt_audio, "codec": song.bundle.codec, "timing": timing}, indent=2, ensure_ascii=False))
         print(f"wrote {path} ({codes.shape[-1] / song.codec.frame_rate:.1f} s), {path.with_suffix('.npy')}, "
               f"{path.with_suffix('.json')}")
-    print(f"real-time factor x{timing['realtime_factor']:.2f} ({timing['steps']} steps in {timing['seconds_wall']:.1f} s "
-          f"on {timing['device']}, {timing['dtype']})")
+    busy = timing["seconds_sampling"] + timing["seconds_decode"]
+    print(f"RTF {timing['rtf']:.2f} (wall / generated audio, lower is better): {busy:.1f} s to sample and decode "
+          f"{timing['generated_seconds']:.1f} s per song, {timing['songs']} song(s), on {timing['device']}, "
+          f"{timing['dtype']}; loading the model took {load_s:.1f} s more")
     return 0
 
 

@@ -1,6 +1,7 @@
 """Lyrics + genre -> songs: text ids (or BERT states), sampling, and EnCodec decoding to audio."""
 from __future__ import annotations
 
+import math
 import sys
 import time
 
@@ -91,6 +92,13 @@ def _progress_bar(frames: int, frame_rate: float):
     return update
 
 
+def real_time_factor(timing: dict) -> float:
+    """RTF as the field defines it: wall seconds per second of audio generated (lower is
+    better). The wall time covers sampling and the codec's decoding of the whole batch, not
+    loading the model; the audio is one song's, prompt frames excluded."""
+    return (timing["seconds_sampling"] + timing.get("seconds_decode", 0.0)) / max(timing["generated_seconds"], 1e-9)
+
+
 def generate_codes(bundle: Bundle, lyrics: list[str], genres: list[str], seconds: float, settings: SamplingConfig,
                    frame_rate: int = 75, prompt: np.ndarray | None = None, progress: bool = True,
                    autoencoder: Bundle | None = None) -> tuple[np.ndarray, dict]:
@@ -100,7 +108,8 @@ def generate_codes(bundle: Bundle, lyrics: list[str], genres: list[str], seconds
     model = bundle.model
     ae = autoencoder if autoencoder is not None else autoencoder_for(bundle)
     stride = ae.model.cfg.stride if ae else 1
-    frames = int(round(seconds * frame_rate / stride))  # model steps: EnCodec frames, or latent positions
+    frames = math.ceil(round(seconds * frame_rate) / stride)  # model steps: EnCodec frames, or latent positions
+    # (rounded up, so that a latent song decodes to at least the length asked for, then is cut to it)
     limit = model.cfg.max_frames - model.cfg.num_codebooks
     if frames > limit:
         raise AutoSongError(f"--seconds {seconds:g} is {frames} positions; this model has frame positions for "
@@ -114,7 +123,11 @@ def generate_codes(bundle: Bundle, lyrics: list[str], genres: list[str], seconds
         prompt_t = torch.from_numpy(prompt.astype(np.int64))[None].to(device)
         if ae is not None:  # a latent model continues the prompt's latents
             prompt_t = ae.model.encode(prompt_t)
-        prompt_t = prompt_t.expand(len(lyrics), -1, -1)[..., :frames]
+        if prompt_t.shape[-1] >= frames:
+            given = prompt_t.shape[-1] * stride / frame_rate
+            raise AutoSongError(f"the prompt covers {given:.1f} s of the {seconds:g} s asked for: nothing would be "
+                                f"generated; ask for more --seconds, or keep less of it with --prompt-seconds")
+        prompt_t = prompt_t.expand(len(lyrics), -1, -1)
     hook = _progress_bar(frames, frame_rate / stride) if progress else None
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -128,7 +141,9 @@ def generate_codes(bundle: Bundle, lyrics: list[str], genres: list[str], seconds
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     wall = time.perf_counter() - t0
-    timing = {"frames": int(codes.shape[-1]), "steps": model.pattern.steps(frames), "seconds_wall": wall,
-              "realtime_factor": len(lyrics) * codes.shape[-1] / frame_rate / max(wall, 1e-9),
-              "device": str(device), "dtype": str(next(model.parameters()).dtype).replace("torch.", "")}
+    prompt_frames = 0 if prompt_t is None else prompt_t.shape[-1] * stride
+    timing = {"songs": len(lyrics), "frames": int(codes.shape[-1]), "prompt_frames": int(prompt_frames),
+              "steps": model.pattern.steps(frames), "generated_seconds": (codes.shape[-1] - prompt_frames) / frame_rate,
+              "seconds_sampling": wall, "device": str(device),
+              "dtype": str(next(model.parameters()).dtype).replace("torch.", "")}
     return codes.cpu().numpy().astype(np.int16), timing

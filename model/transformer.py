@@ -151,6 +151,7 @@ class SoundTransformer(nn.Module):
         self.codebook_embed = nn.Embedding(C, D)
         self.pos_embed = nn.Embedding(cfg.max_frames + C, D)
         self.text = TextMemory(cfg)
+        self._prior_off = False  # cross_attention_map(prior=False) only
         self.layers = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.n_layers))
         self.final_norm = nn.LayerNorm(D) if cfg.norm == "pre" else nn.Identity()
         self.out_shared = nn.Linear(D, V, bias=False)
@@ -251,7 +252,7 @@ class SoundTransformer(nn.Module):
 
     def _align(self, positions, song_frames, memory_mask, lyric=None):
         """What cross-attention's prior needs ([B, 1, S, L]), or None when it has none."""
-        if self.cfg.cross_align == "none":
+        if self.cfg.cross_align == "none" or self._prior_off:
             return None
         if song_frames is None:
             raise ValueError("this model's cross-attention prior needs song_frames (the song's length in frames)")
@@ -277,19 +278,23 @@ class SoundTransformer(nn.Module):
         return self.logits(h, batch.codebook), batch
 
     @torch.no_grad()
-    def cross_attention_map(self, codes, text_ids, text_mask, song_frames=None, bert=None, bert_mask=None):
+    def cross_attention_map(self, codes, text_ids, text_mask, song_frames=None, bert=None, bert_mask=None,
+                            prior: bool = True):
         """Teacher-forced cross-attention weights, averaged over heads and layers, per frame:
-        codes [B, C, T] -> [B, T, L] (each frame's steps averaged). For plots of alignment."""
+        codes [B, C, T] -> [B, T, L] (each frame's steps averaged). For plots of alignment.
+        `prior=False`: as if the alignment prior were off (to show what it contributes)."""
         B, C, T = codes.shape
         modules = [layer.cross_attn for layer in self.layers]
         for m in modules:
             m.record = True
+        self._prior_off = not prior
         try:
             zero = torch.zeros(B, dtype=torch.long, device=codes.device)
             _, pb = self(codes, torch.full_like(zero, T), zero, text_ids, text_mask, bert, bert_mask,
                          cond_drop=torch.zeros(B, dtype=torch.bool, device=codes.device), song_frames=song_frames)
             weights = torch.stack([m.weights for m in modules]).mean(0)  # [B, S, L]
         finally:
+            self._prior_off = False
             for m in modules:
                 m.record, m.weights = False, None
         frame = pb.positions.clamp(max=T - 1)  # [B, S] the frame each step belongs to

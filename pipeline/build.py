@@ -24,6 +24,7 @@ from manifests import (DatasetCard, ManifestError, file_sha256, read_manifest, r
                        write_manifest)
 from model.errors import AutoSongError, os_error_words
 from model.lyrics import default_tokenizer
+from pipeline.code_usage import CodeUsage
 from pipeline.encode import SAMPLE_FIELDS
 from pipeline.genres import assign_genres, recover_genres, with_recorded_slots
 from pipeline.index import DatasetIndex
@@ -71,6 +72,7 @@ class BuildResult:
     # the last one was: a build's fixed start and its steady rate (bench/pipeline.py) come from these
     first_built: tuple = ()
     last_built_s: float = 0.0
+    code_usage: CodeUsage | None = None  # of the songs encoded in this run
 
 
 def text_identity(text: str) -> tuple[dict, object]:
@@ -178,7 +180,10 @@ def _start_ray(cfg: BuildConfig) -> tuple[bool, int]:
         if cfg.ray_address:
             ray.init(address=cfg.ray_address, **quiet)
         else:
-            ray.init(num_cpus=os.cpu_count(), include_dashboard=False, object_store_memory=256 * 2**20, **quiet)
+            # "local": always a private Ray of our own, never a cluster that RAY_ADDRESS or a
+            # stale address in Ray's temp folder points at (a dead one fails to connect).
+            ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False,
+                     object_store_memory=256 * 2**20, **quiet)
         started = True
     logging.getLogger("ray.data").setLevel(logging.ERROR)
     ctx = ray.data.DataContext.get_current()
@@ -263,9 +268,14 @@ def build(cfg: BuildConfig) -> BuildResult:
         with open(out / ".build.lock", "w") as lock:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+                if os.fstat(lock.fileno()).st_ino != os.stat(out / ".build.lock").st_ino:
+                    raise BlockingIOError  # a build that just ended removed it: another one may hold the new one
+            except (BlockingIOError, FileNotFoundError):
                 raise AutoSongError(f"another build is writing {out} (lock {out / '.build.lock'})") from None
-            return _build(cfg, out)
+            try:
+                return _build(cfg, out)
+            finally:  # removed while still held: no build is left waiting on a dead file
+                (out / ".build.lock").unlink(missing_ok=True)
     except OSError as err:
         verb = "write" if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT) else "use"
         raise AutoSongError(f"{os_error_words(err, verb)}. {out} still holds every shard finished before this: "
@@ -341,6 +351,7 @@ def _build(cfg: BuildConfig, out: Path) -> BuildResult:
         if key not in old_rejects:
             print(f"rejected {key} (scan): {row['reason']}", file=sys.stderr)
     built, pending = 0, {}
+    usage = CodeUsage(codec.num_codebooks, codec.codebook_size)  # of the songs this run encodes
     decode_s = encode_s = 0.0
     t0, seconds_done = time.time(), 0.0
     first_built, last_built = [], 0.0
@@ -361,6 +372,7 @@ def _build(cfg: BuildConfig, out: Path) -> BuildResult:
                 if result["warning"]:
                     bar.write(f"warning: {song['key']}: {result['warning']}", file=sys.stderr)
                 meta = json.loads(result["meta"])
+                usage.add_npy(result["codes"])
                 sample = {"__key__": song["key"], "codes.npy": result["codes"], "text.npy": result["text"],
                           "lyrics.txt": result["lyrics"], "meta.json": result["meta"]}
                 if result["bert"]:
@@ -382,4 +394,5 @@ def _build(cfg: BuildConfig, out: Path) -> BuildResult:
     index.compact()
     new_rejects = sum(1 for key in rejects if key not in old_rejects)
     return BuildResult(built, kept, len(rejects), new_rejects, card, cache.hashed, decode_s, encode_s,
-                       audio_s=seconds_done, first_built=tuple(first_built), last_built_s=last_built)
+                       audio_s=seconds_done, first_built=tuple(first_built), last_built_s=last_built,
+                       code_usage=usage)

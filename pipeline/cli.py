@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from model.arguments import real, whole
+from model.arguments import HelpFormatter, real, whole
 from model.errors import run_cli
 
 
@@ -30,6 +31,10 @@ def _build(args) -> int:
     print(f"built {result.built} songs, kept {result.kept}, rejected {result.rejected} "
           f"({result.new_rejects} new); {c['songs']} songs ({c['train']} train, {c['val']} val), "
           f"{result.card.hours:.3f} h in {c['shards']} shards -> {args.out}")
+    if result.built:
+        print(result.code_usage.line().replace("songs)", "songs encoded now)"))
+        if result.code_usage.warning():
+            print(result.code_usage.warning(), file=sys.stderr)
     if result.rejected:
         print(f"rejects: see `autosong pipeline inspect {args.out}` or {Path(args.out) / 'manifests/rejects.parquet'}")
     return 0
@@ -61,10 +66,10 @@ def _encode_latents(args) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="autosong pipeline", description=__doc__)
+    p = argparse.ArgumentParser(prog="autosong pipeline", description=__doc__, formatter_class=HelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
 
-    b = sub.add_parser("build", help="corpus (DATASET/song_*) -> OUT/shards + OUT/manifests, on Ray")
+    b = sub.add_parser("build", formatter_class=HelpFormatter, help="corpus (DATASET/song_*) -> OUT/shards + OUT/manifests, on Ray")
     b.add_argument("dataset")
     b.add_argument("--out", required=True)
     b.add_argument("--codec", default="facebook/encodec_24khz",
@@ -90,22 +95,22 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--val-fraction", type=real(0, 1), default=0.1, help="share of songs in val (by key hash)")
     b.set_defaults(func=_build)
 
-    v = sub.add_parser("verify", help="check every shard and sample against the manifests")
+    v = sub.add_parser("verify", formatter_class=HelpFormatter, help="check every shard and sample against the manifests")
     v.add_argument("out")
     v.set_defaults(func=_verify)
 
-    i = sub.add_parser("inspect", help="summary table of a built dataset")
+    i = sub.add_parser("inspect", formatter_class=HelpFormatter, help="summary table of a built dataset")
     i.add_argument("out")
     i.set_defaults(func=_inspect)
 
-    e = sub.add_parser("encode-latents", help="add an autoencoder's latent codes of every song as a dataset")
+    e = sub.add_parser("encode-latents", formatter_class=HelpFormatter, help="add an autoencoder's latent codes of every song as a dataset")
     e.add_argument("out", help="OUT of `pipeline build`")
     e.add_argument("--ae", required=True, help="a gumbel_ae or vqvae run (RUN or RUN/export)")
     e.add_argument("--name", default=None, help="OUT/latents/NAME (default: the run's folder name)")
     e.add_argument("--shard-samples", type=whole(1), default=64)
     e.set_defaults(func=_encode_latents)
 
-    s = sub.add_parser("synth", help="write a toy corpus whose audio follows its lyrics and genre")
+    s = sub.add_parser("synth", formatter_class=HelpFormatter, help="write a toy corpus whose audio follows its lyrics and genre")
     s.add_argument("dir")
     s.add_argument("--songs", type=whole(1), default=8)
     s.add_argument("--seconds", type=real(0, above=True), default=10.0)

@@ -5,6 +5,7 @@ from collections import Counter
 from pathlib import Path
 
 from manifests import DatasetCard, read_manifest
+from pipeline.code_usage import dataset_code_usage
 
 
 def summary(out: str | Path) -> str:
@@ -31,6 +32,8 @@ def summary(out: str | Path) -> str:
     ]
     for genre, n in Counter(r["genre"] for r in samples).most_common():
         lines.append(f"  {genre:<20}{n:>5}")
+    usage = dataset_code_usage(out, samples, card.num_codebooks, card.codebook_size)
+    lines += ["", usage.line()] + ([usage.warning()] if usage.warning() else [])
     lines += ["", f"rejects     {len(rejects)}"]
     for (stage, reason), n in Counter((r["stage"], r["reason"]) for r in rejects).most_common():
         lines.append(f"  {n:>3} x {stage:<7} {reason}")

@@ -21,7 +21,7 @@ def ray_local():
 
     import ray
 
-    ray.init(num_cpus=2, object_store_memory=80 * 2**20, include_dashboard=False, log_to_driver=False,
+    ray.init(address="local", num_cpus=2, object_store_memory=80 * 2**20, include_dashboard=False, log_to_driver=False,
              logging_level=logging.WARNING)
     yield
     ray.shutdown()

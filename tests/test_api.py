@@ -57,3 +57,22 @@ def test_api_batch_matches_the_command_line_reader(trained_run, tmp_path):
     assert sr == song.sample_rate and len(wav) == out.codes.shape[-1] * 320
     with pytest.raises(ValueError, match="2 lyrics but 3 genres"):
         song.generate(["a", "b"], ["pop"] * 3, 0.5)
+
+
+def test_the_api_imports_beside_a_users_own_model_py(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "model.py").write_text("shadow = True\n")  # what a user's notebook folder often holds
+    code = "from autosong import AutoSong; import model; print(AutoSong.__module__, model.__file__)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-1500:]
+    module, where = out.stdout.split()
+    assert module == "model.api" and not where.startswith(str(tmp_path))
+
+
+def test_load_bundle_takes_the_dtype_names_the_flags_take(trained_run):
+    from model.bundle import load_bundle
+
+    for name, dtype in (("bf16", torch.bfloat16), ("fp32", torch.float32), ("auto", torch.float32)):
+        assert next(load_bundle(trained_run, device="cpu", dtype=name).model.parameters()).dtype == dtype

@@ -13,6 +13,19 @@ def test_autosong_help_lists_the_stages():
         assert f"  {stage}" in out.stdout
 
 
+def test_every_command_help_shows_its_defaults():
+    cases = {("generate",): "--seconds SECONDS", ("eval",): "--notes NOTES", ("train",): "--config CONFIG",
+             ("codec",): "--minutes MINUTES", ("pipeline", "build"): "--shard-samples SHARD_SAMPLES",
+             ("demo",): "--songs SONGS"}
+    for command, option in cases.items():
+        out = run("-m", "autosong_cli", *command, "--help")
+        assert out.returncode == 0 and out.stderr == "", (command, out.stderr)
+        lines = out.stdout.splitlines()
+        at = next(i for i, line in enumerate(lines) if line.strip().startswith(option))
+        assert "(default: " in " ".join(lines[at : at + 4]), (command, lines[at : at + 4])
+    assert run("-m", "autosong_cli", "codec", "--help").stdout.startswith("usage: autosong codec train")
+
+
 def test_python_m_pipeline_synth(tmp_path):
     out = run("-m", "pipeline", "synth", str(tmp_path / "c"), "--songs", "2", "--seconds", "2")
     assert out.returncode == 0, out.stderr

@@ -107,6 +107,15 @@ def test_generate_takes_an_8_channel_96k_prompt(trained_run, tmp_path):
                    "--prompt-audio", str(tmp_path / "p.wav"), "--out", str(tmp_path / "s.wav"))
     assert out.returncode == 0, out.stderr[-1500:]
     assert sf.info(tmp_path / "s.wav").duration >= 1.4
+    timing = json.loads((tmp_path / "s.json").read_text())["timing"]
+    assert timing["prompt_frames"] == 75 and timing["generated_seconds"] == (timing["frames"] - 75) / 75
+    busy = timing["seconds_sampling"] + timing["seconds_decode"]
+    assert timing["rtf"] == pytest.approx(busy / timing["generated_seconds"])  # wall / audio: lower is better
+    assert f"RTF {timing['rtf']:.2f} (wall / generated audio, lower is better)" in out.stdout
+    whole = autosong("generate", "--checkpoint", str(trained_run), "--lyrics", str(lyrics), "--seconds", "0.8",
+                     "--prompt-audio", str(tmp_path / "p.wav"), "--out", str(tmp_path / "t.wav"))
+    assert whole.returncode == 2 and "Traceback" not in whole.stderr, whole.stderr[-1500:]
+    assert "the prompt covers 1.0 s of the 0.8 s asked for" in whole.stderr.strip().splitlines()[-1]
 
 
 def test_generate_into_an_unwritable_folder_is_one_line(trained_run, tmp_path):

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import argparse
 
-from model.arguments import whole
+from model.arguments import HelpFormatter, whole
 from model.errors import check_writable_dir, run_cli
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="autosong train", description=__doc__,
+        prog="autosong train", description=__doc__, formatter_class=HelpFormatter,
         epilog="Any config field can be overridden: --model.n_layers 12 --train.lr_max 1e-3")
     p.add_argument("--data", required=True, help="OUT of `autosong pipeline build`")
     p.add_argument("--config", default="configs/model/tiny.yaml", help="preset YAML (configs/model/*.yaml)")
@@ -22,6 +22,8 @@ def parser() -> argparse.ArgumentParser:
                    help="continue from the run's latest checkpoint, with the run's saved config (+ overrides given here)")
     p.add_argument("--stop-at", type=whole(1), default=None,
                    help="checkpoint and stop at this step, keeping the --steps schedule (for time-limited jobs)")
+    p.add_argument("--skip-memory-check", action="store_true",
+                   help="train even when the estimated memory of a step exceeds what the device has")
     p.add_argument("--verify-data", action="store_true", help="check every sample's codes against the hash "
                    "the build recorded (= --train.verify_data true; a code outside the codebook is always refused)")
     p.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)  # deepspeed launcher
@@ -46,7 +48,8 @@ def run(argv) -> int:
 
         cfg = RunConfig.from_dict({**cfg.to_dict(), "stage": args.stage})
     check_writable_dir(args.run)  # one line now, not after DeepSpeed has started
-    result = train(args.data, cfg, args.run, args.deepspeed, resume=args.resume, stop_at=args.stop_at)
+    result = train(args.data, cfg, args.run, args.deepspeed, resume=args.resume, stop_at=args.stop_at,
+                   check_memory=not args.skip_memory_check)
     import torch.distributed as dist
 
     if dist.get_rank() == 0:

@@ -35,7 +35,8 @@ class CodecTrainConfig:
     crop_seconds: float = 1.0   # 75 frames: the spectral decoder sees +-18 frames around each
     lr: float = 2e-3
     lr_min: float = 1e-4
-    songs: int = 128            # synth songs in the training set (plus the reference signal)
+    songs: int = 128            # songs in the training set (plus the reference signal)
+    data: str = ""              # a corpus folder (DATASET/song_*/audio.*) to learn from; "" = synth songs
     song_seconds: float = 12.0
     num_filters: int = 64       # EnCodec's channel width (the full model uses 32); with the Fourier
                                 # start, the frequencies analysed
@@ -57,6 +58,9 @@ class CodecTrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+COLLAPSED_BELOW = 16  # distinct codes in a training batch (~4 x 1 s crops, 300 frames)
 
 
 def encodec_config(cfg: CodecTrainConfig):
@@ -222,11 +226,40 @@ def center_latents(model, clips: list[np.ndarray], crop: int, rng: np.random.Gen
 
 
 # ---- data ------------------------------------------------------------------------------
-def training_audio(cfg: CodecTrainConfig, sample_rate: int) -> list[np.ndarray]:
-    """Synth songs (mono, at the codec's rate) and the fixed reference signal."""
+def corpus_audio(dataset: Path, songs: int, seconds: float, sample_rate: int, log=print) -> list[np.ndarray]:
+    """The first `seconds` of up to `songs` songs of a corpus folder, in folder order."""
+    from model.audio import load_audio
+    from model.errors import AutoSongError
+    from pipeline.scan import find_audio
+
+    folders = sorted(p for p in dataset.glob("song_*") if p.is_dir()) if dataset.is_dir() else []
+    clips = []
+    for folder in folders:
+        if len(clips) >= songs:
+            break
+        audio = find_audio(folder)
+        if audio is None:
+            continue
+        try:
+            clips.append(load_audio(audio, sample_rate, max_seconds=seconds).wav)
+        except (AutoSongError, OSError) as err:
+            log(f"skipped {audio}: {err}")
+    if not clips:
+        raise AutoSongError(f"--data {dataset}: no decodable song_*/audio.* to learn from")
+    return clips
+
+
+def training_audio(cfg: CodecTrainConfig, sample_rate: int, log=print) -> list[np.ndarray]:
+    """The fixed reference signal and the songs (mono, at the codec's rate): up to `songs` of
+    the corpus `data` (the first `song_seconds` of each; an undecodable file is skipped with a
+    line), or synth songs."""
     import soxr
 
     from model.codec import _reference_signal
+
+    if cfg.data:
+        return [_reference_signal(sr=sample_rate)] + corpus_audio(Path(cfg.data), cfg.songs, cfg.song_seconds,
+                                                                    sample_rate, log)
     from model.lyrics import default_tokenizer
     from pipeline.synth import GENRES, SAMPLE_RATE, make_lyrics, render_song
 
@@ -266,7 +299,7 @@ def train_codec(cfg: CodecTrainConfig, out_dir: str | Path, log=lambda line: pri
     spectral_decoder = _is_spectral(model)
     sr, hop = model.config.sampling_rate, model.config.hop_length
     n_q = model.quantizer.get_num_quantizers_for_bandwidth(1.5)
-    clips = training_audio(cfg, sr)
+    clips = training_audio(cfg, sr, log)
     crop = int(cfg.crop_seconds * sr) // hop * hop
     if cfg.encoder_init == "fourier":
         from train.encoder_init import fourier_init
@@ -330,6 +363,11 @@ def train_codec(cfg: CodecTrainConfig, out_dir: str | Path, log=lambda line: pri
             _save(model, cfg, history, Path(out_dir))
         if last:
             break
+    used = history[-1]["codes_used"] if history else []
+    if used and min(used) < COLLAPSED_BELOW:
+        log(f"warning: the codec's last batch used {used} distinct codes per codebook (of 1024): it has collapsed, "
+            f"and a model trained on its codes learns nothing. Train longer or on more songs (--songs, --data), "
+            f"and check `autosong pipeline inspect` on data built with it")
     return {"config": cfg.to_dict(), "history": history}
 
 
@@ -354,8 +392,10 @@ def _save(model, cfg: CodecTrainConfig, history: list[dict], out: Path) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
+    from model.arguments import HelpFormatter
+
     p = argparse.ArgumentParser(prog="autosong codec train", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("--out", required=True, help="directory to write the codec to (then --codec DIR)")
     for name, value in CodecTrainConfig().to_dict().items():
         p.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
@@ -369,6 +409,9 @@ def main(argv: list[str] | None = None) -> int:
     from model.errors import run_cli
 
     argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ("-h", "--help"):  # the one command's help
+        parser().print_help()
+        return 0
     if not argv or argv[0] != "train":
         print("usage: autosong codec train --out DIR [options]   (`autosong codec train --help`)", file=sys.stderr)
         return 2

@@ -211,7 +211,8 @@ class Trainer:
     non-finite ones on every rank at once), `checkpoint` / `export`, and `fit` (the loop, with
     logging). `train()` below is the one-call form the CLI uses."""
 
-    def __init__(self, data: str, cfg: RunConfig, run: str | Path, ds_config_path: str, resume: bool = False):
+    def __init__(self, data: str, cfg: RunConfig, run: str | Path, ds_config_path: str, resume: bool = False,
+                 check_memory: bool = True):
         init_method = ensure_distributed_env()
         if not torch.cuda.is_available():
             os.environ.setdefault("DS_ACCELERATOR", "cpu")
@@ -233,6 +234,10 @@ class Trainer:
                 raise AutoSongError(f"{data}'s genre slot {slot} is {new!r}, but {run} trained it as {old!r} "
                                     f"({len(changed)} slot(s) changed): rebuild the data with `autosong pipeline "
                                     f"build ... --genres {run}` to keep the run's slots, or start a new --run")
+        if check_memory and cfg.stage not in ("gumbel_ae", "vqvae"):  # before DeepSpeed takes any of it
+            from train.memory import refuse_if_too_big_for
+
+            refuse_if_too_big_for(cfg, data)
         own = {"init_method": init_method, "rank": 0, "world_size": 1} if init_method else {}
         if not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) == 1:
             # DeepSpeed's shared-memory all-reduce only speeds up CPU runs of several processes,
@@ -344,10 +349,14 @@ class Trainer:
                 if log is not None:
                     ce = (stats[:C] / stats[C : 2 * C].clamp(min=1)).tolist()
                     norm = self.engine.get_global_grad_norm()
-                    log.write({"step": step, "loss": last_loss, **{f"ce_q{c}": ce[c] for c in range(C)},
-                               "lr": lr_at(step - 1, t), "tokens_per_s": stats[-1].item() / max(elapsed, 1e-9),
-                               "grad_norm": float(norm) if norm is not None else None,
-                               **_ae_metrics(extras, extras["counts"], self.cfg)})
+                    row = {"step": step, "loss": last_loss, **{f"ce_q{c}": ce[c] for c in range(C)},
+                           "lr": lr_at(step - 1, t), "tokens_per_s": stats[-1].item() / max(elapsed, 1e-9),
+                           "grad_norm": float(norm) if norm is not None else None,
+                           **_ae_metrics(extras, extras["counts"], self.cfg)}
+                    log.write(row)
+                    if bar.disable:  # no terminal (a cluster's log file): a plain line per logged step
+                        print(f"step {step}/{t.steps}  loss {last_loss:.4f}  lr {row['lr']:.2e}  "
+                              f"tokens/s {row['tokens_per_s']:,.0f}", flush=True)
                 t_log, tokens_since = time.time(), 0.0
             if step % t.ckpt_every == 0 or step == end:
                 self.checkpoint()
@@ -362,6 +371,7 @@ class Trainer:
 
 
 def train(data: str, cfg: RunConfig, run: str | Path, ds_config_path: str, resume: bool = False,
-          stop_at: int | None = None) -> TrainResult:
-    """Train to cfg.train.steps, or checkpoint and stop at `stop_at` (same schedule, resumable)."""
-    return Trainer(data, cfg, run, ds_config_path, resume).fit(stop_at)
+          stop_at: int | None = None, check_memory: bool = True) -> TrainResult:
+    """Train to cfg.train.steps, or checkpoint and stop at `stop_at` (same schedule, resumable).
+    `check_memory`: refuse a config whose step would not fit the device (train/memory.py)."""
+    return Trainer(data, cfg, run, ds_config_path, resume, check_memory).fit(stop_at)

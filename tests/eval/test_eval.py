@@ -71,12 +71,16 @@ def test_cli_eval_writes_json_and_report(trained_run, small_data, tmp_path):
                    "--generate", "1", "--seconds", "1")
     assert out.returncode == 0, out.stderr[-2000:]
     assert "codebook" in out.stdout and "true vs shuffled_lyrics" in out.stdout
+    songs = json.loads((tmp_path / "eval.json").read_text())["songs"]  # small_data holds 2 held-out songs
+    assert f"n={songs}  (warning: fewer than 20 songs; this interval means little)" in out.stdout
     result = json.loads((tmp_path / "eval.json").read_text())
     assert result["generated"][0]["wav"] == "generated_0.wav" and (tmp_path / "generated_0.wav").exists()
     page = (tmp_path / "report.html").read_text()
     assert "Per-codebook cross-entropy" in page and "data:image/png;base64," in page
     assert page.count("<audio") == 2  # the generated song and the true song whose lyrics it sang
+    assert len(page.encode()) < 400_000 + 40_000 * 2 * 4  # Ogg audio: 2 songs of at most 4 s, not WAV
     assert "cross-attention alignment" in page
+    assert "drawn with the alignment prior on; it moves" in page  # the tiny preset's prior, and its share
 
 
 def test_report_escapes_lyrics(tmp_path):

@@ -81,3 +81,17 @@ def test_codec_strides_must_make_75_frames_a_second():
         encodec_config(CodecTrainConfig(upsampling_ratios="8,5,4"))
     with pytest.raises(ValueError, match="--encoder-init fourier needs two strides"):
         encodec_config(CodecTrainConfig(upsampling_ratios="320"))
+
+
+def test_codec_train_reads_a_corpus_folder_and_skips_what_does_not_decode(tmp_path):
+    from pipeline.synth import synth_corpus
+    from train.codec import corpus_audio
+
+    synth_corpus(tmp_path / "c", songs=2, seconds=2, seed=3)
+    broken = tmp_path / "c/song_broken"
+    broken.mkdir()
+    (broken / "audio.mp3").write_bytes(b"not audio at all")
+    said = []
+    clips = corpus_audio(tmp_path / "c", songs=8, seconds=1.5, sample_rate=24_000, log=said.append)
+    assert len(clips) == 2 and all(len(c) == 36_000 for c in clips)  # the first 1.5 s of each
+    assert len(said) == 1 and said[0].startswith(f"skipped {broken / 'audio.mp3'}: not a readable audio file")

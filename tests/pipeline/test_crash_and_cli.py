@@ -54,6 +54,7 @@ def test_cli_build_verify_inspect(built, tmp_path):
     assert done.returncode == 0
     assert f"songs       {len(GOOD)}" in stdout and f"rejects     {len(BAD)}" in stdout
     assert "truncated" in stdout and "reggaeton" in stdout
+    assert "codes used  q0 " in stdout and f"(over {len(GOOD)} songs)" in stdout
 
     ok = cli("pipeline", "verify", str(out))
     stdout, _ = ok.communicate(timeout=120)
@@ -64,14 +65,17 @@ def test_cli_build_verify_inspect(built, tmp_path):
     assert missing.returncode == 2 and "autosong: error:" in stderr and "Traceback" not in stderr
 
 
-def test_cli_build_prints_counts_and_exits_zero_with_rejects(tmp_path):
+def test_cli_build_prints_counts_and_exits_zero_with_rejects_on_a_private_ray(tmp_path):
     from tests.pipeline.conftest import make_mixed_corpus
 
     corpus = make_mixed_corpus(tmp_path / "dataset")
+    # A dead cluster's address left for Ray to find: the build must start its own Ray, not join it.
+    env = {**os.environ, "RAY_ADDRESS": "127.0.0.1:9"}
     proc = subprocess.run([sys.executable, "-m", "pipeline", "build", str(corpus), "--out", str(tmp_path / "o"),
-                           "--codec", "test"], capture_output=True, text=True, timeout=300)
+                           "--codec", "test"], capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr
     assert f"built {len(GOOD)} songs" in proc.stdout and f"rejected {len(BAD)}" in proc.stdout
+    assert not (tmp_path / "o/.build.lock").exists()
 
 
 def test_gpu_encoders_without_gpus_are_one_line(tmp_path):

@@ -1,0 +1,36 @@
+"""The memory check before a run: a config too big for the machine is one line with the fix."""
+import pytest
+
+from model.errors import AutoSongError
+from tests.conftest import train_cli
+from train.config import load_config
+from train.memory import refuse_if_too_big, training_step_bytes
+
+
+def test_the_preset_the_kernel_killed_is_refused_and_its_fix_fits():
+    # small with the flatten pattern was killed at step 1 on the 24 GB CPU machine (issue 28)
+    flatten = load_config("configs/model/small.yaml", ["--model.pattern", "flatten"])
+    with pytest.raises(AutoSongError, match=r"needs about \d+ GB .* has 24 GB available\. Lower --model.max_tokens"):
+        refuse_if_too_big(flatten, 500, 24e9, "this machine")
+    assert training_step_bytes(flatten, 500) > 24e9
+    # the presets as shipped (delay) and the fix the message names fit the same machine
+    refuse_if_too_big(load_config("configs/model/small.yaml"), 500, 24e9, "this machine")
+    refuse_if_too_big(load_config("configs/model/tiny.yaml"), 500, 24e9, "this machine")
+    refuse_if_too_big(load_config("configs/model/small.yaml", ["--model.pattern", "flatten", "--model.max_tokens",
+                                                               "4500"]), 500, 24e9, "this machine")
+
+
+def test_the_estimate_grows_with_the_window_and_the_batch():
+    base = load_config("configs/model/tiny.yaml")
+    longer = load_config("configs/model/tiny.yaml", ["--model.max_tokens", "3000"])
+    wider = load_config("configs/model/tiny.yaml", ["--train.micro_batch", "8"])
+    assert training_step_bytes(longer, 100) > training_step_bytes(base, 100) < training_step_bytes(wider, 100)
+
+
+def test_train_refuses_before_deepspeed_starts(small_data, tmp_path):
+    out = train_cli("--data", str(small_data), "--run", str(tmp_path / "run"), "--config", "configs/model/small.yaml",
+                    "--model.pattern", "flatten", "--model.max_tokens", "60000", "--steps", "1")
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
+    line = out.stderr.strip().splitlines()[-1]
+    assert line.startswith("autosong: error: this config needs about") and "--skip-memory-check" in line
+    assert not (tmp_path / "run/checkpoints").exists()

@@ -1,0 +1,91 @@
+"""Before a run starts: the memory one training step of a config needs, estimated, against what
+the device has, so that a preset too big for the machine is one line with the fix instead of the
+kernel killing the process at step 1 with no message.
+
+The estimate is deliberately plain and errs high. Optimizer state: fp32 weights, gradients and
+Adam's two moments (16 bytes per parameter, 20 with a bf16 model's fp32 master copy). Activations,
+per layer: the residual stream and MLP (B x S x (12 D + 2 F)), self-attention's scores and
+probabilities materialised (B x H x S x S, twice: the math path a CPU takes with a mask), and
+cross-attention's scores, probabilities and prior bias (B x H x S x L, three times), where S is
+the pattern's steps per window and L the longest lyrics in the data. With activation checkpointing
+only each layer's input is kept, plus one layer recomputed during backward and its gradients
+(twice that layer). Measured once: `small` with the flatten pattern on the 2-core, 24 GB CPU was
+killed at step 1; this estimate puts it at 48 GB (lyrics of 500 ids).
+"""
+from __future__ import annotations
+
+import os
+
+OVERHEAD = 1.5e9  # Python, torch, DeepSpeed and the data loader, measured at ~1.2 GB on the tiny preset
+
+
+def training_step_bytes(cfg, text_len: int) -> float:
+    """Estimated peak bytes of one training step of `cfg` (a RunConfig, stage sound or latent)."""
+    import torch
+
+    from model import patterns
+    from model.transformer import SoundTransformer
+
+    m, t = cfg.model, cfg.train
+    with torch.device("meta"):
+        params = sum(p.numel() for p in SoundTransformer(m).parameters())
+    bf16 = t.precision == "bf16" or (t.precision == "auto" and torch.cuda.is_available())
+    element = 2 if bf16 else 4
+    states = params * (20 if bf16 else 16)
+    S = patterns.get(m.pattern, m.num_codebooks, m.codebook_size).steps(m.window_frames)
+    B, D, F, H, L = t.micro_batch, m.d_model, m.d_ff, m.n_heads, max(1, text_len)
+    layer = B * element * (S * (12 * D + 2 * F) + 2 * H * S * S + 3 * H * S * L)
+    if m.activation_checkpointing:
+        activations = m.n_layers * B * S * D * element + 2 * layer
+    else:
+        activations = m.n_layers * layer + layer  # and the backward's gradients of the last one
+    logits = 2 * B * S * m.num_codebooks * m.codebook_size * 4
+    return states + activations + logits + OVERHEAD
+
+
+def available_bytes(device) -> float | None:
+    """Memory a run may use: free GPU memory, or the machine's available RAM (None if unknown)."""
+    import torch
+
+    if device.type == "cuda":
+        return float(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return float(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError):
+        return None
+
+
+def refuse_if_too_big(cfg, text_len: int, available: float | None, where: str) -> None:
+    """One line with the fix when the estimate exceeds `available` bytes."""
+    from model.errors import AutoSongError
+
+    need = training_step_bytes(cfg, text_len)
+    if available is None or need <= available:
+        return
+    m, t = cfg.model, cfg.train
+    raise AutoSongError(
+        f"this config needs about {need / 1e9:.0f} GB for one training step (estimated: model.max_tokens "
+        f"{m.max_tokens}, train.micro_batch {t.micro_batch}, the {m.pattern} pattern, {m.n_layers} layers) but "
+        f"{where} has {available / 1e9:.0f} GB available. Lower --model.max_tokens (e.g. "
+        f"{max(m.num_codebooks * 75, m.max_tokens // 4)}) or --train.micro_batch, use a smaller preset "
+        f"(configs/model/tiny.yaml), or run on a GPU; --skip-memory-check trains anyway")
+
+
+def refuse_if_too_big_for(cfg, data: str) -> None:
+    """The check a run makes before it starts, on this process's device and `data`'s longest lyrics."""
+    import torch
+
+    from manifests import read_manifest
+
+    device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0))) if torch.cuda.is_available() \
+        else torch.device("cpu")
+    text_len = max((r["text_len"] for r in read_manifest(data, "samples")), default=1)
+    refuse_if_too_big(cfg, text_len, available_bytes(device),
+                      f"GPU {device.index}" if device.type == "cuda" else "this machine")
