@@ -40,9 +40,14 @@ def save_bundle(directory: Path, state: dict, cfg, codec: dict, text: dict, genr
         "genres": genres, "step": step, "parent": parent}, indent=2, ensure_ascii=False))
 
 
-def load_bundle(path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype | None = None) -> Bundle:
+def load_bundle(path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype | str | None = None) -> Bundle:
     """`path`: a run directory (uses RUN/export) or an export directory. The model is moved to
-    `device` and, for inference in half precision, cast to `dtype` (default: as saved, fp32)."""
+    `device` and, for inference in half precision, cast to `dtype` (a torch dtype, or a name the
+    --dtype flag takes: "bf16", "fp16", "auto" ...; default: as saved, fp32)."""
+    if isinstance(dtype, str):
+        from model.devices import resolve_dtype
+
+        dtype = resolve_dtype(dtype, torch.device(device))
     from safetensors.torch import load_file
 
     path = Path(path)

@@ -134,7 +134,7 @@ class Sampler:
         step, done = max(1, first), 0
         while True:
             if guided:
-                cond, uncond = logits[:B], logits[B:]
+                cond, uncond = logits[:B].float(), logits[B:].float()  # mixed in fp32: bf16 loses the difference
                 logits = uncond + settings.cfg * (cond - uncond)
             picked = _pick(logits, settings, gen)  # [B, P]
             for p, slot in enumerate(self.pattern.slots(step - 1, n)):

@@ -133,7 +133,8 @@ class TextMemory(nn.Module):
                 raise ValueError("this model reads BERT states (model.bert_dim > 0) but the batch has none")
             memory = torch.cat([memory[:, :1], self.bert_proj(bert.to(memory.dtype))], dim=1)  # genre + BERT
             mask = torch.cat([text_mask[:, :1], bert_mask], dim=1)
-        if drop is not None and drop.any():
+        if drop is not None:  # always through torch.where: the null memory gets a gradient (zero when unused) on
+            # every rank, so ZeRO's buckets match when ranks draw different dropouts, and no host sync
             null_mask = torch.zeros_like(mask)
             null_mask[:, 0] = True
             memory = torch.where(drop[:, None, None], self.null.to(memory.dtype).expand_as(memory), memory)

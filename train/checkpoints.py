@@ -83,15 +83,24 @@ def unwritable_checkpoint(ckpt: Path, err: Exception) -> str:
 
 def export_bundle(engine, run: Path, cfg: RunConfig, card: DatasetCard, step: int, rank: int) -> None:
     """RUN/export/{model.safetensors, config.json}: fp32 weights and everything needed to use them.
-    Parameters are gathered one at a time (a no-op below ZeRO-3), frozen ones included: ZeRO's
-    own fp32 reconstruction leaves frozen parameters out."""
+    Trained parameters come from the optimizer's fp32 master copies, frozen ones from the module;
+    one at a time (gathered under ZeRO-3): ZeRO's own fp32 reconstruction leaves frozen ones out."""
     import deepspeed
 
     from model.bundle import save_bundle
 
+    from deepspeed.utils import safe_get_full_fp32_param
+
     state = {}
     inner = engine.module.model
     for name, param in inner.named_parameters():
+        # a trained parameter's fp32 master copy (a bf16 run's module holds rounded weights);
+        # every rank calls it (a gather under ZeRO-3). Frozen ones have none: the module's own.
+        master = safe_get_full_fp32_param(param) if param.requires_grad else None
+        if master is not None:
+            if rank == 0:
+                state[name] = master.detach().float().cpu().clone()
+            continue
         with deepspeed.zero.GatheredParameters([param], modifier_rank=None):
             if rank == 0:
                 state[name] = param.detach().float().cpu().clone()

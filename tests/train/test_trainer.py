@@ -236,3 +236,52 @@ def test_resume_with_no_intact_checkpoint_is_one_line(small_data, tmp_path):
     out = train_cli("--data", str(small_data), "--run", str(run), "--resume")
     assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
     assert "no intact checkpoint" in out.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("environ,rank", [
+    ({"SLURM_STEP_NUM_TASKS": "8", "SLURM_PROCID": "5", "SLURM_LOCALID": "1", "MASTER_ADDR": "node1"}, ("5", "8", "1")),
+    ({"OMPI_COMM_WORLD_SIZE": "4", "OMPI_COMM_WORLD_RANK": "3", "OMPI_COMM_WORLD_LOCAL_RANK": "3",
+      "MASTER_ADDR": "10.0.0.1", "MASTER_PORT": "7000"}, ("3", "4", "3")),
+    ({"PMI_SIZE": "2", "PMI_RANK": "1", "MASTER_ADDR": "h"}, ("1", "2", "0")),
+    ({"SLURM_STEP_NUM_TASKS": "1", "SLURM_PROCID": "0"}, None),  # one task: our own single process
+    ({"SLURM_NTASKS": "8"}, None),  # an allocation's batch script, not a step srun started
+])
+def test_srun_and_mpirun_processes_find_their_rank(environ, rank):
+    from train.trainer import launcher_env
+
+    found = launcher_env(environ)
+    if rank is None:
+        assert found is None
+    else:
+        assert (found["RANK"], found["WORLD_SIZE"], found["LOCAL_RANK"]) == rank
+        assert found["MASTER_ADDR"] == environ["MASTER_ADDR"] and found["MASTER_PORT"] == environ.get("MASTER_PORT", "29500")
+
+
+def test_srun_without_a_meeting_address_is_one_clear_error():
+    from model.errors import AutoSongError
+    from train.trainer import launcher_env
+
+    with pytest.raises(AutoSongError, match="srun .* started 4 processes: set MASTER_ADDR"):
+        launcher_env({"SLURM_STEP_NUM_TASKS": "4", "SLURM_PROCID": "0"})
+
+
+@pytest.mark.parametrize("preset,precision,fp32_sums", [("zero1", "bf16", True), ("zero1", "fp32", False),
+                                                         ("zero2", "bf16", False), ("zero2_offload", "bf16", False)])
+def test_bf16_zero1_sums_gradients_in_fp32(preset, precision, fp32_sums):
+    from train.config import load_config
+    from train.trainer import deepspeed_config
+
+    cfg = load_config("configs/model/tiny.yaml", ["--train.precision", precision])
+    ds = deepspeed_config(f"configs/deepspeed/{preset}.json", cfg)
+    assert (ds.get("data_types") == {"grad_accum_dtype": "fp32"}) == fp32_sums
+
+
+def test_a_bf16_run_exports_its_fp32_master_weights(small_data, tmp_path):
+    from safetensors.torch import load_file
+
+    run = tmp_path / "run"
+    out = train_cli("--data", str(small_data), "--run", str(run), "--steps", "2", "--train.precision", "bf16", *TINY)
+    assert out.returncode == 0, out.stderr[-3000:]
+    weights = [v for v in load_file(str(run / "export/model.safetensors")).values() if v.is_floating_point()]
+    rounded = sum(torch.equal(v, v.bfloat16().float()) for v in weights)  # what upcasting the bf16 module gives
+    assert rounded <= 3 < len(weights), (rounded, len(weights))  # frozen tables only: the rest are fp32 masters
