@@ -149,14 +149,14 @@ def compiled_table(config: str, seconds: float, device: str, dtype: str) -> list
     compiled_s, _ = timed(Sampler(model), True)
     for name, wall, extra in (("eager (growing cache)", eager_s, None), ("static cache", static_s, None),
                               ("compiled static cache", compiled_s, first_s)):
-        out.append({"mode": name, "song_seconds": seconds, "wall_s": wall, "x_realtime": seconds / wall,
+        out.append({"mode": name, "song_seconds": seconds, "wall_s": wall, "rtf": wall / seconds,
                     "vs_eager": eager_s / wall, "first_call_s": extra, "device": str(dev),
                     "dtype": str(next(model.parameters()).dtype).replace("torch.", ""), "config": config})
     print(f"\n{seconds:g} s song, cfg 3, delay pattern, {config} on {dev}:")
     print(f"{'mode':24} {'wall s':>8} {'RTF':>11} {'vs eager':>9}")
     for r in out:
         first = f"  (first call {r['first_call_s']:.1f} s, compiling)" if r["first_call_s"] else ""
-        print(f"{r['mode']:24} {r['wall_s']:8.2f} {r['x_realtime']:11.2f} {r['vs_eager']:9.2f}{first}")
+        print(f"{r['mode']:24} {r['wall_s']:8.2f} {r['rtf']:11.3f} {r['vs_eager']:9.2f}{first}")
     return out
 
 
