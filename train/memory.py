@@ -2,15 +2,18 @@
 the device has, so that a preset too big for the machine is one line with the fix instead of the
 kernel killing the process at step 1 with no message.
 
-The estimate is deliberately plain and errs high. Optimizer state: fp32 weights, gradients and
-Adam's two moments (16 bytes per parameter, 20 with a bf16 model's fp32 master copy). Activations,
-per layer: the residual stream and MLP (B x S x (12 D + 2 F)), self-attention's scores and
-probabilities materialised (B x H x S x S, twice: the math path a CPU takes with a mask), and
-cross-attention's scores, probabilities and prior bias (B x H x S x L, three times), where S is
-the pattern's steps per window and L the longest lyrics in the data. With activation checkpointing
-only each layer's input is kept, plus one layer recomputed during backward and its gradients
-(twice that layer). Measured once: `small` with the flatten pattern on the 2-core, 24 GB CPU was
-killed at step 1; this estimate puts it at 48 GB (lyrics of 500 ids).
+The estimate is plain and errs high. Optimizer state: fp32 weights, gradients and Adam's two
+moments (16 bytes per parameter, 20 with a bf16 model's fp32 master copy). Activations, per
+layer: the residual stream and MLP (B x S x (12 D + 2 F)), and cross-attention's scores,
+probabilities and prior bias (B x H x S x L, three times), where S is the pattern's steps per
+window and L the longest lyrics in the data. Self-attention's B x H x S x S scores count only
+where they are materialised: on a CPU with attention dropout, where PyTorch leaves its fused
+kernel for the math path (twice: scores and probabilities). With activation checkpointing only
+each layer's input is kept, plus one layer recomputed during backward and its gradients.
+Measured on the 2-core CPU (tiny, flatten, 6,000-token windows, micro-batch 2, peak RSS of one
+step): 1.08 GB without dropout (estimated 2.5), 8.94 GB with dropout 0.1 (estimated 9.4). `small`
+with the flattened order, as shipped before (dropout 0.1), was killed at step 1 on 24 GB; this
+estimate puts it at 48 GB, and at 6 GB with --model.dropout 0.
 """
 from __future__ import annotations
 
@@ -19,8 +22,9 @@ import os
 OVERHEAD = 1.5e9  # Python, torch, DeepSpeed and the data loader, measured at ~1.2 GB on the tiny preset
 
 
-def training_step_bytes(cfg, text_len: int) -> float:
-    """Estimated peak bytes of one training step of `cfg` (a RunConfig, stage sound or latent)."""
+def training_step_bytes(cfg, text_len: int, device_type: str = "cpu") -> float:
+    """Estimated peak bytes of one training step of `cfg` (a RunConfig, stage sound or latent)
+    on a device of `device_type` (cpu | cuda)."""
     import torch
 
     from model import patterns
@@ -29,12 +33,13 @@ def training_step_bytes(cfg, text_len: int) -> float:
     m, t = cfg.model, cfg.train
     with torch.device("meta"):
         params = sum(p.numel() for p in SoundTransformer(m).parameters())
-    bf16 = t.precision == "bf16" or (t.precision == "auto" and torch.cuda.is_available())
+    bf16 = t.precision == "bf16" or (t.precision == "auto" and device_type == "cuda")
     element = 2 if bf16 else 4
     states = params * (20 if bf16 else 16)
     S = patterns.get(m.pattern, m.num_codebooks, m.codebook_size).steps(m.window_frames)
     B, D, F, H, L = t.micro_batch, m.d_model, m.d_ff, m.n_heads, max(1, text_len)
-    layer = B * element * (S * (12 * D + 2 * F) + 2 * H * S * S + 3 * H * S * L)
+    materialised = device_type == "cpu" and m.dropout > 0  # the fused kernels take no dropout on a CPU
+    layer = B * element * (S * (12 * D + 2 * F) + (2 * H * S * S if materialised else 0) + 3 * H * S * L)
     if m.activation_checkpointing:
         activations = m.n_layers * B * S * D * element + 2 * layer
     else:
@@ -62,18 +67,21 @@ def available_bytes(device) -> float | None:
         return None
 
 
-def refuse_if_too_big(cfg, text_len: int, available: float | None, where: str) -> None:
+def refuse_if_too_big(cfg, text_len: int, available: float | None, where: str, device_type: str = "cpu") -> None:
     """One line with the fix when the estimate exceeds `available` bytes."""
     from model.errors import AutoSongError
 
-    need = training_step_bytes(cfg, text_len)
+    need = training_step_bytes(cfg, text_len, device_type)
     if available is None or need <= available:
         return
     m, t = cfg.model, cfg.train
     raise AutoSongError(
         f"this config needs about {need / 1e9:.0f} GB for one training step (estimated: model.max_tokens "
         f"{m.max_tokens}, train.micro_batch {t.micro_batch}, the {m.pattern} pattern, {m.n_layers} layers) but "
-        f"{where} has {available / 1e9:.0f} GB available. Lower --model.max_tokens (e.g. "
+        f"{where} has {available / 1e9:.0f} GB available. "
+        + ("On a CPU, attention dropout makes every layer hold its S x S scores: --model.dropout 0 avoids "
+           "that. " if device_type == "cpu" and m.dropout > 0 else "")
+        + f"Lower --model.max_tokens (e.g. "
         f"{max(m.num_codebooks * 75, m.max_tokens // 4)}) or --train.micro_batch, use a smaller preset "
         f"(configs/model/tiny.yaml), or run on a GPU; --skip-memory-check trains anyway")
 
@@ -88,4 +96,4 @@ def refuse_if_too_big_for(cfg, data: str) -> None:
         else torch.device("cpu")
     text_len = max((r["text_len"] for r in read_manifest(data, "samples")), default=1)
     refuse_if_too_big(cfg, text_len, available_bytes(device),
-                      f"GPU {device.index}" if device.type == "cuda" else "this machine")
+                      f"GPU {device.index}" if device.type == "cuda" else "this machine", device.type)
