@@ -70,7 +70,8 @@ def deepspeed_loop(model, batches, device, cfg, bf16: bool) -> float:
     import deepspeed
     import torch
 
-    from train.trainer import deepspeed_config, ensure_distributed_env
+    from train.distributed import ensure_distributed_env
+    from train.trainer import deepspeed_config
 
     init = ensure_distributed_env()
     if not torch.distributed.is_initialized():

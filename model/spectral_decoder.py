@@ -101,3 +101,8 @@ def magnitude_loss(log_pred: torch.Tensor, wav: torch.Tensor, cfg: SpectralDecod
     pred = (log_pred.exp() - MAGNITUDE_FLOOR).clamp_min(0)
     convergence = torch.linalg.norm(pred - target) / torch.linalg.norm(target).clamp_min(1e-6)
     return log_l1 + convergence
+
+
+def has_spectral_decoder(model) -> bool:
+    """Whether an EncodecModel's decoder is a SpectralDecoder (magnitudes, phase reconstructed)."""
+    return isinstance(model.decoder, SpectralDecoder)

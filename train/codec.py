@@ -24,7 +24,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+
+from model.spectral_decoder import has_spectral_decoder
+from train.codec_data import random_crops, training_audio
+from train.codec_vq import center_latents, quantize_train, seed_from_frames
 
 
 @dataclass
@@ -99,12 +102,6 @@ def codec_model(cfg: CodecTrainConfig):
         latent_dim=cfg.hidden_size, channels=cfg.decoder_channels, blocks=cfg.decoder_blocks))
 
 
-def _is_spectral(model) -> bool:
-    from model.spectral_decoder import SpectralDecoder
-
-    return isinstance(model.decoder, SpectralDecoder)
-
-
 # ---- losses ------------------------------------------------------------------------------
 def mel_filterbank(n_fft: int, n_mels: int, sample_rate: int, fmin: float = 30.0) -> torch.Tensor:
     """Triangular HTK-mel filters [n_mels, n_fft // 2 + 1]."""
@@ -144,146 +141,6 @@ class SpectralLoss(torch.nn.Module):
         return total / len(self.sizes)
 
 
-# ---- residual VQ with EMA codebooks --------------------------------------------------------
-def quantize_train(model, emb: torch.Tensor, n_q: int, decay: float, dead_fraction: float,
-                   gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """emb [B, D, F] -> (straight-through quantized [B, D, F], commitment loss, codes [n_q, B*F]).
-    Updates each codebook's EMA statistics in place (transformers' buffers: embed, embed_avg,
-    cluster_size), the layout `EncodecModel` reads at inference."""
-    B, D, Fr = emb.shape
-    x = emb.permute(0, 2, 1).reshape(-1, D)  # [N, D]
-    residual = x.detach()
-    quantized = torch.zeros_like(x)
-    commit = x.new_zeros(())
-    all_codes = []
-    for layer in model.quantizer.layers[:n_q]:
-        book = layer.codebook
-        codes = torch.cdist(residual, book.embed).argmin(1)  # [N]; exact, no |x|^2 - 2xe + |e|^2 cancellation
-        q = book.embed[codes]
-        with torch.no_grad():
-            onehot = F.one_hot(codes, book.codebook_size).type(residual.dtype)  # [N, K]
-            book.cluster_size.mul_(decay).add_(onehot.sum(0), alpha=1 - decay)
-            book.embed_avg.mul_(decay).add_(onehot.T @ residual, alpha=1 - decay)
-            n = book.cluster_size.sum()
-            smoothed = (book.cluster_size + 1e-5) / (n + book.codebook_size * 1e-5) * n  # Laplace
-            book.embed.copy_(book.embed_avg / smoothed[:, None])
-            # EMA usage of a code that is used as often as any other: frames / codes per step
-            fair = residual.shape[0] / book.codebook_size
-            dead = book.cluster_size < dead_fraction * fair
-            if dead.any():  # revive unused codes at random residuals of this batch
-                pick = torch.randint(0, residual.shape[0], (int(dead.sum()),), generator=gen).to(residual.device)
-                book.embed[dead] = residual[pick]
-                book.embed_avg[dead] = residual[pick] * fair
-                book.cluster_size[dead] = fair
-        quantized = quantized + q
-        residual = residual - q
-        all_codes.append(codes)
-    commit = F.mse_loss(x, quantized.detach())
-    # Keep the latents centred: a constant offset much larger than their variation makes the
-    # expanded distance that transformers' quantizer computes at inference lose every digit.
-    commit = commit + x.mean(0).pow(2).mean()
-    st = x + (quantized - x).detach()  # straight-through to the encoder
-    return st.view(B, Fr, D).permute(0, 2, 1), commit, torch.stack(all_codes)
-
-
-@torch.no_grad()
-def seed_from_frames(model, clips: list[np.ndarray], n_q: int, crop: int, rng: np.random.Generator,
-                     gen: torch.Generator, fair: float, batches: int = 24) -> None:
-    """Fill each codebook with encoder frames of real audio (residuals after the earlier books)."""
-    model.eval()
-    device = next(model.parameters()).device
-    frames = torch.cat([model.encoder(_batch(clips, 16, crop, rng)[:, None].to(device)).permute(0, 2, 1)
-                        .reshape(-1, model.config.codebook_dim) for _ in range(batches)])  # [N, D]
-    model.train()
-    residual = frames
-    for layer in model.quantizer.layers[:n_q]:
-        book = layer.codebook
-        pick = torch.randperm(residual.shape[0], generator=gen)[: book.codebook_size].to(device)
-        vectors = residual[pick]
-        if len(vectors) < book.codebook_size:
-            vectors = vectors.repeat(-(-book.codebook_size // len(vectors)), 1)[: book.codebook_size]
-        book.embed.copy_(vectors)
-        book.embed_avg.copy_(vectors * fair)
-        book.cluster_size.fill_(fair)  # as if used at the uniform rate; unused codes soon get revived
-        residual = residual - book.embed[book.encode(residual)]
-
-
-@torch.no_grad()
-def center_latents(model, clips: list[np.ndarray], crop: int, rng: np.random.Generator, batches: int = 8) -> None:
-    """Fold the latents' mean out of the codec, exactly: the encoder's last bias and the first
-    codebook move by -mu, the decoder's first convolution adds W.mu back (its padding reflects or
-    replicates, so a constant shift passes through). transformers' quantizer computes |x|^2 - 2xe + |e|^2 in
-    float32, which loses every digit when a large common offset dwarfs the latents' variation."""
-    device = next(model.parameters()).device
-    mu = torch.cat([model.encoder(_batch(clips, 16, crop, rng)[:, None].to(device))
-                    for _ in range(batches)]).mean((0, 2))  # [D]
-    model.encoder.layers[-1].conv.bias -= mu
-    book = model.quantizer.layers[0].codebook
-    book.embed -= mu
-    book.embed_avg.copy_(book.embed * book.cluster_size[:, None])
-    first = model.decoder.input if _is_spectral(model) else model.decoder.layers[0].conv
-    first.bias += first.weight.sum(-1) @ mu
-
-
-# ---- data ------------------------------------------------------------------------------
-def corpus_audio(dataset: Path, songs: int, seconds: float, sample_rate: int, log=print) -> list[np.ndarray]:
-    """The first `seconds` of up to `songs` songs of a corpus folder, in folder order."""
-    from model.audio import load_audio
-    from model.errors import AutoSongError
-    from pipeline.scan import find_audio
-
-    folders = sorted(p for p in dataset.glob("song_*") if p.is_dir()) if dataset.is_dir() else []
-    clips = []
-    for folder in folders:
-        if len(clips) >= songs:
-            break
-        audio = find_audio(folder)
-        if audio is None:
-            continue
-        try:
-            clips.append(load_audio(audio, sample_rate, max_seconds=seconds).wav)
-        except (AutoSongError, OSError) as err:
-            log(f"skipped {audio}: {err}")
-    if not clips:
-        raise AutoSongError(f"--data {dataset}: no decodable song_*/audio.* to learn from")
-    return clips
-
-
-def training_audio(cfg: CodecTrainConfig, sample_rate: int, log=print) -> list[np.ndarray]:
-    """The fixed reference signal and the songs (mono, at the codec's rate): up to `songs` of
-    the corpus `data` (the first `song_seconds` of each; an undecodable file is skipped with a
-    line), or synth songs."""
-    import soxr
-
-    from model.codec import _reference_signal
-
-    if cfg.data:
-        return [_reference_signal(sr=sample_rate)] + corpus_audio(Path(cfg.data), cfg.songs, cfg.song_seconds,
-                                                                    sample_rate, log)
-    from model.lyrics import default_tokenizer
-    from pipeline.synth import GENRES, SAMPLE_RATE, make_lyrics, render_song
-
-    tok = default_tokenizer()
-    names = sorted(GENRES)
-    clips = [_reference_signal(sr=sample_rate)]
-    for i in range(cfg.songs):
-        rng = np.random.default_rng([cfg.seed, 7, i])
-        genre = names[i % len(names)]
-        lyrics = make_lyrics(rng, cfg.song_seconds, genre, tok)
-        stereo = render_song(lyrics, genre, cfg.song_seconds, rng, tok)
-        clips.append(soxr.resample(stereo.mean(1), SAMPLE_RATE, sample_rate, quality="HQ").astype(np.float32))
-    return clips
-
-
-def _batch(clips: list[np.ndarray], n: int, crop: int, rng: np.random.Generator) -> torch.Tensor:
-    out = np.zeros((n, crop), dtype=np.float32)
-    for i in range(n):
-        clip = clips[int(rng.integers(len(clips)))]
-        start = int(rng.integers(0, max(1, len(clip) - crop)))
-        piece = clip[start : start + crop]
-        out[i, : len(piece)] = piece * rng.uniform(0.5, 1.0)  # a little gain augmentation
-    return torch.from_numpy(out)
-
 
 # ---- the loop ---------------------------------------------------------------------------
 def train_codec(cfg: CodecTrainConfig, out_dir: str | Path, log=lambda line: print(line, flush=True)) -> dict:
@@ -296,7 +153,7 @@ def train_codec(cfg: CodecTrainConfig, out_dir: str | Path, log=lambda line: pri
     device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
                           "cpu" if cfg.device == "auto" else cfg.device)
     model = codec_model(cfg).to(device)
-    spectral_decoder = _is_spectral(model)
+    spectral_decoder = has_spectral_decoder(model)
     sr, hop = model.config.sampling_rate, model.config.hop_length
     n_q = model.quantizer.get_num_quantizers_for_bandwidth(1.5)
     clips = training_audio(cfg, sr, log)
@@ -327,7 +184,7 @@ def train_codec(cfg: CodecTrainConfig, out_dir: str | Path, log=lambda line: pri
         if first_quantized:
             seed_from_frames(model, clips, n_q, crop, rng, gen, fair=cfg.batch * crop / hop / 1024)
             quantizing = True
-        wav = _batch(clips, cfg.batch, crop, rng).to(device)  # [B, N]
+        wav = random_crops(clips, cfg.batch, crop, rng).to(device)  # [B, N]
         emb = model.encoder(wav[:, None])  # [B, D, F]
         if not quantizing:
             q, commit, codes = emb, emb.mean((0, 2)).pow(2).mean(), torch.zeros(n_q, 1)
@@ -379,7 +236,7 @@ def _save(model, cfg: CodecTrainConfig, history: list[dict], out: Path) -> None:
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:  # complete files or none
         device = next(model.parameters()).device
         model.eval().to("cpu")
-        if _is_spectral(model):
+        if has_spectral_decoder(model):
             from model.codec import save_spectral
 
             save_spectral(model, tmp)

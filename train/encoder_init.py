@@ -68,7 +68,7 @@ def _identity_resblocks(blocks) -> None:
 def fourier_init(model, clips: list[np.ndarray], crop: int, rng: np.random.Generator, batches: int = 8) -> None:
     """Set `model.encoder` (transformers' EncodecEncoder, two strides) to the analyser above,
     with its last convolution fitted to `clips` (PCA)."""
-    from train.codec import _batch  # the trainer's crop sampler
+    from train.codec_data import random_crops  # the trainer's crop sampler
 
     cfg = model.config
     r1, r2 = _strides(cfg)
@@ -113,7 +113,7 @@ def fourier_init(model, clips: list[np.ndarray], crop: int, rng: np.random.Gener
     device = next(model.parameters()).device
     feats = []
     for _ in range(batches):
-        x = _batch(clips, 16, crop, rng)[:, None].to(device)
+        x = random_crops(clips, 16, crop, rng)[:, None].to(device)
         h = x
         for layer in layers[:-1]:
             h = layer(h)

@@ -25,6 +25,7 @@ from model.transformer import SoundTransformer
 from train.checkpoints import CKPT_DIR, export_bundle, load_newest_intact, save_checkpoint
 from train.config import RunConfig
 from train.data import StreamConfig, make_loader
+from train.distributed import ensure_distributed_env, rank_seed
 
 class TrainingDiverged(AutoSongError):
     """Too many non-finite losses in a row."""
@@ -43,53 +44,6 @@ def lr_at(step: int, cfg) -> float:
         return cfg.lr_max * (step + 1) / cfg.warmup_steps
     progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps))
     return cfg.lr_min + 0.5 * (cfg.lr_max - cfg.lr_min) * (1 + math.cos(math.pi * progress))
-
-
-# Launchers that start every process themselves and say so in their own variables:
-# name -> (world size, rank, local rank). deepspeed and torchrun set RANK etc. directly.
-LAUNCHERS = {
-    "srun (SLURM)": ("SLURM_STEP_NUM_TASKS", "SLURM_PROCID", "SLURM_LOCALID"),
-    "mpirun (Open MPI)": ("OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_LOCAL_RANK"),
-    "mpiexec (MPICH, Intel MPI)": ("PMI_SIZE", "PMI_RANK", "MPI_LOCALRANKID"),
-}
-
-
-def launcher_env(environ) -> dict | None:
-    """RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT for a process that srun or mpirun
-    started as one of several, from their variables; None for a single process."""
-    for name, (size, rank, local) in LAUNCHERS.items():
-        if int(environ.get(size, "1") or 1) > 1:
-            if "MASTER_ADDR" not in environ:
-                raise AutoSongError(f"{name} started {environ[size]} processes: set MASTER_ADDR to the first "
-                                    f"node's address (and MASTER_PORT) so they can meet, as the README's srun line does")
-            return {"RANK": environ[rank], "WORLD_SIZE": environ[size], "LOCAL_RANK": environ.get(local, "0"),
-                    "MASTER_ADDR": environ["MASTER_ADDR"], "MASTER_PORT": environ.get("MASTER_PORT", "29500")}
-    return None
-
-
-def ensure_distributed_env() -> str | None:
-    """A plain `autosong train` is rank 0 of 1; launchers (deepspeed, torchrun) set RANK etc.,
-    srun and mpirun their own variables (mapped here). Returns an init_method for our own single
-    process: a file store, so no port can collide."""
-    if "RANK" in os.environ:
-        return None
-    found = launcher_env(os.environ)
-    if found:
-        os.environ.update(found)
-        return None
-    import tempfile
-
-    os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT="0")
-    store = Path(tempfile.mkdtemp(prefix="autosong-dist-")) / "store"
-    return f"file://{store}"
-
-
-def rank_seed(seed: int, rank: int) -> int:
-    """The torch seed of a rank after the model is built: rank 0 keeps `seed` (a one-process run
-    is unchanged), the others draw their own dropout and conditioning dropout."""
-    import numpy as np
-
-    return seed if rank == 0 else int(np.random.SeedSequence([seed, rank]).generate_state(1)[0])
 
 
 def _use_bf16(precision: str) -> bool:

@@ -47,13 +47,15 @@ def test_centering_the_latents_leaves_the_codec_unchanged():
     import torch
     from transformers import EncodecModel
 
-    from train.codec import CodecTrainConfig, _batch, center_latents, encodec_config, training_audio
+    from train.codec import CodecTrainConfig, encodec_config
+    from train.codec_data import random_crops, training_audio
+    from train.codec_vq import center_latents
 
     torch.manual_seed(0)
     cfg = CodecTrainConfig(songs=2, song_seconds=3.0)
     model = EncodecModel(encodec_config(cfg)).eval()
     clips = training_audio(cfg, 24_000)
-    x = _batch(clips, 2, 7040, np.random.default_rng(1))[:, None]
+    x = random_crops(clips, 2, 7040, np.random.default_rng(1))[:, None]
     with torch.no_grad():
         before_z, before_y = model.encoder(x), model.decoder(model.encoder(x))
         center_latents(model, clips, 7040, np.random.default_rng(2))
@@ -85,7 +87,7 @@ def test_codec_strides_must_make_75_frames_a_second():
 
 def test_codec_train_reads_a_corpus_folder_and_skips_what_does_not_decode(tmp_path):
     from pipeline.synth import synth_corpus
-    from train.codec import corpus_audio
+    from train.codec_data import corpus_audio
 
     synth_corpus(tmp_path / "c", songs=2, seconds=2, seed=3)
     broken = tmp_path / "c/song_broken"

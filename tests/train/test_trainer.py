@@ -247,7 +247,7 @@ def test_resume_with_no_intact_checkpoint_is_one_line(small_data, tmp_path):
     ({"SLURM_NTASKS": "8"}, None),  # an allocation's batch script, not a step srun started
 ])
 def test_srun_and_mpirun_processes_find_their_rank(environ, rank):
-    from train.trainer import launcher_env
+    from train.distributed import launcher_env
 
     found = launcher_env(environ)
     if rank is None:
@@ -259,7 +259,7 @@ def test_srun_and_mpirun_processes_find_their_rank(environ, rank):
 
 def test_srun_without_a_meeting_address_is_one_clear_error():
     from model.errors import AutoSongError
-    from train.trainer import launcher_env
+    from train.distributed import launcher_env
 
     with pytest.raises(AutoSongError, match="srun .* started 4 processes: set MASTER_ADDR"):
         launcher_env({"SLURM_STEP_NUM_TASKS": "4", "SLURM_PROCID": "0"})
