@@ -133,10 +133,22 @@ def apply_overrides(cfg: RunConfig, overrides: list[str]) -> RunConfig:
     return RunConfig.from_dict(d)
 
 
+PROJECT = Path(__file__).resolve().parents[1]  # the checkout that holds configs/
+
+
+def preset_path(path: str | Path) -> Path:
+    """`path` as given, or, when a relative path is not there, the same path in the AutoSong
+    checkout (so `--config configs/model/tiny.yaml` and the defaults work from any folder)."""
+    path = Path(path)
+    if not path.exists() and not path.is_absolute() and (PROJECT / path).exists():
+        return PROJECT / path
+    return path
+
+
 def load_config(path: str | Path | None, overrides: list[str] = ()) -> RunConfig:
     cfg = RunConfig()
     if path:
-        path = Path(path)
+        path = preset_path(path)
         if not path.is_file():
             raise AutoSongError(f"config {path} not found (presets: configs/model/tiny.yaml, small.yaml, base.yaml)")
         data = yaml.safe_load(path.read_text()) or {}

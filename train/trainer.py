@@ -23,7 +23,7 @@ from model.errors import AutoSongError
 from model.lyrics import default_tokenizer
 from model.transformer import SoundTransformer
 from train.checkpoints import CKPT_DIR, export_bundle, load_newest_intact, save_checkpoint
-from train.config import RunConfig
+from train.config import RunConfig, preset_path
 from train.data import StreamConfig, make_loader
 from train.distributed import ensure_distributed_env, rank_seed
 
@@ -56,7 +56,7 @@ def _use_bf16(precision: str) -> bool:
 
 def deepspeed_config(path: str | Path, cfg: RunConfig) -> dict:
     """The JSON preset with its "auto" fields filled from the run config."""
-    path = Path(path)
+    path = preset_path(path)
     if not path.is_file():
         raise AutoSongError(f"DeepSpeed config {path} not found (presets: configs/deepspeed/zero1|2|3.json)")
     ds = json.loads(path.read_text())

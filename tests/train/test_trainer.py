@@ -285,3 +285,16 @@ def test_a_bf16_run_exports_its_fp32_master_weights(small_data, tmp_path):
     weights = [v for v in load_file(str(run / "export/model.safetensors")).values() if v.is_floating_point()]
     rounded = sum(torch.equal(v, v.bfloat16().float()) for v in weights)  # what upcasting the bf16 module gives
     assert rounded <= 3 < len(weights), (rounded, len(weights))  # frozen tables only: the rest are fp32 masters
+
+
+def test_the_presets_are_found_from_any_folder(tmp_path, monkeypatch):
+    from train.config import PROJECT, load_config, preset_path
+    from train.trainer import deepspeed_config
+
+    monkeypatch.chdir(tmp_path)  # a user's own folder, as the README's workflow runs it
+    assert preset_path("configs/model/tiny.yaml") == PROJECT / "configs/model/tiny.yaml"
+    cfg = load_config("configs/model/tiny.yaml")
+    assert cfg.model.d_model == 128 and deepspeed_config("configs/deepspeed/zero1.json", cfg)["zero_optimization"]
+    (tmp_path / "configs/model").mkdir(parents=True)
+    (tmp_path / "configs/model/tiny.yaml").write_text("model:\n  d_model: 64\n")
+    assert load_config("configs/model/tiny.yaml").model.d_model == 64  # a file of the user's own comes first
