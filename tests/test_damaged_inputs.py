@@ -26,12 +26,21 @@ def _damage(export, how):
         cfg = json.loads((export / "config.json").read_text())
         cfg["model"]["wings"] = 2
         (export / "config.json").write_text(json.dumps(cfg))
+    elif how == "n_heads 0":  # out of its declared range (model/config_checks.py)
+        cfg = json.loads((export / "config.json").read_text())
+        cfg["model"]["n_heads"] = 0
+        (export / "config.json").write_text(json.dumps(cfg))
+    elif how == "no genres":
+        cfg = json.loads((export / "config.json").read_text())
+        del cfg["genres"]
+        (export / "config.json").write_text(json.dumps(cfg))
 
 
 @pytest.mark.parametrize("how,says", [
     ("missing weights", "model.safetensors is missing"), ("truncated weights", "model.safetensors is damaged"),
     ("garbage config", "config.json is damaged"), ("empty config", "config.json is damaged"),
     ("edited d_model", "does not fit"), ("unknown model field", "model section is not valid"),
+    ("n_heads 0", "model.n_heads must be at least 1"), ("no genres", "no 'genres'"),
 ])
 def test_a_damaged_bundle_is_one_line(how, says, trained_run, tmp_path):
     export = tmp_path / "export"
