@@ -52,7 +52,7 @@ def main() -> None:
             (tmp / "shards").mkdir()
             for name in shards:  # compact() deletes unreferenced shards: give it files to keep
                 (tmp / "shards" / name).touch()
-            card = DatasetCard(codec={"source": "bench"}, codec_frame_rate=75, num_codebooks=8, codebook_size=1024,
+            card = DatasetCard(codec={"source": "bench", "config_sha256": "0" * 64, "weights_sha256": "0" * 64}, codec_frame_rate=75, num_codebooks=8, codebook_size=1024,
                                text={"frontend": "pinyin"}, genres=["unknown", "pop"], val_fraction=0.1)
             index = DatasetIndex(tmp, card, samples, {}, shards)
             t0 = time.perf_counter()

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from manifests import DatasetCard, read_manifest, refuse_missing_shards, refuse_texts_longer_than
 from model.bundle import Bundle
-from model.codec import CodecIdentity
+from manifests.codec_identity import require_same_codec
 from model.errors import AutoSongError
 from model.lyrics import default_tokenizer
 from pipeline.shards import read_samples
@@ -174,9 +174,8 @@ def bootstrap_ci(values: np.ndarray, seed: int, resamples: int = 2000) -> list[f
 def evaluate(bundle: Bundle, data: str, split: str = "val", max_songs: int | None = None, seed: int = 0) -> dict:
     """The CE table and the conditioning gains, on the device the bundle's model is on."""
     card, songs = load_split(data, split, max_songs)
-    if not CodecIdentity.from_dict(card.codec).same_model(CodecIdentity.from_dict(bundle.codec)):
-        raise AutoSongError(f"{data} was encoded with codec {card.codec['source']!r}, not the model's "
-                            f"{bundle.codec['source']!r}: evaluate on data built with the same codec")
+    require_same_codec(card.codec, bundle.codec, f"{data}'s codes and those the model {bundle.path} was trained on",
+                       "evaluate on data built with the same codec")
     model = bundle.model.eval()
     if card.text.get("frontend") != "bert":
         refuse_texts_longer_than(data, model.cfg.max_text_len)

@@ -12,7 +12,7 @@ import torch
 from eval.evaluate import load_split
 from model.autoencoders import code_usage, compression_factor
 from model.bundle import Bundle
-from model.codec import CodecIdentity
+from manifests.codec_identity import require_same_codec
 from model.errors import AutoSongError
 from model.generate import autoencoder_for
 
@@ -30,8 +30,8 @@ def _summary(ce_sum, n, correct) -> dict:
 @torch.no_grad()
 def evaluate_autoencoder(bundle: Bundle, data: str, split: str = "val", max_songs: int | None = None) -> dict:
     card, songs = load_split(data, split, max_songs)
-    if not CodecIdentity.from_dict(card.codec).same_model(CodecIdentity.from_dict(bundle.codec)):
-        raise AutoSongError(f"{data} was encoded with another codec than the autoencoder {bundle.path} was trained on")
+    require_same_codec(card.codec, bundle.codec, f"{data}'s codes and those the autoencoder {bundle.path} was trained on",
+                       "evaluate on data built with the same codec")
     ae = bundle.model.eval()
     C, K, W = ae.cfg.num_codebooks, ae.cfg.latent_vocab, ae.cfg.window_frames
     ce_sum, n, correct = np.zeros(C), np.zeros(C), np.zeros(C)

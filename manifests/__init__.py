@@ -16,6 +16,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from manifests.codec_identity import CodecIdentity, require_same_codec  # noqa: F401 (the card's codec)
+
 SCHEMA_VERSION = 2  # manifests as folders of parts (1: one file per manifest, still read)
 CARD_VERSION = 1
 SPLITS = ("train", "val")
@@ -258,7 +260,7 @@ def refuse_texts_longer_than(out: str | Path, limit: int) -> None:
 class DatasetCard:
     """dataset.json: what the shards were built with, and what they hold."""
 
-    codec: dict                        # CodecIdentity.to_dict()
+    codec: CodecIdentity               # stored as its JSON object
     codec_frame_rate: int
     num_codebooks: int
     codebook_size: int
@@ -273,6 +275,9 @@ class DatasetCard:
     synth: str | None = None           # the rule of `pipeline synth` that wrote the corpus: eval can then
                                        # score whether generated songs sing their lyrics' notes
     schema_version: int = CARD_VERSION
+
+    def __post_init__(self):
+        self.codec = CodecIdentity.of(self.codec)
 
     def genre_slot(self, genre: str) -> int:
         try:
@@ -301,5 +306,5 @@ class DatasetCard:
             raise ManifestError(f"{path} has schema version {data.get('schema_version')}, expected {CARD_VERSION}: rebuild it")
         try:
             return cls(**data)
-        except TypeError as err:
+        except (TypeError, KeyError) as err:
             raise ManifestError(f"{path} is not a valid dataset card: {err}") from err

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from manifests.codec_identity import CodecIdentity
 from model.autoencoders import AEConfig, build_autoencoder
 from model.errors import AutoSongError
 from model.lyrics import VOCAB_VERSION
@@ -20,7 +21,7 @@ AE_STAGES = ("gumbel_ae", "vqvae")
 @dataclass
 class Bundle:
     model: torch.nn.Module      # SoundTransformer, or an autoencoder for the gumbel_ae/vqvae stages
-    codec: dict                 # what the model's codes come from (EnCodec, or the autoencoder for latent)
+    codec: CodecIdentity        # what the model's codes come from (EnCodec, or the autoencoder for latent)
     text: dict
     genres: list[str]
     step: int
@@ -29,14 +30,14 @@ class Bundle:
     parent: dict | None = None  # latent stage: the autoencoder run and the EnCodec identity
 
 
-def save_bundle(directory: Path, state: dict, cfg, codec: dict, text: dict, genres: list[str], step: int,
+def save_bundle(directory: Path, state: dict, cfg, codec: CodecIdentity, text: dict, genres: list[str], step: int,
                 stage: str = "sound", parent: dict | None = None) -> None:
     from safetensors.torch import save_file
 
     directory.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in state.items()}, str(directory / "model.safetensors"))
     (directory / "config.json").write_text(json.dumps({
-        "stage": stage, "model": cfg.to_dict(), "codec": codec, "text": text, "vocab_version": VOCAB_VERSION,
+        "stage": stage, "model": cfg.to_dict(), "codec": CodecIdentity.of(codec).to_dict(), "text": text, "vocab_version": VOCAB_VERSION,
         "genres": genres, "step": step, "parent": parent}, indent=2, ensure_ascii=False))
 
 
@@ -64,6 +65,10 @@ def load_bundle(path: str | Path, device: str | torch.device = "cpu", dtype: tor
             raise ValueError(f"no {', '.join(repr(k) for k in absent)}")
         if not (isinstance(meta["genres"], list) and meta["genres"] and all(isinstance(g, str) for g in meta["genres"])):
             raise ValueError("'genres' is not a list of genre names")
+        try:
+            codec = CodecIdentity.of(meta["codec"])
+        except (KeyError, TypeError):
+            raise ValueError("'codec' is not a codec identity (source, config_sha256, weights_sha256)") from None
     except (ValueError, UnicodeDecodeError) as err:
         raise AutoSongError(f"{directory}/config.json is damaged ({err}): re-export the run "
                             f"(train it again to its last step, or copy the export from where it was made)") from None
@@ -89,15 +94,14 @@ def load_bundle(path: str | Path, device: str | torch.device = "cpu", dtype: tor
         raise AutoSongError(f"{weights} does not fit {directory}/config.json ({first})") from None
     if missing or unexpected:
         raise AutoSongError(f"{weights} does not fit its config: missing {missing[:5]}, unexpected {unexpected[:5]}")
-    return Bundle(model.to(device=device, dtype=dtype).eval(), meta["codec"], meta["text"], meta["genres"], meta["step"], directory,
+    return Bundle(model.to(device=device, dtype=dtype).eval(), codec, meta["text"], meta["genres"], meta["step"], directory,
                   stage, meta.get("parent"))
 
 
-def ae_identity(bundle: Bundle) -> dict:
+def ae_identity(bundle: Bundle) -> CodecIdentity:
     """An autoencoder run as a 'codec' for the latent dataset: its source and hashes."""
     import hashlib
 
     cfg = json.dumps(json.loads((bundle.path / "config.json").read_text())["model"], sort_keys=True)
     weights = hashlib.sha256((bundle.path / "model.safetensors").read_bytes()).hexdigest()
-    return {"source": f"ae:{bundle.path.resolve()}", "config_sha256": hashlib.sha256(cfg.encode()).hexdigest(),
-            "weights_sha256": weights}
+    return CodecIdentity(f"ae:{bundle.path.resolve()}", hashlib.sha256(cfg.encode()).hexdigest(), weights)

@@ -81,7 +81,7 @@ def run(argv) -> int:
         path.with_suffix(".json").write_text(json.dumps({
             "checkpoint": str(song.bundle.path), "step": song.bundle.step, "lyrics_file": str(lyrics_path),
             "genre": args.genre, "seconds": args.seconds, "sampling": settings.to_dict(),
-            "prompt_audio": args.prompt_audio, "codec": song.bundle.codec, "timing": timing}, indent=2, ensure_ascii=False))
+            "prompt_audio": args.prompt_audio, "codec": song.bundle.codec.to_dict(), "timing": timing}, indent=2, ensure_ascii=False))
         print(f"wrote {path} ({codes.shape[-1] / song.codec.frame_rate:.1f} s), {path.with_suffix('.npy')}, "
               f"{path.with_suffix('.json')}")
     busy = timing["seconds_sampling"] + timing["seconds_decode"]

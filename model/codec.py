@@ -11,12 +11,13 @@ import hashlib
 import json
 import math
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from manifests.codec_identity import CodecIdentity
 from model.errors import AutoSongError
 from model.spectral_decoder import SpectralDecoder, SpectralDecoderConfig
 
@@ -31,26 +32,6 @@ BANDWIDTH = 1.5  # kbps -> 2 codebooks of 1024 codes at 75 frames/s
 
 class CodecUnavailable(AutoSongError):
     """The codec's weights cannot be loaded (no network, bad directory, wrong model)."""
-
-
-@dataclass(frozen=True)
-class CodecIdentity:
-    """What makes two codecs produce the same codes; stored in dataset.json and model configs."""
-
-    source: str
-    config_sha256: str
-    weights_sha256: str
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "CodecIdentity":
-        return cls(d["source"], d["config_sha256"], d["weights_sha256"])
-
-    def same_model(self, other: "CodecIdentity") -> bool:
-        # A local copy of the hub weights is the same codec: compare hashes, not the source name.
-        return (self.config_sha256, self.weights_sha256) == (other.config_sha256, other.weights_sha256)
 
 
 @dataclass

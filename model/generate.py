@@ -9,24 +9,24 @@ import numpy as np
 import torch
 
 from model.bundle import Bundle
-from model.codec import Codec, CodecIdentity
+from manifests.codec_identity import CodecIdentity, require_same_codec
+from model.codec import Codec
 from model.errors import AutoSongError
 from model.lyrics import default_tokenizer, normalize_genre, normalize_lyrics
 from model.sampler import Sampler, SamplingConfig
 
 
-def audio_codec_identity(bundle: Bundle) -> dict:
+def audio_codec_identity(bundle: Bundle) -> CodecIdentity:
     """The EnCodec behind a bundle: its own codec, or, for a latent-stage model, its autoencoder's."""
-    return bundle.parent["audio_codec"] if bundle.parent else bundle.codec
+    return CodecIdentity.of(bundle.parent["audio_codec"]) if bundle.parent else bundle.codec
 
 
 def codec_for(bundle: Bundle, source: str | None = None) -> Codec:
     """The EnCodec the model's audio came from (or `source`, if it is the same model)."""
     expected = audio_codec_identity(bundle)
-    codec = Codec.load(source or expected["source"])
-    if not codec.identity.same_model(CodecIdentity.from_dict(expected)):
-        raise AutoSongError(f"codec {codec.identity.source!r} is not the one {bundle.path} was trained on "
-                            f"({expected['source']!r}, weights {expected['weights_sha256'][:12]})")
+    codec = Codec.load(source or expected.source)
+    require_same_codec(codec.identity, expected, f"--codec and the audio {bundle.path} was trained on",
+                       f"drop --codec, or pass a copy of {expected.source}")
     return codec
 
 
@@ -38,8 +38,8 @@ def autoencoder_for(bundle: Bundle) -> Bundle | None:
     from model.bundle import ae_identity, load_bundle
 
     ae = load_bundle(bundle.parent["ae_run"], device=next(bundle.model.parameters()).device)
-    if ae_identity(ae) != bundle.codec:
-        raise AutoSongError(f"the autoencoder at {bundle.parent['ae_run']} changed since {bundle.path} was trained")
+    require_same_codec(ae_identity(ae), bundle.codec, f"the autoencoder at {bundle.parent['ae_run']} and the latents "
+                       f"{bundle.path} was trained on", "it changed since: train the latent model again")
     return ae
 
 

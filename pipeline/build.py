@@ -20,7 +20,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from manifests import (DatasetCard, ManifestError, file_sha256, read_manifest, recorded_genres, split_for_key,
+from manifests import (DatasetCard, require_same_codec, ManifestError, file_sha256, read_manifest, recorded_genres, split_for_key,
                        write_manifest)
 from model.errors import AutoSongError, os_error_words
 from model.lyrics import default_tokenizer
@@ -89,11 +89,8 @@ def text_identity(text: str) -> tuple[dict, object]:
 
 
 def _check_compatible(card: DatasetCard, codec, text: dict, cfg: BuildConfig) -> None:
-    from model.codec import CodecIdentity
-
-    if not CodecIdentity.from_dict(card.codec).same_model(codec.identity):
-        raise AutoSongError(f"{cfg.out} was built with codec {card.codec['source']!r}, not {cfg.codec!r}: "
-                            f"build into a new --out, or pass --codec {card.codec['source']}")
+    require_same_codec(card.codec, codec.identity, f"the songs in {cfg.out} and this build's --codec {cfg.codec}",
+                       f"build into a new --out, or pass --codec {card.codec.source}")
     if card.text != text:
         raise AutoSongError(f"{cfg.out} was built with text front-end {card.text.get('frontend')} "
                             f"({card.text.get('bert_source', card.text.get('vocab_version'))}); this build asks for "
@@ -338,7 +335,7 @@ def _build(cfg: BuildConfig, out: Path) -> BuildResult:
                          "audio_sha256": song.audio_sha256, "lyrics_sha256": song.lyrics_sha256,
                          "content_sha256": song.content_sha256, "split": split_for_key(song.key, cfg.val_fraction)})
     kept = len(samples)
-    card = DatasetCard(codec=codec.identity.to_dict(), codec_frame_rate=codec.frame_rate,
+    card = DatasetCard(codec=codec.identity, codec_frame_rate=codec.frame_rate,
                        num_codebooks=codec.num_codebooks, codebook_size=codec.codebook_size, text=text,
                        genres=genres, val_fraction=cfg.val_fraction, max_seconds=cfg.max_seconds, limits=cfg.limits(),
                        synth=corpus_rule(cfg.dataset))

@@ -31,13 +31,11 @@ def recover_genres(metas, codec, text: dict, out: Path, shard_dir: Path) -> list
     hold). The shards must agree with
     each other and with this build's codec and text front-end, or the build refuses: reusing a
     sample under a vocabulary that is not provably its own would silently change its genre."""
-    from model.codec import CodecIdentity
-
     slots: dict[int, str] = {0: UNKNOWN_GENRE}
     fix = f"build into a new --out, or delete {shard_dir} to encode every song again"
     for shard, meta in metas:
         where = f"{shard}:{meta.get('key')}"
-        if not CodecIdentity.from_dict(meta["codec"]).same_model(codec.identity):
+        if not codec.identity.same_model(meta["codec"]):
             raise AutoSongError(f"{out}/dataset.json is missing and {where} was encoded with codec "
                                 f"{meta['codec'].get('source')!r}, not this build's: {fix}")
         if (meta.get("bert_len", 0) > 0) != (text["frontend"] == "bert"):

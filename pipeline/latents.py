@@ -17,7 +17,7 @@ import torch
 
 from manifests import DatasetCard, read_manifest, write_manifest
 from model.bundle import AE_STAGES, ae_identity, load_bundle
-from model.codec import CodecIdentity
+from manifests.codec_identity import require_same_codec
 from model.errors import AutoSongError
 from pipeline.encode import SAMPLE_FIELDS, npy_bytes
 from pipeline.shards import ShardSink, read_samples
@@ -32,9 +32,8 @@ def encode_latents(out: str | Path, ae_run: str | Path, name: str | None = None,
     if bundle.stage not in AE_STAGES:
         raise AutoSongError(f"{ae_run} is a {bundle.stage} run, not an autoencoder (train one with --stage vqvae "
                             f"or --stage gumbel_ae)")
-    if not CodecIdentity.from_dict(bundle.codec).same_model(CodecIdentity.from_dict(card.codec)):
-        raise AutoSongError(f"{ae_run} was trained on codes of codec {bundle.codec['source']!r}; {out} holds "
-                            f"{card.codec['source']!r}")
+    require_same_codec(bundle.codec, card.codec, f"the autoencoder {ae_run}'s training codes and {out}'s codes",
+                       "encode latents of data built with the autoencoder's codec")
     ae = bundle.model.eval()
     target = out / "latents" / (name or Path(ae_run).resolve().name)
     if target.exists():
@@ -59,7 +58,7 @@ def encode_latents(out: str | Path, ae_run: str | Path, name: str | None = None,
                 latents = ae.encode(torch.from_numpy(codes.astype(np.int64))[None])[0].numpy().astype(np.int16)
             latent_npy = npy_bytes(latents)
             meta = json.loads(files["meta.json"])
-            meta.update(codec=identity, frames=int(latents.shape[1]), codes_sha256=hashlib.sha256(latent_npy).hexdigest())
+            meta.update(codec=identity.to_dict(), frames=int(latents.shape[1]), codes_sha256=hashlib.sha256(latent_npy).hexdigest())
             sample = {"__key__": r["key"], "codes.npy": latent_npy, "text.npy": files["text.npy"],
                       "lyrics.txt": files["lyrics.txt"], "meta.json": json.dumps(meta, ensure_ascii=False)}
             if "bert.npy" in files:
@@ -85,6 +84,6 @@ def encode_latents(out: str | Path, ae_run: str | Path, name: str | None = None,
         max_seconds=card.max_seconds, counts={**card.counts, "shards": len(shard_rows),
                                               "frames": int(sum(r["frames"] for r in latent_rows))},
         hours=card.hours, parent={"data": str(out.resolve()), "ae_run": str(bundle.path.resolve()), "ae_kind": bundle.stage,
-                                  "stride": cfg.stride, "audio_codec": card.codec})
+                                  "stride": cfg.stride, "audio_codec": card.codec.to_dict()})
     latent_card.save(target)
     return target

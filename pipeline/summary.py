@@ -18,7 +18,7 @@ def summary(out: str | Path) -> str:
     splits = Counter(r["split"] for r in samples)
     lines = [
         f"dataset     {Path(out)}",
-        f"codec       {card.codec['source']}  ({card.num_codebooks} codebooks x {card.codebook_size} codes, "
+        f"codec       {card.codec.source}  ({card.num_codebooks} codebooks x {card.codebook_size} codes, "
         f"{card.codec_frame_rate} frames/s)",
         f"text        {card.text['frontend']} ({card.text.get('bert_source', card.text['vocab_version'])})",
         f"songs       {len(samples)}  (train {splits['train']}, val {splits['val']})   shards {card.counts.get('shards', 0)}",

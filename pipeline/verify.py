@@ -35,8 +35,9 @@ def _check_sample(key: str, files: dict[str, bytes], row: dict, card: DatasetCar
         problems.append(f"{where}: codes outside [0, {card.codebook_size})")
     if len(text) != row["text_len"]:
         problems.append(f"{where}: text.npy has {len(text)} ids, manifest says {row['text_len']}")
-    if meta.get("codec") != card.codec:
-        problems.append(f"{where}: encoded with codec {meta.get('codec', {}).get('source')!r}, dataset.json names another")
+    if not card.codec.same_model(meta["codec"]):
+        problems.append(f"{where}: encoded with codec {meta['codec'].get('source')!r}, not dataset.json's "
+                        f"{card.codec.words()}")
     slot = card.genres.index(row["genre"]) if row["genre"] in card.genres else 0
     if meta.get("genre_slot") != slot or not len(text) or int(text[0]) != genre_id(slot):
         problems.append(f"{where}: genre {row['genre']!r} is slot {slot} in dataset.json, but the sample holds "

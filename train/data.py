@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from manifests import DatasetCard, read_manifest, refuse_missing_shards
+from manifests import DatasetCard, read_manifest, refuse_missing_shards, require_same_codec
 from model.errors import AutoSongError
 
 
@@ -132,9 +132,8 @@ class ShardStream(IterableDataset):
             if n - 1 < first or (n - 1) % stride != phase:
                 continue
             meta = json.loads(sample["meta.json"])
-            if meta["codec"] != self.card.codec:
-                raise AutoSongError(f"{shard}:{sample['__key__']} was encoded with another codec than "
-                                    f"{self.cfg.data}/dataset.json names: rebuild the dataset")
+            require_same_codec(meta["codec"], self.card.codec, f"{shard}:{sample['__key__']} and "
+                               f"{self.cfg.data}/dataset.json", "rebuild the dataset")
             codes = self._checked_codes(sample, meta, shard)
             self.decoded += 1
             T, W = codes.shape[1], self.cfg.window_frames

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from manifests import DatasetCard, changed_genre_slots, refuse_texts_longer_than
+from manifests import DatasetCard, changed_genre_slots, refuse_texts_longer_than, require_same_codec
 from model.errors import AutoSongError
 from model.lyrics import default_tokenizer
 from model.transformer import SoundTransformer
@@ -220,8 +220,8 @@ class Trainer:
             refuse_texts_longer_than(data, cfg.model.max_text_len)
         if resume:
             saved = json.loads((self.run / "run_config.json").read_text())
-            if saved["codec"] != card.codec:
-                raise AutoSongError(f"{run} was trained on codec {saved['codec']['source']!r}; {data} uses another")
+            require_same_codec(saved["codec"], card.codec, f"the codes {run} was trained on and {data}'s",
+                               "resume on data built with the run's codec, or start a new --run")
             changed = changed_genre_slots(saved["genres"], card.genres)
             if changed:
                 slot, old, new = changed[0]
@@ -259,7 +259,7 @@ class Trainer:
         if self.rank == 0:
             self.run.mkdir(parents=True, exist_ok=True)
             (self.run / "run_config.json").write_text(json.dumps({
-                "config": cfg.to_dict(), "codec": card.codec, "text": card.text, "genres": card.genres,
+                "config": cfg.to_dict(), "codec": card.codec.to_dict(), "text": card.text, "genres": card.genres,
                 "data": str(data), "parent": card.parent, "deepspeed": ds}, indent=2))
         self.step_count, self.consumed, rng = 0, 0, None
         if resume:

@@ -6,7 +6,7 @@ import pyarrow.parquet as pq
 import pytest
 import webdataset as wds
 
-from manifests import DatasetCard
+from manifests import DatasetCard, ManifestError
 from model.errors import AutoSongError
 from model.audio import load_audio
 from pipeline.build import BuildConfig, build, in_key_order
@@ -45,7 +45,7 @@ def test_exactly_the_good_songs_are_built(built, mixed_corpus, codec):
     assert in_shards == sorted(GOOD)  # shards hold the songs in key order
     assert result.built == len(GOOD) and result.rejected == len(BAD)
     card = DatasetCard.load(out)
-    assert card.counts["songs"] == len(GOOD) and card.codec == codec.identity.to_dict()
+    assert card.counts["songs"] == len(GOOD) and card.codec == codec.identity
     assert card.genres[0] == "unknown" and "reggaeton" in card.genres
     rows = {r["key"]: r for r in samples}
     assert rows["song_tagged"]["genre"] == "reggaeton" and rows["song_tagged"]["genre_source"] == "tag"
@@ -119,6 +119,27 @@ def test_rebuild_adds_nothing_and_a_new_song_adds_one(built, mixed_corpus, tmp_p
     assert verify(out)[1] == []
 
 
+def test_a_local_copy_of_the_codec_keeps_the_older_songs_trainable(built, mixed_corpus, codec, tmp_path, ray_local):
+    """A `save_pretrained` copy of the same weights is the same codec: a build with it adds songs,
+    and verify and the training stream accept the songs the hub id encoded before."""
+    from train.data import ShardStream, StreamConfig
+
+    out = copy_tree(built[0], tmp_path / "out")
+    codec.save(tmp_path / "local_codec")
+    corpus = copy_tree(mixed_corpus, tmp_path / "corpus")
+    copy_tree(corpus / "song_000", corpus / "song_new")
+    (corpus / "song_new" / "lyrics.txt").write_text("[chorus]\nanother song\n", encoding="utf-8")
+    grown = build(BuildConfig(str(corpus), str(out), codec=str(tmp_path / "local_codec"), shard_samples=3))
+    assert (grown.built, grown.kept) == (1, len(GOOD))
+    sources = {json.loads(s["meta.json"])["codec"]["source"] for s in read_shards(out).values()}
+    assert sources == {"test", str(tmp_path / "local_codec")}  # both names are in the shards
+    assert verify(out)[1] == []
+    stream = ShardStream(StreamConfig(str(out), split="train", micro_batch=2, window_frames=50, bucket_songs=4))
+    train_rows = [r for r in pq.read_table(out / "manifests/samples.parquet").to_pylist() if r["split"] == "train"]
+    keys = [w["key"] for w in stream._windows(epoch=0, reader=0, readers=1)]
+    assert sorted(keys) == sorted(r["key"] for r in train_rows)
+
+
 def test_a_changed_song_is_re_encoded_and_a_removed_one_leaves_the_index(built, mixed_corpus, tmp_path, ray_local):
     out = copy_tree(built[0], tmp_path / "out")
     corpus = copy_tree(mixed_corpus, tmp_path / "corpus")
@@ -163,7 +184,7 @@ def test_other_codec_or_text_front_end_is_refused(built, mixed_corpus, tmp_path,
     with torch.no_grad():
         other.model.decoder.layers[0].conv.bias.add_(1.0)
     other.save(tmp_path / "other_codec")
-    with pytest.raises(AutoSongError, match="codec"):
+    with pytest.raises(ManifestError, match="different codecs"):
         build(BuildConfig(str(mixed_corpus), str(out), codec=str(tmp_path / "other_codec")))
 
 
