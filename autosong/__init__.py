@@ -20,7 +20,18 @@ for _name in _OURS:
 if sys.path[:1] != [_HOME]:
     sys.path.insert(0, _HOME)
 
-from model.api import AutoSong, Songs  # noqa: E402
-from model.sampler import SamplingConfig  # noqa: E402
-
 __all__ = ["AutoSong", "Songs", "SamplingConfig"]
+
+
+def __getattr__(name: str):
+    """The API loads on first use (it imports torch), so that `autosong.command_line`, which every
+    command imports, stays light."""
+    if name in ("AutoSong", "Songs"):
+        from model import api
+
+        return getattr(api, name)
+    if name == "SamplingConfig":
+        from model.sampler import SamplingConfig
+
+        return SamplingConfig
+    raise AttributeError(f"module 'autosong' has no attribute {name!r}")

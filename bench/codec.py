@@ -65,7 +65,7 @@ def unseen_songs(count: int, seconds: float = 8.0) -> list[tuple]:
     import soxr
 
     from model.lyrics import default_tokenizer
-    from pipeline.synth import GENRES, SAMPLE_RATE, make_lyrics, note_timeline, render_song, song_seconds
+    from model.synth_music import GENRES, SAMPLE_RATE, make_lyrics, note_timeline, render_song, song_seconds
 
     tok = default_tokenizer()
     songs = []

@@ -45,7 +45,7 @@ def evaluate(model, through_vq: bool, songs: int = 6) -> dict:
 
     from eval.audio_metrics import estimate_pitch, mel_distance, note_pitch_accuracy
     from model.lyrics import default_tokenizer
-    from pipeline.synth import GENRES, SAMPLE_RATE, make_lyrics, note_timeline, render_song, song_seconds
+    from model.synth_music import GENRES, SAMPLE_RATE, make_lyrics, note_timeline, render_song, song_seconds
 
     tok, sr = default_tokenizer(), 24_000
     hits = notes = 0

@@ -41,7 +41,7 @@ def cached_tokens_per_s(model, frames: int) -> float:
 
     ids, mask = torch.randint(5, 2800, (1, 100)), torch.ones(1, 100, dtype=torch.bool)
     t0 = time.perf_counter()
-    Sampler(model).generate(ids, mask, frames, SamplingConfig(temperature=1.0, cfg=1.0))
+    Sampler(model).generate(ids, mask, frames, SamplingConfig(temperature=1.0, guidance=1.0))
     return frames * model.cfg.num_codebooks / (time.perf_counter() - t0)
 
 
@@ -54,7 +54,7 @@ def recompute_tokens_per_s(model, frames: int, full: bool) -> float:
         from model.sampler import Sampler, SamplingConfig
 
         t0 = time.perf_counter()
-        Sampler(model, recompute=True).generate(ids, mask, frames, SamplingConfig(temperature=1.0, cfg=1.0))
+        Sampler(model, recompute=True).generate(ids, mask, frames, SamplingConfig(temperature=1.0, guidance=1.0))
         return frames * C / (time.perf_counter() - t0)
     total = model.pattern.steps(frames)
     codes = torch.randint(0, 1024, (1, C, frames))
@@ -133,7 +133,7 @@ def compiled_table(config: str, seconds: float, device: str, dtype: str) -> list
     mask = torch.ones(1, 100, dtype=torch.bool, device=dev)
 
     def timed(sampler, compile_step):
-        s = SamplingConfig(temperature=1.0, cfg=3.0, compile=compile_step)
+        s = SamplingConfig(temperature=1.0, guidance=3.0, compile=compile_step)
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         t0 = time.perf_counter()
@@ -175,7 +175,7 @@ def two_stage_table(config: str, seconds: float = 8.0) -> list[dict]:
         model = build_model(config, 2 * frames, pattern)
         positions = frames // stride
         t0 = time.perf_counter()
-        codes = Sampler(model).generate(ids, mask, positions, SamplingConfig(temperature=1.0, cfg=1.0))
+        codes = Sampler(model).generate(ids, mask, positions, SamplingConfig(temperature=1.0, guidance=1.0))
         decode_s = 0.0
         if stride > 1:
             torch.manual_seed(0)

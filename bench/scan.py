@@ -51,15 +51,15 @@ def main() -> None:
     try:
         audio_bytes = make_corpus(tmp / "dataset", args.songs, args.seconds)
         scan_corpus(tmp / "dataset", StatCache(), workers=1)  # warm the page cache
-        rows = {}
+        rows, previous = {}, StatCache()
         for name, workers, warm in (("serial, no cache", 1, False), ("thread pool, no cache", None, False),
                                     ("thread pool, stat cache", None, True)):
-            cache = StatCache(list(seed.rows.values())) if warm else StatCache()
+            cache = StatCache(list(previous.rows.values())) if warm else StatCache()
             t0 = time.perf_counter()
             songs, _ = scan_corpus(tmp / "dataset", cache, workers=workers)
             rows[name] = {"seconds": round(time.perf_counter() - t0, 3), "audio_files_hashed": cache.hashed,
                           "songs": len(songs)}
-            seed = cache
+            previous = cache
         print(json.dumps({"songs": args.songs, "audio_mb": round(audio_bytes / 1e6, 1), "scan": rows}, indent=2))
     finally:
         shutil.rmtree(tmp)

@@ -15,7 +15,7 @@ LEAD_RANGE = (54.0, 108.0)  # MIDI: the synth's melodies lie here, its bass belo
 
 def log_mel(wav: np.ndarray, sr: int, n_fft: int = 1024, n_mels: int = 64) -> np.ndarray:
     """log(mel power + 1e-5) [frames, n_mels]."""
-    from train.codec import mel_filterbank
+    from model.audio_features import mel_filterbank
 
     hop = n_fft // 4
     if len(wav) < n_fft:

@@ -12,9 +12,8 @@ import argparse
 import time
 from pathlib import Path
 
-from model.arguments import HelpFormatter, real, whole
+from autosong.command_line import HelpFormatter, real, run_cli, whole
 from model.devices import add_arguments
-from model.errors import run_cli
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 # Measured on the demo's corpus (bench/RESULTS.md): the delay pattern takes half the time per step
@@ -50,7 +49,8 @@ def run(argv) -> int:
 
     import torch.distributed as dist
 
-    from eval.cli import add_note_errors, write_outputs
+    from eval.cli import add_note_errors
+    from eval.listening import write_outputs
     from eval.evaluate import evaluate, format_interval, format_table
     from model.api import AutoSong
     from pipeline.build import BuildConfig, build

@@ -197,17 +197,24 @@ def evaluate(bundle: Bundle, data: str, split: str = "val", max_songs: int | Non
         "perplexity": {**dict(zip(names, np.exp(ce).tolist())), "mean": math.exp(mean_ce)},
         "accuracy": {**dict(zip(names, (correct / n).tolist())), "mean": float(correct.sum() / n.sum())},
         "ce_by_position": (sum(r["pos_sum"] for r in true) / np.maximum(1, sum(r["pos_n"] for r in true))).tolist(),
-        "ce_conditions": {}, "conditioning_gain": {},
     }
-    song_true = np.array([r["ce_sum"].sum() / r["n"].sum() for r in true])
-    for c in CONDITIONS:
-        song_ce = np.array([r["ce_sum"].sum() / r["n"].sum() for r in per_song[c]])
-        result["ce_conditions"][c] = float(sum(r["ce_sum"].sum() for r in per_song[c]) / n.sum())
-        if c != "true":
-            gain = song_ce - song_true
-            result["conditioning_gain"][c] = {"mean": float(gain.mean()), "ci95": bootstrap_ci(gain, seed),
-                                              "songs": len(songs)}
+    result["ce_conditions"], result["conditioning_gain"] = conditioning_gains(per_song, seed)
     return result
+
+
+def conditioning_gains(per_song: dict[str, list[dict]], seed: int) -> tuple[dict, dict]:
+    """(token-averaged CE per condition, gain per altered condition). A song's gain is its CE
+    under the altered condition minus its CE under the true one; the gain reported is the mean
+    over songs (every song weighs the same, however long), with a bootstrap interval."""
+    song_ce = {c: np.array([r["ce_sum"].sum() / r["n"].sum() for r in rows]) for c, rows in per_song.items()}
+    ce = {c: float(sum(r["ce_sum"].sum() for r in rows) / sum(r["n"].sum() for r in rows))
+          for c, rows in per_song.items()}
+    gains = {}
+    for c in per_song:
+        if c != "true":
+            gain = song_ce[c] - song_ce["true"]
+            gains[c] = {"mean": float(gain.mean()), "ci95": bootstrap_ci(gain, seed), "songs": len(gain)}
+    return ce, gains
 
 
 def format_table(result: dict) -> str:

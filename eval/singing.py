@@ -1,5 +1,5 @@
 """Do generated songs sing their lyrics? On a synth corpus the notes any lyrics should be sung
-to are known (pipeline/synth.py's rule), so each held-out song is generated twice with the same
+to are known (model/synth_music.py's rule), so each held-out song is generated twice with the same
 model, sampler and seed: from its own lyrics, and, as the control, from another held-out song's
 lyrics with its own genre kept. Both are transcribed (eval/notes.py) and scored against the notes
 of its own lyrics. NER(control) - NER(true) > 0, with a bootstrap interval over songs, says the
@@ -17,7 +17,7 @@ from eval.notes import note_error_rate, transcribe
 
 def sings_synth_notes(card, genre: str) -> bool:
     """Whether the synth rule says which notes a song of this dataset and genre should sing."""
-    from pipeline.synth import GENRES
+    from model.synth_music import GENRES
 
     return card.synth is not None and genre in GENRES
 
@@ -25,7 +25,7 @@ def sings_synth_notes(card, genre: str) -> bool:
 def expected_notes(lyrics: str, genre: str) -> list[tuple[float, float, int]]:
     """(start s, length s, MIDI) of the sung notes the synth rule gives these lyrics."""
     from model.lyrics import default_tokenizer
-    from pipeline.synth import note_timeline
+    from model.synth_music import note_timeline
 
     return note_timeline(lyrics, genre, default_tokenizer())
 
@@ -43,7 +43,7 @@ def note_error_rates(song, data: str, split: str, count: int, seconds: float | N
         raise ValueError(f"the note error rate needs 2 or more held-out synth songs, {data} has {len(songs)}")
     rng = np.random.default_rng(seed)
     shift = 1 + int(rng.integers(0, len(songs) - 1))  # a rotation: nobody keeps their own lyrics
-    settings = SamplingConfig(temperature=1.0, top_k=250, cfg=cfg, seed=seed)
+    settings = SamplingConfig(temperature=1.0, top_k=250, guidance=cfg, seed=seed)
     codec, rate = song.codec, song.codec.sample_rate
     rows = []
     for i, s in enumerate(songs):

@@ -13,7 +13,6 @@ from eval.evaluate import load_split
 from model.autoencoders import code_usage, compression_factor
 from model.bundle import Bundle
 from manifests.codec_identity import require_same_codec
-from model.errors import AutoSongError
 from model.generate import autoencoder_for
 
 

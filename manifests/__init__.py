@@ -16,11 +16,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from manifests.codec_identity import CodecIdentity, require_same_codec  # noqa: F401 (the card's codec)
+from manifests.codec_identity import CodecIdentity
 
 SCHEMA_VERSION = 2  # manifests as folders of parts (1: one file per manifest, still read)
 CARD_VERSION = 1
-SPLITS = ("train", "val")
 
 SAMPLES = pa.schema([
     ("key", pa.string()),            # the song folder's name; the WebDataset __key__

@@ -1,5 +1,5 @@
 import sys
 
-from model.cli import main
+from model.generate_cli import main
 
 sys.exit(main())

@@ -31,7 +31,6 @@ class DecodedAudio:
     sample_rate: int
     source_rate: int
     channels: int
-    header_seconds: float | None  # what the container's header claims
     bad_packets: int  # packets skipped as undecodable
 
     @property
@@ -169,7 +168,7 @@ def load_audio(path: str | Path, sample_rate: int = 24_000, max_seconds: float |
     if rate != sample_rate:
         mono = soxr.resample(mono, rate, sample_rate, quality="HQ")
     mono = np.clip(mono, -1.0, 1.0).astype(np.float32)
-    return DecodedAudio(mono, sample_rate, rate, channels, header, bad)
+    return DecodedAudio(mono, sample_rate, rate, channels, bad)
 
 
 def write_wav(path: str | Path, wav: np.ndarray, sample_rate: int) -> None:

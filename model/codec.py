@@ -50,7 +50,7 @@ def _test_encodec_config():
     return EncodecConfig(num_filters=8, hidden_size=64, num_lstm_layers=1)
 
 
-def _reference_signal(seconds: float = 30.0, sr: int = SAMPLE_RATE) -> np.ndarray:
+def reference_signal(seconds: float = 30.0, sr: int = SAMPLE_RATE) -> np.ndarray:
     """A fixed, music-like signal (notes with harmonics, chirps, noise bursts) for seeding codebooks."""
     rng = np.random.default_rng(1234)
     n = int(seconds * sr)
@@ -82,7 +82,7 @@ def seed_codebooks(model, num_quantizers: int) -> None:
 
 def _seed_codebooks_from_reference(model, num_quantizers: int, gen: torch.Generator) -> None:
     with torch.no_grad():
-        wav = torch.from_numpy(_reference_signal())[None, None]
+        wav = torch.from_numpy(reference_signal())[None, None]
         # ~2,250 frames, encoded in 10 s pieces to bound memory; more frames than codes, so the
         # residuals that seed the next codebook are not all zero
         pieces = wav.split(10 * SAMPLE_RATE, dim=-1)

@@ -90,7 +90,7 @@ class LyricsTokenizer:
         self.ids: dict[str, int] = {t: i for i, t in enumerate(self.tokens)}
         self.version = VOCAB_VERSION
         self.sha256 = hashlib.sha256(raw).hexdigest()
-        self.pad_id, self.unk_id, self.eos_id = self.ids[PAD], self.ids[UNK], self.ids[EOS]
+        self.unk_id = self.ids[UNK]
         self.newline_id, self.space_id = self.ids[NEWLINE], self.ids[SPACE]
         self._genre0 = self.ids["<genre:0>"]
 

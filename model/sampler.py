@@ -33,7 +33,7 @@ class SamplingConfig:
     temperature: float = ranged(1.0, low=0)  # 0 = greedy (argmax)
     top_k: int = ranged(250, low=0)
     top_p: float = ranged(0.0, low=0, high=1)  # 0 = off
-    cfg: float = ranged(3.0, low=0)  # classifier-free guidance weight; 1 = no guidance
+    guidance: float = ranged(3.0, low=0)  # classifier-free guidance weight (--cfg); 1 = no guidance
     seed: int = ranged(0, low=0)
     context: float = ranged(0.5, low=0, high=0.95)  # past the window: the fraction of a window each new one continues
     compile: bool = False     # decode steps compiled over a static cache (torch.compile; CUDA graphs on a GPU)
@@ -87,7 +87,7 @@ class Sampler:
                              f"it was built with)")
         if not 0 <= settings.context < 1:
             raise ValueError(f"context {settings.context}: the fraction of a window kept must lie in [0, 1)")
-        guided = settings.cfg != 1.0
+        guided = settings.guidance != 1.0
         memory, mask = model.text(text_ids, text_mask, bert, bert_mask)
         lyric = model.lyric_progress(text_ids, text_mask)  # None unless the prior counts syllables
         if guided:
@@ -108,66 +108,92 @@ class Sampler:
             stop = min(frames, start + W)
             report = None if progress is None else \
                 (lambda done, _s=start: progress(_s + done, frames, time.perf_counter() - started))
-            self._window((memory, mask, lyric), song_frames, codes, known, start, stop, settings, gen, guided, report)
+            window = Window(start, stop - start, codes[..., start:stop], known[:, start:stop], guided)
+            self._window(TextMemory(memory, mask, lyric), song_frames, window, settings, gen, report)
             if stop == frames:
                 return codes
             start = stop - keep
 
-    def _window(self, lyrics, song_frames, codes, known, start, stop, settings, gen, guided, report):
-        """Fill codes[..., start:stop] (frames already known there are the prompt or the previous
-        window's end) in one pass of at most a training window: one prefill of every step the
-        known frames decide, then one-token decode steps."""
-        B, n = codes.shape[0], stop - start
-        win, win_known = codes[..., start:stop], known[:, start:stop]  # views: writes land in `codes`
-        total = self.pattern.steps(n)
-        memory = lyrics[0]
-        cache = self.model.new_cache(memory.shape[0], total)
+    def _window(self, text: "TextMemory", song_frames, window: "Window", settings, gen, report):
+        """Fill one window's codes (frames already known there are the prompt or the previous
+        window's end): one prefill of every step the known frames decide, then one-token decode
+        steps."""
+        B, n, total = window.codes.shape[0], window.n, self.pattern.steps(window.n)
+        cache = self.model.new_cache(text.memory.shape[0], total)
         first = 0
-        while first < total and all(slot is None or bool(win_known[slot]) for slot in self.pattern.slots(first, n)):
+        while first < total and all(slot is None or bool(window.known[slot]) for slot in self.pattern.slots(first, n)):
             first += 1
-        ctx = (lyrics, song_frames, win, n, start, guided)
-        logits = self._run_steps(0, max(1, first), cache, ctx)  # the prefill
+        step = max(1, first)
+        logits = self._prefill(text, song_frames, window, step, cache)
         step_fn = None
         if (settings.compile or self.static) and not self.recompute:
-            cache.static_step = torch.zeros((), dtype=torch.long, device=codes.device)
+            cache.static_step = torch.zeros((), dtype=torch.long, device=window.codes.device)
             step_fn = _compiled_step(self.model, cache) if settings.compile else self.model.step
-        step, done = max(1, first), 0
+        done = 0
         while True:
-            if guided:
+            if window.guided:
                 cond, uncond = logits[:B].float(), logits[B:].float()  # mixed in fp32: bf16 loses the difference
-                logits = uncond + settings.cfg * (cond - uncond)
+                logits = uncond + settings.guidance * (cond - uncond)
             picked = _pick(logits, settings, gen)  # [B, P]
             for p, slot in enumerate(self.pattern.slots(step - 1, n)):
-                if slot is not None and not win_known[slot]:
-                    win[:, slot[0], slot[1]] = picked[:, p]
-                    win_known[slot] = True
+                if slot is not None and not window.known[slot]:
+                    window.codes[:, slot[0], slot[1]] = picked[:, p]
+                    window.known[slot] = True
             if report is not None:
-                while done < n and bool(win_known[:, done].all()):
+                while done < n and bool(window.known[:, done].all()):
                     done += 1
                 report(done)
             if step == total:
                 return
             if self.recompute:  # the whole prefix again, from an empty cache
-                cache = self.model.new_cache(memory.shape[0], total)
-                logits = self._run_steps(0, step + 1, cache, ctx)
-            elif step_fn is not None:  # one step at a tensor index of the static cache
-                cache.static_step.fill_(step)
-                logits = self._run_steps(step, step + 1, cache, ctx, step_fn)
-                cache.length = step + 1
+                cache = self.model.new_cache(text.memory.shape[0], total)
+                logits = self._prefill(text, song_frames, window, step + 1, cache)
             else:
-                logits = self._run_steps(step, step + 1, cache, ctx)  # one-token decode
+                logits = self._decode_step(text, song_frames, window, step, cache, step_fn)
             step += 1
 
-    def _run_steps(self, lo: int, hi: int, cache, ctx, step_fn=None) -> torch.Tensor:
-        """Steps lo..hi-1 through the model on top of `cache`; the last step's logits [B(x2), P, V]."""
-        (memory, mask, lyric), song_frames, win, n, start, guided = ctx
-        parts = [self.pattern.step_inputs(s, win, n) for s in range(lo, hi)]
+    def _prefill(self, text: "TextMemory", song_frames, window: "Window", steps: int, cache) -> torch.Tensor:
+        """Steps 0..steps-1 in one forward into an empty cache; the last step's logits [B(x2), P, V]."""
+        return self._forward(text, song_frames, window, 0, steps, cache, self.model.step)
+
+    def _decode_step(self, text: "TextMemory", song_frames, window: "Window", step: int, cache, step_fn=None):
+        """One step on top of the cache: eager, or at a tensor index of a static cache (`step_fn`,
+        compiled or not), which keeps the step's shapes fixed."""
+        if step_fn is None:
+            return self._forward(text, song_frames, window, step, step + 1, cache, self.model.step)
+        cache.static_step.fill_(step)
+        logits = self._forward(text, song_frames, window, step, step + 1, cache, step_fn)
+        cache.length = step + 1
+        return logits
+
+    def _forward(self, text: "TextMemory", song_frames, window: "Window", lo: int, hi: int, cache, step_fn):
+        parts = [self.pattern.step_inputs(s, window.codes, window.n) for s in range(lo, hi)]
         ids = torch.cat([p[0] for p in parts], 1)
         cb = torch.cat([p[1] for p in parts])
-        pos = torch.cat([p[2] for p in parts], 1) + start  # absolute frames
-        if guided:  # the conditional and the null-memory halves in one batch
+        pos = torch.cat([p[2] for p in parts], 1) + window.start  # absolute frames
+        if window.guided:  # the conditional and the null-memory halves in one batch
             ids, pos = torch.cat([ids, ids]), torch.cat([pos, pos])
-        return (step_fn or self.model.step)(ids, cb, pos, memory, mask, cache, song_frames, lyric)[:, -1].clone()
+        return step_fn(ids, cb, pos, text.memory, text.mask, cache, song_frames, text.lyric)[:, -1].clone()
+
+
+@dataclass
+class TextMemory:
+    """The lyrics as the decoder reads them (with guidance: the null-memory half appended)."""
+
+    memory: torch.Tensor               # [B(x2), L, D]
+    mask: torch.Tensor                 # [B(x2), L]
+    lyric: torch.Tensor | None         # the alignment prior's syllable progress, when it counts them
+
+
+@dataclass
+class Window:
+    """Frames start..start+n of the song, sampled in one pass of at most a training window."""
+
+    start: int
+    n: int
+    codes: torch.Tensor                # [B, C, n], a view: writes land in the song's codes
+    known: torch.Tensor                # [C, n] on the host, a view: which frames are decided
+    guided: bool
 
 
 def _compiled_step(model: SoundTransformer, cache):

@@ -178,9 +178,6 @@ class SoundTransformer(nn.Module):
             if getattr(m, "bias", None) is not None:
                 nn.init.zeros_(m.bias)
 
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
-
     # ---- pieces shared by training and incremental decoding ----------------------------------
     def embed_steps(self, inputs, codebook, positions):
         """inputs [B, S, K] ids, codebook [S] or [B, S], positions [B, S] -> x [B, S, D]."""

@@ -13,6 +13,7 @@ import errno
 import fcntl
 import json
 import os
+import signal
 import sys
 import tarfile
 import time
@@ -20,8 +21,9 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from manifests import (DatasetCard, require_same_codec, ManifestError, file_sha256, read_manifest, recorded_genres, split_for_key,
+from manifests import (DatasetCard, ManifestError, file_sha256, read_manifest, recorded_genres, split_for_key,
                        write_manifest)
+from manifests.codec_identity import require_same_codec
 from model.errors import AutoSongError, os_error_words
 from model.lyrics import default_tokenizer
 from pipeline.code_usage import CodeUsage
@@ -31,6 +33,15 @@ from pipeline.index import DatasetIndex
 from pipeline.scan import StatCache, scan_corpus
 from pipeline.shards import ShardSink, final_shards, read_samples, read_shard_meta, remove_partial_shards
 from pipeline.synth import corpus_rule
+
+
+STOP_HOOK = "AUTOSONG_FAULT_STOP_AFTER_SHARDS"  # =N: the build stops itself (SIGSTOP) once it committed its
+                                               # N-th shard, so a test can kill it at a point it knows
+
+
+def _stop_if_asked(committed: int) -> None:
+    if os.environ.get(STOP_HOOK) == str(committed):
+        os.kill(os.getpid(), signal.SIGSTOP)
 
 
 @dataclass
@@ -347,7 +358,7 @@ def _build(cfg: BuildConfig, out: Path) -> BuildResult:
     for key, row in rejects.items():  # the scan's
         if key not in old_rejects:
             print(f"rejected {key} (scan): {row['reason']}", file=sys.stderr)
-    built, pending = 0, {}
+    built, committed, pending = 0, 0, {}
     usage = CodeUsage(codec.num_codebooks, codec.codebook_size)  # of the songs this run encodes
     decode_s = encode_s = 0.0
     t0, seconds_done = time.time(), 0.0
@@ -385,6 +396,8 @@ def _build(cfg: BuildConfig, out: Path) -> BuildResult:
                 shard = sink.add(sample)
                 if shard:
                     index.add_shard(shard, [{**pending.pop(key), "shard": shard.path} for key in shard.keys])
+                    committed += 1
+                    _stop_if_asked(committed)
             shard = sink.finish()
             if shard:
                 index.add_shard(shard, [{**pending.pop(key), "shard": shard.path} for key in shard.keys])

@@ -5,8 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from model.arguments import HelpFormatter, real, whole
-from model.errors import run_cli
+from autosong.command_line import HelpFormatter, real, run_cli, whole
 
 
 def _synth(args) -> int:

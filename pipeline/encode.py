@@ -47,7 +47,7 @@ class SongEncoder:
 
             self.bert = BertLyrics(text.split(":", 1)[1])
         self.max_seconds = max_seconds
-        self.limits = limits  # BuildLimits as a dict: max_song_seconds, max_text_len, max_lyrics_bytes
+        self.limits = limits  # BuildConfig.limits(): max_song_seconds, max_text_len, max_lyrics_bytes
         self.decoder = IsolatedDecoder()  # a file that crashes FFmpeg kills this child, not the actor
 
     def __call__(self, song: dict) -> dict:

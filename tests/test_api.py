@@ -34,7 +34,7 @@ def test_api_generates_a_song_longer_than_the_training_window(trained_run):
     window_s = song.bundle.model.cfg.window_frames / 75
     seconds = window_s + 1.0  # two windows: the second continues the last half of the first
     out = song.generate("[verse]\n我爱你 hello\n", song.genres[-1], seconds,
-                        SamplingConfig(temperature=1.0, top_k=50, cfg=1.0, seed=3))
+                        SamplingConfig(temperature=1.0, top_k=50, guidance=1.0, seed=3))
     frames = round(seconds * 75)
     assert out.codes.shape == (1, 2, frames) and out.codes.dtype == np.int16
     assert out.audio[0].shape == (frames * 320,) and np.isfinite(out.audio[0]).all()
@@ -42,19 +42,32 @@ def test_api_generates_a_song_longer_than_the_training_window(trained_run):
     assert len(np.unique(out.codes[0, 0, -frames // 4 :])) > 3  # the continuation is music-like codes, not a stall
 
 
-def test_api_batch_matches_the_command_line_reader(trained_run, tmp_path):
-    """Two songs in one call, saved as song_0.wav and song_1.wav at the codec's rate."""
+def test_api_batch_matches_the_command_line(trained_run, tmp_path):
+    """Two songs in one API call are the two songs `autosong generate --num-songs 2` writes, code
+    for code and sample for sample, saved under the same names."""
     import soundfile as sf
 
     from model.api import AutoSong
+    from model.generate_cli import run
     from model.sampler import SamplingConfig
 
     song = AutoSong.load(trained_run, device="cpu")
-    out = song.generate(["la la\n", "我爱你\n"], song.genres[0], 0.5, SamplingConfig(seed=1, cfg=1.0))
-    paths = out.save(tmp_path / "song.wav")
+    out = song.generate(["la la\n"] * 2, song.genres[0], 0.5, SamplingConfig(seed=1, guidance=1.5, top_k=20))
+    paths = out.save(tmp_path / "api" / "song.wav")
     assert [p.name for p in paths] == ["song_0.wav", "song_1.wav"]
-    wav, sr = sf.read(paths[1])
-    assert sr == song.sample_rate and len(wav) == out.codes.shape[-1] * 320
+    (tmp_path / "lyrics.txt").write_text("la la\n", encoding="utf-8")
+    assert run(["--checkpoint", str(trained_run), "--lyrics", str(tmp_path / "lyrics.txt"), "--genre", song.genres[0],
+                "--seconds", "0.5", "--num-songs", "2", "--seed", "1", "--cfg", "1.5", "--top-k", "20",
+                "--device", "cpu", "--out", str(tmp_path / "cli" / "song.wav")]) == 0
+    for i, path in enumerate(paths):
+        np.testing.assert_array_equal(np.load(tmp_path / "cli" / f"song_{i}.npy"), out.codes[i])
+        api_wav, sr = sf.read(path)
+        cli_wav, cli_sr = sf.read(tmp_path / "cli" / path.name)
+        assert sr == cli_sr == song.sample_rate and len(api_wav) == out.codes.shape[-1] * 320
+        np.testing.assert_array_equal(api_wav, cli_wav)
+    assert not np.array_equal(out.codes[0], out.codes[1])  # two draws, not one song twice
+    with pytest.raises(ValueError, match="2 lyrics but 3 genres"):
+        song.generate(["a", "b"], ["pop"] * 3, 0.5)
     with pytest.raises(ValueError, match="2 lyrics but 3 genres"):
         song.generate(["a", "b"], ["pop"] * 3, 0.5)
 

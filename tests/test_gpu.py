@@ -25,7 +25,7 @@ def test_bf16_training_and_cached_generation_on_cuda(small_data, tmp_path):
     model = load_bundle(run, device="cuda").model
     ids = torch.randint(5, 2800, (2, 20), device="cuda")
     mask = torch.ones_like(ids, dtype=torch.bool)
-    s = SamplingConfig(temperature=0.0, cfg=3.0)
+    s = SamplingConfig(temperature=0.0, guidance=3.0)
     fast = Sampler(model).generate(ids, mask, 40, s)
     slow = Sampler(model, recompute=True).generate(ids, mask, 40, s)
     assert fast.shape == (2, 2, 40) and fast.device.type == "cuda"
@@ -44,7 +44,7 @@ def test_compiled_decode_on_cuda_matches_eager(trained_run):
     frames = model.cfg.window_frames
 
     def run(compile_step):
-        return Sampler(model).generate(ids, mask, frames, SamplingConfig(temperature=0.0, cfg=3.0, compile=compile_step))
+        return Sampler(model).generate(ids, mask, frames, SamplingConfig(temperature=0.0, guidance=3.0, compile=compile_step))
 
     eager = run(False)
     run(True)  # traces, compiles and records the graphs

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from model.arguments import HelpFormatter, whole
-from model.errors import check_writable_dir, run_cli
+from autosong.command_line import HelpFormatter, check_writable_dir, run_cli, whole
 
 
 def parser() -> argparse.ArgumentParser:

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from model.audio_features import mel_filterbank
 from model.spectral_decoder import has_spectral_decoder
 from train.codec_data import random_crops, training_audio
 from train.codec_vq import center_latents, quantize_train, seed_from_frames
@@ -103,17 +104,6 @@ def codec_model(cfg: CodecTrainConfig):
 
 
 # ---- losses ------------------------------------------------------------------------------
-def mel_filterbank(n_fft: int, n_mels: int, sample_rate: int, fmin: float = 30.0) -> torch.Tensor:
-    """Triangular HTK-mel filters [n_mels, n_fft // 2 + 1]."""
-    to_mel = lambda f: 2595 * np.log10(1 + f / 700)  # noqa: E731
-    to_hz = lambda m: 700 * (10 ** (m / 2595) - 1)  # noqa: E731
-    edges = to_hz(np.linspace(to_mel(fmin), to_mel(sample_rate / 2), n_mels + 2))
-    freqs = np.linspace(0, sample_rate / 2, n_fft // 2 + 1)
-    lo, mid, hi = edges[:-2, None], edges[1:-1, None], edges[2:, None]
-    fb = np.maximum(0, np.minimum((freqs - lo) / (mid - lo), (hi - freqs) / (hi - mid)))
-    return torch.from_numpy(fb.astype(np.float32))
-
-
 class SpectralLoss(torch.nn.Module):
     """Mean over FFT sizes of L1(log mel) + L1(mel) (timbre, loudness) and L1(log |STFT|) +
     L1(|STFT|) (pitch: a mel band spans several semitones at melody frequencies, an STFT bin of
@@ -249,7 +239,7 @@ def _save(model, cfg: CodecTrainConfig, history: list[dict], out: Path) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    from model.arguments import HelpFormatter
+    from autosong.command_line import HelpFormatter
 
     p = argparse.ArgumentParser(prog="autosong codec train", description=__doc__,
                                 formatter_class=HelpFormatter)
@@ -263,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     """`autosong codec train --out DIR [--steps N ...]` (also `python -m train.codec train ...`)."""
     import sys
 
-    from model.errors import run_cli
+    from autosong.command_line import run_cli
 
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in ("-h", "--help"):  # the one command's help

@@ -41,17 +41,17 @@ def training_audio(cfg: CodecTrainConfig, sample_rate: int, log=print) -> list[n
     line), or synth songs."""
     import soxr
 
-    from model.codec import _reference_signal
+    from model.codec import reference_signal
 
     if cfg.data:
-        return [_reference_signal(sr=sample_rate)] + corpus_audio(Path(cfg.data), cfg.songs, cfg.song_seconds,
+        return [reference_signal(sr=sample_rate)] + corpus_audio(Path(cfg.data), cfg.songs, cfg.song_seconds,
                                                                     sample_rate, log)
     from model.lyrics import default_tokenizer
-    from pipeline.synth import GENRES, SAMPLE_RATE, make_lyrics, render_song
+    from model.synth_music import GENRES, SAMPLE_RATE, make_lyrics, render_song
 
     tok = default_tokenizer()
     names = sorted(GENRES)
-    clips = [_reference_signal(sr=sample_rate)]
+    clips = [reference_signal(sr=sample_rate)]
     for i in range(cfg.songs):
         rng = np.random.default_rng([cfg.seed, 7, i])
         genre = names[i % len(names)]

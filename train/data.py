@@ -21,7 +21,8 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from manifests import DatasetCard, read_manifest, refuse_missing_shards, require_same_codec
+from manifests import DatasetCard, read_manifest, refuse_missing_shards
+from manifests.codec_identity import require_same_codec
 from model.errors import AutoSongError
 
 

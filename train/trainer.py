@@ -18,8 +18,10 @@ from pathlib import Path
 
 import torch
 
-from manifests import DatasetCard, changed_genre_slots, refuse_texts_longer_than, require_same_codec
+from manifests import DatasetCard, changed_genre_slots, refuse_texts_longer_than
+from manifests.codec_identity import require_same_codec
 from model.errors import AutoSongError
+from model.run_metrics import MetricsLog
 from model.lyrics import default_tokenizer
 from model.transformer import SoundTransformer
 from train.checkpoints import CKPT_DIR, export_bundle, load_newest_intact, save_checkpoint
@@ -154,43 +156,6 @@ def _to_device(batch: dict, device) -> dict:
     return {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
-def parse_metrics_line(line: str) -> dict | None:
-    """One metrics.jsonl row, or None for a blank or torn line (what a kill in mid-write leaves)."""
-    try:
-        row = json.loads(line)
-    except json.JSONDecodeError:
-        return None
-    return row if isinstance(row, dict) and isinstance(row.get("step"), int) else None
-
-
-class MetricsLog:
-    """RUN/metrics.jsonl (one JSON per logged step) and TensorBoard scalars; rank 0 only."""
-
-    def __init__(self, run: Path, resume_step: int | None):
-        self.path = run / "metrics.jsonl"
-        if resume_step is not None and self.path.exists():  # drop steps logged after the checkpoint
-            rows = [parse_metrics_line(ln) for ln in self.path.read_text(errors="replace").splitlines() if ln.strip()]
-            keep = [row for row in rows if row is not None and row["step"] <= resume_step]
-            if len(keep) < sum(1 for row in rows if row is None or row["step"] <= resume_step):
-                print(f"autosong: {self.path}: dropped a torn line (a kill in mid-write)", file=sys.stderr)
-            self.path.write_text("".join(json.dumps(row) + "\n" for row in keep))
-        elif resume_step is None:
-            self.path.write_text("")
-        from torch.utils.tensorboard import SummaryWriter
-
-        self.tb = SummaryWriter(str(run / "tensorboard"))
-
-    def write(self, row: dict) -> None:
-        with open(self.path, "a") as f:
-            f.write(json.dumps(row) + "\n")
-        for key, value in row.items():
-            if key != "step" and value is not None:
-                self.tb.add_scalar(key, value, row["step"])
-
-    def close(self) -> None:
-        self.tb.close()
-
-
 def saved_run_config(run: str | Path) -> RunConfig:
     """The configuration a run was started with (what --resume continues)."""
     path = Path(run) / "run_config.json"
@@ -202,8 +167,9 @@ def saved_run_config(run: str | Path) -> RunConfig:
 class Trainer:
     """One training run, in four parts: setup (`__init__`: data card, config, DeepSpeed engine,
     data stream, resume), `step` (one optimizer step over grad_accum micro-batches, skipping
-    non-finite ones on every rank at once), `checkpoint` / `export`, and `fit` (the loop, with
-    logging). `train()` below is the one-call form the CLI uses."""
+    non-finite ones on every rank at once), `checkpoint`, and `fit` (the loop, with logging; it
+    writes the export at the end, train/checkpoints.export_bundle). `train()` below is the
+    one-call form the CLI uses."""
 
     def __init__(self, data: str, cfg: RunConfig, run: str | Path, ds_config_path: str, resume: bool = False,
                  check_memory: bool = True):

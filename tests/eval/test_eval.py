@@ -31,8 +31,25 @@ def test_evaluate_reports_per_codebook_ce_and_conditioning_gain(trained_run, sma
     assert set(result["conditioning_gain"]) == set(CONDITIONS) - {"true"}
     for g in result["conditioning_gain"].values():
         assert g["ci95"][0] <= g["mean"] <= g["ci95"][1]
-    # the gain is exactly the difference of the per-condition CEs, song-averaged
-    assert result["ce_conditions"]["true"] == pytest.approx(result["ce"]["mean"], rel=1e-6)
+
+
+def test_the_gain_is_a_mean_over_songs_of_each_songs_ce_difference():
+    """Hand-made scores: song a has 1 token per codebook, song b 3, so averaging over songs and
+    over tokens give different answers; the gain is the song average."""
+    from eval.evaluate import conditioning_gains
+
+    def score(ce_sums, n):
+        return {"ce_sum": np.array(ce_sums, float), "n": np.array([n, n], float)}
+
+    per_song = {"true": [score([1.0, 1.0], 1), score([3.0, 3.0], 3)],          # CE 1.0 and 1.0
+                "empty_lyrics": [score([2.0, 4.0], 1), score([4.5, 4.5], 3)]}  # CE 3.0 and 1.5
+    ce, gains = conditioning_gains(per_song, seed=0)
+    assert ce == {"true": pytest.approx(1.0), "empty_lyrics": pytest.approx(15.0 / 8)}  # tokens: 15 nats / 8
+    assert set(gains) == {"empty_lyrics"}
+    assert gains["empty_lyrics"]["mean"] == pytest.approx((2.0 + 0.5) / 2)              # songs: gains 2.0, 0.5
+    assert gains["empty_lyrics"]["songs"] == 2
+    low, high = gains["empty_lyrics"]["ci95"]
+    assert low == pytest.approx(0.5) and high == pytest.approx(2.0)  # resampling two songs: 0.5 .. 2.0
 
 
 def test_cli_generate_writes_wav_codes_and_settings(trained_run, tmp_path):

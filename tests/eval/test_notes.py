@@ -22,7 +22,7 @@ def test_transcriber_hears_the_synth_songs_notes(tokenizer):
     import soxr
 
     from eval.singing import expected_notes
-    from pipeline.synth import GENRES, SAMPLE_RATE, make_lyrics, render_song, song_seconds
+    from model.synth_music import GENRES, SAMPLE_RATE, make_lyrics, render_song, song_seconds
 
     rates = []
     for i, genre in enumerate(sorted(GENRES)):

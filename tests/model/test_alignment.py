@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from model.attention import alignment_distance
-from model.transformer import ModelConfig, SoundTransformer
+from model.transformer import ModelConfig
 from tests.model.test_transformer import batch, tiny
 
 

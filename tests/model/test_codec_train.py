@@ -12,7 +12,7 @@ def _synth_song(seed: int, seconds: float = 6.0):
     import soxr
 
     from model.lyrics import default_tokenizer
-    from pipeline.synth import GENRES, SAMPLE_RATE, make_lyrics, note_timeline, render_song, song_seconds
+    from model.synth_music import GENRES, SAMPLE_RATE, make_lyrics, note_timeline, render_song, song_seconds
 
     tok = default_tokenizer()
     rng = np.random.default_rng([777, seed])

@@ -15,7 +15,7 @@ def text(B=2, L=6):
 def test_cache_and_recompute_samplers_agree(pattern, guidance):
     model = tiny(pattern=pattern).eval()
     ids, mask = text()
-    s = SamplingConfig(temperature=0.0, cfg=guidance)
+    s = SamplingConfig(temperature=0.0, guidance=guidance)
     fast = Sampler(model).generate(ids, mask, 12, s)
     slow = Sampler(model, recompute=True).generate(ids, mask, 12, s)
     assert fast.shape == (2, 2, 12) and torch.equal(fast, slow)
@@ -26,7 +26,7 @@ def test_prompt_is_kept_and_continued(pattern):
     model = tiny(pattern=pattern).eval()
     ids, mask = text(B=1)
     prompt = torch.randint(0, 1024, (1, 2, 5))
-    s = SamplingConfig(temperature=0.0, cfg=1.0)
+    s = SamplingConfig(temperature=0.0, guidance=1.0)
     codes = Sampler(model).generate(ids, mask, 12, s, prompt=prompt)
     assert torch.equal(codes[..., :5], prompt)
     assert torch.equal(codes, Sampler(model, recompute=True).generate(ids, mask, 12, s, prompt=prompt))
@@ -45,7 +45,7 @@ def test_seeded_sampling_is_reproducible_and_seeds_differ():
 def test_songs_longer_than_the_window_are_generated_window_by_window(pattern):
     model = tiny(pattern=pattern, max_tokens=40).eval()  # 20-frame windows
     ids, mask = text(B=2)
-    s = SamplingConfig(temperature=0.0, cfg=3.0, context=0.5)
+    s = SamplingConfig(temperature=0.0, guidance=3.0, context=0.5)
     seen = []
     long = Sampler(model).generate(ids, mask, 47, s, progress=lambda done, total, _: seen.append((done, total)))
     assert long.shape == (2, 2, 47)
@@ -64,7 +64,7 @@ def test_long_songs_with_the_alignment_prior_use_absolute_positions():
     ids, mask = text(B=1, L=12)
     with torch.no_grad():
         model.pos_embed.weight.normal_(std=1.0)  # make position matter to a random model
-    codes = Sampler(model).generate(ids, mask, 40, SamplingConfig(temperature=0.0, cfg=1.0, context=0.5))
+    codes = Sampler(model).generate(ids, mask, 40, SamplingConfig(temperature=0.0, guidance=1.0, context=0.5))
     assert not torch.equal(codes[..., 20:30], codes[..., 10:20])
 
 
@@ -75,7 +75,7 @@ def test_the_static_cache_decodes_what_the_growing_cache_decodes(pattern):
     model = tiny(pattern=pattern, max_tokens=40, cross_align="prior", align_units="syllables").eval()
     ids, mask = text(B=2, L=12)
     prompt = torch.randint(0, 1024, (2, 2, 4))
-    for s in (SamplingConfig(temperature=0.0, cfg=3.0), SamplingConfig(temperature=1.0, top_k=20, cfg=1.0, seed=5)):
+    for s in (SamplingConfig(temperature=0.0, guidance=3.0), SamplingConfig(temperature=1.0, top_k=20, guidance=1.0, seed=5)):
         grown = Sampler(model).generate(ids, mask, 47, s, prompt=prompt)
         static = Sampler(model, static=True).generate(ids, mask, 47, s, prompt=prompt)
         assert torch.equal(grown, static)
@@ -86,9 +86,9 @@ def test_the_compiled_decode_step_gives_the_eager_codes():
     """torch.compile over the static step (inductor on a CPU): same greedy song, traced once."""
     model = tiny(pattern="delay").eval()
     ids, mask = text(B=1)
-    s = SamplingConfig(temperature=0.0, cfg=3.0)
+    s = SamplingConfig(temperature=0.0, guidance=3.0)
     eager = Sampler(model).generate(ids, mask, 16, s)
-    compiled = Sampler(model).generate(ids, mask, 16, SamplingConfig(temperature=0.0, cfg=3.0, compile=True))
+    compiled = Sampler(model).generate(ids, mask, 16, SamplingConfig(temperature=0.0, guidance=3.0, compile=True))
     assert torch.equal(eager, compiled) and "_compiled_step" in model.__dict__
 
 
@@ -113,7 +113,7 @@ def test_overfit_song_is_reproduced_by_greedy_generation(overfit_run, codec):
     song = songs[0]
     lyrics = default_tokenizer().decode(song.text[1:])
     codes, timing = generate_codes(bundle, [lyrics], [song.genre], song.codes.shape[1] / 75,
-                                   SamplingConfig(temperature=0.0, cfg=1.0), progress=False)
+                                   SamplingConfig(temperature=0.0, guidance=1.0), progress=False)
     match = (codes[0] == song.codes).mean()
     assert match >= 0.95, match
     assert timing["frames"] == song.codes.shape[1]

@@ -7,7 +7,7 @@ import time
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.build import BuildConfig, build
+from pipeline.build import STOP_HOOK, BuildConfig, build
 from pipeline.verify import verify
 from tests.pipeline.conftest import BAD, GOOD
 from tests.pipeline.test_build import read_shards
@@ -23,18 +23,23 @@ def cli(*args, **kw):
                             stderr=subprocess.PIPE, text=True, **kw)
 
 
+def stopped(pid: int) -> bool:
+    """Whether the process is stopped (SIGSTOP): the state letter in /proc/PID/stat."""
+    return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] == "T"
+
+
 def test_a_build_killed_mid_way_and_re_run_ends_identical(built, mixed_corpus, tmp_path, ray_local):
     out = tmp_path / "out"
     proc = cli("pipeline", "build", str(mixed_corpus), "--out", str(out), "--codec", "test",
-               "--shard-samples", "1", "--workers", "1", start_new_session=True)
+               "--shard-samples", "1", "--workers", "1", start_new_session=True,
+               env={**os.environ, STOP_HOOK: "2"})  # the build stops itself after its second shard
     deadline = time.time() + 240
-    while time.time() < deadline and not list((out / "shards").glob("shard-*.tar")):
+    while time.time() < deadline and not stopped(proc.pid):
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)  # the driver and every Ray process it started
     proc.wait()
-    finished = list((out / "shards").glob("shard-*.tar"))
-    assert 1 <= len(finished) < len(GOOD), "the kill must land mid-build"
+    assert len(list((out / "shards").glob("shard-*.tar"))) == 2  # killed mid-build, where the test chose
 
     result = build(BuildConfig(str(mixed_corpus), str(out), codec="test", shard_samples=1))
     assert result.built + result.kept == len(GOOD)

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from model.audio import load_audio
-from pipeline.synth import GENRES, melody_notes, song_seconds, synth_corpus
+from model.synth_music import GENRES, melody_notes, song_seconds
+from pipeline.synth import synth_corpus
 
 
 def digest(folder):
@@ -33,7 +34,7 @@ def test_synth_is_deterministic_per_seed_and_decodable(tmp_path, tokenizer):
 
 
 def test_lyrics_stop_at_the_line_that_fills_the_length(tokenizer):
-    from pipeline.synth import make_lyrics, melody_seconds
+    from model.synth_music import make_lyrics, melody_seconds
 
     rng = np.random.default_rng(3)
     lyrics = make_lyrics(rng, 5.0, "pop", tokenizer)
@@ -43,7 +44,7 @@ def test_lyrics_stop_at_the_line_that_fills_the_length(tokenizer):
 
 
 def test_note_timeline_is_the_melody_in_seconds(tokenizer):
-    from pipeline.synth import note_timeline
+    from model.synth_music import note_timeline
 
     notes = note_timeline("[verse]\n床前明月光", "pop", tokenizer)
     beat = 60 / GENRES["pop"].bpm
@@ -64,7 +65,7 @@ def test_melody_follows_lyrics_and_genre(tokenizer):
 
 
 def test_the_language_of_the_lyrics_sets_the_key(tokenizer):
-    from pipeline.synth import key_offset
+    from model.synth_music import key_offset
 
     assert key_offset("[verse]\n床前明月光", tokenizer) == 0
     assert key_offset("[verse]\nlove night dream fire", tokenizer) == 5

@@ -56,6 +56,7 @@ def test_latents_then_latent_stage_then_generation(vqvae_run, small_data, tmp_pa
     assert card["num_codebooks"] == 2 and card["codebook_size"] == 64 and card["parent"]["ae_kind"] == "vqvae"
     assert autosong("pipeline", "verify", str(latents)).returncode == 0
     parent = json.loads((small_data / "dataset.json").read_text())
+    assert card["parent"]["audio_codec"] == parent["codec"]  # generation decodes with the parent's codec
     from manifests import read_manifest
 
     song_frames = [r["frames"] for r in read_manifest(small_data, "samples")]

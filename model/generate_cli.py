@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from model.arguments import HelpFormatter, real, whole
+from autosong.command_line import HelpFormatter, check_writable_dir, real, run_cli, whole
 from model.devices import add_arguments
-from model.errors import AutoSongError, check_writable_dir, run_cli
+from model.errors import AutoSongError
 
 
 def parser() -> argparse.ArgumentParser:

@@ -1,0 +1,196 @@
+"""Toy songs whose audio a model can learn from their lyrics and genre: the rule, and its renderer.
+
+Every song's melody is a fixed function of its lyric tokens (each pinyin syllable or Latin word
+-> one note: pitch from its letters, duration from its tone or length; a line break -> a rest;
+[chorus] an octave up), and the genre fixes tempo, timbre, key and drum pattern. The language
+of the lyrics also sets the key: mostly Chinese stays in the genre's key, mostly Latin script
+moves melody and bass a fourth up, a content rule that holds for songs a model never saw (the
+per-syllable table needs far more training to generalise). So lyrics and genre really shape
+the audio, and conditioning gain on this corpus is a meaningful check.
+
+A song holds its complete lyrics: lines are added until their melody covers the length asked
+for, and the audio lasts exactly as long as that melody (plus a short tail), as a real song's
+lyrics cover the whole song. So lyric position l of L falls near time t of T.
+
+`pipeline synth` writes a corpus of these songs (pipeline/synth.py); the codec trainer trains on
+them and eval scores generated songs against the notes this rule gives their lyrics.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from model.lyrics import LyricsTokenizer, default_tokenizer
+
+SAMPLE_RATE = 44_100  # written as real corpora are: 44.1 kHz stereo, so the build resamples
+SYNTH_RULE = "autosong-synth-v1"  # names the lyrics -> notes rule below; bump it when the rule changes
+
+_MAJOR = (0, 2, 4, 5, 7, 9, 11)
+_MINOR = (0, 2, 3, 5, 7, 8, 10)
+
+
+@dataclass(frozen=True)
+class GenreStyle:
+    bpm: float
+    harmonics: tuple[float, ...]  # amplitude of partials 1, 2, 3 ... of the lead voice
+    scale: tuple[int, ...]
+    root: int  # MIDI note of the tonic
+    decay: float  # per-second exponential decay of each note (plucked vs sustained)
+    drums: str  # "four" (kick every beat) | "backbeat" (kick 1,3 snare 2,4) | "none"
+
+
+GENRES: dict[str, GenreStyle] = {
+    "pop": GenreStyle(112, (1.0, 0.5, 0.25, 0.12), _MAJOR, 64, 1.5, "backbeat"),
+    "rock": GenreStyle(136, (1.0, 0.0, 0.45, 0.0, 0.3, 0.0, 0.2), _MINOR, 57, 0.5, "backbeat"),
+    "folk": GenreStyle(88, (1.0, 0.7, 0.2), _MAJOR, 62, 4.0, "none"),
+    "electronic": GenreStyle(126, (1.0, 0.5, 0.33, 0.25, 0.2, 0.16), _MINOR, 55, 0.2, "four"),
+    "ballad": GenreStyle(70, (1.0, 0.15), _MINOR, 60, 1.0, "none"),
+}
+
+_ZH_WORDS = list("我你他爱心梦想天空月光星海风雨花春夏秋冬夜晚明天回家远方时间歌声自由快乐温柔眼泪微笑")
+_EN_WORDS = ("love night dream fire heart sky rain light dance home baby forever tonight "
+             "shine away ocean river golden summer midnight stars hold run free").split()
+_SECTIONS = ("[verse]", "[chorus]", "[verse]", "[chorus]", "[bridge]", "[chorus]", "[outro]")
+_TONE_BEATS = {"1": 1.0, "2": 0.5, "3": 1.0, "4": 0.5, "5": 0.25}
+
+
+def _lyric_line(rng: np.random.Generator) -> str:
+    kind = rng.choice(["zh", "en", "mix"], p=[0.4, 0.35, 0.25])
+    zh = "".join(rng.choice(_ZH_WORDS, size=int(rng.integers(4, 8))))
+    en = " ".join(rng.choice(_EN_WORDS, size=int(rng.integers(3, 6))))
+    return {"zh": zh, "en": en.capitalize(), "mix": f"{zh[:4]} {en.split()[0]} {en.split()[-1]}"}[kind]
+
+
+TAIL_SECONDS = 0.5  # the last note rings out after the lyrics end
+
+
+def make_lyrics(rng: np.random.Generator, seconds: float, genre: str, tokenizer: LyricsTokenizer) -> str:
+    """Sections of lines, a line at a time, until the melody they imply covers `seconds`."""
+    lines: list[str] = []
+    chorus = None
+    for n in range(64):
+        tag = _SECTIONS[n % len(_SECTIONS)]
+        if tag == "[chorus]" and chorus is not None:
+            body = chorus  # a chorus repeats, as in songs
+        else:
+            body = [_lyric_line(rng) for _ in range(2 if tag in ("[chorus]", "[outro]") else 3)]
+            if tag == "[chorus]":
+                chorus = body
+        lines += ([""] if lines else []) + [tag]
+        for line in body:
+            lines.append(line)
+            text = "\n".join(lines) + "\n"
+            if melody_seconds(text, genre, tokenizer) >= seconds:
+                return text
+    return text
+
+
+def melody_seconds(lyrics: str, genre: str, tokenizer: LyricsTokenizer) -> float:
+    return sum(b for _, b in melody_notes(lyrics, genre, tokenizer)) * 60.0 / GENRES[genre].bpm
+
+
+def song_seconds(lyrics: str, genre: str, tokenizer: LyricsTokenizer) -> float:
+    """How long the rendered song of these lyrics lasts: their whole melody and a tail."""
+    return melody_seconds(lyrics, genre, tokenizer) + TAIL_SECONDS
+
+
+def _is_syllable(tok: str) -> bool:
+    return tok[-1].isdigit() and len(tok) > 1 and not tok.startswith("<")
+
+
+def key_offset(lyrics: str, tokenizer: LyricsTokenizer) -> int:
+    """Semitones the song is transposed by: 0 for mostly-Chinese lyrics, 5 for mostly Latin."""
+    tokens = [tokenizer.tokens[i] for i in tokenizer.encode(lyrics)[1:]]
+    syllables = sum(map(_is_syllable, tokens))
+    letters = sum(len(t) == 1 and t.isalpha() for t in tokens)
+    return 0 if syllables * 3 >= letters else 5  # a syllable is ~3 letters of a Latin word
+
+
+def melody_notes(lyrics: str, genre: str, tokenizer: LyricsTokenizer) -> list[tuple[int | None, float]]:
+    """The fixed rule: lyric tokens -> (MIDI pitch or None for a rest, beats)."""
+    style = GENRES[genre]
+    notes: list[tuple[int | None, float]] = []
+    key = key_offset(lyrics, tokenizer)
+    transpose, word = key, ""  # semitones: the key, plus a section's shift
+
+    def pitch_of(text: str, shift: int = 0) -> int:
+        degree = (sum(map(ord, text)) + shift) % 14  # two octaves of the genre's scale
+        return style.root + transpose + 12 * (degree // 7) + style.scale[degree % 7]
+
+    def end_word():
+        nonlocal word
+        if word:
+            notes.append((pitch_of(word), max(0.5, 0.25 * len(word))))
+            word = ""
+
+    for tok in (tokenizer.tokens[i] for i in tokenizer.encode(lyrics)[1:]):
+        if tok.startswith("["):
+            end_word()
+            transpose = {"[chorus]": 12, "[bridge]": 5}.get(tok, 0) + key
+        elif _is_syllable(tok):  # pinyin syllable: its tone sets length and step
+            end_word()
+            notes.append((pitch_of(tok[:-1], int(tok[-1])), _TONE_BEATS[tok[-1]]))
+        elif tok == "<nl>":
+            end_word()
+            notes.append((None, 1.0))
+        elif len(tok) == 1 and tok.isalnum():
+            word += tok
+        else:
+            end_word()
+    end_word()
+    return notes
+
+
+def note_timeline(lyrics: str, genre: str, tokenizer: LyricsTokenizer) -> list[tuple[float, float, int]]:
+    """The sung notes as (start seconds, length seconds, MIDI pitch); rests left out."""
+    beat = 60.0 / GENRES[genre].bpm
+    out, pos = [], 0.0
+    for pitch, beats in melody_notes(lyrics, genre, tokenizer):
+        if pitch is not None:
+            out.append((pos, beats * beat, pitch))
+        pos += beats * beat
+    return out
+
+
+def render_song(lyrics: str, genre: str, seconds: float, rng: np.random.Generator,
+                tokenizer: LyricsTokenizer | None = None) -> np.ndarray:
+    """Stereo float32 [N, 2] at SAMPLE_RATE, `seconds` long: lead melody + bass + drums."""
+    style = GENRES[genre]
+    tokenizer = tokenizer or default_tokenizer()
+    sr, n = SAMPLE_RATE, int(seconds * SAMPLE_RATE)
+    beat = 60.0 / style.bpm
+    lead = np.zeros(n)
+    for start_s, length_s, pitch in note_timeline(lyrics, genre, tokenizer):
+        start, length = int(start_s * sr), int(length_s * sr)
+        if start >= n:
+            break
+        t = np.arange(min(length, n - start)) / sr
+        f0 = 440.0 * 2 ** ((pitch - 69) / 12)
+        # a 5.5 Hz vibrato of +-0.4 % in frequency: the phase integrates it (a frequency that
+        # multiplied t instead would wander further the longer the note is held)
+        cycles = f0 * (t + 0.004 / (2 * np.pi * 5.5) * (1 - np.cos(2 * np.pi * 5.5 * t)))
+        tone = sum(a * np.sin(2 * np.pi * (k + 1) * cycles) for k, a in enumerate(style.harmonics))
+        env = np.minimum(1, t * 80) * np.exp(-style.decay * t) * np.minimum(1, (t[-1] - t + 1e-3) * 60)
+        lead[start : start + len(t)] += 0.35 * env * tone
+    bass, drums = np.zeros(n), np.zeros(n)
+    beat_len = int(beat * sr)
+    key = key_offset(lyrics, tokenizer)
+    for b, start in enumerate(range(0, n, beat_len)):
+        t = np.arange(min(beat_len, n - start)) / sr
+        degree = (0, 4, 5, 3)[(b // 4) % 4]  # I-V-vi-IV, a bar each
+        f_bass = 440.0 * 2 ** ((style.root + key - 24 + style.scale[degree] - 69) / 12)
+        bass[start : start + len(t)] += 0.25 * np.sin(2 * np.pi * f_bass * t) * np.exp(-2 * t)
+        kick = style.drums == "four" or (style.drums == "backbeat" and b % 2 == 0)
+        if kick:
+            drums[start : start + len(t)] += 0.5 * np.sin(2 * np.pi * 55 * t * (1 + np.exp(-30 * t))) * np.exp(-12 * t)
+        if style.drums == "backbeat" and b % 2 == 1:
+            drums[start : start + len(t)] += 0.2 * rng.standard_normal(len(t)) * np.exp(-18 * t)
+        if style.drums == "four":  # off-beat hi-hat
+            h = start + beat_len // 2
+            m = min(beat_len // 4, max(0, n - h))
+            drums[h : h + m] += 0.06 * rng.standard_normal(m) * np.exp(-60 * np.arange(m) / sr)
+    left = lead * 0.9 + bass + drums
+    right = lead + bass * 0.9 + drums
+    mix = np.stack([left, right], axis=1)
+    return (mix / max(1.0, np.abs(mix).max() / 0.9)).astype(np.float32)
