@@ -3,7 +3,8 @@
 One object per layout owns everything that depends on it: the training batch (`build`), its
 inverse (`to_frames`), the number of steps, which (codebook, frame) slots a step predicts
 (`slots`) and what a sampler feeds at a step (`step_inputs`). The model, the sampler and the
-eval only talk to this object, so a third pattern is one new class in `PATTERNS`.
+eval only talk to this object (the model also asks it how its predictions are told apart), so a
+third pattern is one new class in `PATTERNS`.
 
 - flatten (the design's): one step per token, frame-major: (t0,c0), (t0,c1), (t1,c0) ... so
   T*C steps, each predicting one token. Step i's input is the previous token; its codebook and
@@ -21,6 +22,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 
 @dataclass
@@ -39,7 +41,6 @@ class Pattern(ABC):
     """The interface; `num_codebooks` C and `codebook_size` V fix the id blocks."""
 
     name = ""
-    all_codebooks_per_step = False  # True: P = C, prediction p of a step is codebook p
 
     def __init__(self, num_codebooks: int, codebook_size: int = 1024):
         self.C, self.V = num_codebooks, codebook_size
@@ -70,6 +71,25 @@ class Pattern(ABC):
     @abstractmethod
     def target_codebooks(self, codebook: torch.Tensor, batch: int, steps: int) -> torch.Tensor:
         """The codebook of every prediction, [B, S, P] (from PatternBatch.codebook)."""
+
+    # How the model tells its predictions apart. Default: one prediction per step, whose
+    # codebook the step's input embedding carries.
+    def embed_inputs(self, x: torch.Tensor, codebook: torch.Tensor, codebook_embed: torch.nn.Embedding) -> torch.Tensor:
+        """x [B, S, D] (token + frame embeddings) -> with what the input says about its codebook."""
+        return x + codebook_embed(codebook)
+
+    def prediction_states(self, h: torch.Tensor, codebook_embed: torch.nn.Embedding) -> torch.Tensor:
+        """The decoder's output h [B, S, D] -> one state per prediction [B, S, P, D]."""
+        return h[:, :, None, :]
+
+    def low_rank_logits(self, h: torch.Tensor, cb: torch.Tensor, lora_u: torch.Tensor, lora_v: torch.Tensor):
+        """(h U_c) V_c^T [B, S, P, V] for each prediction's codebook c = cb [B, S, P], as plain
+        matmuls: h @ U_all [D, C*r] with the other codebooks' columns zeroed, @ V_all; nothing
+        of size V x r is copied per position."""
+        C, V, r = lora_v.shape
+        low = h @ lora_u.permute(1, 0, 2).reshape(-1, C * r)  # [B, S, P, C*r]
+        own = F.one_hot(cb, C).to(h.dtype).repeat_interleave(r, dim=-1)
+        return (low * own) @ lora_v.permute(0, 2, 1).reshape(C * r, V)
 
 
 class Flatten(Pattern):
@@ -116,7 +136,6 @@ class Flatten(Pattern):
 
 class Delay(Pattern):
     name = "delay"
-    all_codebooks_per_step = True
 
     def steps(self, frames):
         return frames + self.C - 1
@@ -156,6 +175,17 @@ class Delay(Pattern):
 
     def target_codebooks(self, codebook, batch, steps):
         return torch.arange(self.C, device=codebook.device)[None, None].expand(batch, steps, self.C)
+
+    # Every codebook at every step: prediction p is codebook p, which the output side says.
+    def embed_inputs(self, x, codebook, codebook_embed):
+        return x
+
+    def prediction_states(self, h, codebook_embed):
+        return h[:, :, None, :] + codebook_embed.weight[None, None]  # [B, S, C, D]
+
+    def low_rank_logits(self, h, cb, lora_u, lora_v):
+        low = torch.einsum("bscd,cdr->bscr", h, lora_u)  # a batched matmul per codebook
+        return torch.einsum("bscr,cvr->bscv", low, lora_v)
 
 
 PATTERNS: dict[str, type[Pattern]] = {"flatten": Flatten, "delay": Delay}

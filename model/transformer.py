@@ -184,33 +184,16 @@ class SoundTransformer(nn.Module):
         if positions.max() >= self.pos_embed.num_embeddings:
             raise ValueError(f"frame position {int(positions.max())} beyond model.max_frames {self.cfg.max_frames}")
         x = self.token_embed(inputs).sum(dim=2) + self.pos_embed(positions)
-        if not self.pattern.all_codebooks_per_step:  # the codebook this step predicts
-            x = x + self.codebook_embed(codebook)
-        return x
+        return self.pattern.embed_inputs(x, codebook, self.codebook_embed)
 
     def logits(self, h, codebook):
         """h [B, S, D] -> [B, S, P, V]: one codebook per step (flatten), or all C (delay)."""
         cb = self.pattern.target_codebooks(codebook, h.shape[0], h.shape[1])  # [B, S, P]
-        h = h[:, :, None, :]
-        if self.pattern.all_codebooks_per_step:  # prediction p is codebook p: say which
-            h = h + self.codebook_embed.weight[None, None]  # [B, S, C, D]
+        h = self.pattern.prediction_states(h, self.codebook_embed)  # [B, S, P, D]
         out = self.out_shared(h)
-        if self.lora_u is not None:
-            out = out + self._lora(h, cb)
+        if self.lora_u is not None:  # per-codebook low-rank heads (the gathered form held ~1 GB at base)
+            out = out + self.pattern.low_rank_logits(h, cb, self.lora_u, self.lora_v)
         return out
-
-    def _lora(self, h, cb):
-        """(h U_c) V_c^T for each step's codebook c as plain matmuls; nothing of size V x r is
-        copied per position (the gathered form held ~1 GB for 4,000 steps at the base preset).
-        Every codebook at every step (delay): a batched matmul per codebook. One codebook per
-        step (flatten): h @ U_all [D, C*r] with the other codebooks' columns zeroed, @ V_all."""
-        C, V, r = self.lora_v.shape
-        if self.pattern.all_codebooks_per_step:
-            low = torch.einsum("bscd,cdr->bscr", h, self.lora_u)
-            return torch.einsum("bscr,cvr->bscv", low, self.lora_v)
-        low = h @ self.lora_u.permute(1, 0, 2).reshape(-1, C * r)  # [B, S, 1, C*r]
-        own = F.one_hot(cb, C).to(h.dtype).repeat_interleave(r, dim=-1)  # [B, S, 1, C*r]
-        return (low * own) @ self.lora_v.permute(0, 2, 1).reshape(C * r, V)
 
     def decode(self, x, memory, memory_mask, cache: KVCache | None = None, align_dist=None):
         for i, layer in enumerate(self.layers):
