@@ -28,35 +28,26 @@ def parser() -> argparse.ArgumentParser:
 
 
 def run(argv) -> int:
-    from eval.evaluate import evaluate, format_table
     from eval.listening import write_outputs
     from model.api import AutoSong
     from model.bundle import load_bundle
     from model.devices import resolve_device, resolve_dtype
+    from model.stages import stage_named
 
     args = parser().parse_args(argv)
     device = resolve_device(args.device)
     bundle = load_bundle(args.checkpoint, device=device, dtype=resolve_dtype(args.dtype, device))
     out = Path(args.out) if args.out else (Path(args.checkpoint) / "eval")
     out.mkdir(parents=True, exist_ok=True)
-    if bundle.stage in ("gumbel_ae", "vqvae"):
-        from eval.stages import evaluate_autoencoder, format_autoencoder
-
-        result = evaluate_autoencoder(bundle, args.data, args.split, args.max_songs)
-        print(format_autoencoder(result))
+    stage = stage_named(bundle.stage)
+    result = stage.evaluate(bundle, args.data, args.split, args.max_songs, args.seed)
+    print(stage.format_eval(result))
+    if stage.is_autoencoder:  # no songs of its own to generate
         (out / "eval.json").write_text(json.dumps(result, indent=2))
         print(f"\nwrote {out / 'eval.json'}")
         return 0
-    result = evaluate(bundle, args.data, args.split, args.max_songs, args.seed)
-    print(format_table(result))
     song = AutoSong.from_bundle(bundle)  # codec (and a latent model's autoencoder), loaded once
     add_note_errors(song, result, args.data, args.split, args.notes, args.seconds, args.cfg, args.seed)
-    if bundle.parent:
-        from eval.stages import end_to_end
-
-        result["end_to_end"] = e2e = end_to_end(bundle, args.data, args.split, args.max_songs, song.autoencoder)
-        print(f"\nend to end (latents -> {bundle.parent['ae_kind']} decoder -> EnCodec tokens): CE "
-              + ", ".join(f"{k} {v:.3f}" for k, v in e2e["ce"].items()) + f", top-1 {e2e['accuracy']['mean']:.1%}")
     report = write_outputs(song, result, args.data, args.split, out, args.generate, args.seconds, args.cfg, args.seed)
     print(f"\nwrote {out / 'eval.json'} and {report}")
     return 0

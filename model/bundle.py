@@ -10,13 +10,9 @@ from pathlib import Path
 import torch
 
 from manifests.codec_identity import CodecIdentity
-from model.autoencoders import AEConfig, build_autoencoder
 from model.errors import AutoSongError
 from model.lyrics import VOCAB_VERSION
-from model.transformer import ModelConfig, SoundTransformer
-
-AE_STAGES = ("gumbel_ae", "vqvae")
-
+from model.stages import stage_named
 
 @dataclass
 class Bundle:
@@ -76,9 +72,9 @@ def load_bundle(path: str | Path, device: str | torch.device = "cpu", dtype: tor
         raise AutoSongError(f"{directory} uses lyrics vocabulary {meta.get('vocab_version')}, this AutoSong {VOCAB_VERSION}")
     stage = meta.get("stage", "sound")
     try:
-        model = build_autoencoder(AEConfig(**meta["model"])) if stage in AE_STAGES else \
-            SoundTransformer(ModelConfig(**meta["model"]))
-    except (TypeError, ValueError) as err:
+        kind = stage_named(stage)
+        model = kind.build(kind.config_from_dict(meta["model"]))
+    except (TypeError, ValueError, AutoSongError) as err:
         raise AutoSongError(f"{directory}/config.json: its model section is not valid ({err})") from None
     weights = directory / "model.safetensors"
     if not weights.is_file():

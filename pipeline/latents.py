@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 from manifests import DatasetCard, read_manifest, write_manifest
-from model.bundle import AE_STAGES, ae_identity, load_bundle
+from model.bundle import ae_identity, load_bundle
+from model.stages import stage_named
 from manifests.codec_identity import require_same_codec
 from model.errors import AutoSongError
 from pipeline.encode import SAMPLE_FIELDS, npy_bytes
@@ -29,7 +30,7 @@ def encode_latents(out: str | Path, ae_run: str | Path, name: str | None = None,
     if card.parent is not None:
         raise AutoSongError(f"{out} already holds latents; pass the EnCodec dataset {card.parent['data']}")
     bundle = load_bundle(ae_run)
-    if bundle.stage not in AE_STAGES:
+    if not stage_named(bundle.stage).is_autoencoder:
         raise AutoSongError(f"{ae_run} is a {bundle.stage} run, not an autoencoder (train one with --stage vqvae "
                             f"or --stage gumbel_ae)")
     require_same_codec(bundle.codec, card.codec, f"the autoencoder {ae_run}'s training codes and {out}'s codes",

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from autosong.command_line import HelpFormatter, check_writable_dir, run_cli, whole
+from model.stages import STAGES
 
 
 def parser() -> argparse.ArgumentParser:
@@ -15,7 +16,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--deepspeed", default="configs/deepspeed/zero1.json", help="DeepSpeed JSON (configs/deepspeed/)")
     p.add_argument("--run", required=True, help="run directory: checkpoints, metrics, export")
     p.add_argument("--steps", type=whole(1), default=None, help="= --train.steps")
-    p.add_argument("--stage", default=None, choices=("sound", "gumbel_ae", "vqvae", "latent"),
+    p.add_argument("--stage", default=None, choices=tuple(STAGES),
                    help="what to train (default: the config's stage, else sound)")
     p.add_argument("--resume", action="store_true",
                    help="continue from the run's latest checkpoint, with the run's saved config (+ overrides given here)")

@@ -14,10 +14,8 @@ import yaml
 from model.autoencoders import AEConfig
 from model.config_checks import check_ranges, ranged
 from model.errors import AutoSongError
+from model.stages import stage_named
 from model.transformer import ModelConfig
-
-STAGES = ("sound", "gumbel_ae", "vqvae", "latent")
-
 
 @dataclass
 class TrainConfig:
@@ -48,7 +46,8 @@ class TrainConfig:
 @dataclass
 class RunConfig:
     """`stage`: sound (the SoundTransformer over EnCodec tokens), gumbel_ae | vqvae (stage-1
-    autoencoders, `ae` section), latent (the SoundTransformer over an autoencoder's codes)."""
+    autoencoders, `ae` section), latent (the SoundTransformer over an autoencoder's codes);
+    model/stages.py says what each one means."""
 
     stage: str = "sound"
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -56,11 +55,17 @@ class RunConfig:
     ae: AEConfig = field(default_factory=AEConfig)
 
     def __post_init__(self):
-        if self.stage not in STAGES:
-            raise AutoSongError(f"stage {self.stage!r}: expected one of {', '.join(STAGES)}")
-        if self.stage in ("gumbel_ae", "vqvae"):
-            self.ae.kind = self.stage
-            self.ae.__post_init__()
+        stage_named(self.stage).configure(self)
+
+    @property
+    def stage_kind(self):
+        """The stage object (model/stages.py)."""
+        return stage_named(self.stage)
+
+    @property
+    def stage_model(self):
+        """The config section of the model this stage trains (`model` or `ae`)."""
+        return getattr(self, self.stage_kind.section)
 
     def to_dict(self) -> dict:
         return {"stage": self.stage, "model": asdict(self.model), "train": asdict(self.train), "ae": asdict(self.ae)}

@@ -23,7 +23,6 @@ from manifests.codec_identity import require_same_codec
 from model.errors import AutoSongError
 from model.run_metrics import MetricsLog
 from model.lyrics import default_tokenizer
-from model.transformer import SoundTransformer
 from train.checkpoints import CKPT_DIR, export_bundle, load_newest_intact, save_checkpoint
 from train.config import RunConfig, preset_path
 from train.data import StreamConfig, make_loader
@@ -89,10 +88,10 @@ def fill_from_dataset(cfg: RunConfig, card: DatasetCard) -> RunConfig:
         raise AutoSongError(f"the dataset's lyrics vocabulary ({card.text.get('vocab_version')}) differs from "
                             f"this AutoSong's ({tok.version}): rebuild the dataset")
     latent_data = card.parent is not None
-    if cfg.stage == "latent" and not latent_data:
-        raise AutoSongError("--stage latent trains on an autoencoder's codes: pass --data OUT/latents/NAME "
+    if cfg.stage_kind.on_latents and not latent_data:
+        raise AutoSongError(f"--stage {cfg.stage} trains on an autoencoder's codes: pass --data OUT/latents/NAME "
                             "(made by `autosong pipeline encode-latents OUT --ae RUN`)")
-    if cfg.stage != "latent" and latent_data:
+    if not cfg.stage_kind.on_latents and latent_data:
         raise AutoSongError(f"this dataset holds autoencoder latents ({card.parent['ae_kind']}): train it with "
                             f"--stage latent, or pass the EnCodec dataset {card.parent['data']}")
     m = cfg.model
@@ -108,40 +107,14 @@ class TrainStep(torch.nn.Module):
 
     def __init__(self, cfg: RunConfig):
         super().__init__()
-        self.stage = cfg.stage
-        if cfg.stage in ("gumbel_ae", "vqvae"):
-            from model.autoencoders import build_autoencoder
-
-            self.model = build_autoencoder(cfg.ae)
-        else:
-            self.model = SoundTransformer(cfg.model)
+        self.stage = cfg.stage_kind
+        self.model = self.stage.build(cfg.stage_model)
 
     def window_frames(self) -> int:
         return self.model.cfg.window_frames
 
     def forward(self, batch: dict, step: int):
-        if self.stage in ("gumbel_ae", "vqvae"):
-            return self.model(batch["codes"], batch["lengths"], step)
-        logits, pb = self.model(batch["codes"], batch["lengths"], batch["frame_offset"], batch["text_ids"],
-                                batch["text_mask"], batch.get("bert"), batch.get("bert_mask"),
-                                song_frames=batch["song_frames"])
-        loss, s, n = self.model.loss(logits, pb)
-        return loss, s, n, {}
-
-
-def _ae_metrics(extras: dict, cb_n: torch.Tensor, cfg: RunConfig) -> dict:
-    """Reconstruction accuracy per EnCodec codebook, code usage, compression (autoencoder stages)."""
-    if "usage" not in extras:
-        return {}
-    from model.autoencoders import code_usage, compression_factor
-
-    acc = (extras["correct"].float().cpu() / cb_n.clamp(min=1)).tolist()
-    perplexity, dead = code_usage(extras["usage"].float().cpu())
-    out = {**{f"acc_q{c}": a for c, a in enumerate(acc)}, "code_perplexity": perplexity, "dead_fraction": dead,
-           "compression": compression_factor(cfg.ae)}
-    if "tau" in extras:
-        out["tau"] = float(extras["tau"])
-    return out
+        return self.stage.loss(self.model, batch, step)
 
 
 def _param_groups(model: torch.nn.Module, weight_decay: float):
@@ -182,7 +155,7 @@ class Trainer:
         self.run, self.data = Path(run), data
         self.card = card = DatasetCard.load(data)
         self.cfg = cfg = fill_from_dataset(cfg, card)
-        if cfg.stage not in ("gumbel_ae", "vqvae") and card.text.get("frontend") != "bert":
+        if cfg.stage_kind.reads_lyrics and card.text.get("frontend") != "bert":
             refuse_texts_longer_than(data, cfg.model.max_text_len)
         if resume:
             saved = json.loads((self.run / "run_config.json").read_text())
@@ -194,7 +167,7 @@ class Trainer:
                 raise AutoSongError(f"{data}'s genre slot {slot} is {new!r}, but {run} trained it as {old!r} "
                                     f"({len(changed)} slot(s) changed): rebuild the data with `autosong pipeline "
                                     f"build ... --genres {run}` to keep the run's slots, or start a new --run")
-        if check_memory and cfg.stage not in ("gumbel_ae", "vqvae"):  # before DeepSpeed takes any of it
+        if check_memory and not cfg.stage_kind.is_autoencoder:  # before DeepSpeed takes any of it
             from train.memory import refuse_if_too_big_for
 
             refuse_if_too_big_for(cfg, data)
@@ -314,7 +287,7 @@ class Trainer:
                     row = {"step": step, "loss": last_loss, **{f"ce_q{c}": ce[c] for c in range(C)},
                            "lr": lr_at(step - 1, t), "tokens_per_s": stats[-1].item() / max(elapsed, 1e-9),
                            "grad_norm": float(norm) if norm is not None else None,
-                           **_ae_metrics(extras, extras["counts"], self.cfg)}
+                           **self.cfg.stage_kind.train_metrics(extras, extras["counts"], self.cfg.stage_model)}
                     log.write(row)
                     if bar.disable:  # no terminal (a cluster's log file): a plain line per logged step
                         print(f"step {step}/{t.steps}  loss {last_loss:.4f}  lr {row['lr']:.2e}  "

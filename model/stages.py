@@ -1,0 +1,149 @@
+"""The training stages, one object each: the token model over EnCodec tokens, the latent model over
+an autoencoder's codes, and the two stage-1 autoencoders that make those codes.
+
+Each stage says which config section holds its model, how to build the model, its training loss
+and extra metrics, what data it trains on, whether it reads lyrics, and how it is evaluated. The
+config, the trainer, the bundle loader and the CLIs ask the stage instead of testing its name, so
+a new stage is one class in `STAGES`. Importing this module loads no torch (the CLIs' --help
+lists the stages); each method imports what it builds.
+"""
+from __future__ import annotations
+
+from model.errors import AutoSongError
+
+
+class Stage:
+    name = ""
+    section = "model"        # the run config's section that configures this stage's model
+    is_autoencoder = False   # makes codes for a latent model; generates no songs itself
+    on_latents = False       # trains on an autoencoder's codes (a latent dataset), not EnCodec's
+
+    @property
+    def reads_lyrics(self) -> bool:
+        return not self.is_autoencoder
+
+    def configure(self, run_cfg) -> None:
+        """Settle what the stage implies in the run config (called when the config is made)."""
+
+    def config_from_dict(self, values: dict):
+        from model.transformer import ModelConfig
+
+        return ModelConfig(**values)
+
+    def build(self, model_cfg):
+        from model.transformer import SoundTransformer
+
+        return SoundTransformer(model_cfg)
+
+    def loss(self, model, batch: dict, step: int):
+        """(loss, per-codebook CE sums [C], token counts [C], extras for logging)."""
+        logits, pb = model(batch["codes"], batch["lengths"], batch["frame_offset"], batch["text_ids"],
+                           batch["text_mask"], batch.get("bert"), batch.get("bert_mask"),
+                           song_frames=batch["song_frames"])
+        loss, ce_sums, counts = model.loss(logits, pb)
+        return loss, ce_sums, counts, {}
+
+    def train_metrics(self, extras: dict, counts, model_cfg) -> dict:
+        """Metrics beyond loss and CE for a logged step, from the last micro-batch's extras."""
+        return {}
+
+    def evaluate(self, bundle, data: str, split: str, max_songs: int | None, seed: int) -> dict:
+        from eval.evaluate import evaluate
+
+        return evaluate(bundle, data, split, max_songs, seed)
+
+    def format_eval(self, result: dict) -> str:
+        from eval.evaluate import format_table
+
+        return format_table(result)
+
+
+class TokenModel(Stage):
+    """The SoundTransformer over EnCodec tokens (the design's model)."""
+
+    name = "sound"
+
+
+class LatentModel(Stage):
+    """The SoundTransformer over an autoencoder's latent codes; eval adds the end-to-end CE of the
+    EnCodec tokens its latents decode to."""
+
+    name = "latent"
+    on_latents = True
+
+    def evaluate(self, bundle, data, split, max_songs, seed):
+        from eval.stages import end_to_end
+
+        e2e = {"ae_kind": bundle.parent["ae_kind"], **end_to_end(bundle, data, split, max_songs)}
+        return {**super().evaluate(bundle, data, split, max_songs, seed), "end_to_end": e2e}
+
+    def format_eval(self, result):
+        e2e = result["end_to_end"]
+        return (super().format_eval(result) + f"\n\nend to end (latents -> {e2e['ae_kind']} decoder -> EnCodec "
+                "tokens): CE " + ", ".join(f"{k} {v:.3f}" for k, v in e2e["ce"].items())
+                + f", top-1 {e2e['accuracy']['mean']:.1%}")
+
+
+class Autoencoder(Stage):
+    """A stage-1 autoencoder over EnCodec tokens (the `ae` section): its loss is reconstruction."""
+
+    section = "ae"
+    is_autoencoder = True
+
+    def configure(self, run_cfg):
+        run_cfg.ae.kind = self.name
+        run_cfg.ae.__post_init__()
+
+    def config_from_dict(self, values):
+        from model.autoencoders import AEConfig
+
+        return AEConfig(**values)
+
+    def build(self, model_cfg):
+        from model.autoencoders import build_autoencoder
+
+        return build_autoencoder(model_cfg)
+
+    def loss(self, model, batch, step):
+        return model(batch["codes"], batch["lengths"], step)
+
+    def train_metrics(self, extras, counts, model_cfg):
+        """Reconstruction accuracy per EnCodec codebook, code usage, compression."""
+        if "usage" not in extras:
+            return {}
+        from model.autoencoders import code_usage, compression_factor
+
+        acc = (extras["correct"].float().cpu() / counts.clamp(min=1)).tolist()
+        perplexity, dead = code_usage(extras["usage"].float().cpu())
+        out = {**{f"acc_q{c}": a for c, a in enumerate(acc)}, "code_perplexity": perplexity, "dead_fraction": dead,
+               "compression": compression_factor(model_cfg)}
+        if "tau" in extras:
+            out["tau"] = float(extras["tau"])
+        return out
+
+    def evaluate(self, bundle, data, split, max_songs, seed):
+        from eval.stages import evaluate_autoencoder
+
+        return evaluate_autoencoder(bundle, data, split, max_songs)
+
+    def format_eval(self, result):
+        from eval.stages import format_autoencoder
+
+        return format_autoencoder(result)
+
+
+class GumbelAE(Autoencoder):
+    name = "gumbel_ae"
+
+
+class VQVAE(Autoencoder):
+    name = "vqvae"
+
+
+STAGES: dict[str, Stage] = {s.name: s for s in (TokenModel(), LatentModel(), GumbelAE(), VQVAE())}
+
+
+def stage_named(name: str) -> Stage:
+    if name not in STAGES:
+        raise AutoSongError(f"stage {name!r}: expected one of {', '.join(STAGES)}")
+    return STAGES[name]
