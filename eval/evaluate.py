@@ -6,58 +6,35 @@ over songs. Whole songs are scored in consecutive windows at their absolute fram
 """
 from __future__ import annotations
 
-import io
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from manifests import DatasetCard, read_manifest, refuse_missing_shards, refuse_texts_longer_than
-from model.bundle import Bundle
+from manifests import DatasetCard, refuse_missing_shards, refuse_texts_longer_than
 from manifests.codec_identity import require_same_codec
+from manifests.sample_rows import read_sample_rows
+from model.bundle import Bundle
 from model.errors import AutoSongError
 from model.lyrics import default_tokenizer
-from pipeline.shards import read_samples
+from model.padding import text_inputs
+from pipeline.shards import Sample, load_samples
 
 CONDITIONS = ("true", "shuffled_lyrics", "empty_lyrics", "swapped_genre", "null_memory")
 
 
-@dataclass
-class Song:
-    key: str
-    codes: np.ndarray  # int16 [C, T]
-    text: np.ndarray   # int32 [L], genre token first
-    bert: np.ndarray | None
-    genre: str
-    lyrics: str        # as the build stored them (normalised)
-
-
-def load_split(data: str, split: str, max_songs: int | None = None) -> tuple[DatasetCard, list[Song]]:
+def load_split(data: str, split: str, max_songs: int | None = None) -> tuple[DatasetCard, list[Sample]]:
+    """The dataset card and a split's songs (the first `max_songs` in key order), decoded."""
     card = DatasetCard.load(data)
-    rows = sorted((r for r in read_manifest(data, "samples") if r["split"] == split), key=lambda r: r["key"])
-    if max_songs:
-        rows = rows[:max_songs]
+    rows = read_sample_rows(data, split)[: max_songs or None]
     if not rows:
         raise AutoSongError(f"{data} has no {split!r} songs to evaluate (see `autosong pipeline inspect {data}`)")
-    songs = []
-    by_shard: dict[str, list[dict]] = {}
-    for r in rows:
-        by_shard.setdefault(r["shard"], []).append(r)
-    refuse_missing_shards(data, sorted(by_shard), split)
-    for shard, shard_rows in by_shard.items():
-        samples = read_samples(f"{data}/shards/{shard}", {r["key"] for r in shard_rows})
-        for r in shard_rows:
-            s = samples[r["key"]]
-            load = lambda b: np.load(io.BytesIO(b), allow_pickle=False)  # noqa: E731
-            songs.append(Song(r["key"], load(s["codes.npy"]), load(s["text.npy"]),
-                              load(s["bert.npy"]) if "bert.npy" in s else None, r["genre"],
-                              s["lyrics.txt"].decode("utf-8")))
-    return card, sorted(songs, key=lambda s: s.key)
+    refuse_missing_shards(data, sorted({r.shard for r in rows}), split)
+    return card, load_samples(data, rows)
 
 
-def _conditions(songs: list[Song], card: DatasetCard, seed: int) -> dict[str, list[tuple[np.ndarray, np.ndarray | None, bool]]]:
+def _conditions(songs: list[Sample], card: DatasetCard, seed: int) -> dict[str, list[tuple[np.ndarray, np.ndarray | None, bool]]]:
     """For every condition, per song: (text ids, BERT states, use null memory)."""
     tok = default_tokenizer()
     n = len(songs)
@@ -84,7 +61,7 @@ def _new_score(C: int) -> dict:
 
 
 @torch.no_grad()
-def _score_all(model, songs: list[Song], conditions: dict, batch_tokens: int | None = None) -> dict[str, list[dict]]:
+def _score_all(model, songs: list[Sample], conditions: dict, batch_tokens: int | None = None) -> dict[str, list[dict]]:
     """Token-level CE and top-1 per codebook, and CE per tenth of the song, for every condition
     and song. Songs are cut into consecutive windows at their absolute frame positions; windows
     of similar length (any song, any condition) share a forward pass on the model's device, up to
@@ -111,32 +88,22 @@ def _score_all(model, songs: list[Song], conditions: dict, batch_tokens: int | N
     return out
 
 
-def _score_batch(model, songs: list[Song], conditions: dict, batch: list, out: dict) -> None:
+def _score_batch(model, songs: list[Sample], conditions: dict, batch: list, out: dict) -> None:
     cfg, dev = model.cfg, next(model.parameters()).device
     C, B = cfg.num_codebooks, len(batch)
     F_max = max(j[3] for j in batch)
     texts = [conditions[c][i] for c, i, _, _ in batch]  # (ids, bert, null)
-    L = max(len(t[0]) for t in texts)
     codes = torch.zeros(B, C, F_max, dtype=torch.long)
-    ids = torch.zeros(B, L, dtype=torch.long)
-    mask = torch.zeros(B, L, dtype=torch.bool)
-    for b, ((c, i, start, frames), (text, _, _)) in enumerate(zip(batch, texts)):
+    for b, (c, i, start, frames) in enumerate(batch):
         codes[b, :, :frames] = torch.from_numpy(songs[i].codes[:, start : start + frames].astype(np.int64))
-        ids[b, : len(text)], mask[b, : len(text)] = torch.from_numpy(text.astype(np.int64)), True
-    bert = bert_mask = None
-    if texts[0][1] is not None:  # BERT states (an empty condition has none: a fully masked row)
-        Lb = max(1, max(len(t[1]) for t in texts))
-        bert = torch.zeros(B, Lb, cfg.bert_dim, dtype=torch.float16)
-        bert_mask = torch.zeros(B, Lb, dtype=torch.bool)
-        for b, (_, states, _) in enumerate(texts):
-            bert[b, : len(states)], bert_mask[b, : len(states)] = torch.from_numpy(states), True
-        bert, bert_mask = bert.to(dev), bert_mask.to(dev)
+    text = {k: v.to(dev) for k, v in text_inputs([t[0] for t in texts],
+                                                   [t[1] for t in texts] if texts[0][1] is not None else None).items()}
     lengths = torch.tensor([j[3] for j in batch], device=dev)
     starts = torch.tensor([j[2] for j in batch], device=dev)
     song_frames = torch.tensor([songs[i].codes.shape[1] for _, i, _, _ in batch], device=dev)
     drop = torch.tensor([t[2] for t in texts], device=dev)
-    logits, pb = model(codes.to(dev), lengths, starts, ids.to(dev), mask.to(dev), bert, bert_mask, cond_drop=drop,
-                       song_frames=song_frames)
+    logits, pb = model(codes.to(dev), lengths, starts, text["text_ids"], text["text_mask"], text.get("bert"),
+                       text.get("bert_mask"), cond_drop=drop, song_frames=song_frames)
     targets = pb.targets.masked_fill(~pb.valid, 0)
     ce = F.cross_entropy(logits.float().flatten(0, 2), targets.flatten(), reduction="none").view(targets.shape)
     hit = logits.argmax(-1) == targets

@@ -13,6 +13,7 @@ from manifests.codec_identity import CodecIdentity, require_same_codec
 from model.codec import Codec
 from model.errors import AutoSongError
 from model.lyrics import default_tokenizer, normalize_genre, normalize_lyrics
+from model.padding import text_inputs
 from model.sampler import Sampler, SamplingConfig
 
 
@@ -58,24 +59,13 @@ def text_batch(bundle: Bundle, lyrics: list[str], genres: list[str], device="cpu
         if limit is not None and len(rows[-1]) > limit:
             raise AutoSongError(f"the lyrics are {len(rows[-1])} tokens; this model reads at most {limit} "
                                 f"(model.max_text_len): shorten them")
-    L = max(map(len, rows))
-    ids = torch.zeros(len(rows), L, dtype=torch.long)
-    mask = torch.zeros(len(rows), L, dtype=torch.bool)
-    for i, r in enumerate(rows):
-        ids[i, : len(r)], mask[i, : len(r)] = torch.tensor(r), True
-    out = {"text_ids": ids.to(device), "text_mask": mask.to(device)}
+    states = None
     if bundle.text.get("frontend") == "bert":
         from model.bert_text import BertLyrics
 
         bert = BertLyrics(bundle.text["bert_source"])
-        states = [torch.from_numpy(bert.states(t)) for t in lyrics]
-        Lb = max(len(s) for s in states)
-        b = torch.zeros(len(states), Lb, states[0].shape[1], dtype=torch.float16)
-        bm = torch.zeros(len(states), Lb, dtype=torch.bool)
-        for i, s in enumerate(states):
-            b[i, : len(s)], bm[i, : len(s)] = s, True
-        out.update(bert=b.to(device), bert_mask=bm.to(device))
-    return out
+        states = [bert.states(t) for t in lyrics]
+    return {k: v.to(device) for k, v in text_inputs([torch.tensor(r) for r in rows], states).items()}
 
 
 def _progress_bar(frames: int, frame_rate: float):

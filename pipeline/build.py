@@ -27,7 +27,7 @@ from manifests.codec_identity import require_same_codec
 from model.errors import AutoSongError, os_error_words
 from model.lyrics import default_tokenizer
 from pipeline.code_usage import CodeUsage
-from pipeline.encode import SAMPLE_FIELDS
+from manifests.sample_rows import META_FIELDS
 from pipeline.genres import assign_genres, recover_genres, with_recorded_slots
 from pipeline.index import DatasetIndex
 from pipeline.scan import StatCache, scan_corpus
@@ -150,7 +150,7 @@ def _known_rows(out: Path, shard_dir: Path, trust_manifests: bool = True) -> tup
             continue
         metas = _shard_meta_or_set_aside(path)
         for meta in metas:
-            rows[meta["key"]] = {**{f: meta[f] for f in SAMPLE_FIELDS}, "shard": path.name}
+            rows[meta["key"]] = {**{f: meta[f] for f in META_FIELDS}, "shard": path.name}
         shards[path.name] = {"path": path.name, "samples": len(metas), "bytes": path.stat().st_size,
                              "sha256": file_sha256(path)}
     return rows, shards
@@ -385,7 +385,7 @@ def _build(cfg: BuildConfig, out: Path) -> BuildResult:
                           "lyrics.txt": result["lyrics"], "meta.json": result["meta"]}
                 if result["bert"]:
                     sample["bert.npy"] = result["bert"]
-                pending[song["key"]] = {f: meta[f] for f in SAMPLE_FIELDS}
+                pending[song["key"]] = {f: meta[f] for f in META_FIELDS}
                 index.unreject(song["key"])
                 last_built = time.perf_counter() - started
                 if len(first_built) < 64:

@@ -14,9 +14,6 @@ from model.errors import AutoSongError, os_error_words
 from model.lyrics import read_lyrics_file, weak_encoding_warning
 from pipeline.decode_worker import IsolatedDecoder
 
-SAMPLE_FIELDS = (  # meta.json = these + codec identity; the manifest row = these + shard
-    "key", "source", "genre", "genre_source", "duration_s", "frames", "text_len", "audio_sha256",
-    "lyrics_sha256", "codes_sha256", "lyrics_encoding", "source_rate", "channels", "bad_packets", "split")
 
 
 def npy_bytes(array: np.ndarray) -> bytes:

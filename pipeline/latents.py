@@ -15,13 +15,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from manifests import DatasetCard, read_manifest, write_manifest
+from manifests import DatasetCard, write_manifest
 from model.bundle import ae_identity, load_bundle
 from model.stages import stage_named
 from manifests.codec_identity import require_same_codec
 from model.errors import AutoSongError
-from pipeline.encode import SAMPLE_FIELDS, npy_bytes
-from pipeline.shards import ShardSink, read_samples
+from manifests.sample_rows import META_FIELDS, read_sample_rows
+from pipeline.encode import npy_bytes
+from pipeline.shards import ShardSink, read_rows
 
 
 def encode_latents(out: str | Path, ae_run: str | Path, name: str | None = None, shard_samples: int = 64) -> Path:
@@ -41,35 +42,27 @@ def encode_latents(out: str | Path, ae_run: str | Path, name: str | None = None,
         shutil.rmtree(target)  # latents are derived data: rebuilt whole, then named
     (target / "shards").mkdir(parents=True)
     identity = ae_identity(bundle)
-    rows = read_manifest(out, "samples")
+    rows = sorted(read_sample_rows(out), key=lambda r: (r.shard, r.key))  # shard by shard
     sink = ShardSink(target / "shards", shard_samples)
     latent_rows, shard_rows, pending = [], [], {}
     from tqdm import tqdm
 
-    by_shard: dict[str, list[dict]] = {}
-    for r in rows:
-        by_shard.setdefault(r["shard"], []).append(r)
     bar = tqdm(total=len(rows), unit="song", desc="encoding latents", disable=None)
-    for shard, shard_rows_in in sorted(by_shard.items()):
-        samples = read_samples(out / "shards" / shard, {r["key"] for r in shard_rows_in})
-        for r in shard_rows_in:
-            files = samples[r["key"]]
-            codes = np.load(io.BytesIO(files["codes.npy"]), allow_pickle=False)
-            with torch.no_grad():
-                latents = ae.encode(torch.from_numpy(codes.astype(np.int64))[None])[0].numpy().astype(np.int16)
-            latent_npy = npy_bytes(latents)
-            meta = json.loads(files["meta.json"])
-            meta.update(codec=identity.to_dict(), frames=int(latents.shape[1]), codes_sha256=hashlib.sha256(latent_npy).hexdigest())
-            sample = {"__key__": r["key"], "codes.npy": latent_npy, "text.npy": files["text.npy"],
-                      "lyrics.txt": files["lyrics.txt"], "meta.json": json.dumps(meta, ensure_ascii=False)}
-            if "bert.npy" in files:
-                sample["bert.npy"] = files["bert.npy"]
-            pending[r["key"]] = {f: meta.get(f, r.get(f)) for f in SAMPLE_FIELDS}
-            done = sink.add(sample)
-            if done:
-                latent_rows += [{**pending.pop(k), "shard": done.path} for k in done.keys]
-                shard_rows.append(done.row())
-            bar.update(1)
+    for row, files in read_rows(out, rows):
+        codes = np.load(io.BytesIO(files["codes.npy"]), allow_pickle=False)
+        with torch.no_grad():
+            latents = ae.encode(torch.from_numpy(codes.astype(np.int64))[None])[0].numpy().astype(np.int16)
+        latent_npy = npy_bytes(latents)
+        meta = json.loads(files["meta.json"])
+        meta.update(codec=identity.to_dict(), frames=int(latents.shape[1]), codes_sha256=hashlib.sha256(latent_npy).hexdigest())
+        sample = {"__key__": row.key, "codes.npy": latent_npy, "meta.json": json.dumps(meta, ensure_ascii=False),
+                  **{name: files[name] for name in ("text.npy", "lyrics.txt", "bert.npy") if name in files}}
+        pending[row.key] = {f: meta.get(f, getattr(row, f)) for f in META_FIELDS}
+        done = sink.add(sample)
+        if done:
+            latent_rows += [{**pending.pop(k), "shard": done.path} for k in done.keys]
+            shard_rows.append(done.row())
+        bar.update(1)
     done = sink.finish()
     if done:
         latent_rows += [{**pending.pop(k), "shard": done.path} for k in done.keys]

@@ -11,7 +11,6 @@ read), so resuming costs the same at step 20 and at step 200,000.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from dataclasses import dataclass
 from itertools import count
@@ -21,9 +20,12 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from manifests import DatasetCard, read_manifest, refuse_missing_shards
+from manifests import DatasetCard, refuse_missing_shards
 from manifests.codec_identity import require_same_codec
+from manifests.sample_rows import read_sample_rows
 from model.errors import AutoSongError
+from model.padding import text_inputs
+from pipeline.shards import Sample, iter_shard
 
 
 @dataclass
@@ -42,37 +44,18 @@ class StreamConfig:
     verify: bool = False   # check each sample's codes against the hash the build recorded
 
 
-def _load(npy: bytes) -> np.ndarray:
-    return np.load(io.BytesIO(npy), allow_pickle=False)
-
-
 def collate(windows: list[dict], with_bert: bool) -> dict:
     """Pad a list of windows into tensors: codes [B, C, T], text_ids/text_mask [B, L] ..."""
     B = len(windows)
     C = windows[0]["codes"].shape[0]
     T = max(w["codes"].shape[1] for w in windows)
-    L = max(len(w["text"]) for w in windows)
     codes = torch.zeros(B, C, T, dtype=torch.long)
-    text = torch.zeros(B, L, dtype=torch.long)
-    text_mask = torch.zeros(B, L, dtype=torch.bool)
     for i, w in enumerate(windows):
         codes[i, :, : w["codes"].shape[1]] = torch.from_numpy(w["codes"].astype(np.int64))
-        text[i, : len(w["text"])] = torch.from_numpy(w["text"].astype(np.int64))
-        text_mask[i, : len(w["text"])] = True
-    batch = {"codes": codes, "lengths": torch.tensor([w["codes"].shape[1] for w in windows]),
-             "frame_offset": torch.tensor([w["offset"] for w in windows]),
-             "song_frames": torch.tensor([w["song_frames"] for w in windows]), "text_ids": text,
-             "text_mask": text_mask, "keys": [w["key"] for w in windows]}
-    if with_bert:
-        Lb = max(len(w["bert"]) for w in windows)
-        d = windows[0]["bert"].shape[1]
-        bert = torch.zeros(B, Lb, d, dtype=torch.float16)
-        bert_mask = torch.zeros(B, Lb, dtype=torch.bool)
-        for i, w in enumerate(windows):
-            bert[i, : len(w["bert"])] = torch.from_numpy(w["bert"])
-            bert_mask[i, : len(w["bert"])] = True
-        batch.update(bert=bert, bert_mask=bert_mask)
-    return batch
+    return {"codes": codes, "lengths": torch.tensor([w["codes"].shape[1] for w in windows]),
+            "frame_offset": torch.tensor([w["offset"] for w in windows]),
+            "song_frames": torch.tensor([w["song_frames"] for w in windows]), "keys": [w["key"] for w in windows],
+            **text_inputs([w["text"] for w in windows], [w["bert"] for w in windows] if with_bert else None)}
 
 
 class ShardStream(IterableDataset):
@@ -82,14 +65,14 @@ class ShardStream(IterableDataset):
         self.cfg = cfg
         out = Path(cfg.data)
         self.card = DatasetCard.load(out)
-        rows = [r for r in read_manifest(out, "samples") if r["split"] == cfg.split]
+        rows = read_sample_rows(out, cfg.split)
         if not rows:
             raise AutoSongError(f"{out} has no {cfg.split!r} songs (see `autosong pipeline inspect {out}`)")
-        self.index = {(r["shard"], r["key"]) for r in rows}  # what the manifest says is current
-        self.shards = sorted({r["shard"] for r in rows})
+        self.index = {(r.shard, r.key) for r in rows}  # what the manifest says is current
+        self.shards = sorted({r.shard for r in rows})
         self.counts = {s: 0 for s in self.shards}  # this split's samples per shard: positions by arithmetic
         for r in rows:
-            self.counts[r["shard"]] += 1
+            self.counts[r.shard] += 1
         self.decoded = 0  # samples whose arrays were loaded (resume reads at most one buffer's)
         self.shard_dir = out / "shards"
         refuse_missing_shards(out, self.shards, cfg.split)  # before training starts, not mid-epoch
@@ -114,52 +97,45 @@ class ShardStream(IterableDataset):
         """This reader's windows of one epoch from its `start`-th on. Reading starts at the shard
         that holds it (counts from the manifest) and passes over at most one shard's samples
         without loading them; each window's crop comes from its own seeded generator."""
-        import webdataset as wds
-
         shards, stride, phase = self._my_plan(epoch, reader, readers)
         first = start * stride + phase  # the accepted-sample number (0-based) of window `start`
-        before = 0
-        while shards and before + self.counts[shards[0]] <= first:
-            before += self.counts[shards[0]]
+        n = 0
+        while shards and n + self.counts[shards[0]] <= first:
+            n += self.counts[shards[0]]
             shards = shards[1:]
-        urls = [str(self.shard_dir / s) for s in shards]
-        n = before
-        for sample in wds.WebDataset(urls, shardshuffle=False, nodesplitter=None, workersplitter=None,
-                                     empty_check=False):
-            shard = Path(sample["__url__"]).name
-            if (shard, sample["__key__"]) not in self.index:
-                continue  # replaced or other split
-            n += 1
-            if n - 1 < first or (n - 1) % stride != phase:
-                continue
-            meta = json.loads(sample["meta.json"])
-            require_same_codec(meta["codec"], self.card.codec, f"{shard}:{sample['__key__']} and "
-                               f"{self.cfg.data}/dataset.json", "rebuild the dataset")
-            codes = self._checked_codes(sample, meta, shard)
-            self.decoded += 1
-            T, W = codes.shape[1], self.cfg.window_frames
-            last_start = max(0, min(T, self.cfg.max_frames) - W)
-            rng = np.random.default_rng([self.cfg.seed, epoch, reader, 1, (n - 1) // stride])
-            offset = int(rng.integers(0, last_start + 1)) if T > W else 0
-            window = {"key": sample["__key__"], "codes": codes[:, offset : offset + W], "offset": offset,
-                      "song_frames": T, "text": _load(sample["text.npy"])}
-            if self.cfg.with_bert:
-                window["bert"] = _load(sample["bert.npy"])
-            yield window
+        for shard in shards:
+            for raw in iter_shard(self.shard_dir / shard):
+                if (shard, raw["__key__"]) not in self.index:
+                    continue  # replaced or other split
+                n += 1
+                if n - 1 < first or (n - 1) % stride != phase:
+                    continue
+                sample = self._checked(raw, shard)
+                self.decoded += 1
+                T, W = sample.codes.shape[1], self.cfg.window_frames
+                last_start = max(0, min(T, self.cfg.max_frames) - W)
+                rng = np.random.default_rng([self.cfg.seed, epoch, reader, 1, (n - 1) // stride])
+                offset = int(rng.integers(0, last_start + 1)) if T > W else 0
+                yield {"key": sample.key, "codes": sample.codes[:, offset : offset + W], "offset": offset,
+                       "song_frames": T, "text": sample.text, "bert": sample.bert}
 
-    def _checked_codes(self, sample: dict, meta: dict, shard: str) -> np.ndarray:
-        """The sample's codes, refused in one line when a damaged shard put one outside the codebook
-        (always: one min/max) or, with `verify`, when they are not the bytes the build wrote."""
-        where = f"{self.shard_dir / shard}: sample {sample['__key__']}"
+    def _checked(self, raw: dict, shard: str) -> Sample:
+        """The decoded sample, refused in one line when it is not this dataset's codec, when a damaged
+        shard put a code outside the codebook (always: one min/max) or, with `verify`, when its
+        codes are not the bytes the build wrote."""
+        where = f"{self.shard_dir / shard}: sample {raw['__key__']}"
         fix = f"run `autosong pipeline verify {self.cfg.data}`, then `autosong pipeline build` again to rebuild it"
-        if self.cfg.verify and hashlib.sha256(sample["codes.npy"]).hexdigest() != meta["codes_sha256"]:
+        meta = json.loads(raw["meta.json"])
+        require_same_codec(meta["codec"], self.card.codec, f"{shard}:{raw['__key__']} and "
+                           f"{self.cfg.data}/dataset.json", "rebuild the dataset")
+        if self.cfg.verify and hashlib.sha256(raw["codes.npy"]).hexdigest() != meta["codes_sha256"]:
             raise AutoSongError(f"{where}: its codes differ from the hash the build recorded (a damaged shard); {fix}")
-        codes = _load(sample["codes.npy"])
-        size = self.card.codebook_size
+        sample = Sample.decode(raw)
+        codes, size = sample.codes, self.card.codebook_size
         if codes.size and (int(codes.min()) < 0 or int(codes.max()) >= size):
             bad = int(codes.min()) if int(codes.min()) < 0 else int(codes.max())
             raise AutoSongError(f"{where}: code {bad} is outside the codebook (0-{size - 1}), a damaged shard; {fix}")
-        return codes
+        return sample
 
     def _start(self, reader: int, readers: int, skip: int) -> tuple[int, int, int]:
         """Where a reader that already gave `skip` batches goes on: (epoch, buffer, batches of

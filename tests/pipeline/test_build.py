@@ -37,6 +37,23 @@ def test_in_key_order_writes_in_corpus_order_whatever_order_results_come_in():
         list(in_key_order(({"key": k} for k in keys if k != "song_003"), keys))
 
 
+def test_sample_rows_are_the_samples_manifest_and_decode_from_the_shards(built):
+    from manifests import SAMPLES, read_manifest
+    from manifests.sample_rows import SAMPLE_ROW_FIELDS, read_sample_rows
+    from pipeline.shards import load_samples
+
+    out = built[0]
+    assert tuple(SAMPLES.names) == SAMPLE_ROW_FIELDS  # one record type, the schema's columns in order
+    rows = read_sample_rows(out)
+    assert [r.to_dict() for r in rows] == sorted(read_manifest(out, "samples"), key=lambda r: r["key"])
+    plain = read_shards(out)  # webdataset itself, no AutoSong code
+    for row, sample in zip(rows, load_samples(out, rows)):
+        assert sample.key == row.key and sample.genre == row.genre and sample.codes.shape[1] == row.frames
+        np.testing.assert_array_equal(sample.codes, np.load(io.BytesIO(plain[row.key]["codes.npy"])))
+        assert len(sample.text) == row.text_len and sample.lyrics == plain[row.key]["lyrics.txt"].decode()
+    assert {r.split for r in read_sample_rows(out, "val")} <= {"val"}
+
+
 def test_exactly_the_good_songs_are_built(built, mixed_corpus, codec):
     out, result = built
     samples = pq.read_table(out / "manifests/samples.parquet").to_pylist()

@@ -1,0 +1,44 @@
+"""A built dataset's songs as typed records: one `SampleRow` per row of the samples manifest."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class SampleRow:
+    key: str              # the song folder's name; the WebDataset __key__
+    shard: str            # shard file name under OUT/shards/
+    source: str           # audio path relative to the corpus
+    genre: str
+    genre_source: str     # genre.txt | tag | default
+    duration_s: float     # encoded audio (after --max-seconds)
+    frames: int           # T of codes [C, T]
+    text_len: int         # lyric ids (or BERT positions)
+    audio_sha256: str
+    lyrics_sha256: str
+    codes_sha256: str     # of codes.npy's bytes in the shard
+    lyrics_encoding: str
+    source_rate: int
+    channels: int
+    bad_packets: int      # damaged packets skipped while decoding
+    split: str            # train | val
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, row: dict) -> "SampleRow":
+        return cls(**{name: row[name] for name in SAMPLE_ROW_FIELDS})
+
+
+SAMPLE_ROW_FIELDS = tuple(f.name for f in fields(SampleRow))
+META_FIELDS = tuple(f for f in SAMPLE_ROW_FIELDS if f != "shard")  # what each sample's meta.json repeats
+
+
+def read_sample_rows(out: str | Path, split: str | None = None) -> list[SampleRow]:
+    """The current samples of a built dataset (one split, or all), in key order."""
+    from manifests import read_manifest
+
+    rows = (SampleRow.from_dict(r) for r in read_manifest(out, "samples"))
+    return sorted((r for r in rows if split is None or r.split == split), key=lambda r: r.key)

@@ -1,0 +1,28 @@
+"""Rows of different lengths as one padded batch: the lyric ids and BERT states that training,
+eval and generation all hand to the model the same way."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def pad_rows(rows: list, dtype: torch.dtype, min_length: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Arrays or tensors [L_i, ...] -> (zeros-padded [B, max(L_i, min_length), ...], mask [B, that])."""
+    rows = [torch.as_tensor(np.asarray(r)) if not torch.is_tensor(r) else r for r in rows]
+    L = max(min_length, max(len(r) for r in rows))
+    padded = torch.zeros(len(rows), L, *rows[0].shape[1:], dtype=dtype)
+    mask = torch.zeros(len(rows), L, dtype=torch.bool)
+    for i, r in enumerate(rows):
+        padded[i, : len(r)], mask[i, : len(r)] = r.to(dtype), True
+    return padded, mask
+
+
+def text_inputs(ids: list, bert: list | None = None) -> dict:
+    """The model's text inputs for B songs: text_ids/text_mask [B, L] from lyric id rows (genre
+    token first), and bert/bert_mask [B, Lb, d] (fp16) when BERT states are given. A song may
+    have no BERT states (the empty-lyrics condition): its row is fully masked."""
+    text_ids, text_mask = pad_rows(ids, torch.long)
+    out = {"text_ids": text_ids, "text_mask": text_mask}
+    if bert is not None:
+        out["bert"], out["bert_mask"] = pad_rows(bert, torch.float16, min_length=1)
+    return out
