@@ -28,14 +28,14 @@ def assign_genres(songs: list[SongSource], genres: list[str]) -> dict[str, int]:
 def recover_genres(metas, codec, text: dict, out: Path, shard_dir: Path) -> list[str]:
     """The genre vocabulary of shards whose dataset.json is lost, from their samples' meta
     (`metas`: (shard name, meta) pairs; each sample records its genre and the slot its text ids
-    hold). The shards must agree with
+    hold; `codec()`: this build's codec, asked for only when there is a sample). The shards must agree with
     each other and with this build's codec and text front-end, or the build refuses: reusing a
     sample under a vocabulary that is not provably its own would silently change its genre."""
     slots: dict[int, str] = {0: UNKNOWN_GENRE}
     fix = f"build into a new --out, or delete {shard_dir} to encode every song again"
     for shard, meta in metas:
         where = f"{shard}:{meta.get('key')}"
-        if not codec.identity.same_model(meta["codec"]):
+        if not codec().identity.same_model(meta["codec"]):
             raise AutoSongError(f"{out}/dataset.json is missing and {where} was encoded with codec "
                                 f"{meta['codec'].get('source')!r}, not this build's: {fix}")
         if (meta.get("bert_len", 0) > 0) != (text["frontend"] == "bert"):

@@ -22,7 +22,7 @@ from manifests.codec_identity import require_same_codec
 from model.errors import AutoSongError
 from manifests.sample_rows import META_FIELDS, read_sample_rows
 from pipeline.encode import npy_bytes
-from pipeline.shards import ShardSink, read_rows
+from pipeline.shards import ShardCommitter, ShardSink, read_rows
 
 
 def encode_latents(out: str | Path, ae_run: str | Path, name: str | None = None, shard_samples: int = 64) -> Path:
@@ -43,8 +43,13 @@ def encode_latents(out: str | Path, ae_run: str | Path, name: str | None = None,
     (target / "shards").mkdir(parents=True)
     identity = ae_identity(bundle)
     rows = sorted(read_sample_rows(out), key=lambda r: (r.shard, r.key))  # shard by shard
-    sink = ShardSink(target / "shards", shard_samples)
-    latent_rows, shard_rows, pending = [], [], {}
+    latent_rows, shard_rows = [], []
+
+    def collect(info, rows):
+        latent_rows.extend(rows)
+        shard_rows.append(info.row())
+
+    committer = ShardCommitter(ShardSink(target / "shards", shard_samples), collect)
     from tqdm import tqdm
 
     bar = tqdm(total=len(rows), unit="song", desc="encoding latents", disable=None)
@@ -57,16 +62,9 @@ def encode_latents(out: str | Path, ae_run: str | Path, name: str | None = None,
         meta.update(codec=identity.to_dict(), frames=int(latents.shape[1]), codes_sha256=hashlib.sha256(latent_npy).hexdigest())
         sample = {"__key__": row.key, "codes.npy": latent_npy, "meta.json": json.dumps(meta, ensure_ascii=False),
                   **{name: files[name] for name in ("text.npy", "lyrics.txt", "bert.npy") if name in files}}
-        pending[row.key] = {f: meta.get(f, getattr(row, f)) for f in META_FIELDS}
-        done = sink.add(sample)
-        if done:
-            latent_rows += [{**pending.pop(k), "shard": done.path} for k in done.keys]
-            shard_rows.append(done.row())
+        committer.add(sample, {f: meta.get(f, getattr(row, f)) for f in META_FIELDS})
         bar.update(1)
-    done = sink.finish()
-    if done:
-        latent_rows += [{**pending.pop(k), "shard": done.path} for k in done.keys]
-        shard_rows.append(done.row())
+    committer.finish()
     bar.close()
     write_manifest(target, "samples", sorted(latent_rows, key=lambda r: r["key"]))
     write_manifest(target, "rejects", [])

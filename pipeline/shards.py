@@ -171,3 +171,24 @@ class ShardSink:
         self.next_index += 1
         self._writer, self._tmp, self._keys = None, None, []
         return info
+
+
+class ShardCommitter:
+    """Samples with their manifest rows in, committed shards out: each shard the sink finishes
+    goes to `on_shard(info, rows)` with the rows of the samples it holds, their shard filled in
+    (the build indexes them as it goes; encode-latents collects them)."""
+
+    def __init__(self, sink: ShardSink, on_shard):
+        self.sink, self.on_shard = sink, on_shard
+        self._rows: dict[str, dict] = {}  # rows of the samples in the shard being written
+
+    def add(self, sample: dict, row: dict) -> None:
+        self._rows[sample["__key__"]] = row
+        self._commit(self.sink.add(sample))
+
+    def finish(self) -> None:
+        self._commit(self.sink.finish())
+
+    def _commit(self, info: ShardInfo | None) -> None:
+        if info is not None:
+            self.on_shard(info, [{**self._rows.pop(key), "shard": info.path} for key in info.keys])

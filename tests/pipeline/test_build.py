@@ -10,6 +10,7 @@ from manifests import DatasetCard, ManifestError
 from model.errors import AutoSongError
 from model.audio import load_audio
 from pipeline.build import BuildConfig, build, in_key_order
+from pipeline.encode import EncodedSong
 from pipeline.verify import verify
 from tests.pipeline.conftest import BAD, GOOD, copy_tree
 
@@ -32,9 +33,9 @@ def test_in_key_order_writes_in_corpus_order_whatever_order_results_come_in():
     keys = [f"song_{i:03d}" for i in range(50)]
     arrived = keys[1::2][::-1] + keys[::2]  # another order, the same on every run
     assert arrived != keys
-    assert [r["key"] for r in in_key_order(({"key": k} for k in arrived), keys)] == keys
+    assert [r.key for r in in_key_order((EncodedSong(k) for k in arrived), keys)] == keys
     with pytest.raises(RuntimeError, match="song_003"):
-        list(in_key_order(({"key": k} for k in keys if k != "song_003"), keys))
+        list(in_key_order((EncodedSong(k) for k in keys if k != "song_003"), keys))
 
 
 def test_sample_rows_are_the_samples_manifest_and_decode_from_the_shards(built):

@@ -296,7 +296,7 @@ def test_a_full_disk_ends_the_build_in_one_line_and_the_next_build_finishes(tmp_
 ])
 def test_a_song_whose_files_change_after_the_scan_is_a_reject_row(case, stage, words, tmp_path):
     from pipeline.build import BuildConfig
-    from pipeline.encode import SongEncoder
+    from pipeline.encode import SongEncoder, SongJob
 
     synth_corpus(tmp_path / "c", songs=1, seconds=1, seed=1)
     folder = tmp_path / "c" / "song_000"
@@ -309,7 +309,6 @@ def test_a_song_whose_files_change_after_the_scan_is_a_reject_row(case, stage, w
         audio.unlink()
         audio.mkdir()
     encoder = SongEncoder("test", "pinyin", None, BuildConfig("c", "o").limits())
-    row = encoder({"key": "song_000", "source": "song_000", "audio": str(audio), "lyrics": str(lyrics),
-                   "genre": "pop", "genre_slot": 1, "genre_source": "genre.txt", "audio_sha256": "",
-                   "lyrics_sha256": "", "split": "train"})
-    assert not row["ok"] and row["stage"] == stage and words in row["reason"] and str(folder) in row["reason"], row
+    [row] = encoder.encode_songs([SongJob("song_000", "song_000", str(audio), str(lyrics), "pop", 1, "genre.txt",
+                                          "", "", "", "train")])
+    assert not row.ok and row.stage == stage and words in row.reason and str(folder) in row.reason, row
