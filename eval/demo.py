@@ -51,7 +51,7 @@ def run(argv) -> int:
 
     from eval.cli import add_note_errors
     from eval.listening import write_outputs
-    from eval.evaluate import evaluate, format_interval, format_table
+    from eval.evaluate import evaluate, format_table
     from model.api import AutoSong
     from pipeline.build import BuildConfig, build
     from pipeline.summary import summary
@@ -96,18 +96,26 @@ def run(argv) -> int:
 
     add_note_errors(song, metrics, str(data), "val", args.notes, args.generate_seconds, 3.0, args.seed)
     report = write_outputs(song, metrics, str(data), "val", report_dir, 2, args.generate_seconds, 3.0, args.seed)
-    gain = metrics["conditioning_gain"]["shuffled_lyrics"]
     print(f"[5/5] generated {len(metrics['generated'])} songs from held-out lyrics: {report_dir}/generated_*.wav  ({time.time() - t0:.0f} s)")
-    print(f"\nconditioning gain, true vs shuffled lyrics, nats/token, 95% CI over held-out songs: "
-          f"{format_interval(gain['mean'], gain['ci95'], gain['songs'])}")
+    print(headline(metrics))
+    print(f"report: {report.resolve()}   ({time.time() - t0:.0f} s in all)")
+    return 0
+
+
+def headline(metrics: dict) -> str:
+    """The demo's answer: the lyric gain and, on synth data, the note error rates, with intervals."""
+    from eval.evaluate import format_interval
+
+    gain = metrics["conditioning_gain"]["shuffled_lyrics"]
+    lines = [f"\nconditioning gain, true vs shuffled lyrics, nats/token, 95% CI over held-out songs: "
+             f"{format_interval(gain['mean'], gain['ci95'], gain['songs'])}"]
     if "note_errors" in metrics:
         ner = metrics["note_errors"]
         d = ner["difference"]
-        print(f"note error rate, another song's lyrics - own lyrics, 95% CI: "
-              f"{format_interval(d['mean'], d['ci95'], ner['songs'])} (own {ner['ner_true']:.3f}, control "
-              f"{ner['ner_control']:.3f}, true audio through the codec {ner['ner_codec']:.3f})")
-    print(f"report: {report.resolve()}   ({time.time() - t0:.0f} s in all)")
-    return 0
+        lines.append(f"note error rate, another song's lyrics - own lyrics, 95% CI: "
+                     f"{format_interval(d['mean'], d['ci95'], ner['songs'])} (own {ner['ner_true']:.3f}, control "
+                     f"{ner['ner_control']:.3f}, true audio through the codec {ner['ner_codec']:.3f})")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:

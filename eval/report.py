@@ -213,31 +213,7 @@ def write_report(path: Path, result: dict, metrics: list[dict], songs: list[dict
         f"<td>{g['songs']}</td></tr>" for name, g in result["conditioning_gain"].items())
     curves = {k: [(m["step"], m[k]) for m in metrics if m.get(k) is not None]
               for k in ["loss"] + [k for k in (metrics[0] if metrics else {}) if k.startswith("ce_q")]}
-    song_html = []
-    for s in songs:
-        audio = _data_uri("audio/ogg", ogg_bytes(s["wav"], sample_rate))
-        panels = [f'<div class="panel"><h4>generated</h4>'
-                  f'{spectrogram_figure(s["wav"], sample_rate, "spectrogram of the generated song", s.get("expected"), s.get("sung"))}'
-                  f'<audio controls preload="metadata" src="{audio}"></audio> <span class="duration"></span></div>']
-        if s.get("alignment") is not None:
-            share = s.get("prior_share")
-            prior = ("no alignment prior" if share is None else
-                     f'drawn with the alignment prior on; it moves <span class="prior-share">{share:.0%}</span> '
-                     "of the attention (against the same map without it)")
-            panels.append('<div class="panel"><h4>where it reads the lyrics (cross-attention, heads and layers '
-                          f'averaged; {prior})</h4>' + alignment_figure(s["alignment"], s["frame_rate"],
-                                                                       "cross-attention alignment: lyric token by time")
-                          + '</div>')
-        if s.get("reference_wav") is not None:
-            ref = _data_uri("audio/ogg", ogg_bytes(s["reference_wav"], sample_rate))
-            panels.append(f'<div class="panel"><h4>the true song (its codes, decoded)</h4>'
-                          f'{spectrogram_figure(s["reference_wav"], sample_rate, "spectrogram of the true song", s.get("expected"), s.get("reference_sung"))}'
-                          f'<audio controls preload="metadata" src="{ref}"></audio> <span class="duration"></span></div>')
-        legend = ('<p class="legend"><span style="color:#1c7ed6">&#9473; notes the lyrics should be sung to</span> '
-                  '<span style="color:#2b8a3e">&#9476; notes heard (transcribed)</span></p>' if s.get("expected") else "")
-        song_html.append(
-            f'<section class="song"><h3>{e(s["title"])} <small>genre: {e(s["genre"])}</small></h3>{legend}'
-            f'<div class="panels">{"".join(panels)}</div><pre>{e(s["lyrics"])}</pre></section>')
+    song_html = [_song_section(s, sample_rate) for s in songs]
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>AutoSong eval: {e(str(result['checkpoint']))}</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;color:#222}}
@@ -271,3 +247,31 @@ for (const a of document.querySelectorAll('audio')) {{
 """
     path.write_text(page, encoding="utf-8")
     return path
+
+
+def _song_section(s: dict, sample_rate: int) -> str:
+    """One generated song: its player and spectrogram, its lyric alignment, the true song beside it."""
+    e = html.escape
+    audio = _data_uri("audio/ogg", ogg_bytes(s["wav"], sample_rate))
+    panels = [f'<div class="panel"><h4>generated</h4>'
+              f'{spectrogram_figure(s["wav"], sample_rate, "spectrogram of the generated song", s.get("expected"), s.get("sung"))}'
+              f'<audio controls preload="metadata" src="{audio}"></audio> <span class="duration"></span></div>']
+    if s.get("alignment") is not None:
+        share = s.get("prior_share")
+        prior = ("no alignment prior" if share is None else
+                 f'drawn with the alignment prior on; it moves <span class="prior-share">{share:.0%}</span> '
+                 "of the attention (against the same map without it)")
+        panels.append('<div class="panel"><h4>where it reads the lyrics (cross-attention, heads and layers '
+                      f'averaged; {prior})</h4>' + alignment_figure(s["alignment"], s["frame_rate"],
+                                                                   "cross-attention alignment: lyric token by time")
+                      + '</div>')
+    if s.get("reference_wav") is not None:
+        ref = _data_uri("audio/ogg", ogg_bytes(s["reference_wav"], sample_rate))
+        panels.append(f'<div class="panel"><h4>the true song (its codes, decoded)</h4>'
+                      f'{spectrogram_figure(s["reference_wav"], sample_rate, "spectrogram of the true song", s.get("expected"), s.get("reference_sung"))}'
+                      f'<audio controls preload="metadata" src="{ref}"></audio> <span class="duration"></span></div>')
+    legend = ('<p class="legend"><span style="color:#1c7ed6">&#9473; notes the lyrics should be sung to</span> '
+              '<span style="color:#2b8a3e">&#9476; notes heard (transcribed)</span></p>' if s.get("expected") else "")
+    return (
+        f'<section class="song"><h3>{e(s["title"])} <small>genre: {e(s["genre"])}</small></h3>{legend}'
+        f'<div class="panels">{"".join(panels)}</div><pre>{e(s["lyrics"])}</pre></section>')

@@ -108,7 +108,16 @@ def recon_stats(logits, codes, valid) -> tuple[torch.Tensor, torch.Tensor, torch
     return (ce * mask).sum() / mask.sum().clamp(min=1), per_sum, per_n, correct
 
 
-class GumbelAE(nn.Module):
+class Autoencoder(nn.Module):
+    """What both stage-1 autoencoders share: latents back to EnCodec codes through `decode_logits`."""
+
+    @torch.no_grad()
+    def decode(self, latents):
+        """latents -> EnCodec codes [B, C, T], the most likely code of each."""
+        return self.decode_logits(latents).argmax(-1).transpose(1, 2)
+
+
+class GumbelAE(Autoencoder):
     def __init__(self, cfg: AEConfig):
         super().__init__()
         self.cfg = cfg
@@ -152,10 +161,6 @@ class GumbelAE(nn.Module):
     def decode_logits(self, latents):
         """latents [B, L, T'] -> EnCodec logits [B, T' * stride, C, V]."""
         return self.decode_onehot(F.one_hot(latents.long().transpose(1, 2), self.cfg.latent_vocab).float())
-
-    @torch.no_grad()
-    def decode(self, latents):
-        return self.decode_logits(latents).argmax(-1).transpose(1, 2)  # [B, C, T]
 
     def forward(self, codes, lengths, step: int = 0):
         codes = _pad_to_stride(codes, self.cfg.stride)
@@ -222,7 +227,7 @@ class EMACodebook(nn.Module):
             self.count[dead] = 1.0
 
 
-class VQVAE(nn.Module):
+class VQVAE(Autoencoder):
     def __init__(self, cfg: AEConfig):
         super().__init__()
         self.cfg = cfg
@@ -271,10 +276,6 @@ class VQVAE(nn.Module):
         """latents [B, 2, S] -> EnCodec logits [B, S * stride, C, V]."""
         q = torch.stack([book.embed[latents[:, k].long()] for k, book in enumerate(self.books)], 2)
         return self.decode_vectors(q)
-
-    @torch.no_grad()
-    def decode(self, latents):
-        return self.decode_logits(latents).argmax(-1).transpose(1, 2)  # [B, C, T]
 
     def forward(self, codes, lengths, step: int = 0):
         codes = _pad_to_stride(codes, self.cfg.stride)

@@ -169,6 +169,21 @@ class _DriverCodec:
     def __init__(self, source: str):
         self.source, self._codec = source, None
 
+    def at_hand(self) -> bool:
+        """Whether the actors can load the codec without the driver's help: a name shipped with
+        AutoSong, a directory, or a hub id already in the local cache. Otherwise (a file, a typo,
+        a hub id still to download) the driver loads it first: a bad --codec fails in one line
+        before Ray starts, and the download happens once, not once per actor."""
+        if self.source in ("tiny", "test") or Path(self.source).expanduser().is_dir():  # model/codec.py's names
+            # (importing it here would load torch in the driver)
+            return True
+        from huggingface_hub import try_to_load_from_cache
+
+        try:
+            return isinstance(try_to_load_from_cache(self.source, "config.json"), str)
+        except ValueError:  # not a valid hub id either
+            return False
+
     def __call__(self):
         if self._codec is None:
             from model.codec import Codec
@@ -183,6 +198,8 @@ def _build(cfg: BuildConfig, out: Path) -> BuildResult:
     text, _ = text_identity(cfg.text)
     plan = plan_build(cfg, out, text, codec)
     kept = len(plan.samples)
+    if plan.jobs and not codec.at_hand():
+        codec()
     pool = EncoderPool(cfg, len(plan.jobs)) if plan.jobs else None  # its actors load while the driver goes on
     try:
         c = (pool and pool.codec_facts()) or CodecFacts.of(codec())

@@ -19,6 +19,35 @@ from model.lyrics import read_lyrics_file, weak_encoding_warning
 from pipeline.decode_worker import IsolatedDecoder
 
 
+FAULT_HOOK = "AUTOSONG_FAULT_DEVICE_ONCE"  # =PATH: the first encode in any actor that creates PATH raises a
+                                            # CUDA error, so a test can prove the requeue without a GPU
+
+
+class DeviceFault(Exception):
+    """The GPU failed, not the song (a sticky CUDA error, or memory one window still exceeds)."""
+
+
+def _on_the_device(err: RuntimeError) -> bool:
+    text = str(err)
+    return _out_of_memory(err) or any(w in text for w in ("CUDA", "cuDNN", "CUBLAS", "device-side assert"))
+
+
+def _out_of_memory(err: RuntimeError) -> bool:
+    return type(err).__name__ == "OutOfMemoryError" or "out of memory" in str(err).lower()
+
+
+def _injected_device_fault() -> None:
+    import os
+
+    path = os.environ.get(FAULT_HOOK)
+    if path:
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL))
+        except FileExistsError:
+            return
+        raise RuntimeError("CUDA error: an illegal memory access was encountered (injected by " + FAULT_HOOK + ")")
+
+
 def npy_bytes(array: np.ndarray) -> bytes:
     buf = io.BytesIO()
     np.save(buf, array, allow_pickle=False)
@@ -124,8 +153,8 @@ class SongEncoder:
         if ready:
             t0 = time.perf_counter()
             try:
-                codes = self.codec.encode_many([row[1].wav for _, row in ready], self.codec.sample_rate, batch_windows)
-            except (AutoSongError, ValueError, RuntimeError) as err:  # e.g. the GPU ran out of memory
+                codes = self._encode_audio([row[1].wav for _, row in ready], batch_windows)
+            except (AutoSongError, ValueError, RuntimeError) as err:  # the song's own fault (a DeviceFault is not)
                 if len(songs) > 1:  # again one song at a time, so the error lands on its own song
                     return [self.encode_songs([song], 1)[0] for song in songs]
                 failed = ready[0][1][0]
@@ -137,6 +166,27 @@ class SongEncoder:
                 out.encode_s = seconds * len(audio.wav) / max(1, total)  # the batch's time, shared by length
                 self._finish(out, song, audio, lyrics, encoding, song_codes)
         return [out for out, *_ in rows]
+
+    def _encode_audio(self, wavs: list, batch_windows: int) -> list[np.ndarray]:
+        """Codes of decoded songs. Out of GPU memory: the cache is freed and the songs encoded
+        again with half the windows per forward, down to one. Any other CUDA error, or memory that
+        one window still exceeds, is the device's fault and not the songs': a DeviceFault, which
+        the pool answers by replacing this actor and encoding its songs again."""
+        while True:
+            try:
+                _injected_device_fault()
+                return self.codec.encode_many(wavs, self.codec.sample_rate, batch_windows)
+            except RuntimeError as err:
+                if not _on_the_device(err):
+                    raise
+                if _out_of_memory(err) and batch_windows > 1:
+                    import torch
+
+                    if torch.cuda.is_available():
+                        torch.cuda.empty_cache()
+                    batch_windows //= 2
+                    continue
+                raise DeviceFault(f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}") from err
 
     def _decode(self, song: SongJob):
         """(result, audio, lyrics, encoding); audio is None when the song already failed (result says why)."""

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Iterator
 
 from model.errors import AutoSongError
-from pipeline.encode import CodecFacts, EncodedSong, SongJob
+from pipeline.encode import CodecFacts, DeviceFault, EncodedSong, SongJob
 
 IN_FLIGHT = 2  # calls queued per actor: the next one is there when the current one ends
+MAX_REPLACED = 3  # actors replaced after device faults before the build gives up
 
 
 def start_ray(address: str | None) -> bool:
@@ -66,8 +68,9 @@ class EncoderPool:
         remote = ray.remote(SongEncoder).options(num_cpus=cpu_per_actor, num_gpus=cfg.gpus_per_worker or None,
                                                  max_restarts=0)
         device = "cuda" if cfg.gpus_per_worker > 0 else "cpu"
-        self.actors = [remote.remote(cfg.codec, cfg.text, cfg.max_seconds, cfg.limits(), device)
-                       for _ in range(workers)]
+        self._new_actor = lambda: remote.remote(cfg.codec, cfg.text, cfg.max_seconds, cfg.limits(), device)
+        self.actors = [self._new_actor() for _ in range(workers)]
+        self.replaced = 0  # actors replaced after a device fault
 
     def codec_facts(self) -> CodecFacts | None:
         """The codec as the first actor loaded it, once it has (None if it failed to load it:
@@ -81,30 +84,59 @@ class EncoderPool:
 
     def encode(self, jobs: list[SongJob]) -> Iterator[EncodedSong]:
         """Every job's result, in completion order. A batch of `songs_per_batch` songs per call
-        (1 on CPUs: a window per forward, so codes do not depend on the batch)."""
+        (1 on CPUs: a window per forward, so codes do not depend on the batch). An actor whose
+        device fails is replaced and its batches go back in the queue: a GPU's fault never
+        becomes a song's reject."""
         import ray
 
         batches = [jobs[i : i + self.batch] for i in range(0, len(jobs), self.batch)][::-1]
         windows = 1 if self.batch == 1 else 4 * self.batch
-        running: dict = {}  # object ref -> actor
+        running: dict = {}  # object ref -> (actor, batch)
 
         def submit(actor) -> None:
             if batches:
-                running[actor.encode_songs.remote(batches.pop(), windows)] = actor
+                batch = batches.pop()
+                running[actor.encode_songs.remote(batch, windows)] = (actor, batch)
 
         for actor in self.actors:
             for _ in range(IN_FLIGHT):
                 submit(actor)
         while running:
             [ref], _ = ray.wait(list(running), num_returns=1)
-            actor = running.pop(ref)
+            actor, batch = running.pop(ref)
             try:
                 results = ray.get(ref)
+            except DeviceFault as err:
+                new = self._replace(actor, batch, err, running, batches)
+                for _ in range(IN_FLIGHT):
+                    submit(new)
+                continue
             except ray.exceptions.RayActorError as err:
                 raise AutoSongError(f"an encoder process died ({type(err).__name__}; out of memory?): the shards "
                                     "finished so far are kept; run the same build again to finish it") from None
             submit(actor)
             yield from results
+
+    def _replace(self, actor, batch: list[SongJob], err: Exception, running: dict, batches: list):
+        """A new actor in place of one whose device failed; its batches (this one and those still
+        queued on it) go back in the queue. Refuses after MAX_REPLACED."""
+        import ray
+
+        self.replaced += 1
+        cause = str(err).strip().splitlines()[-1]
+        if self.replaced > MAX_REPLACED:
+            raise AutoSongError(f"the encoders' device failed {self.replaced} times (last: {cause}): the shards "
+                                "finished so far are kept; check the GPU (nvidia-smi), then run the same build again")
+        print(f"warning: an encoder's device failed ({cause}); replaced it, and its songs are encoded again",
+              file=sys.stderr)
+        for ref, (owner, queued) in list(running.items()):
+            if owner is actor:
+                batches.append(running.pop(ref)[1])
+        batches.append(batch)
+        ray.kill(actor)
+        new = self._new_actor()
+        self.actors[self.actors.index(actor)] = new
+        return new
 
     def close(self) -> None:
         import ray

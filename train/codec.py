@@ -133,17 +133,47 @@ class SpectralLoss(torch.nn.Module):
 
 
 # ---- the loop ---------------------------------------------------------------------------
-def train_codec(cfg: CodecTrainConfig, out_dir: str | Path, log=lambda line: print(line, flush=True)) -> dict:
-    """Train and save to `out_dir` (config.json, model.safetensors, train.json). Returns the log."""
+def _codec_loss(model, wav, quantizing: bool, spectral: SpectralLoss, cfg: CodecTrainConfig, n_q: int, gen):
+    """(loss, spectral term, L1 term, commitment, codes) of one batch of audio [B, N]. Before the
+    quantizer starts, the decoder reads the encoder's frames as they are."""
     from model.spectral_decoder import magnitude_loss
 
+    emb = model.encoder(wav[:, None])  # [B, D, F]
+    if not quantizing:
+        q, commit, codes = emb, emb.mean((0, 2)).pow(2).mean(), torch.zeros(n_q, 1)
+    else:
+        q, commit, codes = quantize_train(model, emb, n_q, cfg.ema_decay, cfg.dead_fraction, gen)
+    if has_spectral_decoder(model):  # magnitudes only: the phase is reconstructed at decoding
+        spec = magnitude_loss(model.decoder.log_magnitudes(q), wav, model.decoder.cfg)
+        l1 = torch.zeros(())
+    else:
+        recon = model.decoder(q)[:, 0, : wav.shape[1]]  # [B, N]
+        spec = spectral(recon, wav)
+        l1 = (recon - wav).abs().mean()
+    return spec + l1 + cfg.commitment * commit, spec, l1, commit, codes
+
+
+def _finish_and_save(model, cfg: CodecTrainConfig, clips, crop: int, step: int, last: bool, history: list[dict],
+                     out: Path) -> None:
+    """Centre the latents (and, at the end, keep the Fourier encoder's signal channel), then save."""
+    model.eval()
+    center_latents(model, clips, crop, np.random.default_rng([cfg.seed, step]))
+    if last and cfg.encoder_init == "fourier":
+        from train.encoder_init import keep_signal_channel
+
+        keep_signal_channel(model)
+    model.train()
+    _save(model, cfg, history, out)
+
+
+def train_codec(cfg: CodecTrainConfig, out_dir: str | Path, log=lambda line: print(line, flush=True)) -> dict:
+    """Train and save to `out_dir` (config.json, model.safetensors, train.json). Returns the log."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
                           "cpu" if cfg.device == "auto" else cfg.device)
     model = codec_model(cfg).to(device)
-    spectral_decoder = has_spectral_decoder(model)
     sr, hop = model.config.sampling_rate, model.config.hop_length
     n_q = model.quantizer.get_num_quantizers_for_bandwidth(1.5)
     clips = training_audio(cfg, sr, log)
@@ -175,19 +205,7 @@ def train_codec(cfg: CodecTrainConfig, out_dir: str | Path, log=lambda line: pri
             seed_from_frames(model, clips, n_q, crop, rng, gen, fair=cfg.batch * crop / hop / 1024)
             quantizing = True
         wav = random_crops(clips, cfg.batch, crop, rng).to(device)  # [B, N]
-        emb = model.encoder(wav[:, None])  # [B, D, F]
-        if not quantizing:
-            q, commit, codes = emb, emb.mean((0, 2)).pow(2).mean(), torch.zeros(n_q, 1)
-        else:
-            q, commit, codes = quantize_train(model, emb, n_q, cfg.ema_decay, cfg.dead_fraction, gen)
-        if spectral_decoder:  # magnitudes only: the phase is reconstructed at decoding
-            spec = magnitude_loss(model.decoder.log_magnitudes(q), wav, model.decoder.cfg)
-            l1 = torch.zeros(())
-        else:
-            recon = model.decoder(q)[:, 0, : wav.shape[1]]  # [B, N]
-            spec = spectral(recon, wav)
-            l1 = (recon - wav).abs().mean()
-        loss = spec + l1 + cfg.commitment * commit
+        loss, spec, l1, commit, codes = _codec_loss(model, wav, quantizing, spectral, cfg, n_q, gen)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -200,14 +218,7 @@ def train_codec(cfg: CodecTrainConfig, out_dir: str | Path, log=lambda line: pri
             log(f"step {step:5d}  loss {row['loss']:.3f}  spectral {row['spectral']:.3f}  l1 {row['l1']:.4f}  "
                 f"commit {row['commit']:.4f}  codes in batch {used}  {row['elapsed_s']:.0f} s")
         if step % cfg.save_every == 0 or last:
-            model.eval()
-            center_latents(model, clips, crop, np.random.default_rng([cfg.seed, step]))
-            if last and cfg.encoder_init == "fourier":
-                from train.encoder_init import keep_signal_channel
-
-                keep_signal_channel(model)
-            model.train()
-            _save(model, cfg, history, Path(out_dir))
+            _finish_and_save(model, cfg, clips, crop, step, last, history, Path(out_dir))
         if last:
             break
     used = history[-1]["codes_used"] if history else []

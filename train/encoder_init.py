@@ -68,8 +68,6 @@ def _identity_resblocks(blocks) -> None:
 def fourier_init(model, clips: list[np.ndarray], crop: int, rng: np.random.Generator, batches: int = 8) -> None:
     """Set `model.encoder` (transformers' EncodecEncoder, two strides) to the analyser above,
     with its last convolution fitted to `clips` (PCA)."""
-    from train.codec_data import random_crops  # the trainer's crop sampler
-
     cfg = model.config
     r1, r2 = _strides(cfg)
     F = cfg.num_filters
@@ -107,8 +105,15 @@ def fourier_init(model, clips: list[np.ndarray], crop: int, rng: np.random.Gener
 
     for name, p in lstm.named_parameters():  # residual LSTM, near zero: the analyser passes through
         p.mul_(0.01) if name.startswith("weight") else p.zero_()
+    _fit_last_conv(model, layers, last, clips, crop, rng, batches)
 
-    # last convolution: the magnitudes' principal components, on its present tap (causal)
+
+@torch.no_grad()
+def _fit_last_conv(model, layers, last, clips, crop: int, rng, batches: int) -> None:
+    """The last convolution: the magnitudes' principal components, on its present tap (causal)."""
+    from train.codec_data import random_crops  # the trainer's crop sampler
+
+    F = model.config.num_filters
     _set(last, torch.zeros_like(last.conv.weight), torch.zeros(last.conv.weight.shape[0]))
     device = next(model.parameters()).device
     feats = []

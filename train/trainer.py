@@ -137,6 +137,37 @@ def saved_run_config(run: str | Path) -> RunConfig:
     return RunConfig.from_dict(json.loads(path.read_text())["config"])
 
 
+def _refuse_unresumable(run: Path, data: str, card: DatasetCard) -> None:
+    """--resume on data whose codes or genre slots are not the ones the run trained on: one line."""
+    saved = json.loads((run / "run_config.json").read_text())
+    require_same_codec(saved["codec"], card.codec, f"the codes {run} was trained on and {data}'s",
+                       "resume on data built with the run's codec, or start a new --run")
+    changed = changed_genre_slots(saved["genres"], card.genres)
+    if changed:
+        slot, old, new = changed[0]
+        raise AutoSongError(f"{data}'s genre slot {slot} is {new!r}, but {run} trained it as {old!r} "
+                            f"({len(changed)} slot(s) changed): rebuild the data with `autosong pipeline "
+                            f"build ... --genres {run}` to keep the run's slots, or start a new --run")
+
+
+def _join_process_group(init_method: str | None) -> tuple[int, int, torch.device]:
+    """torch.distributed through DeepSpeed (NCCL on GPUs, gloo on CPUs): (rank, world size, device)."""
+    import deepspeed
+    import torch.distributed as dist
+
+    own = {"init_method": init_method, "rank": 0, "world_size": 1} if init_method else {}
+    if not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        # DeepSpeed's shared-memory all-reduce only speeds up CPU runs of several processes,
+        # and compiling it costs ~45 s per fresh machine or venv: one process goes without.
+        deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
+    deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo", **own)
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    device = torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    return dist.get_rank(), dist.get_world_size(), device
+
+
 class Trainer:
     """One training run, in four parts: setup (`__init__`: data card, config, DeepSpeed engine,
     data stream, resume), `step` (one optimizer step over grad_accum micro-batches, skipping
@@ -150,7 +181,6 @@ class Trainer:
         if not torch.cuda.is_available():
             os.environ.setdefault("DS_ACCELERATOR", "cpu")
         import deepspeed
-        import torch.distributed as dist
 
         self.run, self.data = Path(run), data
         self.card = card = DatasetCard.load(data)
@@ -158,30 +188,12 @@ class Trainer:
         if cfg.stage_kind.reads_lyrics and card.text.get("frontend") != "bert":
             refuse_texts_longer_than(data, cfg.model.max_text_len)
         if resume:
-            saved = json.loads((self.run / "run_config.json").read_text())
-            require_same_codec(saved["codec"], card.codec, f"the codes {run} was trained on and {data}'s",
-                               "resume on data built with the run's codec, or start a new --run")
-            changed = changed_genre_slots(saved["genres"], card.genres)
-            if changed:
-                slot, old, new = changed[0]
-                raise AutoSongError(f"{data}'s genre slot {slot} is {new!r}, but {run} trained it as {old!r} "
-                                    f"({len(changed)} slot(s) changed): rebuild the data with `autosong pipeline "
-                                    f"build ... --genres {run}` to keep the run's slots, or start a new --run")
+            _refuse_unresumable(self.run, data, card)
         if check_memory and not cfg.stage_kind.is_autoencoder:  # before DeepSpeed takes any of it
             from train.memory import refuse_if_too_big_for
 
             refuse_if_too_big_for(cfg, data)
-        own = {"init_method": init_method, "rank": 0, "world_size": 1} if init_method else {}
-        if not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) == 1:
-            # DeepSpeed's shared-memory all-reduce only speeds up CPU runs of several processes,
-            # and compiling it costs ~45 s per fresh machine or venv: one process goes without.
-            deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
-        deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo", **own)
-        self.rank, self.world = dist.get_rank(), dist.get_world_size()
-        local_rank = int(os.environ.get("LOCAL_RANK", 0))
-        self.device = torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
-        if self.device.type == "cuda":
-            torch.cuda.set_device(self.device)
+        self.rank, self.world, self.device = _join_process_group(init_method)
         t = cfg.train
         torch.manual_seed(t.seed)
         if t.deterministic:  # bitwise-repeatable runs (multi-threaded CPU reductions are not, by default)
