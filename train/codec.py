@@ -275,9 +275,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     def run(argv):
+        from model.errors import AutoSongError
+
         args = vars(parser().parse_args(argv[1:]))
         out = args.pop("out")
-        train_codec(CodecTrainConfig(**args), out)
+        cfg = CodecTrainConfig(**args)
+        try:
+            encodec_config(cfg)  # flags that do not fit together: one line, before any work
+        except ValueError as err:
+            raise AutoSongError(str(err)) from None
+        train_codec(cfg, out)
         print(f"wrote the codec to {out}: use --codec {out}")
         return 0
 

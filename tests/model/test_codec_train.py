@@ -66,11 +66,14 @@ def test_centering_the_latents_leaves_the_codec_unchanged():
 
 def test_codec_train_cli(tmp_path):
     out = autosong("codec", "train", "--out", str(tmp_path / "c"), "--steps", "4", "--songs", "1",
-                   "--song-seconds", "2", "--save-every", "4", "--threads", "1")
+                   "--song-seconds", "2", "--save-every", "4", "--threads", "1", "--num-filters", "16",
+                   "--hidden-size", "8", "--decoder-channels", "32", "--decoder-blocks", "1")  # small: the command, not the codec
     assert out.returncode == 0, out.stderr[-2000:]
     assert (tmp_path / "c/model.safetensors").exists() and "--codec" in out.stdout
     bad = autosong("codec", "fly")
     assert bad.returncode == 2 and "usage: autosong codec train" in bad.stderr
+    clash = autosong("codec", "train", "--out", str(tmp_path / "d"), "--num-filters", "16", "--hidden-size", "32")
+    assert clash.returncode == 2 and "Traceback" not in clash.stderr and "--hidden-size at most --num-filters" in clash.stderr
 
 
 def test_codec_strides_must_make_75_frames_a_second():
