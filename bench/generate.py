@@ -23,13 +23,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def build_model(config: str, tokens: int, pattern: str, overrides: tuple[str, ...] = ()):
+def build_model(config: str, tokens: int, pattern: str | None, overrides: tuple[str, ...] = ()):
+    """The preset's model at `tokens` per window; `pattern` None keeps the preset's own layout."""
     import torch
 
     from model.transformer import SoundTransformer
     from train.config import load_config
 
-    cfg = load_config(ROOT / config, ["--model.max_tokens", str(tokens), "--model.pattern", pattern, *overrides])
+    layout = ["--model.pattern", pattern] if pattern else []
+    cfg = load_config(ROOT / config, ["--model.max_tokens", str(tokens), *layout, *overrides])
     torch.manual_seed(0)
     return SoundTransformer(cfg.model).eval()
 
@@ -120,7 +122,8 @@ def main() -> None:
 
 
 def compiled_table(config: str, seconds: float, device: str, dtype: str) -> list[dict]:
-    """One guided song (cfg 3, batch 1) with the delay pattern: eager, static, compiled."""
+    """One guided song (cfg 3, batch 1) with the preset's own pattern (what its users run):
+    eager, static, compiled."""
     import torch
 
     from model.devices import resolve_device, resolve_dtype
@@ -128,7 +131,7 @@ def compiled_table(config: str, seconds: float, device: str, dtype: str) -> list
 
     dev = resolve_device(device)
     frames = int(seconds * 75)
-    model = build_model(config, 2 * frames, "delay").to(dev, resolve_dtype(dtype, dev))
+    model = build_model(config, 2 * frames, None).to(dev, resolve_dtype(dtype, dev))
     ids = torch.randint(5, 2800, (1, 100), device=dev)
     mask = torch.ones(1, 100, dtype=torch.bool, device=dev)
 
@@ -151,8 +154,9 @@ def compiled_table(config: str, seconds: float, device: str, dtype: str) -> list
                               ("compiled static cache", compiled_s, first_s)):
         out.append({"mode": name, "song_seconds": seconds, "wall_s": wall, "rtf": wall / seconds,
                     "vs_eager": eager_s / wall, "first_call_s": extra, "device": str(dev),
-                    "dtype": str(next(model.parameters()).dtype).replace("torch.", ""), "config": config})
-    print(f"\n{seconds:g} s song, cfg 3, delay pattern, {config} on {dev}:")
+                    "dtype": str(next(model.parameters()).dtype).replace("torch.", ""), "config": config,
+                    "pattern": model.cfg.pattern})
+    print(f"\n{seconds:g} s song, cfg 3, {model.cfg.pattern} pattern (the preset's), {config} on {dev}:")
     print(f"{'mode':24} {'wall s':>8} {'RTF':>11} {'vs eager':>9}")
     for r in out:
         first = f"  (first call {r['first_call_s']:.1f} s, compiling)" if r["first_call_s"] else ""
