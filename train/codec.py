@@ -185,8 +185,7 @@ def train_codec(cfg: CodecTrainConfig, out_dir: str | Path, log=lambda line: pri
     spectral = SpectralLoss(sr).to(device)
     params = list(model.encoder.parameters()) + list(model.decoder.parameters())
     opt = torch.optim.Adam(params, lr=cfg.lr, betas=(0.9, 0.999))
-    rng = np.random.default_rng(cfg.seed)
-    gen = torch.Generator().manual_seed(cfg.seed)
+    rng, gen = np.random.default_rng(cfg.seed), torch.Generator().manual_seed(cfg.seed)
     history = []
     warmup = int(cfg.ae_warmup * cfg.steps)
     budget = cfg.minutes * 60  # > 0: the schedule (learning rate, warm-up) follows the clock
