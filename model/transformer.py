@@ -181,7 +181,10 @@ class SoundTransformer(nn.Module):
     # ---- pieces shared by training and incremental decoding ----------------------------------
     def embed_steps(self, inputs, codebook, positions):
         """inputs [B, S, K] ids, codebook [S] or [B, S], positions [B, S] -> x [B, S, D]."""
-        if positions.max() >= self.pos_embed.num_embeddings:
+        limit = self.pos_embed.num_embeddings
+        if positions.is_cuda or torch.compiler.is_compiling():  # checked on the device: no host sync, no graph break
+            torch._assert_async(positions.max() < limit, f"a frame position is beyond model.max_frames {self.cfg.max_frames}")
+        elif positions.max() >= limit:
             raise ValueError(f"frame position {int(positions.max())} beyond model.max_frames {self.cfg.max_frames}")
         x = self.token_embed(inputs).sum(dim=2) + self.pos_embed(positions)
         return self.pattern.embed_inputs(x, codebook, self.codebook_embed)

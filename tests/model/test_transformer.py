@@ -149,3 +149,20 @@ def test_lora_head_saves_no_per_position_copies():
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         model.pattern.low_rank_logits(h, cb, model.lora_u, model.lora_v).sum().backward()
     assert sum(saved) < S * V * r * 4 / 10, sum(saved)
+
+
+@pytest.mark.parametrize("pattern", ["flatten", "delay"])
+def test_the_decode_step_is_one_graph_with_no_break(pattern):
+    """What `--compile` traces (model.step on a static cache) holds no data-dependent branch: one
+    graph, no break (a break is also a host round trip per token on a GPU)."""
+    model = tiny(pattern=pattern).eval()
+    ids, mask = torch.randint(5, 100, (1, 7)), torch.ones(1, 7, dtype=torch.bool)
+    frames = 20
+    cache = model.new_cache(1, model.pattern.steps(frames))
+    cache.static_step = torch.full((), 3)
+    codes = torch.zeros(1, model.cfg.num_codebooks, frames, dtype=torch.long)
+    with torch.inference_mode():
+        memory, memory_mask = model.text(ids, mask)
+        explained = torch._dynamo.explain(model.step)(*model.pattern.step_inputs(3, codes, frames), memory, memory_mask,
+                                                      cache, torch.full((1,), frames), None)
+    assert (explained.graph_count, explained.graph_break_count) == (1, 0), explained.break_reasons
