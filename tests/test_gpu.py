@@ -52,6 +52,25 @@ def test_compiled_decode_on_cuda_matches_eager(trained_run):
     assert compiled.shape == eager.shape and (eager == compiled).float().mean() > 0.95
 
 
+def test_static_decode_steps_make_no_host_sync(trained_run):
+    """Issue 27 item 5: sampling on a static cache never waits for the GPU between tokens. With
+    CUDA's sync debug mode set to raise, a whole window samples (its prefill included)."""
+    from model.bundle import load_bundle
+    from model.sampler import Sampler, SamplingConfig
+
+    model = load_bundle(trained_run, device="cuda").model
+    ids = torch.randint(5, 2800, (1, 30), device="cuda")
+    mask = torch.ones_like(ids, dtype=torch.bool)
+    settings = SamplingConfig(temperature=1.0, top_k=50, guidance=3.0, seed=0)
+    Sampler(model, static=True).generate(ids, mask, 16, settings)  # warm-up: lazy CUDA initialisation syncs
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        codes = Sampler(model, static=True).generate(ids, mask, 16, settings)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert codes.shape[-1] == 16
+
+
 def test_api_generates_on_cuda_in_bf16_beyond_the_window(trained_run):
     from model.api import AutoSong
     from model.sampler import SamplingConfig
