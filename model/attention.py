@@ -38,7 +38,13 @@ class KVCache:
         self.cross: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * cfg.n_layers
         self.length = 0  # steps already cached
         self.static_step: torch.Tensor | None = None
+        self.step_index = torch.zeros((), dtype=torch.long, device=device)  # what static_step is set to
         self.slots = torch.arange(max_steps, device=device)  # [T] cache index, for the static mask
+
+    def rewind(self) -> None:
+        """Empty of steps for the next window of the same song. The buffers stay, at the same
+        addresses (a compiled step holds them), and so do the cross-attention keys/values."""
+        self.length, self.static_step = 0, None
 
 
 class SelfAttention(nn.Module):

@@ -103,23 +103,26 @@ class Sampler:
         gen = torch.Generator(device=dev).manual_seed(settings.seed)
         started = time.perf_counter()
         keep = min(W - 1, int(W * settings.context))
+        # One cache for every window, the last and shorter one included: a compiled step keeps
+        # its shapes and its buffers' addresses, so it is traced (and its CUDA graph recorded) once.
+        cache = self.model.new_cache(memory.shape[0], self.pattern.steps(min(W, frames)))
         start = 0
         while True:
             stop = min(frames, start + W)
             report = None if progress is None else \
                 (lambda done, _s=start: progress(_s + done, frames, time.perf_counter() - started))
             window = Window(start, stop - start, codes[..., start:stop], known[:, start:stop], guided)
-            self._window(TextMemory(memory, mask, lyric), song_frames, window, settings, gen, report)
+            self._window(TextMemory(memory, mask, lyric), song_frames, window, settings, gen, report, cache)
             if stop == frames:
                 return codes
             start = stop - keep
 
-    def _window(self, text: "TextMemory", song_frames, window: "Window", settings, gen, report):
+    def _window(self, text: "TextMemory", song_frames, window: "Window", settings, gen, report, cache):
         """Fill one window's codes (frames already known there are the prompt or the previous
         window's end): one prefill of every step the known frames decide, then one-token decode
-        steps."""
+        steps, in the song's cache, rewound."""
         B, n, total = window.codes.shape[0], window.n, self.pattern.steps(window.n)
-        cache = self.model.new_cache(text.memory.shape[0], total)
+        cache.rewind()
         first = 0
         while first < total and all(slot is None or bool(window.known[slot]) for slot in self.pattern.slots(first, n)):
             first += 1
@@ -127,7 +130,7 @@ class Sampler:
         logits = self._prefill(text, song_frames, window, step, cache)
         step_fn = None
         if (settings.compile or self.static) and not self.recompute:
-            cache.static_step = torch.zeros((), dtype=torch.long, device=window.codes.device)
+            cache.static_step = cache.step_index
             step_fn = _compiled_step(self.model, cache) if settings.compile else self.model.step
         done = 0
         while True:

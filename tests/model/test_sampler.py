@@ -92,6 +92,22 @@ def test_the_compiled_decode_step_gives_the_eager_codes():
     assert torch.equal(eager, compiled) and "_compiled_step" in model.__dict__
 
 
+@pytest.mark.slow
+def test_a_compiled_song_of_several_windows_is_traced_once():
+    """One cache for every window of a song: the shorter last window (2.3 windows here) neither
+    recompiles the step nor changes a code against eager sampling."""
+    from torch._dynamo.utils import counters
+
+    model = tiny(pattern="delay").eval()
+    ids, mask = text(B=1)
+    frames = int(2.3 * model.cfg.window_frames)
+    torch._dynamo.reset()
+    counters.clear()
+    compiled = Sampler(model).generate(ids, mask, frames, SamplingConfig(temperature=0.0, guidance=3.0, compile=True))
+    assert counters["frames"]["total"] == 1  # traced once, for the first window
+    assert torch.equal(compiled, Sampler(model).generate(ids, mask, frames, SamplingConfig(temperature=0.0, guidance=3.0)))
+
+
 def test_length_beyond_the_frame_positions_is_refused():
     model = tiny(max_frames=30).eval()
     ids, mask = text(B=1)
