@@ -129,7 +129,7 @@ class EncoderPool:
                                 "finished so far are kept; check the GPU (nvidia-smi), then run the same build again")
         print(f"warning: an encoder's device failed ({cause}); replaced it, and its songs are encoded again",
               file=sys.stderr)
-        for ref, (owner, queued) in list(running.items()):
+        for ref, (owner, _) in list(running.items()):
             if owner is actor:
                 batches.append(running.pop(ref)[1])
         batches.append(batch)
