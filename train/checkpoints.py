@@ -1,11 +1,10 @@
 """A run's checkpoints and its inference bundle: save with the data position and every rank's
-RNG, load the newest checkpoint that is intact (not DeepSpeed's `latest`), and export RUN/export
-(safetensors + config, no pickle) with frozen parameters gathered under ZeRO-3."""
+RNG (loading them back: train/resume.py), and export RUN/export (safetensors + config, no
+pickle) with frozen parameters gathered under ZeRO-3."""
 from __future__ import annotations
 
-import pickle
 import shutil
-import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -13,45 +12,20 @@ import torch
 from manifests import DatasetCard
 from model.errors import AutoSongError, os_error_words
 from train.config import RunConfig
+from train.resume import DataPosition
 
 CKPT_DIR = "checkpoints"
 
 
-def load_newest_intact(engine, ckpt_dir: Path, rank: int):
-    """Load the newest checkpoint whose files are all there and load, this rank's RNG state
-    included; returns (client state, RNG state). DeepSpeed's `latest` is not trusted: a crash or a
-    hand can leave it missing or naming a half-deleted step, while older intact checkpoints sit
-    beside it."""
-    tags = sorted((d.name for d in ckpt_dir.glob("step_*") if d.is_dir()), reverse=True)
-    skipped = []
-    for tag in tags:
-        d = ckpt_dir / tag
-        if not ((d / f"rng_rank{rank}.pt").is_file() and any(d.glob("*model_states.pt"))
-                and any(d.glob("*optim_states.pt"))):
-            skipped.append(f"{tag} (files missing)")
-            continue
-        try:  # the small RNG file first: a damaged one skips the checkpoint before the big load
-            rng = torch.load(d / f"rng_rank{rank}.pt", weights_only=True)
-            path, client = engine.load_checkpoint(str(ckpt_dir), tag=tag)
-        except (RuntimeError, OSError, KeyError, EOFError, ValueError, pickle.UnpicklingError) as err:
-            skipped.append(f"{tag} ({type(err).__name__})")
-            continue
-        if path is not None and client is not None and "step" in client and "cpu" in rng:
-            if skipped:
-                print(f"autosong: resuming from {tag}; skipped damaged checkpoint(s): {', '.join(skipped)}",
-                      file=sys.stderr)
-            return client, rng
-        skipped.append(f"{tag} (no state)")
-    found = f"; damaged: {', '.join(skipped)}" if skipped else ""
-    raise AutoSongError(f"--resume: no intact checkpoint in {ckpt_dir}{found}. Start the run again without --resume "
-                        f"(or into a new --run)")
-
-
-def save_checkpoint(engine, run: Path, step: int, consumed: int, rank: int, world: int, device) -> None:
+def save_checkpoint(engine, run: Path, step: int, consumed: int, num_workers: int, rank: int, world: int,
+                    device) -> None:
+    """RUN/checkpoints/step_N: DeepSpeed's states, each rank's RNG, and the data position (the
+    batches every rank took, the world size and the loader workers: train/resume.py)."""
     import torch.distributed as dist
 
     gathered = [torch.zeros(1, dtype=torch.long, device=device) for _ in range(world)]
     dist.all_gather(gathered, torch.tensor([consumed], device=device))
+    position = DataPosition(step, [int(g.item()) for g in gathered], num_workers)
     tag = f"step_{step:08d}"
     rng = {"cpu": torch.get_rng_state()}
     if device.type == "cuda":
@@ -60,9 +34,10 @@ def save_checkpoint(engine, run: Path, step: int, consumed: int, rank: int, worl
     try:
         ckpt.mkdir(parents=True, exist_ok=True)
         torch.save(rng, ckpt / f"rng_rank{rank}.pt")  # before `latest` names this checkpoint
+        if rank == 0:
+            position.write(ckpt)
         dist.barrier()
-        engine.save_checkpoint(str(run / CKPT_DIR), tag=tag,
-                               client_state={"step": step, "consumed": [int(g.item()) for g in gathered]})
+        engine.save_checkpoint(str(run / CKPT_DIR), tag=tag, client_state=asdict(position))
     except (OSError, RuntimeError) as err:  # a full disk: torch's writer raises RuntimeError
         shutil.rmtree(ckpt, ignore_errors=True)
         raise AutoSongError(unwritable_checkpoint(ckpt, err)) from err

@@ -137,6 +137,19 @@ class ShardStream(IterableDataset):
             raise AutoSongError(f"{where}: code {bad} is outside the codebook (0-{size - 1}), a damaged shard; {fix}")
         return sample
 
+    def progress(self, reader: int, readers: int, skip: int) -> float:
+        """The epochs a reader has read once it gave `skip` batches: whole ones plus the fraction
+        of the one it is in (counted, never read)."""
+        epoch, buffer, drop = self._start(reader, readers, skip)
+        done = buffer * -(-self.cfg.bucket_songs // self.cfg.micro_batch) + drop
+        return epoch + done / self._batches_in_epoch(epoch, reader, readers)
+
+    def skip_at(self, progress: float, reader: int, readers: int) -> int:
+        """The batches a reader gives before it reaches `progress` epochs (progress's inverse)."""
+        epoch = int(progress)
+        whole = sum(self._batches_in_epoch(e, reader, readers) for e in range(epoch))
+        return whole + round((progress - epoch) * self._batches_in_epoch(epoch, reader, readers))
+
     def _start(self, reader: int, readers: int, skip: int) -> tuple[int, int, int]:
         """Where a reader that already gave `skip` batches goes on: (epoch, buffer, batches of
         that buffer to drop). Whole epochs and buffers are counted, never read."""

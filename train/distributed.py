@@ -48,9 +48,12 @@ def ensure_distributed_env() -> str | None:
     return f"file://{store}"
 
 
-def rank_seed(seed: int, rank: int) -> int:
+def rank_seed(seed: int, rank: int, resumed_at: int = 0) -> int:
     """The torch seed of a rank after the model is built: rank 0 keeps `seed` (a one-process run
-    is unchanged), the others draw their own dropout and conditioning dropout."""
+    is unchanged), the others draw their own dropout and conditioning dropout. `resumed_at`: the
+    step a rank joins a resumed run at without a saved RNG state of its own (the world grew)."""
     import numpy as np
 
-    return seed if rank == 0 else int(np.random.SeedSequence([seed, rank]).generate_state(1)[0])
+    if rank == 0 and not resumed_at:
+        return seed
+    return int(np.random.SeedSequence([seed, rank, resumed_at]).generate_state(1)[0])

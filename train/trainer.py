@@ -13,7 +13,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -23,10 +23,11 @@ from manifests.codec_identity import require_same_codec
 from model.errors import AutoSongError
 from model.run_metrics import MetricsLog
 from model.lyrics import default_tokenizer
-from train.checkpoints import CKPT_DIR, export_bundle, load_newest_intact, save_checkpoint
+from train.checkpoints import CKPT_DIR, export_bundle, save_checkpoint
 from train.config import RunConfig, preset_path
-from train.data import StreamConfig, make_loader
+from train.data import ShardStream, StreamConfig, make_loader
 from train.distributed import ensure_distributed_env, rank_seed
+from train.resume import load_newest_intact, rank_skip
 
 class TrainingDiverged(AutoSongError):
     """Too many non-finite losses in a row."""
@@ -212,21 +213,36 @@ class Trainer:
             (self.run / "run_config.json").write_text(json.dumps({
                 "config": cfg.to_dict(), "codec": card.codec.to_dict(), "text": card.text, "genres": card.genres,
                 "data": str(data), "parent": card.parent, "deepspeed": ds}, indent=2))
-        self.step_count, self.consumed, rng = 0, 0, None
-        if resume:
-            client, rng = load_newest_intact(self.engine, self.run / CKPT_DIR, self.rank)
-            self.step_count, self.consumed = client["step"], client["consumed"][self.rank]
         stream = StreamConfig(data=data, split="train", micro_batch=t.micro_batch, window_frames=model.window_frames(),
                               max_frames=model.model.cfg.max_frames, bucket_songs=t.bucket_songs, seed=t.seed,
                               with_bert=cfg.model.bert_dim > 0, rank=self.rank, world_size=self.world,
-                              skip_batches=self.consumed, verify=t.verify_data)
-        self.batches = iter(make_loader(stream, t.num_workers))  # the same stream, from where the checkpoint stopped
-        if resume:  # after the loader: creating its iterator draws from the global RNG
+                              verify=t.verify_data)
+        self.step_count, self.consumed = 0, 0
+        self.batches = self._resume(stream) if resume else iter(make_loader(stream, t.num_workers))
+        self.resumed = resume
+        self.bad_streak = 0
+
+    def _resume(self, stream: StreamConfig):
+        """Load the newest intact checkpoint; return the batches from where it stopped (remapped
+        when the ranks or loader workers changed) and restore this rank's RNG after the loader
+        is made, as creating its iterator draws from the global RNG."""
+        t = self.cfg.train
+        position, rng = load_newest_intact(self.engine, self.run / CKPT_DIR, self.rank, self.world)
+        self.step_count = position.step
+        self.consumed, remapped = rank_skip(ShardStream(stream), position, self.rank, self.world, t.num_workers)
+        if remapped and self.rank == 0:
+            print(f"autosong: the checkpoint at step {position.step} was saved by {position.world_size} rank(s) with "
+                  f"{position.num_workers} loader worker(s) each, this job has {self.world} with {t.num_workers}: "
+                  f"each reader goes on from the same point of the same epoch (the samples seen are kept to "
+                  f"within a batch per reader and epoch, not the exact order)", file=sys.stderr)
+        batches = iter(make_loader(replace(stream, skip_batches=self.consumed), t.num_workers))
+        if rng is None:  # a rank the checkpoint did not have: its own draws from here
+            torch.manual_seed(rank_seed(t.seed, self.rank, position.step))
+        else:
             torch.set_rng_state(rng["cpu"])
             if self.device.type == "cuda" and "cuda" in rng:
                 torch.cuda.set_rng_state(rng["cuda"])
-        self.resumed = resume
-        self.bad_streak = 0
+        return batches
 
     def step(self) -> tuple[float, torch.Tensor, torch.Tensor, dict]:
         """One optimizer step: (mean loss, per-codebook CE sums [C], token counts [C], the last
@@ -265,7 +281,8 @@ class Trainer:
         return loss_sum / t.grad_accum, cb_sum, cb_n, extras
 
     def checkpoint(self) -> None:
-        save_checkpoint(self.engine, self.run, self.step_count, self.consumed, self.rank, self.world, self.device)
+        save_checkpoint(self.engine, self.run, self.step_count, self.consumed, self.cfg.train.num_workers, self.rank,
+                        self.world, self.device)
 
     def fit(self, stop_at: int | None = None) -> TrainResult:
         """Train to cfg.train.steps, or checkpoint and stop at `stop_at` (same schedule, resumable)."""

@@ -41,6 +41,26 @@ def test_a_resumed_stream_finds_its_place_without_reading_what_it_skips(rank, wo
         assert stream.decoded <= cfg.bucket_songs
 
 
+def test_a_position_remapped_to_other_readers_keeps_each_at_the_old_epoch_fraction(small_data):
+    """A job with other ranks or loader workers than the checkpoint's: every new reader starts at
+    the mean progress of the old ones, to within one batch of its own epoch; the same layout
+    goes on exactly."""
+    from train.data import ShardStream, StreamConfig
+    from train.resume import DataPosition, rank_skip
+
+    stream = ShardStream(StreamConfig(str(small_data), micro_batch=1, window_frames=100, bucket_songs=2, seed=5))
+    saved = DataPosition(step=9, consumed=[23], num_workers=2)  # one rank, two workers: 12 and 11 batches
+    assert rank_skip(stream, saved, rank=0, world=1, num_workers=2) == (23, False)
+    old = [stream.progress(0, 2, 12), stream.progress(1, 2, 11)]
+    assert 3 < min(old)  # past several epochs, so whole-epoch counting is exercised
+    for rank in range(2):  # two ranks of one worker: readers 0 and 1 of 2
+        skip, remapped = rank_skip(stream, saved, rank=rank, world=2, num_workers=1)
+        epoch = int(sum(old) / 2)
+        assert remapped and abs(stream.progress(rank, 2, skip) - sum(old) / 2) <= 1 / stream._batches_in_epoch(epoch, rank, 2)
+    skip, _ = rank_skip(stream, saved, rank=0, world=1, num_workers=0)  # one reader: every song of the split
+    assert abs(stream.progress(0, 1, skip) - sum(old) / 2) <= 1 / stream._batches_in_epoch(epoch, 0, 1)
+
+
 def test_single_process_zero3_lowers_the_loss_and_exports(small_data, tmp_path):
     run = tmp_path / "run"
     out = train_cli("--data", str(small_data), "--run", str(run), "--deepspeed", "configs/deepspeed/zero3.json",
@@ -78,6 +98,14 @@ def test_two_process_zero2_with_activation_checkpointing(small_data, tmp_path):
     ckpt = run / "checkpoints" / "step_00000010"
     rng = [torch.load(ckpt / f"rng_rank{r}.pt", weights_only=True)["cpu"] for r in (0, 1)]
     assert not torch.equal(*rng)  # each rank draws its own dropout (the weights start the same)
+    position = json.loads((ckpt / "position.json").read_text())
+    assert position["world_size"] == 2 and len(position["consumed"]) == 2 and position["step"] == 10
+    # ZeRO-2 split the optimizer state in two: one process cannot take it on, and says so
+    alone = train_cli("--data", str(small_data), "--run", str(run), "--resume", "--deepspeed",
+                      "configs/deepspeed/zero2.json")
+    assert alone.returncode == 2 and "Traceback" not in alone.stderr, alone.stderr[-2000:]
+    line = alone.stderr.strip().splitlines()[-1]
+    assert "saved by 2 rank(s) and this job has 1" in line and "--num_gpus 2" in line, line
 
 
 def test_killed_and_resumed_run_repeats_the_uninterrupted_one(small_data, tmp_path):
@@ -95,6 +123,20 @@ def test_killed_and_resumed_run_repeats_the_uninterrupted_one(small_data, tmp_pa
     a, b = read_metrics(whole), read_metrics(split)
     assert [r["step"] for r in b] == list(range(1, 9))
     assert [r["loss"] for r in a] == [r["loss"] for r in b]  # bitwise, dropout and data order included
+
+
+def test_a_resume_with_other_loader_workers_goes_on_from_the_same_point(small_data, tmp_path):
+    run = tmp_path / "run"
+    args = ["--data", str(small_data), "--run", str(run), "--train.ckpt_every", "3", *TINY]
+    assert train_cli(*args, "--steps", "6", "--stop-at", "3").returncode == 0
+    second = train_cli("--data", str(small_data), "--run", str(run), "--resume", "--train.num_workers", "2")
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert "1 rank(s) with 0 loader worker(s) each, this job has 1 with 2" in second.stderr
+    assert [r["step"] for r in read_metrics(run)] == list(range(1, 7))
+    first, last = (json.loads((run / f"checkpoints/step_0000000{s}/position.json").read_text()) for s in (3, 6))
+    assert (first["num_workers"], last["num_workers"]) == (0, 2)
+    # three more steps of one batch, after a skip that kept the batches taken to within one per new reader
+    assert first["consumed"][0] == 3 and abs(last["consumed"][0] - 3 - 3) <= 2
 
 
 def test_export_reloads_to_the_same_logits(small_data, tmp_path):
