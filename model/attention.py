@@ -6,11 +6,14 @@ timing, but a song sings lyric token l of L near frame t of T. Each cross-attent
 Gaussian log-prior -w_h (t/T - l/L)^2 to its scores, with a learned width per head (initialised
 from sharp to nearly flat; the genre token is exempt), the static alignment prior that TTS
 aligners use to find the diagonal early. T is the song's length in frames: the whole song's in
-training and eval, the requested length at generation.
+training and eval, the requested length at generation. On a GPU the prior is computed inside
+FlexAttention's kernel from two vectors (`prior_kernel: auto`), so no [B, H, S, L] bias and its
+gradient are held per layer (0.8-2.2 GiB each at 18k frames).
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
@@ -92,17 +95,53 @@ def lyric_progress(memory_mask, units=None):
     return (units.cumsum(1) - units / 2) / units.sum(1, keepdim=True).clamp(min=1e-6)
 
 
-def alignment_distance(positions, song_frames, memory_mask, lyric=None):
-    """Squared distance between song progress and lyric progress, [B, 1, S, L]; 0 for the genre
-    slot (memory position 0), which every frame may read. positions [B, S] absolute frames,
-    song_frames [B] frames in the whole song, memory_mask [B, L] (valid slots first), lyric
-    [B, L] each slot's lyric progress (default: lyric_progress(memory_mask), by slot)."""
-    t = (positions.float() + 0.5) / song_frames.float().clamp(min=1)[:, None]  # [B, S]
-    if lyric is None:
-        lyric = lyric_progress(memory_mask)  # slot l >= 1 sits at (l - 1/2) / n
-    dist = (t.clamp(0, 1)[:, :, None] - lyric[:, None, :]) ** 2  # [B, S, L]
-    dist[:, :, 0] = 0.0
-    return dist[:, None]
+@dataclass
+class Alignment:
+    """What the alignment prior needs, as two vectors: where each query step is in the song,
+    song [B, S] = (frame + 1/2) / T in [0, 1], and where each memory slot is in the lyrics,
+    lyric [B, L] (lyric_progress). The [B, S, L] distance is built only by the dense kernel;
+    FlexAttention computes it inside the kernel from these."""
+    song: torch.Tensor
+    lyric: torch.Tensor
+
+    @classmethod
+    def of(cls, positions, song_frames, memory_mask, lyric=None) -> "Alignment":
+        """positions [B, S] absolute frames, song_frames [B] frames in the whole song, memory_mask
+        [B, L] (valid slots first), lyric [B, L] (default: lyric_progress(memory_mask), by slot)."""
+        song = ((positions.float() + 0.5) / song_frames.float().clamp(min=1)[:, None]).clamp(0, 1)
+        return cls(song, lyric_progress(memory_mask) if lyric is None else lyric)
+
+    def distance(self) -> torch.Tensor:
+        """Squared distance between song and lyric progress, [B, 1, S, L]; 0 for the genre slot
+        (memory position 0), which every frame may read."""
+        dist = (self.song[:, :, None] - self.lyric[:, None, :]) ** 2
+        dist[:, :, 0] = 0.0
+        return dist[:, None]
+
+
+_compiled_flex = None
+
+
+def flex_prior_attention(q, k, v, memory_mask, align: Alignment, width):
+    """Cross-attention with the prior -width[h] (song - lyric)^2 added to each score inside the
+    kernel (FlexAttention's score_mod): no [B, H, S, L] bias is materialized, and the widths
+    still get their gradient. Compiled (fused) on CUDA; eager elsewhere, where it is a reference
+    that holds the scores (and PyTorch has no backward for it on a CPU)."""
+    global _compiled_flex
+    from torch.nn.attention.flex_attention import flex_attention
+
+    song, lyric = align.song, align.lyric
+
+    def prior(score, b, h, q_idx, kv_idx):
+        dist = (song[b, q_idx] - lyric[b, kv_idx]) ** 2
+        dist = torch.where(kv_idx == 0, torch.zeros_like(dist), dist)  # the genre slot is exempt
+        return torch.where(memory_mask[b, kv_idx], score - width[h] * dist, -float("inf"))
+
+    if q.is_cuda:
+        if _compiled_flex is None:
+            _compiled_flex = torch.compile(flex_attention, dynamic=False)
+        return _compiled_flex(q, k, v, score_mod=prior)
+    return flex_attention(q, k, v, score_mod=prior)
 
 
 class CrossAttention(nn.Module):
@@ -117,6 +156,7 @@ class CrossAttention(nn.Module):
             # widths sigma from 0.03 (a few lyric tokens of a long song) to 0.3 (nearly flat)
             sigma = 0.03 * 10 ** torch.linspace(0, 1, cfg.n_heads)
             self.prior_log_w = nn.Parameter(torch.log(0.5 / sigma**2))
+        self.kernel = cfg.prior_kernel
         self.record = False  # keep the attention weights of the last call (for plots)
         self.weights: torch.Tensor | None = None
 
@@ -125,14 +165,24 @@ class CrossAttention(nn.Module):
         k, v = self.kv(memory).view(B, L, 2, self.n_heads, D // self.n_heads).permute(2, 0, 3, 1, 4)
         return k, v  # [B, H, L, Dh]
 
-    def forward(self, x, memory, memory_mask, kv=None, align_dist=None):
+    def uses_flex(self, q) -> bool:
+        """Whether the prior goes inside the kernel (prior_kernel: flex, or auto on CUDA for more than
+        one query step) rather than as a dense bias; recording weights for plots is always dense."""
+        if self.prior_log_w is None or self.record or self.kernel == "dense":
+            return False
+        return self.kernel == "flex" or (q.is_cuda and q.shape[2] > 1)
+
+    def forward(self, x, memory, memory_mask, kv=None, align: Alignment | None = None):
         B, S, D = x.shape
         q = self.q(x).view(B, S, self.n_heads, D // self.n_heads).transpose(1, 2)
         k, v = kv if kv is not None else self.memory_kv(memory)
+        if align is not None and self.uses_flex(q):  # no dropout on these weights: the block's own remains
+            y = flex_prior_attention(q, k, v, memory_mask, align, self.prior_log_w.exp())
+            return self.out(y.transpose(1, 2).reshape(B, S, D))
         mask = memory_mask[:, None, None, :]  # [B, 1, 1, L] True = attend
-        if self.prior_log_w is not None and align_dist is not None:  # additive log-prior [B, H, S, L]; -inf where masked
+        if self.prior_log_w is not None and align is not None:  # additive log-prior [B, H, S, L]; -inf where masked
             w = self.prior_log_w.exp().to(q.dtype)[None, :, None, None]
-            mask = (-w * align_dist.to(q.dtype)).masked_fill(~mask, float("-inf"))
+            mask = (-w * align.distance().to(q.dtype)).masked_fill(~mask, float("-inf"))
         if self.record:
             scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
             scores = scores + mask if mask.dtype != torch.bool else scores.masked_fill(~mask, float("-inf"))

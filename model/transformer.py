@@ -20,11 +20,12 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from model import patterns
-from model.attention import CrossAttention, KVCache, SelfAttention, alignment_distance, lyric_progress
+from model.attention import Alignment, CrossAttention, KVCache, SelfAttention, lyric_progress
 from model.config_checks import check_ranges, ranged
 
 CROSS_ALIGN = ("none", "prior")
 ALIGN_UNITS = ("tokens", "syllables")
+PRIOR_KERNELS = ("auto", "dense", "flex")
 
 
 @dataclass
@@ -49,6 +50,8 @@ class ModelConfig:
     cross_align: str = "none"          # none | prior (lyric position l/L near song progress t/T)
     align_units: str = "tokens"        # the prior's lyric coordinate: tokens (slots) | syllables (sung time;
                                        # a BERT memory has no ids to weigh, so it counts slots)
+    prior_kernel: str = "auto"         # where the prior is added: auto (FlexAttention on CUDA, dense on
+                                       # CPU) | dense (a [B, H, S, L] bias) | flex
     activation_checkpointing: bool = False
 
     def __post_init__(self):
@@ -63,6 +66,8 @@ class ModelConfig:
             raise ValueError(f"model.cross_align {self.cross_align!r}: expected one of {CROSS_ALIGN}")
         if self.align_units not in ALIGN_UNITS:
             raise ValueError(f"model.align_units {self.align_units!r}: expected one of {ALIGN_UNITS}")
+        if self.prior_kernel not in PRIOR_KERNELS:
+            raise ValueError(f"model.prior_kernel {self.prior_kernel!r}: expected one of {PRIOR_KERNELS}")
         if self.d_model % self.n_heads:
             raise ValueError(f"model.d_model {self.d_model} is not a multiple of n_heads {self.n_heads}")
 
@@ -91,12 +96,12 @@ class DecoderLayer(nn.Module):
         self.norms = nn.ModuleList(nn.LayerNorm(cfg.d_model) for _ in range(3))
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x, memory, memory_mask, cache: KVCache | None = None, layer: int = 0, align_dist=None):
+    def forward(self, x, memory, memory_mask, cache: KVCache | None = None, layer: int = 0, align: Alignment | None = None):
         cross_kv = cache.cross[layer] if cache is not None else None
         if cache is not None and cross_kv is None:
             cross_kv = cache.cross[layer] = self.cross_attn.memory_kv(memory)
         blocks = (lambda h: self.self_attn(h, cache, layer),
-                  lambda h: self.cross_attn(h, memory, memory_mask, cross_kv, align_dist),
+                  lambda h: self.cross_attn(h, memory, memory_mask, cross_kv, align),
                   self.mlp)
         for norm, block in zip(self.norms, blocks):
             if self.pre:   # x + f(LN(x))
@@ -198,12 +203,12 @@ class SoundTransformer(nn.Module):
             out = out + self.pattern.low_rank_logits(h, cb, self.lora_u, self.lora_v)
         return out
 
-    def decode(self, x, memory, memory_mask, cache: KVCache | None = None, align_dist=None):
+    def decode(self, x, memory, memory_mask, cache: KVCache | None = None, align: Alignment | None = None):
         for i, layer in enumerate(self.layers):
             if self.cfg.activation_checkpointing and self.training and cache is None:
-                x = checkpoint(layer, x, memory, memory_mask, None, i, align_dist, use_reentrant=False)
+                x = checkpoint(layer, x, memory, memory_mask, None, i, align, use_reentrant=False)
             else:
-                x = layer(x, memory, memory_mask, cache, i, align_dist)
+                x = layer(x, memory, memory_mask, cache, i, align)
         if cache is not None and cache.static_step is None:  # a static step's index is the caller's
             cache.length += x.shape[1]
         return self.final_norm(x)
@@ -235,14 +240,14 @@ class SoundTransformer(nn.Module):
         return c.cross_align == "prior" and c.align_units == "syllables" and not c.bert_dim
 
     def _align(self, positions, song_frames, memory_mask, lyric=None):
-        """What cross-attention's prior needs ([B, 1, S, L]), or None when it has none."""
+        """What cross-attention's prior needs (an Alignment), or None when it has none."""
         if self.cfg.cross_align == "none" or self._prior_off:
             return None
         if song_frames is None:
             raise ValueError("this model's cross-attention prior needs song_frames (the song's length in frames)")
         if lyric is None and self._counts_syllables:
             raise ValueError("this model's alignment prior counts sung syllables: pass lyric=model.lyric_progress(ids, mask)")
-        return alignment_distance(positions, song_frames, memory_mask, lyric)
+        return Alignment.of(positions, song_frames, memory_mask, lyric)
 
     # ---- training ---------------------------------------------------------------------------
     def forward(self, codes, lengths, frame_offset, text_ids, text_mask, bert=None, bert_mask=None,
@@ -258,7 +263,7 @@ class SoundTransformer(nn.Module):
             song_frames = frame_offset + lengths
         x = self.embed_steps(batch.inputs, batch.codebook, batch.positions)
         lyric = self.lyric_progress(text_ids, text_mask)
-        h = self.decode(x, memory, memory_mask, align_dist=self._align(batch.positions, song_frames, memory_mask, lyric))
+        h = self.decode(x, memory, memory_mask, align=self._align(batch.positions, song_frames, memory_mask, lyric))
         return self.logits(h, batch.codebook), batch
 
     @torch.no_grad()

@@ -120,3 +120,26 @@ def test_encoders_on_the_gpu_build_what_cpu_encoders_build(small_data, tmp_path,
     a, b = codes(tmp_path / "cpu"), codes(tmp_path / "gpu")
     agree = np.mean(np.concatenate([(a[k] == b[k]).ravel() for k in a]))
     assert agree > 0.99, agree
+
+
+def test_flex_attention_prior_trains_as_the_dense_bias_on_cuda():
+    """The prior inside FlexAttention's compiled kernel (what CUDA training uses): the dense bias's
+    loss and gradients, the widths' included (PyTorch has no backward for it on a CPU)."""
+    from tests.model.test_transformer import batch, tiny
+
+    grads = {}
+    for kernel in ("dense", "flex"):
+        model = tiny(cross_align="prior", prior_kernel=kernel, max_frames=2000, max_tokens=2000).cuda()
+        codes, lengths, off, ids, mask = (t.cuda() for t in batch(B=2, T=300))
+        mask[1, 4:] = False
+        logits, pb = model(codes, lengths, off, ids, mask, song_frames=torch.tensor([400, 300], device="cuda"))
+        loss = model.loss(logits, pb)[0]
+        loss.backward()
+        grads[kernel] = (loss.detach(), {n: p.grad.detach().clone() for n, p in model.named_parameters()
+                                         if p.grad is not None})
+    (a, ga), (b, gb) = grads["dense"], grads["flex"]
+    assert torch.allclose(a, b, rtol=1e-4), (a, b)
+    widths = [n for n in ga if n.endswith("prior_log_w")]
+    assert widths and all(gb[n].abs().sum() > 0 for n in widths)  # the widths still learn
+    for n in ga:
+        assert torch.allclose(ga[n], gb[n], rtol=1e-3, atol=1e-5), n

@@ -5,8 +5,8 @@ kernel killing the process at step 1 with no message.
 The estimate is plain and errs high. Optimizer state: fp32 weights, gradients and Adam's two
 moments (16 bytes per parameter, 20 with a bf16 model's fp32 master copy). Activations, per
 layer: the residual stream and MLP (B x S x (12 D + 2 F)), and cross-attention's scores,
-probabilities and prior bias (B x H x S x L, three times), where S is the pattern's steps per
-window and L the longest lyrics in the data. Self-attention's B x H x S x S scores count only
+probabilities and prior bias (B x H x S x L, three times; none when FlexAttention computes the
+prior on a GPU), where S is the pattern's steps per window and L the longest lyrics in the data. Self-attention's B x H x S x S scores count only
 where they are materialised: on a CPU with attention dropout, where PyTorch leaves its fused
 kernel for the math path (twice: scores and probabilities). With activation checkpointing only
 each layer's input is kept, plus one layer recomputed during backward and its gradients.
@@ -39,7 +39,11 @@ def training_step_bytes(cfg, text_len: int, device_type: str = "cpu") -> float:
     S = patterns.get(m.pattern, m.num_codebooks, m.codebook_size).steps(m.window_frames)
     B, D, F, H, L = t.micro_batch, m.d_model, m.d_ff, m.n_heads, max(1, text_len)
     materialised = device_type == "cpu" and m.dropout > 0  # the fused kernels take no dropout on a CPU
-    layer = B * element * (S * (12 * D + 2 * F) + (2 * H * S * S if materialised else 0) + 3 * H * S * L)
+    # cross-attention's scores, probabilities and dense prior bias; FlexAttention (a CUDA run's
+    # prior, model.prior_kernel auto or flex) keeps none of them
+    fused_cross = device_type == "cuda" and m.cross_align == "prior" and m.prior_kernel != "dense"
+    layer = B * element * (S * (12 * D + 2 * F) + (2 * H * S * S if materialised else 0)
+                           + (0 if fused_cross else 3 * H * S * L))
     if m.activation_checkpointing:
         activations = m.n_layers * B * S * D * element + 2 * layer
     else:

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from model.attention import alignment_distance
+from model.attention import Alignment
 from model.transformer import ModelConfig
 from tests.model.test_transformer import batch, tiny
 
@@ -10,7 +10,7 @@ from tests.model.test_transformer import batch, tiny
 def test_distance_is_zero_on_the_diagonal_and_spares_the_genre_slot():
     mask = torch.tensor([[True] * 5 + [False] * 3])  # genre + 4 lyric tokens, then padding
     positions = torch.tensor([[0, 25, 50, 75, 99]])
-    d = alignment_distance(positions, torch.tensor([100]), mask)[0, 0]  # [S, L]
+    d = Alignment.of(positions, torch.tensor([100]), mask).distance()[0, 0]  # [S, L]
     assert d.shape == (5, 8)
     assert torch.all(d[:, 0] == 0)  # genre: free for every frame
     nearest = d[:, 1:5].argmin(-1)
@@ -20,7 +20,7 @@ def test_distance_is_zero_on_the_diagonal_and_spares_the_genre_slot():
 
 def test_empty_lyrics_and_null_memory_keep_finite_scores():
     mask = torch.tensor([[True, False, False]])
-    d = alignment_distance(torch.tensor([[3]]), torch.tensor([10]), mask)
+    d = Alignment.of(torch.tensor([[3]]), torch.tensor([10]), mask).distance()
     assert torch.isfinite(d).all()
 
 
@@ -135,3 +135,26 @@ def test_syllable_units_count_slots_of_a_bert_memory_and_unknown_units_are_refus
     assert model.lyric_progress(torch.ones(1, 4, dtype=torch.long), torch.ones(1, 4, dtype=torch.bool)) is None
     with pytest.raises(ValueError, match="align_units"):
         ModelConfig(align_units="phonemes")
+
+
+@pytest.mark.parametrize("pattern,units", [("flatten", "tokens"), ("delay", "syllables")])
+def test_the_prior_inside_flex_attention_equals_the_dense_bias(pattern, units):
+    """FlexAttention's score_mod (the GPU path: no [B, H, S, L] bias) gives the dense prior's
+    logits, padding and the genre slot included. On a CPU PyTorch runs it forward only; the
+    gradient of the widths is checked on a GPU (tests/test_gpu.py)."""
+    dense = tiny(pattern=pattern, cross_align="prior", align_units=units, prior_kernel="dense").eval()
+    flex = tiny(pattern=pattern, cross_align="prior", align_units=units, prior_kernel="flex").eval()
+    codes, lengths, off, ids, mask = batch(B=2, T=9)
+    mask[1, 3:] = False  # a shorter lyric: padded slots
+    song = torch.tensor([40, 25])
+    with torch.no_grad():
+        for layer in dense.layers:  # widths apart from their sharp-to-flat start, as after training
+            layer.cross_attn.prior_log_w.add_(torch.linspace(-1, 1, layer.cross_attn.prior_log_w.numel()))
+        flex.load_state_dict(dense.state_dict())
+        a, _ = dense(codes, lengths, off, ids, mask, song_frames=song)
+        b, _ = flex(codes, lengths, off, ids, mask, song_frames=song)
+        off_prior, _ = dense(codes, lengths, off, ids, mask, song_frames=song * 50)  # another song length
+    assert flex.layers[0].cross_attn.uses_flex(torch.zeros(1, 1, 2, 1))
+    assert not dense.layers[0].cross_attn.uses_flex(torch.zeros(1, 1, 2, 1))
+    assert torch.allclose(a, b, atol=2e-5), (a - b).abs().max()
+    assert not torch.allclose(a, off_prior, atol=1e-3)  # the prior matters here: the equality is not vacuous
