@@ -53,6 +53,7 @@ class ModelConfig:
     prior_kernel: str = "auto"         # where the prior is added: auto (FlexAttention on CUDA, dense on
                                        # CPU) | dense (a [B, H, S, L] bias) | flex
     activation_checkpointing: bool = False
+    recompute_every: int = ranged(1, low=1)  # with activation_checkpointing: recompute every k-th layer only
 
     def __post_init__(self):
         check_ranges(self, "model")
@@ -205,13 +206,19 @@ class SoundTransformer(nn.Module):
 
     def decode(self, x, memory, memory_mask, cache: KVCache | None = None, align: Alignment | None = None):
         for i, layer in enumerate(self.layers):
-            if self.cfg.activation_checkpointing and self.training and cache is None:
+            if self._recomputes(i) and cache is None:
                 x = checkpoint(layer, x, memory, memory_mask, None, i, align, use_reentrant=False)
             else:
                 x = layer(x, memory, memory_mask, cache, i, align)
         if cache is not None and cache.static_step is None:  # a static step's index is the caller's
             cache.length += x.shape[1]
         return self.final_norm(x)
+
+    def _recomputes(self, layer: int) -> bool:
+        """Activation checkpointing, selective: layers 0, k, 2k, ... keep only their input and are
+        recomputed in backward (k = recompute_every; 1 = every layer)."""
+        c = self.cfg
+        return c.activation_checkpointing and self.training and layer % c.recompute_every == 0
 
     # ---- incremental decoding (the sampler drives these) ---------------------------------------
     def new_cache(self, batch: int, max_steps: int) -> KVCache:

@@ -9,7 +9,8 @@ probabilities and prior bias (B x H x S x L, three times; none when FlexAttentio
 prior on a GPU), where S is the pattern's steps per window and L the longest lyrics in the data. Self-attention's B x H x S x S scores count only
 where they are materialised: on a CPU with attention dropout, where PyTorch leaves its fused
 kernel for the math path (twice: scores and probabilities). With activation checkpointing only
-each layer's input is kept, plus one layer recomputed during backward and its gradients.
+each recomputed layer's input is kept (every layer's, or every k-th's with recompute_every k),
+plus one layer recomputed during backward and its gradients.
 Measured on the 2-core CPU (tiny, flatten, 6,000-token windows, micro-batch 2, peak RSS of one
 step): 1.08 GB without dropout (estimated 2.5), 8.94 GB with dropout 0.1 (estimated 9.4). `small`
 with the flattened order, as shipped before (dropout 0.1), was killed at step 1 on 24 GB; this
@@ -44,8 +45,9 @@ def training_step_bytes(cfg, text_len: int, device_type: str = "cpu") -> float:
     fused_cross = device_type == "cuda" and m.cross_align == "prior" and m.prior_kernel != "dense"
     layer = B * element * (S * (12 * D + 2 * F) + (2 * H * S * S if materialised else 0)
                            + (0 if fused_cross else 3 * H * S * L))
-    if m.activation_checkpointing:
-        activations = m.n_layers * B * S * D * element + 2 * layer
+    if m.activation_checkpointing:  # every k-th layer keeps its input only, the others everything
+        recomputed = -(-m.n_layers // m.recompute_every)
+        activations = recomputed * B * S * D * element + (m.n_layers - recomputed) * layer + 2 * layer
     else:
         activations = m.n_layers * layer + layer  # and the backward's gradients of the last one
     logits = 2 * B * S * m.num_codebooks * m.codebook_size * 4

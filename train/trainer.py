@@ -12,7 +12,6 @@ import json
 import math
 import os
 import sys
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -27,7 +26,9 @@ from train.checkpoints import CKPT_DIR, export_bundle, save_checkpoint
 from train.config import RunConfig, preset_path
 from train.data import ShardStream, StreamConfig, make_loader
 from train.distributed import ensure_distributed_env, rank_seed
+from train.flops import peak_flops, train_flops
 from train.resume import load_newest_intact, rank_skip
+from train.step_log import LogWindow, reduce_step, step_row
 
 class TrainingDiverged(AutoSongError):
     """Too many non-finite losses in a row."""
@@ -221,6 +222,7 @@ class Trainer:
         self.batches = self._resume(stream) if resume else iter(make_loader(stream, t.num_workers))
         self.resumed = resume
         self.bad_streak = 0
+        self.peak = peak_flops(self.device, ds.get("bf16", {}).get("enabled") is True)  # for MFU; None on a CPU
 
     def _resume(self, stream: StreamConfig):
         """Load the newest intact checkpoint; return the batches from where it stopped (remapped
@@ -244,26 +246,28 @@ class Trainer:
                 torch.cuda.set_rng_state(rng["cuda"])
         return batches
 
-    def step(self) -> tuple[float, torch.Tensor, torch.Tensor, dict]:
+    def step(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict, float]:
         """One optimizer step: (mean loss, per-codebook CE sums [C], token counts [C], the last
-        micro-batch's extras with its token counts under "counts")."""
+        micro-batch's extras with its token counts under "counts", model FLOPs), the tensors on
+        the device. The one host read per micro-batch is the ranks' vote on a non-finite loss:
+        skipping a batch has to be decided before its backward."""
         import torch.distributed as dist
 
         t, step = self.cfg.train, self.step_count
         for group in self.optimizer.param_groups:
             group["lr"] = lr_at(step, t)
         C = self.cfg.model.num_codebooks  # EnCodec codebooks, or the latent channels of a latent dataset
-        done, loss_sum, extras = 0, 0.0, {}
-        cb_sum, cb_n = torch.zeros(C), torch.zeros(C)
+        done, flops, extras = 0, 0.0, {}
+        loss_sum, cb_sum, cb_n = (torch.zeros(n, device=self.device) for n in ((), C, C))
         while done < t.grad_accum:
             batch = _to_device(next(self.batches), self.device)
             self.consumed += 1
             loss, s, n, extras = self.engine(batch, step)
-            bad = torch.tensor([0.0 if torch.isfinite(loss) else 1.0], device=self.device)
+            bad = (~torch.isfinite(loss.detach())).float().view(1)
             dist.all_reduce(bad)  # every rank skips, or none does
-            if bad.item() > 0:
+            if (ranks := int(bad.item())) > 0:
                 self.bad_streak += 1
-                print(f"warning: step {step}: non-finite loss on {int(bad.item())} rank(s), batch skipped "
+                print(f"warning: step {step}: non-finite loss on {ranks} rank(s), batch skipped "
                       f"({self.bad_streak} in a row)", file=sys.stderr)
                 if self.bad_streak >= t.max_bad_steps:
                     raise TrainingDiverged(f"{self.bad_streak} non-finite losses in a row at step {step}: lower "
@@ -273,12 +277,21 @@ class Trainer:
             self.engine.backward(loss)
             self.engine.step()
             done += 1
-            loss_sum += loss.item()
-            cb_sum += s.detach().float().cpu()
-            cb_n += n.detach().float().cpu()
-            extras = {**extras, "counts": n.detach().float().cpu()}  # the last micro-batch's, as its extras
+            loss_sum += loss.detach().float()
+            cb_sum += s.detach().float()
+            cb_n += n.detach().float()
+            extras = {**extras, "counts": n.detach().float()}  # the last micro-batch's, as its extras
+            flops += self._flops(batch)
         self.step_count += 1
-        return loss_sum / t.grad_accum, cb_sum, cb_n, extras
+        return loss_sum / t.grad_accum, cb_sum, cb_n, extras, flops
+
+    def _flops(self, batch: dict) -> float:
+        """Model FLOPs of a micro-batch of a token or latent model (train/flops.py); 0 for an autoencoder."""
+        if self.cfg.stage_kind.is_autoencoder:
+            return 0.0
+        m = self.cfg.stage_model
+        B, _, T = batch["codes"].shape
+        return train_flops(m, self.engine.module.model.pattern.steps(T), batch["text_ids"].shape[1], B)
 
     def checkpoint(self) -> None:
         save_checkpoint(self.engine, self.run, self.step_count, self.consumed, self.cfg.train.num_workers, self.rank,
@@ -288,42 +301,31 @@ class Trainer:
         """Train to cfg.train.steps, or checkpoint and stop at `stop_at` (same schedule, resumable)."""
         import torch.distributed as dist
 
-        t, C = self.cfg.train, self.cfg.model.num_codebooks
-        start = self.step_count
-        log = MetricsLog(self.run, start if self.resumed else None) if self.rank == 0 else None
+        t = self.cfg.train
+        log = MetricsLog(self.run, self.step_count if self.resumed else None) if self.rank == 0 else None
         bar = None
         if self.rank == 0:
             from tqdm import tqdm
 
-            bar = tqdm(total=t.steps, initial=start, unit="step", desc="training", disable=None, dynamic_ncols=True)
-        last_loss, t_log, tokens_since = float("nan"), time.time(), 0.0
+            bar = tqdm(total=t.steps, initial=self.step_count, unit="step", desc="training", disable=None,
+                       dynamic_ncols=True)
+        loss, window = torch.full((), float("nan")), LogWindow(self.device)
         self.engine.train()
         end = min(t.steps, stop_at) if stop_at else t.steps
         while self.step_count < end:
-            last_loss, cb_sum, cb_n, extras = self.step()
+            loss, cb_sum, cb_n, extras, flops = self.step()
             step = self.step_count
-            tokens_since += cb_n.sum().item()
+            window.add(cb_n.sum(), flops)
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(loss=f"{last_loss:.3f}", lr=f"{lr_at(step - 1, t):.2e}")
             if step % t.log_every == 0 or step == t.steps:
-                stats = torch.cat([cb_sum, cb_n, torch.tensor([tokens_since])]).to(self.device)
-                dist.all_reduce(stats)
-                elapsed = time.time() - t_log
+                stats = reduce_step(loss, cb_sum, cb_n, window)
                 if log is not None:
-                    ce = (stats[:C] / stats[C : 2 * C].clamp(min=1)).tolist()
-                    norm = self.engine.get_global_grad_norm()
-                    row = {"step": step, "loss": last_loss, **{f"ce_q{c}": ce[c] for c in range(C)},
-                           "lr": lr_at(step - 1, t), "tokens_per_s": stats[-1].item() / max(elapsed, 1e-9),
-                           "grad_norm": float(norm) if norm is not None else None,
-                           **self.cfg.stage_kind.train_metrics(extras, extras["counts"], self.cfg.stage_model)}
-                    log.write(row)
-                    if bar.disable:  # no terminal (a cluster's log file): a plain line per logged step
-                        print(f"step {step}/{t.steps}  loss {last_loss:.4f}  lr {row['lr']:.2e}  "
-                              f"tokens/s {row['tokens_per_s']:,.0f}", flush=True)
-                t_log, tokens_since = time.time(), 0.0
+                    self._write_log(log, bar, step, stats, window.seconds(), extras)
+                window.restart()
             if step % t.ckpt_every == 0 or step == end:
-                self.checkpoint()
+                with window.paused_for():
+                    self.checkpoint()
         if bar is not None:
             bar.close()
         if log is not None:
@@ -331,7 +333,18 @@ class Trainer:
         if self.step_count == t.steps:
             export_bundle(self.engine, self.run, self.cfg, self.card, self.step_count, self.rank)
         dist.barrier()
-        return TrainResult(self.step_count, last_loss, self.run)
+        return TrainResult(self.step_count, float(loss), self.run)
+
+    def _write_log(self, log: MetricsLog, bar, step: int, stats: torch.Tensor, seconds: float, extras: dict) -> None:
+        t = self.cfg.train
+        row = step_row(step, stats, seconds, self.world, self.peak, lr_at(step - 1, t), self.engine.get_global_grad_norm())
+        extras = {**extras, "counts": extras["counts"].cpu()}
+        log.write({**row, **self.cfg.stage_kind.train_metrics(extras, extras["counts"], self.cfg.stage_model)})
+        bar.set_postfix(loss=f"{row['loss']:.3f}", lr=f"{row['lr']:.2e}")
+        if bar.disable:  # no terminal (a cluster's log file): a plain line per logged step
+            mfu = f"  MFU {row['mfu']:.1%}" if row["mfu"] is not None else ""
+            print(f"step {step}/{t.steps}  loss {row['loss']:.4f}  lr {row['lr']:.2e}  "
+                  f"tokens/s {row['tokens_per_s']:,.0f}{mfu}", flush=True)
 
 
 def train(data: str, cfg: RunConfig, run: str | Path, ds_config_path: str, resume: bool = False,

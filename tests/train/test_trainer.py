@@ -61,6 +61,25 @@ def test_a_position_remapped_to_other_readers_keeps_each_at_the_old_epoch_fracti
     assert abs(stream.progress(0, 1, skip) - sum(old) / 2) <= 1 / stream._batches_in_epoch(epoch, 0, 1)
 
 
+@pytest.mark.parametrize("pattern", ["flatten", "delay"])
+def test_the_counted_flops_are_the_matmuls_torch_counts(pattern):
+    """MFU's numerator: train/flops.py's matmul FLOPs of a forward equal what PyTorch's FLOP
+    counter sees (it does not count the CPU's attention kernel, which attention_flops adds)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from tests.model.test_transformer import batch, tiny
+    from train.flops import matmul_flops
+
+    model = tiny(pattern=pattern, cross_align="prior", lora_rank=0).eval()
+    for T in (9, 60):
+        codes, lengths, off, ids, mask = batch(B=1, T=T)
+        counter = FlopCounterMode(display=False)
+        with counter, torch.no_grad():
+            model(codes, lengths, off, ids, mask, song_frames=torch.tensor([T]))
+        counted = matmul_flops(model.cfg, model.pattern.steps(T), ids.shape[1])
+        assert abs(counted - counter.get_total_flops()) <= 0.01 * counted, (counted, counter.get_total_flops())
+
+
 def test_single_process_zero3_lowers_the_loss_and_exports(small_data, tmp_path):
     run = tmp_path / "run"
     out = train_cli("--data", str(small_data), "--run", str(run), "--deepspeed", "configs/deepspeed/zero3.json",
@@ -69,7 +88,8 @@ def test_single_process_zero3_lowers_the_loss_and_exports(small_data, tmp_path):
     m = read_metrics(run)
     assert [r["step"] for r in m] == list(range(1, 13))
     assert m[-1]["loss"] < m[0]["loss"] - 1.0
-    assert {"ce_q0", "ce_q1", "lr", "tokens_per_s", "grad_norm"} <= set(m[0])
+    assert {"ce_q0", "ce_q1", "lr", "tokens_per_s", "tokens_per_s_rank", "grad_norm", "mfu"} <= set(m[0])
+    assert m[0]["mfu"] is None and m[0]["tokens_per_s_rank"] == m[0]["tokens_per_s"] > 0  # one CPU: no peak to divide by
     assert list((run / "tensorboard").iterdir())
     # stdout is a pipe here, as in a cluster's log: a plain line per logged step, not a silent bar
     assert sum(line.startswith("step ") for line in out.stdout.splitlines()) == 12 and "step 12/12  loss" in out.stdout
