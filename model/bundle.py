@@ -24,23 +24,26 @@ class Bundle:
     path: Path
     stage: str = "sound"
     parent: dict | None = None  # latent stage: the autoencoder run and the EnCodec identity
+    origin: dict | None = None  # a fine-tune: the base it started from (path, step, weights hash, adapters)
 
 
 def save_bundle(directory: Path, state: dict, cfg, codec: CodecIdentity, text: dict, genres: list[str], step: int,
-                stage: str = "sound", parent: dict | None = None) -> None:
+                stage: str = "sound", parent: dict | None = None, origin: dict | None = None) -> None:
     from safetensors.torch import save_file
 
     directory.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in state.items()}, str(directory / "model.safetensors"))
     (directory / "config.json").write_text(json.dumps({
         "stage": stage, "model": cfg.to_dict(), "codec": CodecIdentity.of(codec).to_dict(), "text": text, "vocab_version": VOCAB_VERSION,
-        "genres": genres, "step": step, "parent": parent}, indent=2, ensure_ascii=False))
+        "genres": genres, "step": step, "parent": parent, "origin": origin}, indent=2, ensure_ascii=False))
 
 
-def load_bundle(path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype | str | None = None) -> Bundle:
+def load_bundle(path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype | str | None = None,
+                adapter: str | Path | None = None) -> Bundle:
     """`path`: a run directory (uses RUN/export) or an export directory. The model is moved to
     `device` and, for inference in half precision, cast to `dtype` (a torch dtype, or a name the
-    --dtype flag takes: "bf16", "fp16", "auto" ...; default: as saved, fp32)."""
+    --dtype flag takes: "bf16", "fp16", "auto" ...; default: as saved, fp32). `adapter`: a
+    fine-tune's adapter folder (RUN/export/adapter), merged onto this base (model/adapters.py)."""
     if isinstance(dtype, str):
         from model.devices import resolve_dtype
 
@@ -90,8 +93,13 @@ def load_bundle(path: str | Path, device: str | torch.device = "cpu", dtype: tor
         raise AutoSongError(f"{weights} does not fit {directory}/config.json ({first})") from None
     if missing or unexpected:
         raise AutoSongError(f"{weights} does not fit its config: missing {missing[:5]}, unexpected {unexpected[:5]}")
-    return Bundle(model.to(device=device, dtype=dtype).eval(), codec, meta["text"], meta["genres"], meta["step"], directory,
-                  stage, meta.get("parent"))
+    genres, origin = meta["genres"], meta.get("origin")
+    if adapter is not None:
+        from model.adapters import load_adapter_onto
+
+        model, genres, origin = load_adapter_onto(model, weights, Path(adapter))
+    return Bundle(model.to(device=device, dtype=dtype).eval(), codec, meta["text"], genres, meta["step"], directory,
+                  stage, meta.get("parent"), origin)
 
 
 def ae_identity(bundle: Bundle) -> CodecIdentity:

@@ -56,10 +56,11 @@ def unwritable_checkpoint(ckpt: Path, err: Exception) -> str:
             f"checkpoint was removed and {kept}: free some space and run the same command with --resume")
 
 
-def export_bundle(engine, run: Path, cfg: RunConfig, card: DatasetCard, step: int, rank: int) -> None:
+def export_bundle(engine, run: Path, cfg: RunConfig, card: DatasetCard, step: int, rank: int, tuning=None) -> None:
     """RUN/export/{model.safetensors, config.json}: fp32 weights and everything needed to use them.
     Trained parameters come from the optimizer's fp32 master copies, frozen ones from the module;
-    one at a time (gathered under ZeRO-3): ZeRO's own fp32 reconstruction leaves frozen ones out."""
+    one at a time (gathered under ZeRO-3): ZeRO's own fp32 reconstruction leaves frozen ones out.
+    A fine-tune (`tuning`, train/finetune.py) merges its adapters and records its base."""
     import deepspeed
 
     from model.bundle import save_bundle
@@ -84,5 +85,7 @@ def export_bundle(engine, run: Path, cfg: RunConfig, card: DatasetCard, step: in
         for name, buf in inner.named_buffers():
             if name in saved:
                 state[name] = buf.detach().cpu().clone()
+        if tuning is not None:
+            state = tuning.export_state(state, run / "export")
         save_bundle(run / "export", state, inner.cfg, codec=card.codec, text=card.text, genres=card.genres, step=step,
-                    stage=cfg.stage, parent=card.parent)
+                    stage=cfg.stage, parent=card.parent, origin=tuning.origin if tuning is not None else None)

@@ -12,7 +12,8 @@ def parser() -> argparse.ArgumentParser:
         prog="autosong train", description=__doc__, formatter_class=HelpFormatter,
         epilog="Any config field can be overridden: --model.n_layers 12 --train.lr_max 1e-3")
     p.add_argument("--data", required=True, help="OUT of `autosong pipeline build`")
-    p.add_argument("--config", default="configs/model/tiny.yaml", help="preset YAML (configs/model/*.yaml)")
+    p.add_argument("--config", default=None, help="preset YAML (configs/model/*.yaml; default tiny.yaml, or with "
+                   "--init-from the base's own model section)")
     p.add_argument("--deepspeed", default="configs/deepspeed/zero1.json", help="DeepSpeed JSON (configs/deepspeed/)")
     p.add_argument("--run", required=True, help="run directory: checkpoints, metrics, export")
     p.add_argument("--steps", type=whole(1), default=None, help="= --train.steps")
@@ -26,12 +27,20 @@ def parser() -> argparse.ArgumentParser:
                    help="train even when the estimated memory of a step exceeds what the device has")
     p.add_argument("--verify-data", action="store_true", help="check every sample's codes against the hash "
                    "the build recorded (= --train.verify_data true; a code outside the codebook is always refused)")
+    p.add_argument("--init-from", default=None, metavar="RUN_OR_EXPORT",
+                   help="start from a trained model's weights (= --finetune.init_from; the same codec, lyrics "
+                        "front-end and model shape; its genre slots kept, new genres get new rows)")
+    p.add_argument("--adapters", choices=("none", "lora"), default=None,
+                   help="with --init-from: lora trains low-rank adapters (peft) and new genres' rows only "
+                        "(= --finetune.adapters; rank: --finetune.lora_rank)")
+    p.add_argument("--export-adapters", action="store_true",
+                   help="also write RUN/export/adapter, the adapter alone (= --finetune.export_adapters true)")
     p.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)  # deepspeed launcher
     return p
 
 
 def run(argv) -> int:
-    from train.config import apply_overrides, load_config
+    from train.config import DEFAULT_PRESET, apply_overrides, config_from_base, load_config
     from train.trainer import saved_run_config, train
 
     args, overrides = parser().parse_known_args(argv)
@@ -39,10 +48,18 @@ def run(argv) -> int:
         overrides += ["--train.steps", str(args.steps)]
     if args.verify_data:
         overrides += ["--train.verify_data", "true"]
+    if args.init_from:
+        overrides += ["--finetune.init_from", args.init_from]
+    if args.adapters:
+        overrides += ["--finetune.adapters", args.adapters]
+    if args.export_adapters:
+        overrides += ["--finetune.export_adapters", "true"]
     if args.resume:
         cfg = apply_overrides(saved_run_config(args.run), overrides)
+    elif args.init_from and args.config is None:  # the base's own model section
+        cfg = config_from_base(args.init_from, overrides)
     else:
-        cfg = load_config(args.config, overrides)
+        cfg = load_config(args.config or DEFAULT_PRESET, overrides)
     if args.stage:
         from train.config import RunConfig
 

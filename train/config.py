@@ -16,6 +16,7 @@ from model.config_checks import check_ranges, ranged
 from model.errors import AutoSongError
 from model.stages import stage_named
 from model.transformer import ModelConfig
+from train.finetune import FinetuneConfig
 
 @dataclass
 class TrainConfig:
@@ -53,6 +54,7 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     ae: AEConfig = field(default_factory=AEConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)  # --init-from: train/finetune.py
 
     def __post_init__(self):
         stage_named(self.stage).configure(self)
@@ -68,16 +70,18 @@ class RunConfig:
         return getattr(self, self.stage_kind.section)
 
     def to_dict(self) -> dict:
-        return {"stage": self.stage, "model": asdict(self.model), "train": asdict(self.train), "ae": asdict(self.ae)}
+        return {"stage": self.stage, "model": asdict(self.model), "train": asdict(self.train), "ae": asdict(self.ae),
+                "finetune": asdict(self.finetune)}
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunConfig":
-        unknown = set(d) - {"stage", "model", "train", "ae"}
+        unknown = set(d) - {"stage", "model", "train", "ae", "finetune"}
         if unknown:
-            raise AutoSongError(f"unknown config section(s) {sorted(unknown)}; known: stage, model, train, ae")
+            raise AutoSongError(f"unknown config section(s) {sorted(unknown)}; known: stage, model, train, ae, finetune")
         try:
             return cls(stage=d.get("stage", "sound"), model=_make(ModelConfig, d.get("model", {}), "model"),
-                       train=_make(TrainConfig, d.get("train", {}), "train"), ae=_make(AEConfig, d.get("ae", {}), "ae"))
+                       train=_make(TrainConfig, d.get("train", {}), "train"), ae=_make(AEConfig, d.get("ae", {}), "ae"),
+                       finetune=_make(FinetuneConfig, d.get("finetune", {}), "finetune"))
         except ValueError as err:
             raise AutoSongError(str(err)) from None
 
@@ -129,8 +133,8 @@ def apply_overrides(cfg: RunConfig, overrides: list[str]) -> RunConfig:
             name, raw = arg[2:], overrides[i + 1]
             i += 2
         section, _, key = name.partition(".")
-        if section not in ("model", "train", "ae") or key not in d[section]:
-            raise AutoSongError(f"unknown field {name!r}; sections: model.*, train.*, ae.*")
+        if section not in ("model", "train", "ae", "finetune") or key not in d[section]:
+            raise AutoSongError(f"unknown field {name!r}; sections: model.*, train.*, ae.*, finetune.*")
         try:
             d[section][key] = _parse_value(raw, d[section][key])
         except ValueError as err:
@@ -159,3 +163,17 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> RunConfig
         data = yaml.safe_load(path.read_text()) or {}
         cfg = RunConfig.from_dict(data)
     return apply_overrides(cfg, list(overrides))
+
+
+DEFAULT_PRESET = "configs/model/tiny.yaml"
+
+
+def config_from_base(init_from: str, overrides: list[str] = ()) -> RunConfig:
+    """A fine-tune's config with no --config: the base's stage and model section, the default
+    preset's train section, then the overrides (train/finetune.py checks the shape again)."""
+    from train.finetune import base_model_section
+
+    stage, model = base_model_section(init_from)
+    d = load_config(DEFAULT_PRESET).to_dict()
+    d.update(stage=stage, model=model)
+    return apply_overrides(RunConfig.from_dict(d), list(overrides))

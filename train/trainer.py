@@ -26,6 +26,7 @@ from train.checkpoints import CKPT_DIR, export_bundle, save_checkpoint
 from train.config import RunConfig, preset_path
 from train.data import ShardStream, StreamConfig, make_loader
 from train.distributed import ensure_distributed_env, rank_seed
+from train.finetune import Tuning
 from train.flops import peak_flops, train_flops
 from train.resume import load_newest_intact, rank_skip
 from train.step_log import LogWindow, reduce_step, step_row
@@ -201,6 +202,9 @@ class Trainer:
         if t.deterministic:  # bitwise-repeatable runs (multi-threaded CPU reductions are not, by default)
             torch.use_deterministic_algorithms(True, warn_only=True)
         model = TrainStep(cfg)
+        # a fine-tune: the base's weights, new genres' rows, adapters (train/finetune.py); before
+        # DeepSpeed, which partitions what is trainable then
+        self.tuning = Tuning(model.model, cfg, card, data) if cfg.finetune.init_from else None
         ds = deepspeed_config(ds_config_path, cfg)
         optimizer = None if "optimizer" in ds else torch.optim.AdamW(
             _param_groups(model, t.weight_decay), lr=t.lr_max, betas=t.betas)
@@ -331,7 +335,7 @@ class Trainer:
         if log is not None:
             log.close()
         if self.step_count == t.steps:
-            export_bundle(self.engine, self.run, self.cfg, self.card, self.step_count, self.rank)
+            export_bundle(self.engine, self.run, self.cfg, self.card, self.step_count, self.rank, self.tuning)
         dist.barrier()
         return TrainResult(self.step_count, float(loss), self.run)
 
