@@ -21,11 +21,18 @@ from model.errors import AutoSongError
 PROJECTIONS = ("self_attn.qkv", "self_attn.out", "cross_attn.q", "cross_attn.kv", "cross_attn.out", "mlp.fc", "mlp.proj")
 
 
+# Whole modules a LoRA fine-tune may also train in full (peft's modules_to_save): the audio-token
+# embedding and the shared output head. Codes the base rarely produced (a new genre's timbre) have
+# rows there the base never trained, which no adapter on the layers can reach.
+WHOLE_MODULES = ("token_embed", "out_shared")
+
+
 @dataclass
 class LoraSpec:
     rank: int = 8
     alpha: float = 16.0
     modules: tuple[str, ...] = PROJECTIONS
+    whole: tuple[str, ...] = WHOLE_MODULES  # trained in full beside the adapters
 
     def peft_config(self):
         from peft import LoraConfig
@@ -34,8 +41,12 @@ class LoraSpec:
         if unknown:
             raise AutoSongError(f"finetune.lora_modules: {unknown} are not projections of a layer; "
                                 f"choose from {list(PROJECTIONS)}")
+        unknown = [m for m in self.whole if m not in WHOLE_MODULES]
+        if unknown:
+            raise AutoSongError(f"finetune.lora_whole: {unknown}; choose from {list(WHOLE_MODULES)} (or none: [])")
         pattern = r"layers\.\d+\.(" + "|".join(m.replace(".", r"\.") for m in self.modules) + ")"
-        return LoraConfig(r=self.rank, lora_alpha=self.alpha, target_modules=pattern, lora_dropout=0.0, bias="none")
+        return LoraConfig(r=self.rank, lora_alpha=self.alpha, target_modules=pattern, lora_dropout=0.0, bias="none",
+                          modules_to_save=list(self.whole) or None)
 
 
 def add_lora(model: torch.nn.Module, spec: LoraSpec):
@@ -67,7 +78,7 @@ def save_adapter(directory: Path, wrapped, spec: LoraSpec, rows: dict[int, torch
     directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().float().cpu().contiguous() for k, v in get_peft_model_state_dict(wrapped).items()}
     save_file(state, str(directory / "adapter_model.safetensors"))
-    (directory / "adapter_config.json").write_text(json.dumps({**asdict(spec), "modules": list(spec.modules)}, indent=2))
+    (directory / "adapter_config.json").write_text(json.dumps(asdict(spec), indent=2))
     save_file({str(i): r.detach().float().cpu().contiguous() for i, r in rows.items()},
               str(directory / "embedding_rows.safetensors"))
     (directory / "base.json").write_text(json.dumps({**origin, "genres": genres}, indent=2, ensure_ascii=False))
@@ -90,7 +101,7 @@ def load_adapter_onto(model: torch.nn.Module, base_weights: Path, directory: Pat
         raise AutoSongError(f"the adapter {directory} was trained on another base ({meta['path']}, step {meta['step']}): "
                             f"load it onto that bundle")
     spec_dict = json.loads((directory / "adapter_config.json").read_text())
-    spec = LoraSpec(spec_dict["rank"], spec_dict["alpha"], tuple(spec_dict["modules"]))
+    spec = LoraSpec(spec_dict["rank"], spec_dict["alpha"], tuple(spec_dict["modules"]), tuple(spec_dict["whole"]))
     with torch.no_grad():
         for i, row in load_file(str(directory / "embedding_rows.safetensors")).items():
             model.text.embed.weight[int(i)] = row

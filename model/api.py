@@ -59,12 +59,14 @@ class AutoSong:
 
     @classmethod
     def load(cls, checkpoint: str | Path, device: str = "auto", dtype: str = "auto",
-             codec: str | None = None) -> "AutoSong":
+             codec: str | None = None, adapter: str | Path | None = None) -> "AutoSong":
         """checkpoint: a run directory or its export; device: auto | cpu | cuda[:N]; dtype: auto |
         fp32 | bf16 | fp16 (the transformer's; the codec and autoencoder stay fp32); codec: where
-        to load the codec from if not the source recorded in the bundle (same weights)."""
+        to load the codec from if not the source recorded in the bundle (same weights); adapter:
+        a fine-tune's RUN/export/adapter, merged onto this checkpoint (its base)."""
         dev = resolve_device(device)
-        return cls.from_bundle(load_bundle(checkpoint, device=dev, dtype=resolve_dtype(dtype, dev)), codec)
+        bundle = load_bundle(checkpoint, device=dev, dtype=resolve_dtype(dtype, dev), adapter=adapter)
+        return cls.from_bundle(bundle, codec)
 
     @classmethod
     def from_bundle(cls, bundle: Bundle, codec: str | None = None) -> "AutoSong":

@@ -17,6 +17,8 @@ from model.errors import AutoSongError
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="autosong generate", description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--checkpoint", required=True, help="a run directory (RUN/export) or an export directory")
+    p.add_argument("--adapter", default=None, help="a fine-tune's adapter folder (RUN/export/adapter) to merge onto "
+                   "--checkpoint, its base")
     p.add_argument("--lyrics", required=True, help="a UTF-8 lyrics file")
     p.add_argument("--genre", default="unknown")
     p.add_argument("--seconds", type=real(0, above=True), default=10.0)
@@ -63,7 +65,7 @@ def run(argv) -> int:
                                     f"--out {Path(args.out) / 'song.wav'}")
     check_writable_dir(Path(args.out).parent)
     t0 = time.perf_counter()
-    song = AutoSong.load(args.checkpoint, args.device, args.dtype, args.codec)
+    song = AutoSong.load(args.checkpoint, args.device, args.dtype, args.codec, args.adapter)
     load_s = time.perf_counter() - t0
     if args.compile and song.device.type == "cpu":
         print("warning: --compile on a CPU traces for tens of seconds before the first step and then gains "

@@ -176,4 +176,5 @@ def config_from_base(init_from: str, overrides: list[str] = ()) -> RunConfig:
     stage, model = base_model_section(init_from)
     d = load_config(DEFAULT_PRESET).to_dict()
     d.update(stage=stage, model=model)
+    d["finetune"]["init_from"] = str(init_from)
     return apply_overrides(RunConfig.from_dict(d), list(overrides))

@@ -13,7 +13,7 @@ import torch
 
 from manifests import UNUSED_SLOT, DatasetCard, changed_genre_slots
 from manifests.codec_identity import require_same_codec
-from model.adapters import PROJECTIONS, LoraSpec, add_lora, save_adapter, weights_sha256
+from model.adapters import PROJECTIONS, WHOLE_MODULES, LoraSpec, add_lora, save_adapter, weights_sha256
 from model.config_checks import check_ranges, ranged
 from model.errors import AutoSongError
 
@@ -31,11 +31,12 @@ class FinetuneConfig:
     lora_rank: int = ranged(8, low=1)
     lora_alpha: float = ranged(16.0, low=0, above=True)
     lora_modules: tuple[str, ...] = field(default=PROJECTIONS)
+    lora_whole: tuple[str, ...] = field(default=WHOLE_MODULES)  # also trained in full (model/adapters.py)
     export_adapters: bool = False  # also write RUN/export/adapter: the adapter alone, to load onto the base
 
     def __post_init__(self):
         check_ranges(self, "finetune")
-        self.lora_modules = tuple(self.lora_modules)
+        self.lora_modules, self.lora_whole = tuple(self.lora_modules), tuple(self.lora_whole)
         if self.adapters not in ADAPTERS:
             raise ValueError(f"finetune.adapters {self.adapters!r}: expected one of {ADAPTERS}")
         if self.adapters != "none" and not self.init_from:
@@ -43,7 +44,9 @@ class FinetuneConfig:
 
     @property
     def lora(self) -> LoraSpec | None:
-        return LoraSpec(self.lora_rank, self.lora_alpha, self.lora_modules) if self.adapters == "lora" else None
+        if self.adapters != "lora":
+            return None
+        return LoraSpec(self.lora_rank, self.lora_alpha, self.lora_modules, self.lora_whole)
 
 
 def base_meta(init_from: str | Path) -> tuple[Path, dict]:
@@ -86,7 +89,12 @@ def refuse_unlike_base(cfg, card: DatasetCard, data: str) -> None:
         raise AutoSongError(f"{data}'s genre slot {slot} is {new!r}, but the base {where} learned it as {old!r}: "
                             f"build the new songs with `autosong pipeline build ... --genres {where}` so the base's "
                             f"slots keep their meaning and new genres get new slots")
-    ours = asdict(cfg.stage_model)
+    m = cfg.stage_model
+    if m.window_frames > m.max_frames:
+        raise AutoSongError(f"--init-from {where}: model.max_tokens {m.max_tokens} is a window of {m.window_frames} "
+                            f"frames, past the {m.max_frames} frame positions the base learned (model.max_frames): "
+                            f"at most --model.max_tokens {m.max_frames * m.num_codebooks}")
+    ours = asdict(m)
     for name, value in meta["model"].items():
         if name not in FREE_FIELDS and ours.get(name) != value:
             raise AutoSongError(f"--init-from {where}: model.{name} is {ours.get(name)!r} here and {value!r} in the "

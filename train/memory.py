@@ -3,7 +3,8 @@ the device has, so that a preset too big for the machine is one line with the fi
 kernel killing the process at step 1 with no message.
 
 The estimate is plain and errs high. Optimizer state: fp32 weights, gradients and Adam's two
-moments (16 bytes per parameter, 20 with a bf16 model's fp32 master copy). Activations, per
+moments (16 bytes per parameter, 20 with a bf16 model's fp32 master copy); a LoRA fine-tune
+keeps that for its adapters only, and the frozen weights at 4 (fp32) or 2 (bf16) bytes each. Activations, per
 layer: the residual stream and MLP (B x S x (12 D + 2 F)), and cross-attention's scores,
 probabilities and prior bias (B x H x S x L, three times; none when FlexAttention computes the
 prior on a GPU), where S is the pattern's steps per window and L the longest lyrics in the data. Self-attention's B x H x S x S scores count only
@@ -36,7 +37,8 @@ def training_step_bytes(cfg, text_len: int, device_type: str = "cpu") -> float:
         params = sum(p.numel() for p in SoundTransformer(m).parameters())
     bf16 = t.precision == "bf16" or (t.precision == "auto" and device_type == "cuda")
     element = 2 if bf16 else 4
-    states = params * (20 if bf16 else 16)
+    trained = lora_parameters(m, cfg.finetune.lora) if cfg.finetune.lora else params
+    states = (params - trained) * element + trained * (20 if bf16 else 16)  # frozen weights keep no optimizer state
     S = patterns.get(m.pattern, m.num_codebooks, m.codebook_size).steps(m.window_frames)
     B, D, F, H, L = t.micro_batch, m.d_model, m.d_ff, m.n_heads, max(1, text_len)
     materialised = device_type == "cpu" and m.dropout > 0  # the fused kernels take no dropout on a CPU
@@ -52,6 +54,17 @@ def training_step_bytes(cfg, text_len: int, device_type: str = "cpu") -> float:
         activations = m.n_layers * layer + layer  # and the backward's gradients of the last one
     logits = 2 * B * S * m.num_codebooks * m.codebook_size * 4
     return states + activations + logits + OVERHEAD
+
+
+def lora_parameters(m, spec) -> int:
+    """The weights a LoRA fine-tune of ModelConfig `m` trains: r (in + out) per adapted projection
+    per layer, and the whole modules it trains in full (a trainable copy of each)."""
+    D, F = m.d_model, m.d_ff
+    shapes = {"self_attn.qkv": (D, 3 * D), "self_attn.out": (D, D), "cross_attn.q": (D, D),
+              "cross_attn.kv": (D, 2 * D), "cross_attn.out": (D, D), "mlp.fc": (D, F), "mlp.proj": (F, D)}
+    whole = {"token_embed": m.num_codebooks * (m.codebook_size + 1) * D, "out_shared": m.codebook_size * D}
+    return (m.n_layers * sum(spec.rank * sum(shapes[name]) for name in spec.modules)
+            + sum(whole[name] for name in spec.whole))
 
 
 def available_bytes(device) -> float | None:

@@ -39,3 +39,24 @@ def test_train_refuses_before_deepspeed_starts(small_data, tmp_path):
     line = out.stderr.strip().splitlines()[-1]
     assert line.startswith("autosong: error: this config needs about") and "--skip-memory-check" in line
     assert not (tmp_path / "run/checkpoints").exists()
+
+
+def test_a_lora_fine_tune_is_estimated_with_optimizer_state_for_its_adapters_only():
+    """LoRA's adapters are what peft adds (counted on a real model), and the estimate keeps
+    optimizer state for them alone."""
+    from model.adapters import LoraSpec, add_lora
+    from model.transformer import SoundTransformer
+    from train.config import load_config
+    from train.memory import lora_parameters, training_step_bytes
+
+    full = load_config("configs/model/small.yaml", ["--finetune.init_from", "base", "--model.max_tokens", "1500"])
+    lora = load_config("configs/model/small.yaml", ["--finetune.init_from", "base", "--model.max_tokens", "1500",
+                                                    "--finetune.adapters", "lora", "--finetune.lora_rank", "8"])
+    model = SoundTransformer(load_config("configs/model/tiny.yaml").model)
+    before = sum(p.numel() for p in model.parameters())
+    spec = LoraSpec(rank=4, modules=("self_attn.qkv", "mlp.fc"))
+    add_lora(model, spec)
+    assert sum(p.numel() for p in model.parameters()) - before == lora_parameters(model.cfg, spec)
+    saved = training_step_bytes(full, 200, "cuda") - training_step_bytes(lora, 200, "cuda")
+    params = 52.9e6  # the small preset
+    assert 0.9 * 18 * params < saved < 20 * params  # 20 bytes a weight become 2, but for the adapters
