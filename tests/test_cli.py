@@ -14,7 +14,7 @@ def test_autosong_help_lists_the_stages():
 
 
 def test_every_command_help_shows_its_defaults():
-    cases = {("generate",): "--seconds SECONDS", ("eval",): "--notes NOTES", ("train",): "--config CONFIG",
+    cases = {("generate",): "--seconds SECONDS", ("eval",): "--notes NOTES", ("train",): "--deepspeed DEEPSPEED",
              ("codec",): "--minutes MINUTES", ("pipeline", "build"): "--shard-samples SHARD_SAMPLES",
              ("demo",): "--songs SONGS"}
     for command, option in cases.items():
