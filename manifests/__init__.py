@@ -38,7 +38,9 @@ SAMPLES = pa.schema([
     ("channels", pa.int16()),
     ("bad_packets", pa.int32()),     # damaged packets skipped while decoding
     ("split", pa.string()),
+    ("line_starts_s", pa.list_(pa.float64())),  # lyrics.lrc: when each sung line starts ([] untimed)
 ])
+OPTIONAL_COLUMNS = {"samples": {"line_starts_s"}}  # added since: older manifests lack them
 REJECTS = pa.schema([
     ("key", pa.string()),
     ("source", pa.string()),         # the song folder or file at fault
@@ -183,7 +185,8 @@ def _read_table(path: Path, kind: str, accept: tuple[str, ...]) -> list[dict]:
     version = (table.schema.metadata or {}).get(b"autosong_schema_version", b"?").decode()
     if version not in accept:
         raise ManifestError(f"{path} has schema version {version}, this AutoSong reads {SCHEMA_VERSION}: rebuild it")
-    if set(table.schema.names) != set(SCHEMAS[kind].names):
+    names, known = set(table.schema.names), set(SCHEMAS[kind].names)
+    if not (known - OPTIONAL_COLUMNS.get(kind, set()) <= names <= known):
         raise ManifestError(f"{path}: columns {table.schema.names} differ from the {kind} schema")
     return table.to_pylist()
 

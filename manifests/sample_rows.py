@@ -23,16 +23,20 @@ class SampleRow:
     channels: int
     bad_packets: int      # damaged packets skipped while decoding
     split: str            # train | val
+    line_starts_s: tuple[float, ...] = ()  # lyrics.lrc: when each sung line starts (empty: untimed)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "line_starts_s": list(self.line_starts_s)}
 
     @classmethod
     def from_dict(cls, row: dict) -> "SampleRow":
-        return cls(**{name: row[name] for name in SAMPLE_ROW_FIELDS})
+        """From a manifest row or a sample's meta.json; fields added since default for older ones."""
+        return cls(**{name: row[name] for name in SAMPLE_ROW_FIELDS if name not in DEFAULTS},
+                   **{name: tuple(row.get(name) or default) for name, default in DEFAULTS.items()})
 
 
 SAMPLE_ROW_FIELDS = tuple(f.name for f in fields(SampleRow))
+DEFAULTS = {"line_starts_s": ()}  # fields older rows and meta.json files lack
 META_FIELDS = tuple(f for f in SAMPLE_ROW_FIELDS if f != "shard")  # what each sample's meta.json repeats
 
 

@@ -27,6 +27,7 @@ class LrcLine:
     start: float                  # seconds, the offset applied
     text: str                     # the line without its stamps
     words: list[tuple[float, str]] = field(default_factory=list)  # enhanced stamps: (start, word)
+    number: int = 0               # the line of the file it came from (0: not read from a file)
 
 
 @dataclass
@@ -78,8 +79,8 @@ def parse_lrc(source: str) -> Lrc:
         for start in starts:
             stamped.append((start, number, text, words))
     offset = _offset(tags)
-    lines = [LrcLine(max(0.0, s - offset), text, [(max(0.0, w - offset), word) for w, word in words])
-             for s, _, text, words in sorted(stamped, key=lambda x: (x[0], x[1]))]
+    lines = [LrcLine(max(0.0, s - offset), text, [(max(0.0, w - offset), word) for w, word in words], number)
+             for s, number, text, words in sorted(stamped, key=lambda x: (x[0], x[1]))]
     return Lrc(lines, tags)
 
 

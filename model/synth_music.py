@@ -153,6 +153,22 @@ def note_timeline(lyrics: str, genre: str, tokenizer: LyricsTokenizer) -> list[t
     return out
 
 
+def line_starts(lyrics: str, genre: str, tokenizer: LyricsTokenizer) -> list[float]:
+    """When each non-empty line of the lyrics starts, in seconds of the rendered song: the melody's
+    time after the rests that line breaks make (make_lyrics writes no blank lines). What the
+    synth's lyrics.lrc says."""
+    beat = 60.0 / GENRES[genre].bpm
+    starts, pos = [0.0], 0.0
+    for pitch, beats in melody_notes(lyrics, genre, tokenizer):
+        pos += beats * beat
+        if pitch is None:  # a line break's rest: the next line starts after it
+            starts.append(pos)
+    lines = [line for line in lyrics.split("\n") if line.strip()]
+    if len(starts) < len(lines):
+        raise ValueError(f"{len(lines)} lines but {len(starts) - 1} line breaks in the melody")
+    return starts[: len(lines)]
+
+
 def render_song(lyrics: str, genre: str, seconds: float, rng: np.random.Generator,
                 tokenizer: LyricsTokenizer | None = None) -> np.ndarray:
     """Stereo float32 [N, 2] at SAMPLE_RATE, `seconds` long: lead melody + bass + drums."""

@@ -14,8 +14,9 @@ import numpy as np
 
 from manifests.codec_identity import CodecIdentity
 from manifests.sample_rows import META_FIELDS
+from pipeline.song_lyrics import SongLyrics, read_song_lyrics, refuse_past_the_end
 from model.errors import AutoSongError, os_error_words
-from model.lyrics import read_lyrics_file, weak_encoding_warning
+from model.lyrics import weak_encoding_warning
 from pipeline.decode_worker import IsolatedDecoder
 
 
@@ -75,7 +76,7 @@ class SongJob:
     key: str
     source: str            # audio path relative to the corpus
     audio: str
-    lyrics: str
+    lyrics: str | None     # lyrics.txt, when the folder has one
     genre: str
     genre_slot: int
     genre_source: str
@@ -83,6 +84,7 @@ class SongJob:
     lyrics_sha256: str
     content_sha256: str
     split: str
+    lrc: str | None = None  # lyrics.lrc, when the folder has one (timed lyrics)
 
 
 @dataclass
@@ -162,9 +164,9 @@ class SongEncoder:
                 return [failed]
             seconds = time.perf_counter() - t0
             total = sum(len(row[1].wav) for _, row in ready)
-            for (song, (out, audio, lyrics, encoding)), song_codes in zip(ready, codes):
+            for (song, (out, audio, lyrics)), song_codes in zip(ready, codes):
                 out.encode_s = seconds * len(audio.wav) / max(1, total)  # the batch's time, shared by length
-                self._finish(out, song, audio, lyrics, encoding, song_codes)
+                self._finish(out, song, audio, lyrics, song_codes)
         return [out for out, *_ in rows]
 
     def _encode_audio(self, wavs: list, batch_windows: int) -> list[np.ndarray]:
@@ -189,41 +191,36 @@ class SongEncoder:
                 raise DeviceFault(f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}") from err
 
     def _decode(self, song: SongJob):
-        """(result, audio, lyrics, encoding); audio is None when the song already failed (result says why)."""
-        import os
+        """(result, audio, SongLyrics); audio is None when the song already failed (result says why)."""
         import time
-
-        from model.lyrics import normalize_lyrics
 
         out = EncodedSong(song.key)
         stage = "lyrics"
         limits = self.limits
         try:
-            size = os.path.getsize(song.lyrics)
-            if size > limits["max_lyrics_bytes"]:
-                raise ValueError(f"lyrics.txt is {size / 1e6:.1f} MB, far more than a song's lyrics (limit "
-                                 f"{limits['max_lyrics_bytes'] // 1000} kB for --max-text-len {limits['max_text_len']})")
-            decoded = read_lyrics_file(song.lyrics)
-            encoding = decoded.encoding
-            if decoded.weak:
-                out.warning = weak_encoding_warning("lyrics.txt", decoded)
-            lyrics = normalize_lyrics(decoded.text)
-            if not lyrics:
-                raise ValueError("lyrics.txt is empty")
+            lyrics = read_song_lyrics(song.lyrics, song.lrc, limits["max_lyrics_bytes"],
+                                      f"{limits['max_lyrics_bytes'] // 1000} kB for --max-text-len "
+                                      f"{limits['max_text_len']}")
+            if lyrics.weak:
+                out.warning = weak_encoding_warning("lyrics.txt" if song.lyrics else "lyrics.lrc", lyrics)
             stage = "decode"
             t0 = time.perf_counter()
             audio = self.decoder(song.audio, self.codec.sample_rate, self.max_seconds, limits["max_song_seconds"])
             out.decode_s = time.perf_counter() - t0
+            stage = "lyrics"
+            if self.max_seconds is None:  # under --max-seconds the cut is deliberate: later lines go unsung
+                refuse_past_the_end(lyrics, audio.seconds)
         except OSError as err:  # unreadable, vanished, a directory, ...
             out.stage, out.reason = stage, os_error_words(err)
-            return out, None, None, None
+            return out, None, None
         except (AutoSongError, ValueError, RuntimeError) as err:  # AudioDecodeError included
             out.stage, out.reason = stage, str(err) or type(err).__name__
-            return out, None, None, None
-        return out, audio, lyrics, encoding
+            return out, None, None
+        return out, audio, lyrics
 
-    def _finish(self, out: EncodedSong, song: SongJob, audio, lyrics: str, encoding: str, codes: np.ndarray) -> None:
+    def _finish(self, out: EncodedSong, song: SongJob, audio, song_lyrics: SongLyrics, codes: np.ndarray) -> None:
         """Lyrics -> ids (and BERT states), then the sample's fields; a failure fills the reason."""
+        lyrics = song_lyrics.text
         try:
             ids = np.asarray(self.tokenizer.encode(lyrics, song.genre_slot), dtype=np.int32)
             limits = self.limits
@@ -235,15 +232,18 @@ class SongEncoder:
             out.stage, out.reason = "text", str(err) or type(err).__name__
             return
         codes_npy = npy_bytes(codes)
+        sung = [t for t in song_lyrics.line_starts if t < audio.seconds]  # the lines the kept audio sings
         meta = {
             "key": song.key, "source": song.source, "genre": song.genre,
             "genre_source": song.genre_source, "duration_s": round(audio.seconds, 4),
             "frames": int(codes.shape[1]), "text_len": int(len(ids)), "audio_sha256": song.audio_sha256,
             "lyrics_sha256": song.lyrics_sha256, "codes_sha256": hashlib.sha256(codes_npy).hexdigest(),
-            "lyrics_encoding": encoding, "source_rate": audio.source_rate, "channels": audio.channels,
+            "lyrics_encoding": song_lyrics.encoding, "source_rate": audio.source_rate, "channels": audio.channels,
             "bad_packets": audio.bad_packets, "split": song.split,
             "genre_slot": song.genre_slot, "codec": self.codec.identity.to_dict(),
             "bert_len": int(states.shape[0]) if states is not None else 0,
+            "line_starts_s": [round(t, 3) for t in sung],  # lyrics.lrc's, [] untimed
+            "line_starts_frames": [int(t * codes.shape[1] / max(audio.seconds, 1e-9)) for t in sung],
         }
         out.ok, out.codes, out.text, out.lyrics, out.meta = True, codes_npy, npy_bytes(ids), lyrics, meta
         out.bert = npy_bytes(states) if states is not None else b""

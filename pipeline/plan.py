@@ -15,7 +15,7 @@ from pathlib import Path
 
 from manifests import (DatasetCard, ManifestError, file_sha256, read_manifest, recorded_genres, split_for_key,
                        write_manifest)
-from manifests.sample_rows import META_FIELDS
+from manifests.sample_rows import DEFAULTS, META_FIELDS
 from model.errors import AutoSongError
 from pipeline.encode import SongJob
 from pipeline.genres import assign_genres, recover_genres, with_recorded_slots
@@ -92,9 +92,10 @@ def plan_build(cfg, out: Path, text: dict, codec) -> BuildPlan:
               and old_card and old_card.limits == cfg.limits()):
             rejects[song.key] = old_rejects[song.key]  # unchanged and still bad: do not retry
         else:
-            jobs.append(SongJob(song.key, os.path.relpath(song.audio, cfg.dataset), str(song.audio), str(song.lyrics),
+            jobs.append(SongJob(song.key, os.path.relpath(song.audio, cfg.dataset), str(song.audio), song.lyrics,
                                 song.genre, slots.get(song.genre, 0), song.genre_source, song.audio_sha256,
-                                song.lyrics_sha256, song.content_sha256, split_for_key(song.key, cfg.val_fraction)))
+                                song.lyrics_sha256, song.content_sha256, split_for_key(song.key, cfg.val_fraction),
+                                song.lrc))
     return BuildPlan(old_card, genres, samples, shard_rows, rejects, old_rejects, jobs, cache.hashed)
 
 
@@ -137,7 +138,8 @@ def _known_rows(out: Path, shard_dir: Path, trust_manifests: bool = True) -> tup
             continue
         metas = _shard_meta_or_set_aside(path)
         for meta in metas:
-            rows[meta["key"]] = {**{f: meta[f] for f in META_FIELDS}, "shard": path.name}
+            rows[meta["key"]] = {**{f: meta.get(f, []) if f in DEFAULTS else meta[f] for f in META_FIELDS},
+                                 "shard": path.name}
         shards[path.name] = {"path": path.name, "samples": len(metas), "bytes": path.stat().st_size,
                              "sha256": file_sha256(path)}
     return rows, shards

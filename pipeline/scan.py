@@ -31,7 +31,8 @@ class SongSource:
     genre: str               # normalised
     genre_source: str        # genre.txt | tag | default
     audio_sha256: str = ""
-    lyrics_sha256: str = ""
+    lyrics_sha256: str = ""  # of lyrics.txt, or of lyrics.lrc, or of both
+    lrc: str | None = None   # lyrics.lrc (timed lyrics), when the folder has one
 
     @property
     def content_sha256(self) -> str:
@@ -104,11 +105,12 @@ def _scan_song(folder: Path, cache: StatCache) -> SongSource | ScanReject:
     if "." in key:  # WebDataset keys end at the first dot
         return ScanReject(key, str(folder), "the folder name contains '.', which shard keys cannot hold: rename it")
     os.listdir(folder)  # an unlistable folder is refused by name, not mistaken for an empty one
-    audio, lyrics = find_audio(folder), folder / "lyrics.txt"
-    if lyrics.is_dir():
-        return ScanReject(key, str(lyrics), "lyrics.txt is a folder, not a file")
-    if not lyrics.is_file():
-        return ScanReject(key, str(folder), "no lyrics.txt in the song folder")
+    audio, lyrics, lrc = find_audio(folder), folder / "lyrics.txt", folder / "lyrics.lrc"
+    for name in (lyrics, lrc):
+        if name.is_dir():
+            return ScanReject(key, str(name), f"{name.name} is a folder, not a file")
+    if not lyrics.is_file() and not lrc.is_file():
+        return ScanReject(key, str(folder), "no lyrics.txt (or timed lyrics.lrc) in the song folder")
     if audio is None:
         folders = [f"audio{s}" for s in AUDIO_PREFERENCE if (folder / f"audio{s}").is_dir()]
         if folders:
@@ -124,8 +126,12 @@ def _scan_song(folder: Path, cache: StatCache) -> SongSource | ScanReject:
         genre, source = normalize_genre(tagged), "tag"
     else:
         genre, source = normalize_genre(None), "default"
-    return SongSource(key, str(folder), str(audio), str(lyrics), genre[:MAX_GENRE_CHARS], source,
-                      audio_sha256=audio_sha256, lyrics_sha256=file_sha256(lyrics))
+    texts = [f for f in (lyrics, lrc) if f.is_file()]
+    lyrics_sha256 = file_sha256(texts[0]) if len(texts) == 1 else \
+        hashlib.sha256(":".join(file_sha256(f) for f in texts).encode()).hexdigest()
+    return SongSource(key, str(folder), str(audio), str(lyrics) if lyrics.is_file() else None,
+                      genre[:MAX_GENRE_CHARS], source, audio_sha256=audio_sha256, lyrics_sha256=lyrics_sha256,
+                      lrc=str(lrc) if lrc.is_file() else None)
 
 
 def scan_corpus(dataset: str | Path, cache: StatCache | None = None,

@@ -27,6 +27,7 @@ def summary(out: str | Path) -> str:
         f"tokens      {sum(frames) * card.num_codebooks:,} audio tokens" + (
             f"   per song {min(frames) * card.num_codebooks:,}-{max(frames) * card.num_codebooks:,}" if frames else ""),
         f"lyrics      {sum(text):,} ids" + (f"   per song {min(text)}-{max(text)}" if text else ""),
+        f"timed       {sum(1 for r in samples if r.get('line_starts_s'))} songs with lyrics.lrc line times",
         "",
         "genre                 songs",
     ]

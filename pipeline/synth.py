@@ -10,14 +10,16 @@ import numpy as np
 import soundfile as sf
 
 from model.lyrics import default_tokenizer
-from model.synth_music import GENRES, SAMPLE_RATE, SYNTH_RULE, make_lyrics, render_song, song_seconds
+from model.lrc import LrcLine, write_lrc
+from model.synth_music import GENRES, SAMPLE_RATE, SYNTH_RULE, line_starts, make_lyrics, render_song, song_seconds
 
 MARKER = "synth.json"  # at the corpus root: the build records the rule in dataset.json
 
 
 def synth_corpus(out_dir: str | Path, songs: int = 8, seconds: float = 10.0, seed: int = 0,
                  workers: int | None = None) -> list[Path]:
-    """Write `out_dir/song_XXX/{lyrics.txt, audio.mp3|audio.flac, genre.txt}`; returns the folders.
+    """Write `out_dir/song_XXX/{lyrics.txt, lyrics.lrc, audio.mp3|audio.flac, genre.txt}`; returns the
+    folders. lyrics.lrc holds the time each line starts to be sung.
     Each song lasts at least `seconds`: its complete lyrics' melody, so up to a line longer.
     Songs are independent (song i draws from its own seeded generator), so `workers` processes
     (default: the CPUs, up to 8) write the same corpus as one would."""
@@ -48,6 +50,9 @@ def _write_song(out_dir: Path, i: int, seconds: float, seed: int) -> Path:
     folder = out_dir / f"song_{i:03d}"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "lyrics.txt").write_text(lyrics, encoding="utf-8")
+    lines = [line for line in lyrics.split("\n") if line.strip()]
+    timed = [LrcLine(start, line) for start, line in zip(line_starts(lyrics, genre, tokenizer), lines)]
+    (folder / "lyrics.lrc").write_text(write_lrc(timed), encoding="utf-8")
     (folder / "genre.txt").write_text(genre + "\n", encoding="utf-8")
     for stale in folder.glob("audio.*"):
         stale.unlink()

@@ -131,6 +131,7 @@ def test_rebuild_adds_nothing_and_a_new_song_adds_one(built, mixed_corpus, tmp_p
     corpus = copy_tree(mixed_corpus, tmp_path / "corpus")
     copy_tree(corpus / "song_000", corpus / "song_new")
     (corpus / "song_new" / "lyrics.txt").write_text("[chorus]\n新的歌 new song\n", encoding="utf-8")
+    (corpus / "song_new" / "lyrics.lrc").unlink()  # the copy's timed lyrics are song_000's words
     grown = build(BuildConfig(str(corpus), str(out), codec="test", shard_samples=3))
     assert (grown.built, grown.kept) == (1, len(GOOD))
     assert sorted(read_shards(out)) == sorted(GOOD + ["song_new"])
@@ -147,6 +148,7 @@ def test_a_local_copy_of_the_codec_keeps_the_older_songs_trainable(built, mixed_
     corpus = copy_tree(mixed_corpus, tmp_path / "corpus")
     copy_tree(corpus / "song_000", corpus / "song_new")
     (corpus / "song_new" / "lyrics.txt").write_text("[chorus]\nanother song\n", encoding="utf-8")
+    (corpus / "song_new" / "lyrics.lrc").unlink(missing_ok=True)  # its timed lyrics said the old words
     grown = build(BuildConfig(str(corpus), str(out), codec=str(tmp_path / "local_codec"), shard_samples=3))
     assert (grown.built, grown.kept) == (1, len(GOOD))
     sources = {json.loads(s["meta.json"])["codec"]["source"] for s in read_shards(out).values()}
@@ -162,6 +164,7 @@ def test_a_changed_song_is_re_encoded_and_a_removed_one_leaves_the_index(built, 
     out = copy_tree(built[0], tmp_path / "out")
     corpus = copy_tree(mixed_corpus, tmp_path / "corpus")
     (corpus / "song_001" / "lyrics.txt").write_text("[verse]\nchanged words\n", encoding="utf-8")
+    (corpus / "song_001" / "lyrics.lrc").unlink(missing_ok=True)  # its timed lyrics said the old words
     import shutil
 
     shutil.rmtree(corpus / "song_002")
@@ -231,7 +234,7 @@ def test_an_unchanged_rebuild_reads_no_audio_bytes(built, mixed_corpus, tmp_path
     monkeypatch.setattr(pipeline.scan, "file_sha256", lambda p: read.append(str(p)) or real_sha(p))
     again = build(BuildConfig(str(mixed_corpus), str(out), codec="test", shard_samples=3))
     assert (again.built, again.kept, again.hashed) == (0, len(GOOD), 0)
-    assert read and all(p.endswith("lyrics.txt") for p in read)  # lyrics are hashed, audio is not
+    assert read and all(p.endswith(("lyrics.txt", "lyrics.lrc")) for p in read)  # lyrics are hashed, audio is not
 
 
 def test_the_stat_cache_rehashes_a_file_whose_mtime_changed_and_rehash_forces_the_rest(built, mixed_corpus, tmp_path,
