@@ -62,6 +62,35 @@ def trainable(run_cfg, data: str) -> int:
     return sum(p.numel() for p in step.model.parameters() if p.requires_grad)
 
 
+def prepare(args, work: Path, recipe: list[str], zero1: str) -> None:
+    """The corpora, the base trained on genres A, and the two targets built with its genre slots
+    (kept from an earlier run with --reuse)."""
+    from pipeline.build import BuildConfig, build
+    from pipeline.synth import synth_corpus
+    from train.config import load_config
+    from train.trainer import train
+
+    data_a, data_new, data_lyrics, base = work / "data_a", work / "data_new", work / "data_lyrics", work / "base"
+    if not (args.reuse and (base / "export/config.json").exists() and (data_new / "dataset.json").exists()):
+        if work.exists():
+            shutil.rmtree(work)
+        synth_corpus(work / "corpus", songs=args.songs, seconds=args.seconds, seed=0)
+        split_by_genre(work / "corpus", args.new_genre, work / "corpus_a", work / "corpus_new")
+        build(BuildConfig(str(work / "corpus_a"), str(data_a), codec=args.codec, shard_samples=16, val_fraction=0.1))
+        train(str(data_a), load_config(ROOT / "configs/model/tiny.yaml", [
+            "--train.steps", str(args.base_steps), "--train.ckpt_every", str(args.base_steps), *recipe]), base, zero1)
+        build(BuildConfig(str(work / "corpus_new"), str(data_new), codec=args.codec, shard_samples=16,
+                          val_fraction=0.2, genres_from=str(base)))
+    if not (data_lyrics / "dataset.json").exists():  # new lyrics: new songs of genres A, from another seed
+        shutil.rmtree(work / "corpus_lyrics", ignore_errors=True)
+        shutil.rmtree(work / "corpus_lyrics_all", ignore_errors=True)
+        new_songs = sum(1 for d in (work / "corpus_new").iterdir() if d.is_dir())
+        synth_corpus(work / "corpus_lyrics_all", songs=2 * new_songs, seconds=args.seconds, seed=1)
+        split_by_genre(work / "corpus_lyrics_all", args.new_genre, work / "corpus_lyrics", work / "corpus_unused")
+        build(BuildConfig(str(work / "corpus_lyrics"), str(data_lyrics), codec=args.codec, shard_samples=16,
+                          val_fraction=0.2, genres_from=str(base)))
+
+
 def run_variant(name, target, data, ce_base, base, base_a, args, recipe, zero1, work) -> dict:
     """Train one variant on `data` for args.steps, then its held-out CE and lyric gain there, and
     its CE on genres A's held-out songs (forgetting)."""
@@ -113,33 +142,12 @@ def main() -> None:
     from eval.demo import DEMO_TRAINING
     from eval.evaluate import evaluate
     from model.bundle import load_bundle
-    from pipeline.build import BuildConfig, build
-    from pipeline.synth import synth_corpus
-    from train.config import load_config
-    from train.trainer import train
 
     work, t0 = Path(args.work), time.time()
     data_a, data_new, data_lyrics, base = work / "data_a", work / "data_new", work / "data_lyrics", work / "base"
     recipe = ["--train.log_every", "50", "--train.micro_batch", "8", *DEMO_TRAINING]
     zero1 = str(ROOT / "configs/deepspeed/zero1.json")
-    if not (args.reuse and (base / "export/config.json").exists() and (data_new / "dataset.json").exists()):
-        if work.exists():
-            shutil.rmtree(work)
-        synth_corpus(work / "corpus", songs=args.songs, seconds=args.seconds, seed=0)
-        split_by_genre(work / "corpus", args.new_genre, work / "corpus_a", work / "corpus_new")
-        build(BuildConfig(str(work / "corpus_a"), str(data_a), codec=args.codec, shard_samples=16, val_fraction=0.1))
-        train(str(data_a), load_config(ROOT / "configs/model/tiny.yaml", [
-            "--train.steps", str(args.base_steps), "--train.ckpt_every", str(args.base_steps), *recipe]), base, zero1)
-        build(BuildConfig(str(work / "corpus_new"), str(data_new), codec=args.codec, shard_samples=16,
-                          val_fraction=0.2, genres_from=str(base)))
-    if not (data_lyrics / "dataset.json").exists():  # new lyrics: new songs of genres A, from another seed
-        shutil.rmtree(work / "corpus_lyrics", ignore_errors=True)
-        shutil.rmtree(work / "corpus_lyrics_all", ignore_errors=True)
-        new_songs = sum(1 for d in (work / "corpus_new").iterdir() if d.is_dir())
-        synth_corpus(work / "corpus_lyrics_all", songs=2 * new_songs, seconds=args.seconds, seed=1)
-        split_by_genre(work / "corpus_lyrics_all", args.new_genre, work / "corpus_lyrics", work / "corpus_unused")
-        build(BuildConfig(str(work / "corpus_lyrics"), str(data_lyrics), codec=args.codec, shard_samples=16,
-                          val_fraction=0.2, genres_from=str(base)))
+    prepare(args, work, recipe, zero1)
     base_a = evaluate(load_bundle(base), str(data_a), "val", seed=0)["ce"]["mean"]
     print(f"base: {args.base_steps} steps on genres A, CE {base_a:.3f} on their held-out songs ({time.time() - t0:.0f} s)")
     rows = []

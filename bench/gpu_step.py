@@ -19,6 +19,31 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
+def engine_and_batch(args, overrides: list[str], device):
+    """The preset's TrainStep under DeepSpeed, and one micro-batch of random codes and lyrics."""
+    import deepspeed
+    import torch
+
+    from train.config import load_config
+    from train.trainer import TrainStep, deepspeed_config
+
+    cfg = load_config(ROOT / args.config, ["--model.max_tokens", str(args.tokens), "--train.micro_batch", "1",
+                                           "--train.grad_accum", "1", *overrides])
+    m = cfg.model
+    torch.manual_seed(0)
+    step_model = TrainStep(cfg)
+    ds = deepspeed_config(args.deepspeed, cfg)
+    engine, *_ = deepspeed.initialize(model=step_model, config=ds, optimizer=torch.optim.AdamW(
+        [q for q in step_model.parameters() if q.requires_grad], lr=1e-4))
+    T, L = m.window_frames, args.lyric_ids
+    batch = {"codes": torch.randint(0, m.codebook_size, (1, m.num_codebooks, T), device=device),
+             "lengths": torch.tensor([T], device=device), "frame_offset": torch.zeros(1, dtype=torch.long, device=device),
+             "song_frames": torch.tensor([T], device=device), "keys": ["bench"],
+             "text_ids": torch.randint(5, m.text_vocab_size, (1, L), device=device),
+             "text_mask": torch.ones(1, L, dtype=torch.bool, device=device)}
+    return cfg, step_model, engine, ds, batch
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--config", default="configs/model/base.yaml")
@@ -35,10 +60,8 @@ def main() -> None:
     import torch
     import torch.distributed as dist
 
-    from train.config import load_config
     from train.distributed import ensure_distributed_env
     from train.flops import peak_flops, train_flops
-    from train.trainer import TrainStep, deepspeed_config
 
     init = ensure_distributed_env()
     own = {"init_method": init, "rank": 0, "world_size": 1} if init else {}
@@ -47,21 +70,9 @@ def main() -> None:
     device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0))) if cuda else torch.device("cpu")
     if cuda:
         torch.cuda.set_device(device)
-    cfg = load_config(ROOT / args.config, ["--model.max_tokens", str(args.tokens), "--train.micro_batch", "1",
-                                           "--train.grad_accum", "1", *overrides])
-    m = cfg.model
-    torch.manual_seed(0)
-    step_model = TrainStep(cfg)
-    ds = deepspeed_config(args.deepspeed, cfg)
+    cfg, step_model, engine, ds, batch = engine_and_batch(args, overrides, device)
+    m, T, L = cfg.model, cfg.model.window_frames, args.lyric_ids
     bf16 = ds.get("bf16", {}).get("enabled") is True
-    engine, *_ = deepspeed.initialize(model=step_model, config=ds, optimizer=torch.optim.AdamW(
-        [q for q in step_model.parameters() if q.requires_grad], lr=1e-4))
-    T, L = m.window_frames, args.lyric_ids
-    batch = {"codes": torch.randint(0, m.codebook_size, (1, m.num_codebooks, T), device=device),
-             "lengths": torch.tensor([T], device=device), "frame_offset": torch.zeros(1, dtype=torch.long, device=device),
-             "song_frames": torch.tensor([T], device=device), "keys": ["bench"],
-             "text_ids": torch.randint(5, m.text_vocab_size, (1, L), device=device),
-             "text_mask": torch.ones(1, L, dtype=torch.bool, device=device)}
 
     def one_step():
         loss = engine(batch, 0)[0]
@@ -91,15 +102,19 @@ def main() -> None:
            "peak_allocated_gib": torch.cuda.max_memory_allocated(device) / 2**30 if cuda else None,
            "top_kernels": kernels}
     if dist.get_rank() == 0:
-        mfu = f"{row['mfu']:.1%}" if row["mfu"] is not None else "n/a"
-        memory = f"{row['peak_allocated_gib']:.1f} GiB" if cuda else "n/a"
-        print(f"{args.config} ZeRO-{row['zero_stage']} x{row['world_size']} on {row['device']}: "
-              f"{row['ms_per_step']:.0f} ms/step, {row['tokens_per_s_rank']:,.0f} tokens/s per rank, MFU {mfu}, "
-              f"peak {memory}")
-        for k in kernels:
-            print(f"  {k['ms']:9.2f} ms  {k['name'][:100]}")
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(row, indent=2))
+        report(row, Path(args.out))
+
+
+def report(row: dict, out: Path) -> None:
+    mfu = f"{row['mfu']:.1%}" if row["mfu"] is not None else "n/a"
+    memory = f"{row['peak_allocated_gib']:.1f} GiB" if row["peak_allocated_gib"] is not None else "n/a"
+    print(f"{row['config']} ZeRO-{row['zero_stage']} x{row['world_size']} on {row['device']}: "
+          f"{row['ms_per_step']:.0f} ms/step, {row['tokens_per_s_rank']:,.0f} tokens/s per rank, MFU {mfu}, "
+          f"peak {memory}")
+    for k in row["top_kernels"]:
+        print(f"  {k['ms']:9.2f} ms  {k['name'][:100]}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(row, indent=2))
 
 
 def profile_kernels(one_step, cuda: bool, top: int = 12) -> list[dict]:
