@@ -218,6 +218,15 @@ def changed_genre_slots(trained: list[str], current: list[str]) -> list[tuple[in
             if old != UNUSED_SLOT.format(i) and (i >= len(current) or current[i] != old)]
 
 
+def require_same_genre_slots(trained: list[str], current: list[str], data: str, model: str, fix: str) -> None:
+    """One line when `data`'s genre slots give a slot that `model` learned another meaning."""
+    changed = changed_genre_slots(trained, current)
+    if changed:
+        slot, old, new = changed[0]
+        raise ManifestError(f"{data}'s genre slot {slot} is {new!r}, but {model} learned it as {old!r} "
+                            f"({len(changed)} slot(s) changed): {fix}")
+
+
 def recorded_genres(path: str | Path) -> list[str]:
     """The genre slots a dataset card, a run or an export recorded: `path` is OUT/dataset.json,
     RUN/run_config.json, RUN/export/config.json, or a folder holding one of them."""

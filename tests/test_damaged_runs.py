@@ -85,4 +85,4 @@ def test_resume_refuses_data_whose_genre_slots_changed_meaning(small_data, train
     card["genres"][1], card["genres"][2] = card["genres"][2], card["genres"][1]  # a rebuild that moved them
     (data / "dataset.json").write_text(json.dumps(card))
     out = train_cli("--data", str(data), "--run", str(run), "--resume")
-    _one_line(out, "genre slot 1 is", f"trained it as {card['genres'][2]!r}", f"--genres {run}")
+    _one_line(out, "genre slot 1 is", f"learned it as {card['genres'][2]!r}", f"--genres {run}")

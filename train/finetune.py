@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from manifests import UNUSED_SLOT, DatasetCard, changed_genre_slots
+from manifests import UNUSED_SLOT, DatasetCard, require_same_genre_slots
 from manifests.codec_identity import require_same_codec
 from model.adapters import PROJECTIONS, WHOLE_MODULES, LoraSpec, add_lora, save_adapter, weights_sha256
 from model.config_checks import check_ranges, ranged
@@ -83,12 +83,9 @@ def refuse_unlike_base(cfg, card: DatasetCard, data: str) -> None:
         if meta["text"].get(key) != card.text.get(key):
             raise AutoSongError(f"--init-from {where}: its lyrics front-end {key} is {meta['text'].get(key)!r} and "
                                 f"{data}'s is {card.text.get(key)!r}: build the new songs with the base's front-end")
-    changed = changed_genre_slots(meta["genres"], card.genres)
-    if changed:
-        slot, old, new = changed[0]
-        raise AutoSongError(f"{data}'s genre slot {slot} is {new!r}, but the base {where} learned it as {old!r}: "
-                            f"build the new songs with `autosong pipeline build ... --genres {where}` so the base's "
-                            f"slots keep their meaning and new genres get new slots")
+    require_same_genre_slots(meta["genres"], card.genres, data, f"the base {where}",
+                             f"build the new songs with `autosong pipeline build ... --genres {where}` so the "
+                             f"base's slots keep their meaning and new genres get new slots")
     m = cfg.stage_model
     if m.window_frames > m.max_frames:
         raise AutoSongError(f"--init-from {where}: model.max_tokens {m.max_tokens} is a window of {m.window_frames} "

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from manifests import DatasetCard, changed_genre_slots, refuse_texts_longer_than
+from manifests import DatasetCard, refuse_texts_longer_than, require_same_genre_slots
 from manifests.codec_identity import require_same_codec
 from model.errors import AutoSongError
 from model.run_metrics import MetricsLog
@@ -145,12 +145,8 @@ def _refuse_unresumable(run: Path, data: str, card: DatasetCard) -> None:
     saved = json.loads((run / "run_config.json").read_text())
     require_same_codec(saved["codec"], card.codec, f"the codes {run} was trained on and {data}'s",
                        "resume on data built with the run's codec, or start a new --run")
-    changed = changed_genre_slots(saved["genres"], card.genres)
-    if changed:
-        slot, old, new = changed[0]
-        raise AutoSongError(f"{data}'s genre slot {slot} is {new!r}, but {run} trained it as {old!r} "
-                            f"({len(changed)} slot(s) changed): rebuild the data with `autosong pipeline "
-                            f"build ... --genres {run}` to keep the run's slots, or start a new --run")
+    require_same_genre_slots(saved["genres"], card.genres, data, str(run), f"rebuild the data with `autosong pipeline "
+                             f"build ... --genres {run}` to keep the run's slots, or start a new --run")
 
 
 def _join_process_group(init_method: str | None) -> tuple[int, int, torch.device]:

@@ -89,7 +89,7 @@ def test_a_lora_fine_tune_resumes_exactly_under_zero2(trained_run, new_genre_dat
 
 
 def test_what_the_base_cannot_follow_is_refused_in_one_line(trained_run, new_genre_data, small_data, tmp_path):
-    from manifests import DatasetCard
+    from manifests import DatasetCard, ManifestError
     from model.errors import AutoSongError
     from pipeline.build import BuildConfig, build
     from train.config import apply_overrides, config_from_base, load_config
@@ -109,7 +109,7 @@ def test_what_the_base_cannot_follow_is_refused_in_one_line(trained_run, new_gen
     # the same songs built without the base's slots: its genres land in other slots
     other = tmp_path / "other"
     build(BuildConfig(str(new_genre_data.parent / "corpus"), str(other), codec="test", shard_samples=1))
-    with pytest.raises(AutoSongError, match=r"genre slot \d+ is .* but the base .* learned it as .*--genres"):
+    with pytest.raises(ManifestError, match=r"genre slot \d+ is .* but the base .* learned it as .*--genres"):
         check([], other)
     with pytest.raises(AutoSongError, match="finetune.adapters needs a base"):
         apply_overrides(load_config("configs/model/tiny.yaml"), ["--finetune.adapters", "lora"])
