@@ -124,7 +124,7 @@ class Tuning:
         trained = [tok.genre_id(s) for s, g in enumerate(base.genres) if g != UNUSED_SLOT.format(s)]
         embed = model.text.embed.weight
         with torch.no_grad():
-            for r in self.rows:
+            for r in self.rows if trained else ():  # a base that trained no genre row keeps its rows as they are
                 embed[r] = embed[trained].mean(0)
         self.wrapped = add_lora(model, ft.lora) if ft.lora else None
         if self.rows and not (embed.requires_grad and self.wrapped is None):  # frozen table: these rows learn
