@@ -8,13 +8,13 @@ and `base.json`: the base's weights hash and step, checked when the adapter is l
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from manifests import file_sha256
 from model.errors import AutoSongError
 
 # The projections of each decoder layer that can take an adapter (module paths inside a layer).
@@ -58,14 +58,6 @@ def add_lora(model: torch.nn.Module, spec: LoraSpec):
     return get_peft_model(model, spec.peft_config())
 
 
-def weights_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def save_adapter(directory: Path, wrapped, spec: LoraSpec, rows: dict[int, torch.Tensor], origin: dict,
                  genres: list[str]) -> None:
     """The adapter alone: peft's weights and config, the trained embedding rows, the base it fits
@@ -97,7 +89,7 @@ def load_adapter_onto(model: torch.nn.Module, base_weights: Path, directory: Pat
         raise AutoSongError(f"--adapter {directory}: not an adapter folder (no {', '.join(missing)}); it is "
                             f"RUN/export/adapter of a run trained with --adapters lora --export-adapters")
     meta = json.loads((directory / "base.json").read_text())
-    if weights_sha256(base_weights) != meta["weights_sha256"]:
+    if file_sha256(base_weights) != meta["weights_sha256"]:
         raise AutoSongError(f"the adapter {directory} was trained on another base ({meta['path']}, step {meta['step']}): "
                             f"load it onto that bundle")
     spec_dict = json.loads((directory / "adapter_config.json").read_text())

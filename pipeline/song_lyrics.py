@@ -67,8 +67,8 @@ def _require_same_words(plain: str, timed: str) -> None:
     if a == b:
         return
     i = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
-    said = lambda words: repr(words[i]) if i < len(words) else "the end"  # noqa: E731
-    raise ValueError(f"lyrics.txt and lyrics.lrc disagree at word {i + 1}: {said(a)} in lyrics.txt, {said(b)} in "
+    txt, lrc = (repr(words[i]) if i < len(words) else "the end" for words in (a, b))
+    raise ValueError(f"lyrics.txt and lyrics.lrc disagree at word {i + 1}: {txt} in lyrics.txt, {lrc} in "
                      f"lyrics.lrc (sing the same words in both, or keep one file)")
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import torch
 
-from manifests import UNUSED_SLOT, DatasetCard, require_same_genre_slots
+from manifests import UNUSED_SLOT, DatasetCard, file_sha256, require_same_genre_slots
 from manifests.codec_identity import require_same_codec
-from model.adapters import PROJECTIONS, WHOLE_MODULES, LoraSpec, add_lora, save_adapter, weights_sha256
+from model.adapters import PROJECTIONS, WHOLE_MODULES, LoraSpec, add_lora, save_adapter
 from model.config_checks import check_ranges, ranged
 from model.errors import AutoSongError
 
@@ -117,7 +117,7 @@ class Tuning:
         self.cfg, ft, self.genres = cfg, cfg.finetune, card.genres
         base = load_bundle(ft.init_from)
         self.origin = {"path": str(base.path), "step": base.step,
-                       "weights_sha256": weights_sha256(base.path / "model.safetensors"), "adapters": ft.adapters}
+                       "weights_sha256": file_sha256(base.path / "model.safetensors"), "adapters": ft.adapters}
         model.load_state_dict(base.model.state_dict())
         tok = default_tokenizer()
         self.rows = [tok.genre_id(s) for s in new_genre_slots(base.genres, card.genres)]

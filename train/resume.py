@@ -32,29 +32,16 @@ class DataPosition:
         (ckpt / POSITION_FILE).write_text(json.dumps({**asdict(self), "world_size": self.world_size}))
 
     @classmethod
-    def read(cls, ckpt: Path, client: dict | None = None) -> "DataPosition":
-        """From the checkpoint's position.json; a checkpoint older than it has only DeepSpeed's
-        client state (its loader workers then are unknown, taken as the same)."""
-        if (ckpt / POSITION_FILE).exists():
-            saved = json.loads((ckpt / POSITION_FILE).read_text())
-            return cls(saved["step"], saved["consumed"], saved["num_workers"])
-        if client is None:
-            raise FileNotFoundError(ckpt / POSITION_FILE)
-        return cls(client["step"], client["consumed"], -1)
+    def read(cls, ckpt: Path) -> "DataPosition":
+        saved = json.loads((ckpt / POSITION_FILE).read_text())
+        return cls(saved["step"], saved["consumed"], saved["num_workers"])
 
 
-def _complete(ckpt: Path) -> bool:
-    """Every file a checkpoint needs is there: the model and optimizer states, and each saving
-    rank's RNG state (as many as the position names, when it says)."""
-    if not (any(ckpt.glob("*model_states.pt")) and any(ckpt.glob("*optim_states.pt"))):
-        return False
-    if (ckpt / POSITION_FILE).exists():
-        try:
-            world = json.loads((ckpt / POSITION_FILE).read_text())["world_size"]
-        except (ValueError, KeyError):
-            return False
-        return all((ckpt / f"rng_rank{r}.pt").is_file() for r in range(world))
-    return (ckpt / "rng_rank0.pt").is_file()
+def _complete(ckpt: Path, ranks: int) -> bool:
+    """Every file a checkpoint needs is there: the model and optimizer states, and the RNG state
+    of each of the `ranks` that saved it."""
+    return (any(ckpt.glob("*model_states.pt")) and any(ckpt.glob("*optim_states.pt"))
+            and all((ckpt / f"rng_rank{r}.pt").is_file() for r in range(ranks)))
 
 
 def _refuse_another_world(ckpt: Path, saved: int, world: int, zero_stage: int) -> None:
@@ -97,19 +84,21 @@ def _try_load(engine, ckpt_dir: Path, tag: str, rank: int, world: int):
     """(None, position, rng) when this rank loaded `tag`, else (why, None, None). A checkpoint of
     another world size that the optimizer state cannot follow is refused, not skipped."""
     d = ckpt_dir / tag
-    if not _complete(d):
-        return "files missing", None, None
+    stage = engine.zero_optimization_stage()
     try:  # the small files first: a damaged one skips the checkpoint before the big load
-        saved_world = json.loads((d / POSITION_FILE).read_text())["world_size"] if (d / POSITION_FILE).exists() else None
-        if saved_world is not None:
-            _refuse_another_world(d, saved_world, world, engine.zero_optimization_stage())
+        position = DataPosition.read(d) if (d / POSITION_FILE).exists() else None  # None: saved before it existed
+        if not _complete(d, position.world_size if position else 1):
+            return "files missing", None, None
+        if position is not None:
+            _refuse_another_world(d, position.world_size, world, stage)
         rng_file = d / f"rng_rank{rank}.pt"
         rng = torch.load(rng_file, weights_only=True) if rng_file.exists() else None
         path, client = engine.load_checkpoint(str(ckpt_dir), tag=tag)
         if path is None or client is None or "step" not in client or (rng is not None and "cpu" not in rng):
             return "no state", None, None
-        position = DataPosition.read(d, client)
-        _refuse_another_world(d, position.world_size, world, engine.zero_optimization_stage())
+        if position is None:  # its loader workers are unknown: taken as the same
+            position = DataPosition(client["step"], client["consumed"], -1)
+            _refuse_another_world(d, position.world_size, world, stage)
         return None, position, rng
     except (RuntimeError, OSError, KeyError, EOFError, ValueError, pickle.UnpicklingError) as err:
         return type(err).__name__, None, None
