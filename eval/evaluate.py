@@ -18,7 +18,7 @@ from manifests.sample_rows import read_sample_rows
 from model.bundle import Bundle
 from model.errors import AutoSongError
 from model.lyrics import default_tokenizer
-from model.padding import text_inputs
+from model.padding import line_inputs, text_inputs
 from pipeline.shards import Sample, load_samples
 
 CONDITIONS = ("true", "shuffled_lyrics", "empty_lyrics", "swapped_genre", "null_memory")
@@ -34,8 +34,10 @@ def load_split(data: str, split: str, max_songs: int | None = None) -> tuple[Dat
     return card, load_samples(data, rows)
 
 
-def _conditions(songs: list[Sample], card: DatasetCard, seed: int) -> dict[str, list[tuple[np.ndarray, np.ndarray | None, bool]]]:
-    """For every condition, per song: (text ids, BERT states, use null memory)."""
+def _conditions(songs: list[Sample], card: DatasetCard, seed: int, times: bool = True) -> dict[str, list[tuple]]:
+    """For every condition, per song: (text ids, BERT states, use null memory, timed lines or None).
+    A timed-prior model reads the lines' times (with `times`): the song's own, and under
+    shuffled lyrics the other song's, stretched to this song's length."""
     tok = default_tokenizer()
     n = len(songs)
     rng = np.random.default_rng(seed)
@@ -45,14 +47,19 @@ def _conditions(songs: list[Sample], card: DatasetCard, seed: int) -> dict[str, 
     for i, song in enumerate(songs):
         genre_tok = song.text[:1]
         other = songs[(i + shift) % n] if n > 1 else song
-        out["true"].append((song.text, song.bert, False))
-        out["shuffled_lyrics"].append((np.concatenate([genre_tok, other.text[1:]]), other.bert, False))
-        out["empty_lyrics"].append((genre_tok, None if song.bert is None else song.bert[:0], False))
+        own = song.line_timing() if times else None
+        theirs = None
+        if times:
+            frames, line_slots = other.line_timing()
+            theirs = (frames * (song.codes.shape[1] / max(1, other.codes.shape[1])), line_slots)
+        out["true"].append((song.text, song.bert, False, own))
+        out["shuffled_lyrics"].append((np.concatenate([genre_tok, other.text[1:]]), other.bert, False, theirs))
+        out["empty_lyrics"].append((genre_tok, None if song.bert is None else song.bert[:0], False, None))
         choices = [g for g in range(len(card.genres)) if g != slots[i] and card.genres[g] != "unknown"]
         choices = choices or [g for g in range(len(card.genres)) if g != slots[i]] or [slots[i]]
         swapped = np.concatenate([[tok.genre_id(int(rng.choice(choices)))], song.text[1:]])
-        out["swapped_genre"].append((swapped, song.bert, False))
-        out["null_memory"].append((song.text, song.bert, True))
+        out["swapped_genre"].append((swapped, song.bert, False, own))
+        out["null_memory"].append((song.text, song.bert, True, own))
     return out
 
 
@@ -92,7 +99,7 @@ def _score_batch(model, songs: list[Sample], conditions: dict, batch: list, out:
     cfg, dev = model.cfg, next(model.parameters()).device
     C, B = cfg.num_codebooks, len(batch)
     F_max = max(j[3] for j in batch)
-    texts = [conditions[c][i] for c, i, _, _ in batch]  # (ids, bert, null)
+    texts = [conditions[c][i] for c, i, _, _ in batch]  # (ids, bert, null, lines)
     codes = torch.zeros(B, C, F_max, dtype=torch.long)
     for b, (c, i, start, frames) in enumerate(batch):
         codes[b, :, :frames] = torch.from_numpy(songs[i].codes[:, start : start + frames].astype(np.int64))
@@ -102,8 +109,9 @@ def _score_batch(model, songs: list[Sample], conditions: dict, batch: list, out:
     starts = torch.tensor([j[2] for j in batch], device=dev)
     song_frames = torch.tensor([songs[i].codes.shape[1] for _, i, _, _ in batch], device=dev)
     drop = torch.tensor([t[2] for t in texts], device=dev)
+    lines = {k: v.to(dev) for k, v in line_inputs([t[3] for t in texts]).items()}
     logits, pb = model(codes.to(dev), lengths, starts, text["text_ids"], text["text_mask"], text.get("bert"),
-                       text.get("bert_mask"), cond_drop=drop, song_frames=song_frames)
+                       text.get("bert_mask"), cond_drop=drop, song_frames=song_frames, **lines)
     targets = pb.targets.masked_fill(~pb.valid, 0)
     ce = F.cross_entropy(logits.float().flatten(0, 2), targets.flatten(), reduction="none").view(targets.shape)
     hit = logits.argmax(-1) == targets
@@ -138,8 +146,10 @@ def bootstrap_ci(values: np.ndarray, seed: int, resamples: int = 2000) -> list[f
     return [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
 
 
-def evaluate(bundle: Bundle, data: str, split: str = "val", max_songs: int | None = None, seed: int = 0) -> dict:
-    """The CE table and the conditioning gains, on the device the bundle's model is on."""
+def evaluate(bundle: Bundle, data: str, split: str = "val", max_songs: int | None = None, seed: int = 0,
+             times: bool = True) -> dict:
+    """The CE table and the conditioning gains, on the device the bundle's model is on. A model
+    trained with align_source timed reads the songs' line times (lyrics.lrc) unless `times` is off."""
     card, songs = load_split(data, split, max_songs)
     require_same_codec(card.codec, bundle.codec, f"{data}'s codes and those the model {bundle.path} was trained on",
                        "evaluate on data built with the same codec")
@@ -147,7 +157,7 @@ def evaluate(bundle: Bundle, data: str, split: str = "val", max_songs: int | Non
     if card.text.get("frontend") != "bert":
         refuse_texts_longer_than(data, model.cfg.max_text_len)
     C = model.cfg.num_codebooks
-    conditions = _conditions(songs, card, seed)
+    conditions = _conditions(songs, card, seed, times)
     per_song = _score_all(model, songs, conditions)
     true = per_song["true"]
     ce_sum = sum(r["ce_sum"] for r in true)
@@ -164,6 +174,8 @@ def evaluate(bundle: Bundle, data: str, split: str = "val", max_songs: int | Non
         "perplexity": {**dict(zip(names, np.exp(ce).tolist())), "mean": math.exp(mean_ce)},
         "accuracy": {**dict(zip(names, (correct / n).tolist())), "mean": float(correct.sum() / n.sum())},
         "ce_by_position": (sum(r["pos_sum"] for r in true) / np.maximum(1, sum(r["pos_n"] for r in true))).tolist(),
+        "timed_songs": sum(len(s.line_timing()[1]) > 0 for s in songs),  # with lyrics.lrc line times
+        "times_read": bool(times and model.cfg.align_source == "timed"),  # by the prior (align_source timed)
     }
     result["ce_conditions"], result["conditioning_gain"] = conditioning_gains(per_song, seed)
     return result

@@ -95,6 +95,23 @@ def lyric_progress(memory_mask, units=None):
     return (units.cumsum(1) - units / 2) / units.sum(1, keepdim=True).clamp(min=1e-6)
 
 
+def timed_song_progress(frames, song_frames, line_frames, line_slots, lyric):
+    """The song coordinate that follows timed lyrics: piecewise linear in the frame, through
+    (0, 0), (each line's start, the lyric progress of its first slot) and (T, 1), so a frame
+    sits where the line it sings sits in the lyrics; a song without timed lines gets t/T.
+    frames [B, S] (frame centres), song_frames [B], line_frames/line_slots [B, N], lyric [B, L]."""
+    B = frames.shape[0]
+    T = song_frames.float().clamp(min=1)[:, None]
+    timed = line_slots >= 0
+    at = lyric.gather(1, line_slots.clamp(min=0)).float()
+    zero, one = torch.zeros(B, 1, device=frames.device), torch.ones(B, 1, device=frames.device)
+    xs = torch.cat([zero, torch.where(timed, line_frames.float(), T), T], 1).cummax(1).values  # [B, N + 2]
+    ys = torch.cat([zero, torch.where(timed, at, one), one], 1).cummax(1).values
+    right = torch.searchsorted(xs.contiguous(), frames.contiguous(), right=True).clamp(1, xs.shape[1] - 1)
+    x0, x1, y0, y1 = xs.gather(1, right - 1), xs.gather(1, right), ys.gather(1, right - 1), ys.gather(1, right)
+    return y0 + (y1 - y0) * ((frames - x0) / (x1 - x0).clamp(min=1e-6)).clamp(0, 1)
+
+
 @dataclass
 class Alignment:
     """What the alignment prior needs, as two vectors: where each query step is in the song,
@@ -105,11 +122,16 @@ class Alignment:
     lyric: torch.Tensor
 
     @classmethod
-    def of(cls, positions, song_frames, memory_mask, lyric=None) -> "Alignment":
+    def of(cls, positions, song_frames, memory_mask, lyric=None, lines=None) -> "Alignment":
         """positions [B, S] absolute frames, song_frames [B] frames in the whole song, memory_mask
-        [B, L] (valid slots first), lyric [B, L] (default: lyric_progress(memory_mask), by slot)."""
-        song = ((positions.float() + 0.5) / song_frames.float().clamp(min=1)[:, None]).clamp(0, 1)
-        return cls(song, lyric_progress(memory_mask) if lyric is None else lyric)
+        [B, L] (valid slots first), lyric [B, L] (default: lyric_progress(memory_mask), by slot),
+        lines: timed lines (line_frames, line_slots) [B, N] (slot -1 pads), or None: uniform t/T."""
+        lyric = lyric_progress(memory_mask) if lyric is None else lyric
+        if lines is None:
+            song = (positions.float() + 0.5) / song_frames.float().clamp(min=1)[:, None]
+        else:
+            song = timed_song_progress(positions.float() + 0.5, song_frames, *lines, lyric)
+        return cls(song.clamp(0, 1), lyric)
 
     def distance(self) -> torch.Tensor:
         """Squared distance between song and lyric progress, [B, 1, S, L]; 0 for the genre slot

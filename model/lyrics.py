@@ -31,6 +31,8 @@ _PUNCT = str.maketrans({
     "–": "-", "…": "...", "～": "-", "·": " ", "\u3000": " ", "\t": " ",
 })
 _TAG_LINE = re.compile(r"^\[([^\]]{1,40})\]\s*")
+_TAGS = re.compile(r"\[[^\]]*\]")  # a structure tag anywhere: not a word
+_WORD = re.compile(r"\w+")
 _SPACES = re.compile(r" {2,}")
 
 
@@ -53,6 +55,12 @@ def normalize_lyrics(text: str) -> str:
     while out and not out[-1]:
         out.pop()
     return "\n".join(out)
+
+
+def lyric_words(text: str) -> list[str]:
+    """The words of lyrics (runs of letters or digits; a run of hanzi is one), lower case, tags
+    left out: what lyrics.txt and lyrics.lrc must agree on, and what their lines are matched by."""
+    return [w.lower() for w in _WORD.findall(_TAGS.sub(" ", text))]
 
 
 def normalize_genre(raw: str | None) -> str:
@@ -148,6 +156,26 @@ class LyricsTokenizer:
                 line = line[m.end():]
             self._text_ids(line, ids)
         return ids
+
+    def word_slots(self, lyrics: str) -> list[int]:
+        """Where each of lyric_words(lyrics) starts in encode(lyrics)'s ids: the memory slot of its
+        first id. The tokenizer reads a line left to right, so the ids of a line's text before a
+        word are the ids of that prefix."""
+        slots, base = [], 1  # after the genre token
+        for n, line in enumerate(normalize_lyrics(lyrics).split("\n")):
+            base += 1 if n else 0  # the line break
+            m = _TAG_LINE.match(line)
+            if m:
+                base, line = base + 1, line[m.end():]
+            masked = _TAGS.sub(lambda t: " " * len(t.group()), line)  # same offsets, tags not words
+            for word in _WORD.finditer(masked):
+                prefix: list[int] = []
+                self._text_ids(line[: word.start()], prefix)
+                slots.append(base + len(prefix))
+            rest: list[int] = []
+            self._text_ids(line, rest)
+            base += len(rest)
+        return slots
 
     def decode(self, ids, genre_names: list[str] | None = None) -> str:
         """Readable text: pinyin syllables separated by spaces, bytes re-assembled as UTF-8."""

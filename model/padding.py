@@ -1,4 +1,4 @@
-"""Rows of different lengths as one padded batch: the lyric ids and BERT states that training,
+"""Rows of different lengths as one padded batch: the lyric ids, BERT states and timed lines that training,
 eval and generation all hand to the model the same way."""
 from __future__ import annotations
 
@@ -26,3 +26,14 @@ def text_inputs(ids: list, bert: list | None = None) -> dict:
     if bert is not None:
         out["bert"], out["bert_mask"] = pad_rows(bert, torch.float16, min_length=1)
     return out
+
+
+def line_inputs(lines: list) -> dict:
+    """Timed lines (Sample.line_timing) of B songs -> line_frames [B, N] (float, frames of the song)
+    and line_slots [B, N] (memory slot of each line's first word; -1 pads, and marks an untimed
+    song's row). An entry None is an untimed song."""
+    empty = (np.zeros(0, np.float32), np.zeros(0, np.int64))
+    frames, slots = zip(*(pair if pair is not None else empty for pair in lines))
+    line_frames, mask = pad_rows(frames, torch.float32)
+    line_slots, _ = pad_rows(slots, torch.long)
+    return {"line_frames": line_frames, "line_slots": line_slots.masked_fill(~mask, -1)}

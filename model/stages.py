@@ -39,7 +39,8 @@ class Stage:
         """(loss, per-codebook CE sums [C], token counts [C], extras for logging)."""
         logits, pb = model(batch["codes"], batch["lengths"], batch["frame_offset"], batch["text_ids"],
                            batch["text_mask"], batch.get("bert"), batch.get("bert_mask"),
-                           song_frames=batch["song_frames"])
+                           song_frames=batch["song_frames"], line_frames=batch.get("line_frames"),
+                           line_slots=batch.get("line_slots"))
         loss, ce_sums, counts = model.loss(logits, pb)
         return loss, ce_sums, counts, {}
 

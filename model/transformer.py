@@ -25,6 +25,7 @@ from model.config_checks import check_ranges, ranged
 
 CROSS_ALIGN = ("none", "prior")
 ALIGN_UNITS = ("tokens", "syllables")
+ALIGN_SOURCES = ("uniform", "timed")
 PRIOR_KERNELS = ("auto", "dense", "flex")
 
 
@@ -50,6 +51,8 @@ class ModelConfig:
     cross_align: str = "none"          # none | prior (lyric position l/L near song progress t/T)
     align_units: str = "tokens"        # the prior's lyric coordinate: tokens (slots) | syllables (sung time;
                                        # a BERT memory has no ids to weigh, so it counts slots)
+    align_source: str = "uniform"      # the prior's song coordinate: uniform (t/T) | timed (a song with
+                                       # lyrics.lrc: piecewise through its lines' starts; others uniform)
     prior_kernel: str = "auto"         # where the prior is added: auto (FlexAttention on CUDA, dense on
                                        # CPU) | dense (a [B, H, S, L] bias) | flex
     activation_checkpointing: bool = False
@@ -67,6 +70,11 @@ class ModelConfig:
             raise ValueError(f"model.cross_align {self.cross_align!r}: expected one of {CROSS_ALIGN}")
         if self.align_units not in ALIGN_UNITS:
             raise ValueError(f"model.align_units {self.align_units!r}: expected one of {ALIGN_UNITS}")
+        if self.align_source not in ALIGN_SOURCES:
+            raise ValueError(f"model.align_source {self.align_source!r}: expected one of {ALIGN_SOURCES}")
+        if self.align_source == "timed" and (self.cross_align != "prior" or self.bert_dim):
+            raise ValueError("model.align_source timed moves the alignment prior: it needs model.cross_align prior "
+                             "and lyric ids as the memory (model.bert_dim 0)")
         if self.prior_kernel not in PRIOR_KERNELS:
             raise ValueError(f"model.prior_kernel {self.prior_kernel!r}: expected one of {PRIOR_KERNELS}")
         if self.d_model % self.n_heads:
@@ -246,22 +254,25 @@ class SoundTransformer(nn.Module):
         c = self.cfg
         return c.cross_align == "prior" and c.align_units == "syllables" and not c.bert_dim
 
-    def _align(self, positions, song_frames, memory_mask, lyric=None):
-        """What cross-attention's prior needs (an Alignment), or None when it has none."""
+    def _align(self, positions, song_frames, memory_mask, lyric=None, lines=None):
+        """What cross-attention's prior needs (an Alignment), or None when it has none. lines:
+        (line_frames, line_slots) [B, N] (model/padding.line_inputs), used by align_source timed."""
         if self.cfg.cross_align == "none" or self._prior_off:
             return None
         if song_frames is None:
             raise ValueError("this model's cross-attention prior needs song_frames (the song's length in frames)")
         if lyric is None and self._counts_syllables:
             raise ValueError("this model's alignment prior counts sung syllables: pass lyric=model.lyric_progress(ids, mask)")
-        return Alignment.of(positions, song_frames, memory_mask, lyric)
+        return Alignment.of(positions, song_frames, memory_mask, lyric,
+                            lines if self.cfg.align_source == "timed" else None)
 
     # ---- training ---------------------------------------------------------------------------
     def forward(self, codes, lengths, frame_offset, text_ids, text_mask, bert=None, bert_mask=None,
-                cond_drop=None, song_frames=None):
+                cond_drop=None, song_frames=None, line_frames=None, line_slots=None):
         """Args: codes [B, C, T], lengths [B], frame_offset [B], text_ids/text_mask [B, L],
         bert [B, Lb, d_bert] (optional), song_frames [B] (the whole song's frames; default: the
-        window ends the song). Returns: logits [B, S, P, V], the PatternBatch."""
+        window ends the song), line_frames/line_slots [B, N] (timed lines, model/padding.line_inputs;
+        read under align_source timed). Returns: logits [B, S, P, V], the PatternBatch."""
         batch = self.pattern.build(codes.long(), lengths, frame_offset)
         if cond_drop is None and self.training and self.cfg.cond_dropout > 0:
             cond_drop = torch.rand(codes.shape[0], device=codes.device) < self.cfg.cond_dropout
@@ -270,7 +281,8 @@ class SoundTransformer(nn.Module):
             song_frames = frame_offset + lengths
         x = self.embed_steps(batch.inputs, batch.codebook, batch.positions)
         lyric = self.lyric_progress(text_ids, text_mask)
-        h = self.decode(x, memory, memory_mask, align=self._align(batch.positions, song_frames, memory_mask, lyric))
+        lines = None if line_slots is None else (line_frames, line_slots)
+        h = self.decode(x, memory, memory_mask, align=self._align(batch.positions, song_frames, memory_mask, lyric, lines))
         return self.logits(h, batch.codebook), batch
 
     @torch.no_grad()

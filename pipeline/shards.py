@@ -92,6 +92,15 @@ class Sample:
     def genre(self) -> str:
         return self.meta["genre"]
 
+    def line_timing(self) -> tuple[np.ndarray, np.ndarray]:
+        """Where each timed line (lyrics.lrc) starts: frames of these codes (float32 [N]) and the
+        memory slot of its first word (int64 [N]); both empty for an untimed song."""
+        starts, slots = self.meta.get("line_starts_s") or [], self.meta.get("line_slots") or []
+        if not slots or len(slots) != len(starts):
+            return np.zeros(0, np.float32), np.zeros(0, np.int64)
+        frames = np.asarray(starts, np.float32) * (self.codes.shape[1] / max(self.meta["duration_s"], 1e-9))
+        return frames, np.asarray(slots, np.int64)
+
 
 def read_rows(out: str | Path, rows: list[SampleRow]) -> Iterator[tuple[SampleRow, dict]]:
     """(row, its sample's bytes) for manifest rows, each shard read once; a row its shard lacks

@@ -6,13 +6,10 @@ between the two files, a line that starts after the audio ends."""
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 
 from model.lrc import LrcError, parse_lrc
-from model.lyrics import normalize_lyrics, read_lyrics_file
-
-TAGS = re.compile(r"\[[^\]]*\]")
+from model.lyrics import lyric_words, normalize_lyrics, read_lyrics_file
 
 
 @dataclass
@@ -22,10 +19,18 @@ class SongLyrics:
     weak: bool = False                          # a weak guess at that encoding
     line_starts: list[float] = field(default_factory=list)  # seconds, one per timed line ([] untimed)
     line_numbers: list[int] = field(default_factory=list)   # each timed line's line in lyrics.lrc
+    line_words: list[int] = field(default_factory=list)     # each timed line's first word (of lyric_words;
+                                                            # a line without words: the next word)
 
-
-def _words(text: str) -> list[str]:
-    return re.findall(r"\w+", TAGS.sub(" ", text).lower())
+    def line_slots(self, tokenizer) -> list[int]:
+        """The memory slot where each timed line starts: its first word's first id (a line without
+        words: the next word's, or the last id after the last word). [] when untimed, or when the
+        words of the text and of the LRC do not pair up (the song then trains with the untimed prior)."""
+        words = tokenizer.word_slots(self.text)
+        if not self.line_words or len(words) < max(self.line_words):
+            return []
+        end = len(tokenizer.encode(self.text)) - 1
+        return [words[w] if w < len(words) else end for w in self.line_words]
 
 
 def _read(path: str, max_bytes: int, limit_words: str):
@@ -59,11 +64,15 @@ def read_song_lyrics(txt: str | None, lrc: str | None, max_bytes: int, limit_wor
             _require_same_words(plain.text, timed.text)
         out.line_starts = [line.start for line in timed.lines]
         out.line_numbers = [line.number for line in timed.lines]
+        before = 0
+        for line in timed.lines:
+            out.line_words.append(before)
+            before += len(lyric_words(line.text))
     return out
 
 
 def _require_same_words(plain: str, timed: str) -> None:
-    a, b = _words(plain), _words(timed)
+    a, b = lyric_words(plain), lyric_words(timed)
     if a == b:
         return
     i = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))

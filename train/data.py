@@ -24,7 +24,7 @@ from manifests import DatasetCard, refuse_missing_shards
 from manifests.codec_identity import require_same_codec
 from manifests.sample_rows import read_sample_rows
 from model.errors import AutoSongError
-from model.padding import text_inputs
+from model.padding import line_inputs, text_inputs
 from pipeline.shards import Sample, iter_shard
 
 
@@ -55,7 +55,8 @@ def collate(windows: list[dict], with_bert: bool) -> dict:
     return {"codes": codes, "lengths": torch.tensor([w["codes"].shape[1] for w in windows]),
             "frame_offset": torch.tensor([w["offset"] for w in windows]),
             "song_frames": torch.tensor([w["song_frames"] for w in windows]), "keys": [w["key"] for w in windows],
-            **text_inputs([w["text"] for w in windows], [w["bert"] for w in windows] if with_bert else None)}
+            **text_inputs([w["text"] for w in windows], [w["bert"] for w in windows] if with_bert else None),
+            **line_inputs([w.get("lines") for w in windows])}
 
 
 class ShardStream(IterableDataset):
@@ -117,7 +118,7 @@ class ShardStream(IterableDataset):
                 rng = np.random.default_rng([self.cfg.seed, epoch, reader, 1, (n - 1) // stride])
                 offset = int(rng.integers(0, last_start + 1)) if T > W else 0
                 yield {"key": sample.key, "codes": sample.codes[:, offset : offset + W], "offset": offset,
-                       "song_frames": T, "text": sample.text, "bert": sample.bert}
+                       "song_frames": T, "text": sample.text, "bert": sample.bert, "lines": sample.line_timing()}
 
     def _checked(self, raw: dict, shard: str) -> Sample:
         """The decoded sample, refused in one line when it is not this dataset's codec, when a damaged

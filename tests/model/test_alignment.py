@@ -158,3 +158,39 @@ def test_the_prior_inside_flex_attention_equals_the_dense_bias(pattern, units):
     assert not dense.layers[0].cross_attn.uses_flex(torch.zeros(1, 1, 2, 1))
     assert torch.allclose(a, b, atol=2e-5), (a - b).abs().max()
     assert not torch.allclose(a, off_prior, atol=1e-3)  # the prior matters here: the equality is not vacuous
+
+
+def test_timed_prior_puts_each_line_start_at_its_lyric_position_and_untimed_songs_stay_uniform():
+    from model.attention import timed_song_progress
+
+    frames = torch.arange(10.0)[None].repeat(2, 1) + 0.5
+    lyric = torch.linspace(0, 1, 6)[None].repeat(2, 1)  # slot l at l/5
+    line_frames = torch.tensor([[4.0, 6.0], [0.0, 0.0]])  # song 0: a long intro, then lines at slots 1 and 3
+    line_slots = torch.tensor([[1, 3], [-1, -1]])  # song 1: untimed (padding only)
+    song = timed_song_progress(frames, torch.tensor([10, 10]), line_frames, line_slots, lyric)
+    # song 0: 0 -> 0.2 over the 4-frame intro, 0.2 -> 0.6 over frames 4-6, then on to 1 at frame 10
+    expected = torch.tensor([0.025, 0.075, 0.125, 0.175, 0.3, 0.5, 0.65, 0.75, 0.85, 0.95])
+    assert torch.allclose(song[0], expected)
+    assert torch.allclose(song[1], frames[1] / 10)  # t/T
+
+
+def test_timed_prior_is_only_for_a_prior_over_lyric_ids():
+    with pytest.raises(ValueError, match="align_source timed moves the alignment prior"):
+        ModelConfig(align_source="timed")
+    with pytest.raises(ValueError, match="model.bert_dim 0"):
+        ModelConfig(align_source="timed", cross_align="prior", bert_dim=16)
+    with pytest.raises(ValueError, match="align_source 'lrc'"):
+        ModelConfig(align_source="lrc", cross_align="prior")
+
+
+def test_a_timed_model_reads_the_line_times_and_an_untimed_one_ignores_them():
+    codes, lengths, off, ids, mask = batch(B=2, T=12)
+    song = torch.tensor([12, 12])
+    lines = {"line_frames": torch.tensor([[6.0], [0.0]]), "line_slots": torch.tensor([[2], [-1]])}
+    for source, differs in (("timed", True), ("uniform", False)):
+        model = tiny(cross_align="prior", align_source=source).eval()
+        with torch.no_grad():
+            plain, _ = model(codes, lengths, off, ids, mask, song_frames=song)
+            timed, _ = model(codes, lengths, off, ids, mask, song_frames=song, **lines)
+        assert (not torch.allclose(plain[0], timed[0])) == differs
+        assert torch.allclose(plain[1], timed[1])  # a song without lines keeps the uniform prior

@@ -47,3 +47,13 @@ def test_normalisation():
     assert normalize_lyrics("\ufeff a  b \r\n\r\n\r\n\nc\t d ") == "a b\n\nc d"
     assert normalize_genre(" Hip-Hop, Rap ") == "hip-hop"
     assert normalize_genre("") == "unknown" and normalize_genre(None) == "unknown"
+
+
+def test_word_slots_point_at_each_words_first_id(tokenizer):
+    from model.lyrics import lyric_words
+
+    text = "[verse]\nHello  world, my [x] friend\n\n[chorus] 我爱你 la-la\n"
+    ids, words, slots = tokenizer.encode(text), lyric_words(text), tokenizer.word_slots(text)
+    assert words == ["hello", "world", "my", "friend", "我爱你", "la", "la"]  # tags are not words
+    assert [tokenizer.tokens[ids[s]] for s in slots] == ["h", "w", "m", "f", "wo3", "l", "l"]
+    assert slots == sorted(slots) and slots[3] - slots[2] == 7  # "my [x] " is 7 ids: a mid-line tag is text

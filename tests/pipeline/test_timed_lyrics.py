@@ -4,6 +4,7 @@ and a bad LRC is a reject row that says why."""
 import json
 
 from model.lrc import parse_lrc
+from model.lyrics import default_tokenizer, lyric_words
 
 
 def test_a_timed_synth_corpus_builds_with_its_line_times_and_bad_lrc_files_are_rejects(tmp_path, ray_local):
@@ -44,6 +45,16 @@ def test_a_timed_synth_corpus_builds_with_its_line_times_and_bad_lrc_files_are_r
     sample = {s.key: s for s in load_samples(out, list(rows.values()))}["song_001"]
     assert sample.lyrics.split() == only_lrc_text.split()
     assert "timed       2 songs with lyrics.lrc line times" in summary(out)
+    # each line's memory slot is its first word's first id (a line of a tag alone: the next word's)
+    tokenizer = default_tokenizer()
+    song0 = {s.key: s for s in load_samples(out, list(rows.values()))}["song_000"]
+    frames, slots = song0.line_timing()
+    assert len(slots) == len(truth["song_000"].lines) and list(slots) == sorted(slots)
+    assert abs(frames[1] / 75 - truth["song_000"].lines[1].start) < 0.02
+    for line, slot in zip(truth["song_000"].lines, slots):
+        words = lyric_words(line.text)
+        if words:
+            assert song0.text[slot] == tokenizer.encode(words[0])[1], line.text
 
     # an edited lyrics.lrc is a changed song: rebuilt, with its new times
     timed = (songs[0] / "lyrics.lrc").read_text().replace("[00:00.44]", "[00:00.50]")
