@@ -9,7 +9,8 @@ STAGES = {
     "pipeline": ("pipeline.cli", "corpus -> shards + manifests: build | verify | inspect | synth"),
     "train": ("train.cli", "shards -> a trained SoundTransformer, through DeepSpeed (ZeRO 1/2/3)"),
     "eval": ("eval.cli", "per-codebook CE, conditioning gain, report.html"),
-    "generate": ("model.generate_cli", "lyrics + genre -> song.wav, sampled with a KV cache"),
+    "generate": ("model.generate_cli", "lyrics + genre -> song.wav (and song.lrc), sampled with a KV cache"),
+    "align": ("model.align_cli", "a recording + its lyrics -> song.lrc: where it sings each line"),
     "codec": ("train.codec", "train a small EnCodec-architecture codec: codec train --out DIR"),
     "demo": ("eval.demo", "the main job on an embedded default, offline, on a laptop CPU"),
 }

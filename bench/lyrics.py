@@ -10,6 +10,8 @@ option `none`) measured in the same run, on the same data, with the same seeds.
 Usage: python bench/lyrics.py                  # the long run: ~31 min on 2 CPU cores
        python bench/lyrics.py --align none,tokens,syllables   # all three (half as long again)
        python bench/lyrics.py --quick          # the demo's own 700 steps, four trainings
+       python bench/lyrics.py --quick --codec tiny --align syllables,timed --seeds 0
+                                               # the prior with and without lyrics.lrc's line times
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ ALIGN_OPTIONS = {
     "tokens": ["--model.cross_align", "prior", "--model.align_units", "tokens"],
     "syllables": ["--model.cross_align", "prior", "--model.align_units", "syllables"],
     "prior": ["--model.cross_align", "prior"],  # whatever the preset counts (syllables)
+    "timed": ["--model.cross_align", "prior", "--model.align_source", "timed"],  # the prior follows lyrics.lrc
 }
 # Both train the demo's recipe (eval/demo.py: the delay pattern, its learning rate, 8 songs a
 # step) on the demo's corpus; the long run trains twice as long as the demo.
@@ -102,7 +105,12 @@ def main() -> None:
             row = {"align": align, "seed": seed, "steps": trained.steps, "train_s": train_s,
                    "val_ce": metrics["ce"]["mean"], "songs": metrics["songs"],
                    "gain_shuffled": g["shuffled_lyrics"]["mean"], "ci_shuffled": g["shuffled_lyrics"]["ci95"],
-                   "gain_empty": g["empty_lyrics"]["mean"], "gain_genre": g["swapped_genre"]["mean"]}
+                   "gain_empty": g["empty_lyrics"]["mean"], "gain_genre": g["swapped_genre"]["mean"],
+                   "ce_by_position": metrics["ce_by_position"]}
+            if align == "timed":  # the same model with the uniform prior: what it does with no times given
+                plain = evaluate(load_bundle(run), str(data), "val", seed=seed, times=False)
+                row.update(val_ce_untimed=plain["ce"]["mean"], ce_by_position_untimed=plain["ce_by_position"],
+                           gain_shuffled_untimed=plain["conditioning_gain"]["shuffled_lyrics"]["mean"])
             rows.append(row)
             print(f"{align:6} seed {seed}: val CE {row['val_ce']:.3f}  shuffled-lyrics gain {row['gain_shuffled']:+.4f} "
                   f"[{row['ci_shuffled'][0]:+.4f}, {row['ci_shuffled'][1]:+.4f}]  ({train_s:.0f} s training)", flush=True)
@@ -111,6 +119,11 @@ def main() -> None:
     for r in rows:
         ci = f"{r['gain_shuffled']:+.4f} [{r['ci_shuffled'][0]:+.4f}, {r['ci_shuffled'][1]:+.4f}]"
         print(f"{r['align']:7}{r['seed']:>5}{r['val_ce']:9.3f}{ci:>36}{r['gain_empty']:+9.3f}{r['gain_genre']:+9.3f}")
+    print("\nCE by tenth of the song (nats/token):")
+    for r in rows:
+        for key, label in (("ce_by_position", r["align"]), ("ce_by_position_untimed", "  no times")):
+            if key in r:
+                print(f"  {label:10}" + " ".join(f"{v:5.2f}" for v in r[key]))
     base = [r["gain_shuffled"] for r in rows if r["align"] == "none"]
     summary = {}
     for align in args.align.split(","):

@@ -28,6 +28,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def run(argv) -> int:
+    from eval.line_alignment import format_line_alignment
     from eval.listening import write_outputs
     from model.api import AutoSong
     from model.bundle import load_bundle
@@ -47,16 +48,32 @@ def run(argv) -> int:
         print(f"\nwrote {out / 'eval.json'}")
         return 0
     song = AutoSong.from_bundle(bundle)  # codec (and a latent model's autoencoder), loaded once
+    add_line_alignment(song, result, args.data, args.split, args.max_songs)
     add_note_errors(song, result, args.data, args.split, args.notes, args.seconds, args.cfg, args.seed)
+    if "line_alignment" in result:
+        print("\n" + format_line_alignment(result["line_alignment"]))
     report = write_outputs(song, result, args.data, args.split, out, args.generate, args.seconds, args.cfg, args.seed)
     print(f"\nwrote {out / 'eval.json'} and {report}")
     return 0
 
 
+def add_line_alignment(song, result: dict, data: str, split: str, max_songs: int | None) -> None:
+    """Where the model says held-out songs with lyrics.lrc sing each line, against the truth
+    (eval/line_alignment.py; chooses the bundle's alignment heads if it has none)."""
+    from eval.evaluate import load_split
+    from eval.line_alignment import line_alignment
+
+    found = line_alignment(song, load_split(data, split, max_songs)[1], data, split)
+    if found is not None:
+        result["line_alignment"] = found
+
+
 def add_note_errors(song, result: dict, data: str, split: str, count: int, seconds: float | None, cfg: float,
                     seed: int) -> None:
     """On a synth corpus, generate `count` held-out songs and their controls, and add the note
-    error rate to `result` (and print it)."""
+    error rate to `result` (and print it); with alignment heads, the generated songs' line-time
+    errors and skipped or repeated lines go into result["line_alignment"]["generated"]."""
+    from eval.line_alignment import generated_line_errors
     from eval.singing import format_note_errors, note_error_rates
     from manifests import DatasetCard
 
@@ -64,6 +81,9 @@ def add_note_errors(song, result: dict, data: str, split: str, count: int, secon
         return
     result["note_errors"] = note_error_rates(song, data, split, count, seconds, cfg, seed)
     print("\n" + format_note_errors(result["note_errors"]))
+    timed = [r for r in result["note_errors"]["per_song"] if "line_starts" in r]
+    if timed and "line_alignment" in result:
+        result["line_alignment"]["generated"] = generated_line_errors(timed)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -49,7 +49,8 @@ def run(argv) -> int:
 
     import torch.distributed as dist
 
-    from eval.cli import add_note_errors
+    from eval.cli import add_line_alignment, add_note_errors
+    from eval.line_alignment import format_line_alignment
     from eval.listening import write_outputs
     from eval.evaluate import evaluate, format_table
     from model.api import AutoSong
@@ -94,7 +95,10 @@ def run(argv) -> int:
     print("[4/5] eval on held-out songs:\n")
     print(format_table(metrics), "\n")
 
+    add_line_alignment(song, metrics, str(data), "val", None)
     add_note_errors(song, metrics, str(data), "val", args.notes, args.generate_seconds, 3.0, args.seed)
+    if "line_alignment" in metrics:
+        print(format_line_alignment(metrics["line_alignment"]), "\n")
     report = write_outputs(song, metrics, str(data), "val", report_dir, 2, args.generate_seconds, 3.0, args.seed)
     print(f"[5/5] generated {len(metrics['generated'])} songs from held-out lyrics: {report_dir}/generated_*.wav  ({time.time() - t0:.0f} s)")
     print(headline(metrics))

@@ -92,3 +92,24 @@ def note_error_rate(sung: list[float], expected: list[float]) -> float:
     expected length: 0 when every note is sung, in order; about 1 for an unrelated melody."""
     sung, expected = _collapse(sung), _collapse(expected)
     return edit_distance(sung, expected) / max(1, len(expected))
+
+
+def matched_notes(sung: list[float], expected: list[float]) -> list[tuple[int, int]]:
+    """(expected index, sung index) of the most pairs of equal pitches (within the tolerance)
+    that keep both orders (a longest common subsequence): which sung note sang which expected one."""
+    n, m = len(expected), len(sung)
+    same = np.abs(np.subtract.outer(np.asarray(expected, float), np.asarray(sung, float))) <= PITCH_TOLERANCE
+    pairs = np.zeros((n + 1, m + 1), dtype=np.int64)
+    for i in range(1, n + 1):
+        for j in range(1, m + 1):
+            pairs[i, j] = max(pairs[i - 1, j], pairs[i, j - 1], pairs[i - 1, j - 1] + same[i - 1, j - 1])
+    out, i, j = [], n, m
+    while i and j:
+        if same[i - 1, j - 1] and pairs[i, j] == pairs[i - 1, j - 1] + 1:
+            out.append((i - 1, j - 1))
+            i, j = i - 1, j - 1
+        elif pairs[i, j] == pairs[i - 1, j]:
+            i -= 1
+        else:
+            j -= 1
+    return out[::-1]

@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 from eval.evaluate import bootstrap_ci, format_interval, load_split
+from eval.line_alignment import sung_line_starts
 from eval.notes import note_error_rate, transcribe
 
 
@@ -52,7 +53,8 @@ def note_error_rates(song, data: str, split: str, count: int, seconds: float | N
         expected = expected_notes(s.lyrics, s.genre)
         heard = [n for n in expected if n[0] < length]  # the notes a song of this length can hold
         pitches = [p for _, _, p in heard]
-        true_wav = song.generate(s.lyrics, s.genre, length, settings).audio[0]
+        made = song.generate(s.lyrics, s.genre, length, settings)
+        true_wav = made.audio[0]
         control_wav = song.generate(other.lyrics, s.genre, length, settings).audio[0]
         reference_wav = codec.decode(s.codes[:, : int(length * codec.frame_rate)])
         sung = transcribe(true_wav, rate)
@@ -62,6 +64,10 @@ def note_error_rates(song, data: str, split: str, count: int, seconds: float | N
             "ner_control": note_error_rate([n.pitch for n in transcribe(control_wav, rate)], pitches),
             "ner_codec": note_error_rate([n.pitch for n in transcribe(reference_wav, rate)], pitches),
             "expected": [list(n) for n in heard], "sung": [[n.start, n.length, n.pitch] for n in sung]})
+        if song.bundle.alignment is not None:  # where it sings each line, and where its notes say it does
+            _, times = song.line_times(made.codes[0], s.lyrics, s.genre)
+            rows[-1].update(line_starts=times.starts, skipped=times.skipped, repeated=times.repeated,
+                            line_truth=sung_line_starts(s.lyrics, s.genre, rows[-1]["sung"]))
     true, control, ceiling = (np.array([r[k] for r in rows]) for k in ("ner_true", "ner_control", "ner_codec"))
     difference = control - true
     return {"songs": len(rows), "seconds": seconds, "cfg": cfg, "seed": seed,

@@ -4,6 +4,7 @@
     song = AutoSong.load("runs/tiny", device="auto")          # a GPU with bf16 where there is one
     out = song.generate("[verse]\\n我爱你\\n...", "pop", seconds=30)
     out.save("song.wav")                                        # or out.audio[0], out.codes[0]
+    print(song.lrc(out.codes[0], lyrics))                       # where it sings each line (LRC)
 
 `autosong generate` and the eval's song writer go through this object, so a notebook gets exactly
 what the command line gets.
@@ -20,7 +21,11 @@ import torch
 from model.bundle import Bundle, load_bundle
 from model.codec import Codec
 from model.devices import resolve_device, resolve_dtype
-from model.generate import autoencoder_for, codec_for, generate_codes, real_time_factor
+from model.errors import AutoSongError
+from model.generate import autoencoder_for, codec_for, generate_codes, real_time_factor, text_batch
+from model.line_times import LineTimes, attention_map, line_times, sung_lines
+from model.lrc import LrcLine, write_lrc
+from model.lyrics import default_tokenizer
 from model.sampler import SamplingConfig
 
 
@@ -108,3 +113,31 @@ class AutoSong:
     def decode(self, codes: np.ndarray) -> np.ndarray:
         """EnCodec codes [C, frames] -> float32 audio at `sample_rate`."""
         return self.codec.decode(codes)
+
+    def require_alignment(self) -> Bundle:
+        """The bundle, once it is known to have alignment heads (else one line that says how to get them)."""
+        bundle = self.bundle
+        if self.autoencoder is not None:
+            raise AutoSongError("line times are read from a sound-stage model; this one models latent codes")
+        if bundle.alignment is None:
+            raise AutoSongError(f"{bundle.path} has no alignment heads to read line times from: run "
+                                f"`autosong eval --checkpoint {bundle.path} --data OUT` on data whose held-out songs "
+                                f"have lyrics.lrc, which chooses them")
+        return bundle
+
+    def line_times(self, codes: np.ndarray, lyrics: str, genre: str = "unknown") -> tuple[list[str], LineTimes]:
+        """Where the song of these EnCodec codes [C, frames] sings each line of `lyrics` (the lines
+        that hold words), read from the bundle's alignment heads teacher-forced over the codes:
+        (the lines, their LineTimes). The codes may be generated or encoded from a recording."""
+        bundle = self.require_alignment()
+        ids = text_batch(bundle, [lyrics], [genre])["text_ids"][0].numpy()
+        lines, slots = sung_lines(lyrics, default_tokenizer())
+        if not lines:
+            raise AutoSongError("the lyrics have no words to time")
+        amap = attention_map(bundle.model, codes, ids, bundle.alignment.heads)
+        return lines, line_times(amap, slots, self.codec.frame_rate)
+
+    def lrc(self, codes: np.ndarray, lyrics: str, genre: str = "unknown") -> str:
+        """line_times as an LRC file's text."""
+        lines, times = self.line_times(codes, lyrics, genre)
+        return write_lrc([LrcLine(start, text) for start, text in zip(times.starts, lines)])

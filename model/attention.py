@@ -141,6 +141,16 @@ class Alignment:
         return dist[:, None]
 
 
+def per_frame(weights, positions, frames: int):
+    """Weights per step [..., S, L] -> per frame [..., T, L]: each frame's steps averaged
+    (positions [S]: the frame of each step)."""
+    at = positions.clamp(max=frames - 1)
+    out = torch.zeros(*weights.shape[:-2], frames, weights.shape[-1], device=weights.device)
+    out.index_add_(out.dim() - 2, at, weights.float())
+    count = torch.zeros(frames, device=weights.device).index_add_(0, at, torch.ones_like(at, dtype=torch.float))
+    return out / count.clamp(min=1)[:, None]
+
+
 _compiled_flex = None
 
 
@@ -179,7 +189,7 @@ class CrossAttention(nn.Module):
             sigma = 0.03 * 10 ** torch.linspace(0, 1, cfg.n_heads)
             self.prior_log_w = nn.Parameter(torch.log(0.5 / sigma**2))
         self.kernel = cfg.prior_kernel
-        self.record = False  # keep the attention weights of the last call (for plots)
+        self.record = None  # a function of the weights [B, H, S, L]: its value is kept (plots, alignment)
         self.weights: torch.Tensor | None = None
 
     def memory_kv(self, memory):
@@ -190,7 +200,7 @@ class CrossAttention(nn.Module):
     def uses_flex(self, q) -> bool:
         """Whether the prior goes inside the kernel (prior_kernel: flex, or auto on CUDA for more than
         one query step) rather than as a dense bias; recording weights for plots is always dense."""
-        if self.prior_log_w is None or self.record or self.kernel == "dense":
+        if self.prior_log_w is None or self.record is not None or self.kernel == "dense":
             return False
         return self.kernel == "flex" or (q.is_cuda and q.shape[2] > 1)
 
@@ -205,11 +215,11 @@ class CrossAttention(nn.Module):
         if self.prior_log_w is not None and align is not None:  # additive log-prior [B, H, S, L]; -inf where masked
             w = self.prior_log_w.exp().to(q.dtype)[None, :, None, None]
             mask = (-w * align.distance().to(q.dtype)).masked_fill(~mask, float("-inf"))
-        if self.record:
+        if self.record is not None:
             scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
             scores = scores + mask if mask.dtype != torch.bool else scores.masked_fill(~mask, float("-inf"))
             probs = scores.softmax(-1)  # [B, H, S, L]
-            self.weights = probs.mean(1).detach()
+            self.weights = self.record(probs.detach())
             y = probs @ v
         else:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,

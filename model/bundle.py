@@ -11,6 +11,7 @@ import torch
 
 from manifests.codec_identity import CodecIdentity
 from model.errors import AutoSongError
+from model.line_times import AlignmentHeads
 from model.lyrics import VOCAB_VERSION
 from model.stages import stage_named
 
@@ -25,6 +26,7 @@ class Bundle:
     stage: str = "sound"
     parent: dict | None = None  # latent stage: the autoencoder run and the EnCodec identity
     origin: dict | None = None  # a fine-tune: the base it started from (path, step, weights hash, adapters)
+    alignment: AlignmentHeads | None = None  # the heads line times are read from (model/line_times.py)
 
 
 def save_bundle(directory: Path, state: dict, cfg, codec: CodecIdentity, text: dict, genres: list[str], step: int,
@@ -99,7 +101,7 @@ def load_bundle(path: str | Path, device: str | torch.device = "cpu", dtype: tor
 
         model, genres, origin = load_adapter_onto(model, weights, Path(adapter))
     return Bundle(model.to(device=device, dtype=dtype).eval(), codec, meta["text"], genres, meta["step"], directory,
-                  stage, meta.get("parent"), origin)
+                  stage, meta.get("parent"), origin, AlignmentHeads.load(directory) if adapter is None else None)
 
 
 def ae_identity(bundle: Bundle) -> CodecIdentity:

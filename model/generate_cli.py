@@ -1,4 +1,5 @@
-"""`autosong generate`: lyrics + genre -> song.wav (+ codes .npy + settings .json)."""
+"""`autosong generate`: lyrics + genre -> song.wav (+ codes .npy, settings .json, and song.lrc: where it
+sings each line, when the model has alignment heads)."""
 from __future__ import annotations
 
 import argparse
@@ -59,7 +60,7 @@ def run(argv) -> int:
     if args.prompt_audio and not Path(args.prompt_audio).is_file():
         raise AutoSongError(f"--prompt-audio {args.prompt_audio}: no such file")
     for path in song_paths(args.out, args.num_songs):  # before minutes of sampling, not after
-        for written in (path, path.with_suffix(".npy"), path.with_suffix(".json")):
+        for written in (path, path.with_suffix(".npy"), path.with_suffix(".json"), path.with_suffix(".lrc")):
             if written.is_dir():
                 raise AutoSongError(f"--out {args.out}: {written} is a folder; name a file, e.g. "
                                     f"--out {Path(args.out) / 'song.wav'}")
@@ -78,14 +79,23 @@ def run(argv) -> int:
     n = args.num_songs
     songs = song.generate([lyrics] * n, [args.genre] * n, args.seconds, settings, prompt, progress=True)
     timing = songs.timing
+    timed = song.bundle.alignment is not None and song.autoencoder is None
+    why_untimed = ("a latent-stage model has no line times" if song.autoencoder is not None else
+                   f"{song.bundle.path} has no alignment heads (`autosong eval` chooses them on data with lyrics.lrc)")
     for path, codes in zip(songs.save(args.out), songs.codes):
         np.save(path.with_suffix(".npy"), codes)
         path.with_suffix(".json").write_text(json.dumps({
             "checkpoint": str(song.bundle.path), "step": song.bundle.step, "lyrics_file": str(lyrics_path),
             "genre": args.genre, "seconds": args.seconds, "sampling": settings.to_dict(),
             "prompt_audio": args.prompt_audio, "codec": song.bundle.codec.to_dict(), "timing": timing}, indent=2, ensure_ascii=False))
+        lrc = ""
+        if timed:  # where the song sings each line, read from the model's alignment heads
+            path.with_suffix(".lrc").write_text(song.lrc(codes, lyrics, args.genre), encoding="utf-8")
+            lrc = f", {path.with_suffix('.lrc')}"
         print(f"wrote {path} ({codes.shape[-1] / song.codec.frame_rate:.1f} s), {path.with_suffix('.npy')}, "
-              f"{path.with_suffix('.json')}")
+              f"{path.with_suffix('.json')}{lrc}")
+    if not timed:
+        print(f"note: no .lrc written: {why_untimed}", file=sys.stderr)
     busy = timing["seconds_sampling"] + timing["seconds_decode"]
     print(f"RTF {timing['rtf']:.2f} (wall / generated audio, lower is better): {busy:.1f} s to sample and decode "
           f"{timing['generated_seconds']:.1f} s per song, {timing['songs']} song(s), on {timing['device']}, "

@@ -57,10 +57,15 @@ def normalize_lyrics(text: str) -> str:
     return "\n".join(out)
 
 
+def without_tags(text: str) -> str:
+    """The text with its structure tags ([verse], [chorus] ...) blanked out."""
+    return _TAGS.sub(" ", text)
+
+
 def lyric_words(text: str) -> list[str]:
     """The words of lyrics (runs of letters or digits; a run of hanzi is one), lower case, tags
     left out: what lyrics.txt and lyrics.lrc must agree on, and what their lines are matched by."""
-    return [w.lower() for w in _WORD.findall(_TAGS.sub(" ", text))]
+    return [w.lower() for w in _WORD.findall(without_tags(text))]
 
 
 def normalize_genre(raw: str | None) -> str:

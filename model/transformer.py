@@ -20,7 +20,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from model import patterns
-from model.attention import Alignment, CrossAttention, KVCache, SelfAttention, lyric_progress
+from model.attention import Alignment, CrossAttention, KVCache, SelfAttention, lyric_progress, per_frame
 from model.config_checks import check_ranges, ranged
 
 CROSS_ALIGN = ("none", "prior")
@@ -287,28 +287,42 @@ class SoundTransformer(nn.Module):
 
     @torch.no_grad()
     def cross_attention_map(self, codes, text_ids, text_mask, song_frames=None, bert=None, bert_mask=None,
-                            prior: bool = True):
-        """Teacher-forced cross-attention weights, averaged over heads and layers, per frame:
-        codes [B, C, T] -> [B, T, L] (each frame's steps averaged). For plots of alignment.
-        `prior=False`: as if the alignment prior were off (to show what it contributes)."""
+                            prior: bool = True, heads=None, lines=None):
+        """Teacher-forced cross-attention weights per frame, averaged over heads: all heads of all
+        layers, or `heads` [(layer, head) ...] (the bundle's alignment heads). codes [B, C, T] ->
+        [B, T, L] (each frame's steps averaged). `prior=False`: as if the alignment prior were off
+        (to show what it contributes). lines: timed lines (line_frames, line_slots) for a timed prior."""
+        H = self.cfg.n_heads
+        chosen = heads or [(layer, h) for layer in range(self.cfg.n_layers) for h in range(H)]
+        by_layer = {layer: [h for l2, h in chosen if l2 == layer] for layer, _ in chosen}
+        recorders = {layer: (lambda probs, hs=hs: probs[:, hs].sum(1)) for layer, hs in by_layer.items()}
+        steps, pb = self.recorded_attention(recorders, codes, text_ids, text_mask, song_frames, bert, bert_mask,
+                                            prior, lines)
+        return per_frame(sum(steps.values()) / len(chosen), pb.positions[0], codes.shape[-1])
+
+    @torch.no_grad()
+    def recorded_attention(self, recorders: dict, codes, text_ids, text_mask, song_frames=None, bert=None,
+                           bert_mask=None, prior: bool = True, lines=None):
+        """One teacher-forced pass over whole songs (codes [B, C, T]) that keeps, for each layer in
+        `recorders`, recorders[layer](its cross-attention weights [B, H, S, L]): (those values by
+        layer, the PatternBatch). Computing each value as the layer runs keeps one layer's
+        weights in memory at a time."""
         B, C, T = codes.shape
-        modules = [layer.cross_attn for layer in self.layers]
-        for m in modules:
-            m.record = True
+        modules = {layer: self.layers[layer].cross_attn for layer in recorders}
+        for layer, m in modules.items():
+            m.record = recorders[layer]
         self._prior_off = not prior
         try:
             zero = torch.zeros(B, dtype=torch.long, device=codes.device)
+            line_frames, line_slots = lines if lines is not None else (None, None)
             _, pb = self(codes, torch.full_like(zero, T), zero, text_ids, text_mask, bert, bert_mask,
-                         cond_drop=torch.zeros(B, dtype=torch.bool, device=codes.device), song_frames=song_frames)
-            weights = torch.stack([m.weights for m in modules]).mean(0)  # [B, S, L]
+                         cond_drop=torch.zeros(B, dtype=torch.bool, device=codes.device), song_frames=song_frames,
+                         line_frames=line_frames, line_slots=line_slots)
+            return {layer: m.weights for layer, m in modules.items()}, pb
         finally:
             self._prior_off = False
-            for m in modules:
-                m.record, m.weights = False, None
-        frame = pb.positions.clamp(max=T - 1)  # [B, S] the frame each step belongs to
-        out = torch.zeros(B, T, weights.shape[-1], device=codes.device).index_add_(1, frame[0], weights)
-        count = torch.zeros(T, device=codes.device).index_add_(0, frame[0], torch.ones_like(frame[0], dtype=torch.float))
-        return out / count.clamp(min=1)[None, :, None]
+            for m in modules.values():
+                m.record, m.weights = None, None
 
     def loss(self, logits, batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Mean CE over real targets, and per-codebook CE sums and counts (for logging)."""

@@ -1,0 +1,61 @@
+"""`autosong align`: where a recording sings each line of its lyrics, as an LRC file: a forced
+aligner that comes free with a trained model. The audio is encoded with the model's codec and the
+model reads it teacher-forced; each line's start comes from its alignment heads (model/line_times.py)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from autosong.command_line import HelpFormatter, check_writable_dir, run_cli
+from model.devices import add_arguments
+from model.errors import AutoSongError
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="autosong align", description=__doc__, formatter_class=HelpFormatter)
+    p.add_argument("--checkpoint", required=True, help="a run directory (RUN/export) or an export directory")
+    p.add_argument("--audio", required=True, help="the recording (any format the build reads)")
+    p.add_argument("--lyrics", required=True, help="its lyrics, a UTF-8 file (lyrics.txt style)")
+    p.add_argument("--genre", default="unknown")
+    p.add_argument("--out", default="song.lrc")
+    p.add_argument("--codec", default=None, help="codec source if not the one recorded in the bundle (same weights)")
+    add_arguments(p)
+    return p
+
+
+def run(argv) -> int:
+    from model.api import AutoSong
+    from model.audio import AudioDecodeError, load_audio
+    from model.lyrics import read_lyrics_file, weak_encoding_warning
+
+    args = parser().parse_args(argv)
+    for flag, path in (("--audio", args.audio), ("--lyrics", args.lyrics)):
+        if not Path(path).is_file():
+            raise AutoSongError(f"{flag} {path}: no such file")
+    decoded = read_lyrics_file(args.lyrics)
+    if decoded.weak:
+        print(f"warning: {weak_encoding_warning(args.lyrics, decoded)}", file=sys.stderr)
+    out = Path(args.out)
+    if out.is_dir():
+        raise AutoSongError(f"--out {out} is a folder; name a file, e.g. --out {out / 'song.lrc'}")
+    check_writable_dir(out.parent)
+    song = AutoSong.load(args.checkpoint, args.device, args.dtype, args.codec)
+    song.require_alignment()  # before the audio is read and encoded
+    max_seconds = song.bundle.model.cfg.max_frames / song.codec.frame_rate
+    try:
+        audio = load_audio(args.audio, song.sample_rate, max_seconds=max_seconds)
+    except AudioDecodeError as err:
+        raise AutoSongError(f"--audio {args.audio}: {err}") from None
+    codes = song.codec.encode(audio.wav, song.sample_rate)
+    lines, times = song.line_times(codes, decoded.text, args.genre)
+    out.write_text(song.lrc(codes, decoded.text, args.genre), encoding="utf-8")
+    for what, which in (("skipped", times.skipped), ("sung again", times.repeated)):
+        if which:
+            print(f"note: lines {', '.join(str(i + 1) for i in which)} look {what}", file=sys.stderr)
+    print(f"wrote {out}: {len(lines)} lines over {codes.shape[-1] / song.codec.frame_rate:.1f} s of {args.audio}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(run, argv)

@@ -1,0 +1,236 @@
+"""Where a song sings each lyric line, read from the model's cross-attention (LRC out).
+
+A trained model's cross-attention reads the lyrics as the song goes, and some of its heads follow
+the sung line closely. `choose_heads` ranks every (layer, head) by the attention it puts on the
+line being sung, in held-out songs whose true line times are known (lyrics.lrc), and keeps the
+best; the bundle records them (RUN/export/alignment.json). `line_starts` reads each line's start
+from those heads' map with a monotonic path over (frame, line), a Viterbi/DTW that moves one line
+at a time and visits every line, never a per-frame argmax. From the path: lines sung for less
+than a note (skipped), and lines the attention goes back to after the path left them (repeated).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from model.errors import AutoSongError
+
+ALIGNMENT_FILE = "alignment.json"
+NOTE_SECONDS = 0.2  # a line sung for less than this was skipped; attention back on a line this long repeats it
+MAX_HEADS = 8
+
+
+@dataclass
+class AlignmentHeads:
+    """The heads whose mean map aligns best, and what they were chosen on (data, split, songs,
+    each candidate's score, the onset errors of the choice)."""
+    heads: list[tuple[int, int]]
+    chosen_on: dict = field(default_factory=dict)
+
+    def save(self, directory: Path) -> None:
+        body = {"heads": [list(h) for h in self.heads], "chosen_on": self.chosen_on}
+        (Path(directory) / ALIGNMENT_FILE).write_text(json.dumps(body, indent=2))
+
+    @classmethod
+    def load(cls, directory: Path) -> "AlignmentHeads | None":
+        path = Path(directory) / ALIGNMENT_FILE
+        if not path.exists():
+            return None
+        try:
+            body = json.loads(path.read_text())
+            return cls([(int(a), int(b)) for a, b in body["heads"]], body.get("chosen_on", {}))
+        except (ValueError, KeyError, TypeError) as err:
+            raise AutoSongError(f"{path} is damaged ({err}): delete it and run `autosong eval` on data "
+                                f"with lyrics.lrc to choose the alignment heads again") from None
+
+
+def line_states(line_slots: np.ndarray, L: int) -> np.ndarray:
+    """The state each memory slot belongs to: 0 before the first line (tags, the first line
+    break), i + 1 for line i (its first word's slot up to the next line's), -1 the genre slot."""
+    state = np.searchsorted(np.asarray(line_slots), np.arange(L), side="right")
+    state[0] = -1
+    return state
+
+
+def state_mass(amap: np.ndarray, line_slots: np.ndarray) -> np.ndarray:
+    """Attention per frame on each state (before the lyrics, line 0 ... line N-1): amap [T, L]
+    -> [T, N + 1], renormalised over the lyric slots (the genre slot, free to every frame, left out)."""
+    T, L = amap.shape
+    state = line_states(line_slots, L)
+    mass = np.zeros((T, len(line_slots) + 1))
+    lyric = state >= 0
+    np.add.at(mass.T, state[lyric], amap[:, lyric].T)
+    return mass / np.maximum(mass.sum(1, keepdims=True), 1e-12)
+
+
+def monotonic_path(mass: np.ndarray) -> np.ndarray:
+    """The state of each frame on the best path that starts in state 0 or 1, ends in the last,
+    and moves at most one state per frame: max sum of log mass (Viterbi). mass [T, K] -> [T]."""
+    T, K = mass.shape
+    if T < K - 1:
+        raise AutoSongError(f"{K - 1} lyric lines cannot start within {T} frames of audio")
+    score = np.log(mass + 1e-6)
+    best = np.full(K, -np.inf)
+    best[:2] = score[0, :2]
+    moved = np.zeros((T, K), dtype=bool)
+    for t in range(1, T):
+        advance = np.concatenate([[-np.inf], best[:-1]])
+        moved[t] = advance > best
+        best = np.maximum(best, advance) + score[t]
+    path = np.empty(T, dtype=np.int64)
+    path[-1] = K - 1
+    for t in range(T - 1, 0, -1):
+        path[t - 1] = path[t] - moved[t, path[t]]
+    return path
+
+
+@dataclass
+class LineTimes:
+    starts: list[float]     # seconds, one per line
+    skipped: list[int]      # lines the path spent less than a note on
+    repeated: list[int]     # lines the attention returned to for a note or more after the path left them
+
+
+def line_times(amap: np.ndarray, line_slots, frame_rate: float, note_s: float = NOTE_SECONDS) -> LineTimes:
+    """Each line's start, and the lines skipped or repeated, from a cross-attention map [T, L]
+    (frames x memory slots) and each line's first memory slot."""
+    line_slots = np.asarray(line_slots)
+    mass = state_mass(np.asarray(amap, dtype=np.float64), line_slots)
+    path = monotonic_path(mass)
+    N, note = len(line_slots), max(1, round(note_s * frame_rate))
+    first = np.searchsorted(path, np.arange(1, N + 1))  # the first frame of each line's state
+    frames = np.bincount(path, minlength=N + 1)[1:]
+    skipped = [i for i in range(N) if frames[i] < note]
+    strongest = mass.argmax(1)
+    repeated = []
+    for i in range(N):
+        after = np.flatnonzero(path > i + 1)  # frames after the path left line i
+        if len(after) and _longest_run(strongest[after] == i + 1) >= note:
+            repeated.append(i)
+    return LineTimes([float(f) / frame_rate for f in first], skipped, repeated)
+
+
+def _longest_run(flags: np.ndarray) -> int:
+    best = run = 0
+    for f in flags:
+        run = run + 1 if f else 0
+        best = max(best, run)
+    return best
+
+
+def onset_errors(found: list[float], truth: list[float]) -> np.ndarray:
+    """|found - true| per line, seconds."""
+    return np.abs(np.asarray(found) - np.asarray(truth))
+
+
+def sung_lines(lyrics: str, tokenizer) -> tuple[list[str], list[int]]:
+    """The lines of the lyrics that hold words (what an LRC times; tags dropped) and the memory
+    slot of each one's first word."""
+    from model.lyrics import lyric_words, normalize_lyrics, without_tags
+
+    words = tokenizer.word_slots(lyrics)
+    lines, slots, before = [], [], 0
+    for line in normalize_lyrics(lyrics).split("\n"):
+        count = len(lyric_words(line))
+        if count:
+            lines.append(" ".join(without_tags(line).split()))
+            slots.append(words[before])
+        before += count
+    return lines, slots
+
+
+# ---- the model's maps (teacher-forced over a song's codes, the uniform prior as at generation) ----
+
+def _song_inputs(model, codes, text_ids):
+    import torch
+
+    dev = next(model.parameters()).device
+    T = min(codes.shape[-1], model.cfg.max_frames)  # frames past max_frames have no position
+    codes = torch.as_tensor(np.asarray(codes[:, :T], dtype=np.int64), device=dev)[None]
+    ids = torch.as_tensor(np.asarray(text_ids, dtype=np.int64), device=dev)[None]
+    return codes, ids, torch.ones_like(ids, dtype=torch.bool), torch.tensor([T], device=dev)
+
+
+def attention_map(model, codes, text_ids, heads=None) -> np.ndarray:
+    """[T, L]: the mean cross-attention of `heads` (all when None) per frame of a song's codes [C, T]."""
+    codes, ids, mask, T = _song_inputs(model, codes, text_ids)
+    return model.cross_attention_map(codes, ids, mask, song_frames=T, heads=heads)[0].cpu().numpy()
+
+
+def _head_maps(model, codes, text_ids, heads) -> np.ndarray:
+    """[len(heads), T, L]: each head's own map, in the order given."""
+    from model.attention import per_frame
+
+    codes, ids, mask, T = _song_inputs(model, codes, text_ids)
+    layers = sorted({layer for layer, _ in heads})
+    recorders = {layer: (lambda p, hs=[h for l2, h in heads if l2 == layer]: p[0, hs]) for layer in layers}
+    maps, pb = model.recorded_attention(recorders, codes, ids, mask, T)
+    frames = {layer: per_frame(maps[layer], pb.positions[0], codes.shape[-1]) for layer in layers}
+    taken = {layer: 0 for layer in layers}
+    out = []
+    for layer, _ in heads:
+        out.append(frames[layer][taken[layer]].cpu().numpy())
+        taken[layer] += 1
+    return np.stack(out)
+
+
+def _line_mass_by_head(model, song) -> np.ndarray:
+    """[layers, heads]: the mean attention each head puts on the line being sung (true times)."""
+    import torch
+
+    codes, ids, mask, T = _song_inputs(model, song.codes, song.text)
+    line_frames, line_slots = _true_lines(model, song)
+    positions = model.pattern.build(codes, T, torch.zeros_like(T)).positions[0].clamp(max=int(T) - 1)
+    sung = np.searchsorted(line_frames, positions.cpu().numpy() + 0.5, side="right")  # state of each step
+    on_line = torch.as_tensor(line_states(line_slots, ids.shape[1])[None, :] == sung[:, None], device=codes.device)
+    recorders = {layer: (lambda p: (p[0] * on_line).sum(-1).mean(-1)) for layer in range(model.cfg.n_layers)}
+    mass, _ = model.recorded_attention(recorders, codes, ids, mask, T)
+    return torch.stack([mass[layer] for layer in range(model.cfg.n_layers)]).cpu().numpy()
+
+
+def onset_error_summary(errors: np.ndarray) -> dict:
+    return {"lines": int(len(errors)), "median_s": float(np.median(errors)) if len(errors) else float("nan"),
+            "p90_s": float(np.percentile(errors, 90)) if len(errors) else float("nan")}
+
+
+def _true_lines(model, song) -> tuple[np.ndarray, np.ndarray]:
+    """A timed song's line starts (frames) and slots, those within model.max_frames."""
+    frames, slots = song.line_timing()
+    kept = frames < min(song.codes.shape[1], model.cfg.max_frames)
+    return frames[kept], slots[kept]
+
+
+def teacher_forced_errors(model, songs, heads, frame_rate: float) -> np.ndarray:
+    """|found - true| line starts (s) over held-out songs with lyrics.lrc, with `heads`' map."""
+    errors = []
+    for song in songs:
+        frames, slots = _true_lines(model, song)
+        found = line_times(attention_map(model, song.codes, song.text, heads), slots, frame_rate)
+        errors.append(onset_errors(found.starts, frames / frame_rate))
+    return np.concatenate(errors) if errors else np.zeros(0)
+
+
+def choose_heads(model, songs, frame_rate: float, described: dict | None = None) -> AlignmentHeads:
+    """The heads to read line times from: every (layer, head) ranked by the attention it puts on
+    the sung line of `songs` (held out, with true line times); then the number of top heads whose
+    mean map gives the lowest median onset error (at most MAX_HEADS)."""
+    songs = [s for s in songs if len(s.line_timing()[1])]
+    if not songs:
+        raise AutoSongError("choosing alignment heads needs held-out songs with lyrics.lrc line times")
+    scores = np.mean([_line_mass_by_head(model, s) for s in songs], axis=0)  # [layers, heads]
+    order = np.argsort(-scores, axis=None)[:MAX_HEADS]
+    ranked = [tuple(int(i) for i in np.unravel_index(o, scores.shape)) for o in order]
+    maps = [_head_maps(model, s.codes, s.text, ranked) for s in songs]
+    best = None
+    truth = [_true_lines(model, s) for s in songs]
+    for k in range(1, len(ranked) + 1):
+        errors = np.concatenate([onset_errors(line_times(m[:k].mean(0), slots, frame_rate).starts, frames / frame_rate)
+                                 for m, (frames, slots) in zip(maps, truth)])
+        if best is None or np.median(errors) < np.median(best[1]):
+            best = (k, errors)
+    k, errors = best
+    return AlignmentHeads(ranked[:k], {**(described or {}), "songs": len(songs), **onset_error_summary(errors),
+                                       "line_mass": {f"{a}.{b}": round(float(scores[a, b]), 4) for a, b in ranked}})

@@ -1,0 +1,50 @@
+"""Line times from cross-attention (model/line_times.py): a monotonic path over (frame, line)."""
+import numpy as np
+import pytest
+
+from model.line_times import line_states, line_times, sung_lines
+
+
+def block_map(spans, L, T, noise=0.0, seed=0):
+    """A [T, L] map that reads slots a..b-1 during frames s..e-1 for each (s, e, a, b)."""
+    rng = np.random.default_rng(seed)
+    amap = np.full((T, L), 1e-3) + noise * rng.random((T, L))
+    amap[:, 0] += 0.5  # the genre slot: read all along, and left out
+    for s, e, a, b in spans:
+        amap[s:e, a:b] += 1.0
+    return amap / amap.sum(1, keepdims=True)
+
+
+def test_the_path_finds_each_line_start_through_noise_and_an_intro():
+    slots = [3, 10, 20]  # slots 1-2: a tag and a line break before the first line
+    amap = block_map([(0, 12, 1, 3), (12, 40, 3, 10), (40, 45, 10, 20), (45, 80, 20, 30)], L=30, T=80, noise=0.3)
+    found = line_times(amap, slots, frame_rate=10.0)
+    assert found.starts == [1.2, 4.0, 4.5]
+    assert found.skipped == [] and found.repeated == []
+    assert line_states(np.array(slots), 30).tolist()[:4] == [-1, 0, 0, 1]
+
+
+def test_a_line_sung_for_less_than_a_note_is_skipped_and_one_read_again_is_repeated():
+    slots = [1, 10, 20]
+    amap = block_map([(0, 30, 1, 10), (30, 31, 10, 20), (31, 60, 20, 30), (60, 70, 1, 10), (70, 80, 20, 30)],
+                     L=30, T=80)
+    found = line_times(amap, slots, frame_rate=10.0, note_s=0.2)
+    assert found.skipped == [1]  # one frame (0.1 s) on line 1
+    assert found.repeated == [0]  # back on line 0 for a second after the path left it
+    assert found.starts[0] == 0.0 and found.starts[2] == pytest.approx(3.1)
+
+
+def test_sung_lines_are_the_lines_with_words_and_their_first_word_slots(tokenizer):
+    text = "[verse]\nHello world\n\n[chorus] 我爱你 la\n(instrumental)\n"
+    lines, slots = sung_lines(text, tokenizer)
+    assert lines == ["Hello world", "我爱你 la", "(instrumental)"]
+    ids = tokenizer.encode(text)
+    assert [tokenizer.tokens[ids[s]] for s in slots] == ["h", "wo3", "i"]
+
+
+def test_sung_notes_are_matched_to_the_expected_ones_in_order():
+    from eval.notes import matched_notes
+
+    expected = [60, 62, 64, 65, 67]
+    sung = [60, 61.9, 70, 64, 67]  # 65 missed, 70 extra
+    assert matched_notes(sung, expected) == [(0, 0), (1, 1), (2, 3), (4, 4)]
