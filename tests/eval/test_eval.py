@@ -84,7 +84,10 @@ def test_cli_generate_refuses_bad_requests(trained_run, tmp_path):
 
 
 def test_cli_eval_writes_json_and_report(trained_run, small_data, tmp_path):
-    out = autosong("eval", "--checkpoint", str(trained_run), "--data", str(small_data), "--out", str(tmp_path),
+    import shutil
+
+    run = shutil.copytree(trained_run, tmp_path / "run", ignore=shutil.ignore_patterns("checkpoints"))
+    out = autosong("eval", "--checkpoint", str(run), "--data", str(small_data), "--out", str(tmp_path),
                    "--generate", "1", "--seconds", "1")
     assert out.returncode == 0, out.stderr[-2000:]
     assert "codebook" in out.stdout and "true vs shuffled_lyrics" in out.stdout

@@ -1,0 +1,69 @@
+"""How near the truth are the line times read from a trained model's cross-attention? On a built
+synth corpus (whose lyrics.lrc hold the true line starts) and a trained run: the alignment heads
+are chosen on the first half of the held-out songs, and the teacher-forced onset error (median,
+90th percentile) is measured on the other half, for the chosen heads, for every head's mean, and
+for no model at all (a line starts where the uniform prior's t/T meets its first word's lyric
+progress). The issue's target: a median of at most 0.25 s on the demo's model.
+
+Usage: python bench/line_times.py RUN DATA [RUN DATA ...]
+       e.g. after bench/lyrics.py --quick --codec tiny --align syllables,timed --seeds 0 --work out/bench_timed:
+       python bench/line_times.py out/bench_timed/run_syllables_0 out/bench_timed/data \\
+                                  out/bench_timed/run_timed_0 out/bench_timed/data
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from eval.evaluate import load_split  # noqa: E402
+from model.bundle import load_bundle  # noqa: E402
+from model.line_times import choose_heads, onset_error_summary, teacher_forced_errors  # noqa: E402
+
+
+def prior_only(model, songs, frame_rate: float) -> np.ndarray:
+    errors = []
+    for song in songs:
+        frames, slots = song.line_timing()
+        ids = torch.as_tensor(song.text.astype(np.int64))[None]
+        progress = model.lyric_progress(ids, torch.ones_like(ids, dtype=torch.bool))
+        progress = progress[0].numpy() if progress is not None else np.linspace(0, 1, ids.shape[1])
+        errors += list(np.abs(progress[slots] * song.codes.shape[1] - frames) / frame_rate)
+    return np.array(errors)
+
+
+def measure(run: str, data: str) -> dict:
+    model = load_bundle(run).model
+    songs = [s for s in load_split(data, "val")[1] if len(s.line_timing()[1])]
+    rate = songs[0].codes.shape[1] / songs[0].meta["duration_s"]
+    choose, test = songs[: len(songs) // 2], songs[len(songs) // 2 :]
+    heads = choose_heads(model, choose, rate)
+    return {"run": run, "songs_chosen_on": len(choose), "songs_measured": len(test), "heads": heads.heads,
+            "chosen": onset_error_summary(teacher_forced_errors(model, test, heads.heads, rate)),
+            "all_heads": onset_error_summary(teacher_forced_errors(model, test, None, rate)),
+            "prior_only": onset_error_summary(prior_only(model, test, rate))}
+
+
+def main() -> None:
+    pairs = sys.argv[1:]
+    if not pairs or len(pairs) % 2:
+        sys.exit(__doc__)
+    rows = [measure(run, data) for run, data in zip(pairs[::2], pairs[1::2])]
+    print(f"{'run':40}{'chosen heads':>22}{'all heads':>18}{'prior only':>18}   (median / p90 s)")
+    for r in rows:
+        cells = [f"{r[k]['median_s']:.3f} / {r[k]['p90_s']:.3f}" for k in ("chosen", "all_heads", "prior_only")]
+        print(f"{r['run']:40}{cells[0]:>22}{cells[1]:>18}{cells[2]:>18}   heads {r['heads']}, "
+              f"{r['chosen']['lines']} lines")
+    out = ROOT / "bench/results/line_times.json"
+    out.write_text(json.dumps(rows, indent=2))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

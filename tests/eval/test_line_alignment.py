@@ -1,0 +1,74 @@
+"""LRC out: eval chooses the alignment heads on held-out songs with lyrics.lrc and records them;
+then `autosong align` times a recording's lines and `autosong generate` writes song.lrc."""
+import json
+
+import numpy as np
+
+from model.lrc import parse_lrc
+from model.lyrics import lyric_words
+from tests.eval.test_eval import autosong
+
+
+def prior_only_errors(run, data) -> np.ndarray:
+    """|start - true| of each held-out line if a line started where the uniform prior's song
+    progress t/T meets its first slot's lyric progress: timing with no model at all."""
+    import torch
+
+    from eval.evaluate import load_split
+    from model.bundle import load_bundle
+
+    model, errors = load_bundle(run).model, []
+    for song in load_split(data, "val")[1]:
+        frames, slots = song.line_timing()
+        ids = torch.as_tensor(song.text.astype(np.int64))[None]
+        progress = model.lyric_progress(ids, torch.ones_like(ids, dtype=torch.bool))[0].numpy()
+        errors += list(np.abs(progress[slots] * song.codes.shape[1] - frames) / 75)
+    return np.array(errors)
+
+
+def test_eval_chooses_alignment_heads_then_align_and_generate_write_lrc(small_data, tmp_path):
+    from manifests.sample_rows import read_sample_rows
+    from tests.conftest import TINY, train_cli
+
+    run = tmp_path / "run"  # 150 steps: 20 leave the heads reading the prior and little else
+    trained = train_cli("--data", str(small_data), "--run", str(run), "--steps", "150", *TINY,
+                        "--train.log_every", "50")
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    row = read_sample_rows(small_data, "val")[0]
+    audio = small_data.parent / "corpus" / row.source
+    lyrics = audio.parent / "lyrics.txt"
+    found = tmp_path / "found.lrc"
+    align = ["align", "--checkpoint", str(run), "--audio", str(audio), "--lyrics", str(lyrics), "--genre", row.genre,
+             "--out", str(found)]
+
+    refused = autosong(*align)
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
+    assert "has no alignment heads to read line times from: run `autosong eval" in refused.stderr
+
+    ev = autosong("eval", "--checkpoint", str(run), "--data", str(small_data), "--out", str(tmp_path / "eval"),
+                  "--generate", "0", "--notes", "2", "--seconds", "1")
+    assert ev.returncode == 0, ev.stderr[-2000:]
+    assert "teacher-forced onset error: median" in ev.stdout and "generated songs: median" in ev.stdout
+    heads = json.loads((run / "export/alignment.json").read_text())
+    assert heads["heads"] and heads["chosen_on"]["split"] == "val"
+    report = json.loads((tmp_path / "eval/eval.json").read_text())["line_alignment"]
+    assert report["teacher_forced"]["lines"] > 0 and report["generated"]["songs"] == 2
+    # Read from the heads, held-out line starts are nearer the truth than the prior's own timing.
+    # The issue's 0.25 s median is for the demo's model (bench/line_times.py: 0.24 s); a model this
+    # size and this short gets ~0.3 s (bench/RESULTS.md).
+    baseline = np.median(prior_only_errors(run, small_data))
+    assert report["teacher_forced"]["median_s"] < min(0.5, baseline), (report["teacher_forced"], baseline)
+
+    aligned = autosong(*align)
+    assert aligned.returncode == 0, aligned.stderr[-2000:]
+    truth = [line.start for line in parse_lrc((audio.parent / "lyrics.lrc").read_text()).lines if lyric_words(line.text)]
+    starts = [line.start for line in parse_lrc(found.read_text()).lines]
+    assert len(starts) == len(truth) and starts == sorted(starts)
+    # one song through the codec again: the accuracy is the eval's figure above, this is the command
+    assert np.max(np.abs(np.array(starts) - truth)) <= 1.0
+
+    made = autosong("generate", "--checkpoint", str(run), "--lyrics", str(lyrics), "--genre", row.genre,
+                    "--seconds", "1.5", "--out", str(tmp_path / "song.wav"))
+    assert made.returncode == 0, made.stderr[-2000:]
+    sung = parse_lrc((tmp_path / "song.lrc").read_text()).lines
+    assert len(sung) == len(truth) and all(0 <= line.start < 1.5 for line in sung)
