@@ -37,6 +37,10 @@ def generate_for_report(song, data: str, split: str, count: int, seconds: float 
     out = [{"title": f"from {s.key}'s lyrics", "lyrics": text, "genre": s.genre, "wav": wav,
             "codes": c, "reference_wav": ref, "alignment": amap, "frame_rate": rate, "prior_share": share}
            for s, text, c, wav, ref, (amap, rate, share) in zip(songs, lyrics, codes, wavs, refs, maps)]
+    if bundle.alignment is not None and not bundle.parent:  # where the alignment heads put each line's start
+        for item in out:
+            item["lines"], times = song.line_times(item["codes"], item["lyrics"], item["genre"])
+            item["line_starts"] = times.starts
     for s, item in zip(songs, out):  # on synth data: the notes the lyrics call for, and those heard
         if sings_synth_notes(card, s.genre) and item["reference_wav"] is not None:
             item["expected"] = expected_notes(s.lyrics, s.genre)

@@ -119,10 +119,16 @@ def spectrogram_figure(wav: np.ndarray, sr: int, alt: str, expected: list | None
     return _figure(spectrogram_png(wav, sr, h, w), alt, "time (s)", seconds, "frequency (Hz)", ticks, w, h, overlay)
 
 
-def alignment_figure(weights: np.ndarray, frame_rate: float, alt: str) -> str:
+def alignment_figure(weights: np.ndarray, frame_rate: float, alt: str, line_starts: list[float] | None = None) -> str:
+    """The alignment map with axes; `line_starts` (s): a numbered mark where each lyric line starts."""
     L = weights.shape[1] - 1  # slot 0 is the genre token
-    return _figure(alignment_png(weights), alt, "time (s)", weights.shape[0] / frame_rate,
-                   "lyric token (0 = genre)", [(1.0, "0"), (0.5, f"{L // 2}"), (0.0, f"{L}")])
+    seconds, w, h = weights.shape[0] / frame_rate, 480, 128
+    overlay = "".join(f'<g class="line-start"><line x1="{t / seconds * w:.1f}" y1="0" x2="{t / seconds * w:.1f}" '
+                      f'y2="{h}" stroke="#e0301e" stroke-dasharray="3,2"/><text x="{t / seconds * w + 2:.1f}" '
+                      f'y="10" font-size="9" fill="#e0301e">{i + 1}</text></g>'
+                      for i, t in enumerate(line_starts or []))
+    return _figure(alignment_png(weights), alt, "time (s)", seconds, "lyric token (0 = genre)",
+                   [(1.0, "0"), (0.5, f"{L // 2}"), (0.0, f"{L}")], w, h, overlay)
 
 
 def ogg_bytes(wav: np.ndarray, sr: int) -> bytes:
@@ -249,6 +255,14 @@ for (const a of document.querySelectorAll('audio')) {{
     return path
 
 
+def _line_list(lines: list[str] | None, starts: list[float] | None) -> str:
+    """Each lyric line with the time the alignment heads put its start at (the marks on the map)."""
+    if not lines or not starts:
+        return ""
+    rows = "".join(f"<li>{t:.2f} s: {html.escape(text)}</li>" for text, t in zip(lines, starts))
+    return f'<ol class="line-times">{rows}</ol>'
+
+
 def _song_section(s: dict, sample_rate: int) -> str:
     """One generated song: its player and spectrogram, its lyric alignment, the true song beside it."""
     e = html.escape
@@ -263,8 +277,9 @@ def _song_section(s: dict, sample_rate: int) -> str:
                  "of the attention (against the same map without it)")
         panels.append('<div class="panel"><h4>where it reads the lyrics (cross-attention, heads and layers '
                       f'averaged; {prior})</h4>' + alignment_figure(s["alignment"], s["frame_rate"],
-                                                                   "cross-attention alignment: lyric token by time")
-                      + '</div>')
+                                                                   "cross-attention alignment: lyric token by time",
+                                                                   s.get("line_starts"))
+                      + _line_list(s.get("lines"), s.get("line_starts")) + '</div>')
     if s.get("reference_wav") is not None:
         ref = _data_uri("audio/ogg", ogg_bytes(s["reference_wav"], sample_rate))
         panels.append(f'<div class="panel"><h4>the true song (its codes, decoded)</h4>'

@@ -46,11 +46,13 @@ def test_eval_chooses_alignment_heads_then_align_and_generate_write_lrc(small_da
     assert "has no alignment heads to read line times from: run `autosong eval" in refused.stderr
 
     ev = autosong("eval", "--checkpoint", str(run), "--data", str(small_data), "--out", str(tmp_path / "eval"),
-                  "--generate", "0", "--notes", "2", "--seconds", "1")
+                  "--generate", "1", "--notes", "2", "--seconds", "1")
     assert ev.returncode == 0, ev.stderr[-2000:]
     assert "teacher-forced onset error: median" in ev.stdout and "generated songs: median" in ev.stdout
     heads = json.loads((run / "export/alignment.json").read_text())
     assert heads["heads"] and heads["chosen_on"]["split"] == "val"
+    page = (tmp_path / "eval/report.html").read_text()  # the generated song's line starts, on its map
+    assert page.count('class="line-start"') >= 1 and '<ol class="line-times"><li>0.' in page
     report = json.loads((tmp_path / "eval/eval.json").read_text())["line_alignment"]
     assert report["teacher_forced"]["lines"] > 0 and report["generated"]["songs"] == 2
     # Read from the heads, held-out line starts are nearer the truth than the prior's own timing.
