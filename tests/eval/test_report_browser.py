@@ -12,7 +12,8 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 def test_report_loads_without_errors_and_plays(trained_run, small_data, tmp_path):
     from playwright.sync_api import sync_playwright
 
-    out = autosong("eval", "--checkpoint", str(trained_run), "--data", str(small_data), "--out", str(tmp_path),
+    run = shutil.copytree(trained_run, tmp_path / "run", ignore=shutil.ignore_patterns("checkpoints"))  # eval
+    out = autosong("eval", "--checkpoint", str(run), "--data", str(small_data), "--out", str(tmp_path),  # adds heads
                    "--generate", "2", "--seconds", "1")
     assert out.returncode == 0, out.stderr[-2000:]
     errors = []
