@@ -11,6 +11,7 @@ STAGES = {
     "eval": ("eval.cli", "per-codebook CE, conditioning gain, report.html"),
     "generate": ("model.generate_cli", "lyrics + genre -> song.wav (and song.lrc), sampled with a KV cache"),
     "align": ("model.align_cli", "a recording + its lyrics -> song.lrc: where it sings each line"),
+    "studio": ("eval.studio_cli", "a local web app: generate, listen, compare runs"),
     "codec": ("train.codec", "train a small EnCodec-architecture codec: codec train --out DIR"),
     "demo": ("eval.demo", "the main job on an embedded default, offline, on a laptop CPU"),
 }

@@ -143,8 +143,9 @@ def _data_uri(mime: str, data: bytes) -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode()}"
 
 
-def _line_chart(series: dict[str, list[tuple[float, float]]], x_label: str, y_label: str, w: int = 560,
+def line_chart(series: dict[str, list[tuple[float, float]]], x_label: str, y_label: str, w: int = 560,
                 h: int = 240) -> str:
+    """Curves (name -> [(x, y)]) as an SVG with labelled axes and a legend."""
     pts = [p for s in series.values() for p in s]
     if not pts:
         return "<p>no training metrics</p>"
@@ -236,7 +237,7 @@ split <b>{e(result['split'])}</b>: {result['songs']} songs, {result['tokens']:,}
 <p>CE with an altered condition minus CE with the true one, nats per token; &gt; 0 means the model uses it.</p>
 <table><tr><th>comparison</th><th>gain</th><th>95% CI</th><th>songs</th></tr>{gain_rows}</table>
 {_note_errors_html(result.get("note_errors"))}
-<h2>Training curves</h2>{_line_chart(curves, "training step", "cross-entropy (nats/token)")}
+<h2>Training curves</h2>{line_chart(curves, "training step", "cross-entropy (nats/token)")}
 <h2>CE by position in the song</h2>{_bar_chart(result['ce_by_position'], [f'{i}0%' for i in range(10)],
                                                 "position in the song (tenths)", "CE (nats/token)")}
 <h2>Generated songs</h2>{''.join(song_html) or '<p>none generated</p>'}

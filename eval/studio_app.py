@@ -1,0 +1,171 @@
+"""`autosong studio`'s page, in Gradio: Generate (lyrics in, a song out with its spectrogram, lyric
+alignment and downloads), Compare (the same request through two to four runs, side by side with
+each run's eval figures) and Runs (training curves, eval figures, the report). The work is
+eval/studio_service.py's; this module only lays it out. Offline: the theme uses the system's fonts
+and analytics are off, so the page fetches nothing beyond the local server."""
+from __future__ import annotations
+
+import html
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import gradio as gr  # noqa: E402
+
+from eval.studio_service import Studio, Take  # noqa: E402
+from model.errors import AutoSongError  # noqa: E402
+
+EXAMPLE = "[verse]\nI walk along the river\n我爱你 tonight\n\n[chorus]\nLa la la, shine away\n"
+MAX_COMPARED = 4
+SYSTEM_FONTS = ["ui-sans-serif", "system-ui", "sans-serif"]
+CSS = ".take, .curves {overflow-x: auto} .take svg {display: block}"  # figures keep their size and scroll
+
+
+def theme() -> gr.themes.Base:
+    """The default look with the system's fonts: Gradio's own default fetches Google Fonts."""
+    return gr.themes.Default(font=SYSTEM_FONTS, font_mono=["ui-monospace", "monospace"])
+
+
+def _settings(guidance, temperature, top_k, top_p, seed):
+    from model.sampler import SamplingConfig
+
+    return SamplingConfig(temperature=float(temperature), top_k=int(top_k), top_p=float(top_p),
+                          guidance=float(guidance), seed=int(seed))
+
+
+def _figures(take: Take) -> str:
+    lines = "".join(f"<li>{t:.2f} s: {html.escape(text)}</li>" for t, text in take.lines)
+    return (f'<div class="take">{take.spectrogram}{take.alignment}'
+            + (f'<ol class="line-times">{lines}</ol>' if lines else "") + "</div>")
+
+
+def _eval_figures(summary: dict) -> str:
+    ev = summary["eval"]
+    if ev is None:
+        return f"<p>step {summary['step']}; no eval yet (`autosong eval --checkpoint RUN --data OUT`)</p>"
+    cells = [("step", summary["step"]), ("held-out CE (nats)", _num(ev["ce"], ".3f")),
+             ("lyric gain (nats/token)", _num(ev["lyric_gain"], "+.4f")), ("note error rate", _num(ev["ner"], ".3f"))]
+    rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v}</td></tr>" for k, v in cells)
+    return f'<table class="eval-figures">{rows}</table>'
+
+
+def _num(value, fmt: str) -> str:
+    return "n/a" if value is None else format(value, fmt)
+
+
+def _curves(summary: dict) -> str:
+    from eval.report import line_chart
+
+    metrics = summary["metrics"]
+    keys = ["loss"] + [k for k in (metrics[0] if metrics else {}) if k.startswith("ce_q")]
+    return line_chart({k: [(m["step"], m[k]) for m in metrics if m.get(k) is not None] for k in keys},
+                      "training step", "cross-entropy (nats)")
+
+
+def build(studio: Studio) -> gr.Blocks:
+    names = list(studio.runs)
+
+    def refuse(err: Exception):
+        raise gr.Error(str(err).splitlines()[0] if str(err) else type(err).__name__, print_exception=False)
+
+    def generate(run, lyrics, genre, seconds, guidance, temperature, top_k, top_p, seed, prompt,
+                 progress=gr.Progress(track_tqdm=True)):
+        try:
+            take = studio.generate(run, lyrics, genre, float(seconds), _settings(guidance, temperature, top_k, top_p, seed),
+                                   prompt, progress=True)
+        except (AutoSongError, ValueError) as err:
+            refuse(err)
+        return str(take.wav), _figures(take), [str(f) for f in take.files]
+
+    def genres_of(run):
+        try:
+            choices = studio.genres(run)
+        except AutoSongError as err:
+            refuse(err)
+        return gr.Dropdown(choices=choices, value=([g for g in choices if g != "unknown"] or choices)[0])
+
+    def compare(runs, lyrics, genre, seconds, guidance, temperature, top_k, top_p, seed,
+                progress=gr.Progress(track_tqdm=True)):
+        runs = list(runs or [])
+        if not 2 <= len(runs) <= MAX_COMPARED:
+            refuse(AutoSongError(f"pick two to {MAX_COMPARED} runs to compare ({len(runs)} picked)"))
+        out = []
+        try:
+            for run in runs:
+                take = studio.generate(run, lyrics, genre, float(seconds),
+                                       _settings(guidance, temperature, top_k, top_p, seed), None, progress=True)
+                out.append((take, studio.summary(run)))
+        except (AutoSongError, ValueError) as err:
+            refuse(err)
+        updates = []
+        for i in range(MAX_COMPARED):
+            if i < len(out):
+                take, summary = out[i]
+                updates += [gr.Audio(value=str(take.wav), label=take.run, visible=True),
+                            gr.HTML(value=f"<h4>{html.escape(take.run)}</h4>{_eval_figures(summary)}{_figures(take)}",
+                                    visible=True)]
+            else:
+                updates += [gr.Audio(value=None, visible=False), gr.HTML(value="", visible=False)]
+        return updates
+
+    def show_run(run):
+        try:
+            summary = studio.summary(run)
+        except AutoSongError as err:
+            refuse(err)
+        report = (f'<p><a class="report" href="/gradio_api/file={summary["report"]}" target="_blank">'
+                  f"the eval's report</a></p>" if summary["report"] else "")
+        genres = ", ".join(summary["genres"])
+        return (f"<h3>{html.escape(run)}</h3><p>{summary['stage']} model, genres: {html.escape(genres)}</p>"
+                f"{_eval_figures(summary)}{report}<div class='curves'>{_curves(summary)}</div>")
+
+    first_genres = studio.genres(names[0])
+    named = [g for g in first_genres if g != "unknown"] or first_genres  # a real genre first
+    with gr.Blocks(title="AutoSong studio", analytics_enabled=False) as app:
+        gr.Markdown("# AutoSong studio\nGenerate, listen, and compare runs. Everything stays on this machine.")
+        with gr.Tab("Generate"):
+            with gr.Row():
+                with gr.Column():
+                    run = gr.Dropdown(names, value=names[0], label="run")
+                    lyrics = gr.Textbox(EXAMPLE, lines=10, label="lyrics ([verse], [chorus] ... tags on their own line)",
+                                        elem_id="lyrics")
+                    genre = gr.Dropdown(first_genres, value=named[0], label="genre", elem_id="genre")
+                    seconds = gr.Number(10, label="length (s)", minimum=0.1, elem_id="seconds")
+                    with gr.Accordion("sampling", open=False):
+                        guidance = gr.Slider(1, 10, 3, step=0.5, label="guidance (1 = off)")
+                        temperature = gr.Slider(0, 2, 1, step=0.05, label="temperature (0 = greedy)")
+                        top_k = gr.Slider(0, 1024, 250, step=1, label="top-k (0 = off)")
+                        top_p = gr.Slider(0, 1, 0, step=0.05, label="top-p (0 = off)")
+                        seed = gr.Number(0, precision=0, label="seed")
+                    prompt = gr.Audio(type="filepath", label="audio prompt (optional: continue it)", sources=["upload"])
+                    go = gr.Button("Generate", variant="primary", elem_id="generate")
+                with gr.Column():
+                    song = gr.Audio(type="filepath", label="the song", elem_id="song", interactive=False)
+                    figures = gr.HTML(elem_id="figures")
+                    downloads = gr.File(label="downloads: WAV, codes, settings, LRC", file_count="multiple",
+                                        interactive=False)
+            run.change(genres_of, run, genre)
+            sampling = [guidance, temperature, top_k, top_p, seed]
+            go.click(generate, [run, lyrics, genre, seconds, *sampling, prompt], [song, figures, downloads])
+        with gr.Tab("Compare"):
+            picked = gr.CheckboxGroup(names, value=names[:2], label=f"runs (two to {MAX_COMPARED})", elem_id="picked")
+            c_lyrics = gr.Textbox(EXAMPLE, lines=6, label="lyrics", elem_id="compare-lyrics")
+            with gr.Row():
+                c_genre = gr.Dropdown(first_genres, value=named[0], label="genre (every run must know it)",
+                                      allow_custom_value=True)
+                c_seconds = gr.Number(10, label="length (s)", minimum=0.1)
+                c_seed = gr.Number(0, precision=0, label="seed")
+            c_go = gr.Button("Compare", variant="primary", elem_id="compare")
+            slots = []
+            with gr.Row():
+                for _ in range(MAX_COMPARED):
+                    with gr.Column():
+                        slots += [gr.Audio(type="filepath", visible=False, interactive=False),
+                                  gr.HTML(visible=False)]
+            c_go.click(compare, [picked, c_lyrics, c_genre, c_seconds, guidance, temperature, top_k, top_p, c_seed],
+                       slots)
+        with gr.Tab("Runs"):
+            which = gr.Dropdown(names, value=names[0], label="run", elem_id="which")
+            page = gr.HTML(show_run(names[0]), elem_id="run-page")
+            which.change(show_run, which, page)
+    return app

@@ -1,0 +1,139 @@
+"""The listening room's work, apart from its web page (eval/studio_app.py): the runs it serves, their
+models loaded once and shared by every tab, songs generated into files with their figures, and
+each run's curves and eval figures. Requests name a run by the name this object gave it, never by
+a path, so nothing outside the runs it was started with can be read; one generation runs at a time
+(the others wait), so two tabs never hold two songs' memory on the device at once."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from model.errors import AutoSongError
+
+
+@dataclass
+class Take:
+    """One generated song: its files and its figures (HTML: SVG with the images inside)."""
+    run: str
+    wav: Path
+    files: list[Path]
+    seconds: float
+    spectrogram: str
+    alignment: str
+    lines: list[tuple[float, str]] = field(default_factory=list)  # (start s, line) when the model has heads
+
+
+def find_runs(runs: str | Path | None, checkpoints: list[str]) -> dict[str, Path]:
+    """{name: run directory} for every run under `runs` (a folder holding RUN/export/config.json,
+    up to two levels down) and every --checkpoint given; names are paths relative to `runs`."""
+    found: dict[str, Path] = {}
+    if runs is not None:
+        root = Path(runs)
+        if not root.is_dir():
+            raise AutoSongError(f"--runs {root}: no such folder")
+        for config in sorted(root.glob("*/export/config.json")) + sorted(root.glob("*/*/export/config.json")):
+            run = config.parent.parent
+            found[str(run.relative_to(root))] = run.resolve()
+    for given in checkpoints:
+        path = Path(given)
+        run = path.parent if path.name == "export" else path
+        if not (run / "export" / "config.json").exists():
+            raise AutoSongError(f"--checkpoint {given} holds no exported model (expected {run}/export/config.json)")
+        found.setdefault(run.name if run.name not in found else str(run), run.resolve())
+    if not found:
+        raise AutoSongError("no runs to serve: give --runs DIR (a folder of runs) or --checkpoint RUN")
+    return found
+
+
+class Studio:
+    def __init__(self, runs: dict[str, Path], out: Path, device: str = "auto", dtype: str = "auto"):
+        self.runs, self.out, self.device, self.dtype = runs, Path(out), device, dtype
+        self.out.mkdir(parents=True, exist_ok=True)
+        self._songs: dict[str, object] = {}
+        self._lock = threading.Lock()  # one load or generation at a time: requests queue here
+
+    def run_dir(self, name: str) -> Path:
+        if name not in self.runs:
+            raise AutoSongError(f"{name!r} is not one of the runs this studio serves ({', '.join(self.runs)})")
+        return self.runs[name]
+
+    def song(self, name: str):
+        """The run's model.api.AutoSong, loaded on first use and kept (call under the lock)."""
+        from model.api import AutoSong
+
+        if name not in self._songs:
+            self._songs[name] = AutoSong.load(self.run_dir(name), self.device, self.dtype)
+        return self._songs[name]
+
+    def genres(self, name: str) -> list[str]:
+        meta = json.loads((self.run_dir(name) / "export" / "config.json").read_text())
+        return list(meta["genres"])
+
+    def generate(self, name: str, lyrics: str, genre: str, seconds: float, settings, prompt: str | None = None,
+                 progress: bool = False) -> Take:
+        """Generate one song with run `name`; bad input raises AutoSongError (one line)."""
+        from model.audio import load_audio
+
+        if not lyrics or not lyrics.strip():
+            raise AutoSongError("the lyrics are empty: generation is conditioned on the full lyrics")
+        if not seconds > 0:
+            raise AutoSongError(f"a song of {seconds:g} s: give a length above 0")
+        with self._lock:
+            song = self.song(name)
+            wav = None
+            if prompt:
+                try:
+                    wav = load_audio(prompt, song.sample_rate, max_seconds=10.0).wav
+                except (AutoSongError, OSError) as err:
+                    raise AutoSongError(f"the audio prompt {Path(prompt).name} cannot be read: {err}") from None
+            made = song.generate(lyrics, genre, seconds, settings, wav, progress=progress)
+            return self._write(name, song, made, lyrics, genre, seconds, settings)
+
+    def _write(self, name, song, made, lyrics, genre, seconds, settings) -> Take:
+        import numpy as np
+
+        from eval.listening import alignment_maps
+        from eval.report import alignment_figure, spectrogram_figure
+
+        folder = self.out / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        folder.mkdir(parents=True)
+        wav_path = made.save(folder / "song.wav")[0]
+        codes = made.codes[0]
+        np.save(folder / "song.npy", codes)
+        (folder / "settings.json").write_text(json.dumps({
+            "run": name, "checkpoint": str(song.bundle.path), "step": song.bundle.step, "lyrics": lyrics,
+            "genre": genre, "seconds": seconds, "sampling": settings.to_dict()}, indent=2, ensure_ascii=False))
+        files = [wav_path, folder / "song.npy", folder / "settings.json"]
+        lines, starts = [], None
+        if song.bundle.alignment is not None and song.autoencoder is None:
+            texts, times = song.line_times(codes, lyrics, genre)
+            starts, lines = times.starts, list(zip(times.starts, texts))
+            (folder / "song.lrc").write_text(song.lrc(codes, lyrics, genre), encoding="utf-8")
+            files.append(folder / "song.lrc")
+        amap, rate, _ = alignment_maps(song, [codes], [lyrics], [genre], song.codec.frame_rate)[0]
+        return Take(name, wav_path, files, codes.shape[-1] / song.codec.frame_rate,
+                    spectrogram_figure(made.audio[0], song.sample_rate, "spectrogram of the generated song"),
+                    alignment_figure(amap, rate, "cross-attention alignment: lyric token by time", starts), lines)
+
+    def summary(self, name: str) -> dict:
+        """What a run's page shows: step, genres, its eval's figures (RUN/eval/eval.json), curves."""
+        from model.run_metrics import read_metrics
+
+        run = self.run_dir(name)
+        meta = json.loads((run / "export" / "config.json").read_text())
+        out = {"name": name, "step": meta.get("step"), "genres": meta["genres"], "stage": meta.get("stage", "sound"),
+               "metrics": read_metrics(run / "metrics.jsonl"), "eval": None, "report": None}
+        evaluated = run / "eval" / "eval.json"
+        if evaluated.exists():
+            result = json.loads(evaluated.read_text())
+            gain = result.get("conditioning_gain", {}).get("shuffled_lyrics", {})
+            out["eval"] = {"ce": result.get("ce", {}).get("mean"), "lyric_gain": gain.get("mean"),
+                           "lyric_gain_ci": gain.get("ci95"), "ner": result.get("note_errors", {}).get("ner_true"),
+                           "step": result.get("step")}
+        if (run / "eval" / "report.html").exists():
+            out["report"] = run / "eval" / "report.html"
+        return out

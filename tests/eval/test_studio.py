@@ -1,0 +1,171 @@
+"""`autosong studio` as a user meets it: started from the command line over a folder of runs, driven
+in Debian's headless Chromium (no browser download) with every non-local request blocked and
+recorded, and called through Gradio's own client for the concurrent and refused requests."""
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import urlparse
+from urllib.request import urlopen
+from urllib.error import HTTPError
+
+import pytest
+
+from tests.conftest import ROOT
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+LYRICS = "[verse]\nI walk along the river\nshine away tonight\n"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def studio(trained_run, tmp_path_factory):
+    """The studio over two runs (copies of the trained one), on a free local port: (URL, runs, out)."""
+    root = tmp_path_factory.mktemp("studio")
+    for name in ("run_a", "run_b"):
+        shutil.copytree(trained_run, root / "runs" / name, ignore=shutil.ignore_patterns("checkpoints"))
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "autosong_cli", "studio", "--runs", str(root / "runs"),
+                             "--port", str(port), "--out", str(root / "out")],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        try:
+            urlopen(url, timeout=2)
+            break
+        except OSError:
+            if proc.poll() is not None:
+                pytest.fail(f"the studio exited: {proc.stdout.read()[-3000:]}")
+            time.sleep(1)
+    else:
+        proc.kill()
+        pytest.fail("the studio did not answer within 180 s")
+    yield url, root / "runs", root / "out"
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def _wait_for_audio(page, selector: str, count: int, seconds: float = 120) -> None:
+    """Until `count` audio elements under `selector` have loaded their metadata. Gradio's player keeps
+    its <audio> in a shadow root: Playwright's selectors reach it, document.querySelectorAll does not."""
+    deadline = time.time() + seconds
+    while len(page.eval_on_selector_all(selector, "els => els.filter(a => a.src && a.readyState >= 1)")) < count:
+        if time.time() > deadline:
+            raise AssertionError(f"fewer than {count} audio players loaded under {selector!r}")
+        page.wait_for_timeout(250)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (make test installs it when run as root)")
+def test_generate_and_compare_in_a_browser_offline(studio, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    url, _, out = studio
+    outside, errors = [], []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+
+        def only_local(route):  # anything the page asks of another host is recorded and refused
+            request = route.request.url
+            if request.startswith(("data:", "blob:")) or urlparse(request).hostname in ("127.0.0.1", "localhost"):
+                route.continue_()
+            else:
+                outside.append(request)
+                route.abort()
+
+        context.route("**/*", only_local)
+        page = context.new_page()
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(url, wait_until="networkidle")
+
+        page.fill("#lyrics textarea", LYRICS)
+        page.fill("#seconds input", "1")
+        page.click("#generate")
+        page.wait_for_selector("#figures svg.figure", timeout=120_000)
+        _wait_for_audio(page, "#song audio", 1)
+        durations = page.eval_on_selector_all("#song audio", "els => els.filter(a => a.src).map(a => a.duration)")
+        figures = page.eval_on_selector_all(
+            "#figures svg.figure", "els => els.map(f => [f.getAttribute('aria-label'), "
+                                   "f.querySelector('image').getBBox().width, f.textContent.includes('time (s)')])")
+        page.screenshot(path=str(tmp_path / "generate.png"), full_page=True)
+
+        page.fill("#lyrics textarea", "")  # bad input: the CLI's one line, in the page
+        page.click("#generate")
+        toast = page.wait_for_selector("text=the lyrics are empty", timeout=30_000).inner_text()
+
+        page.get_by_role("tab", name="Compare").click()
+        page.fill("#compare-lyrics textarea", LYRICS)
+        page.locator("input[type=number]").nth(1).fill("1")  # the Compare tab's length
+        page.click("#compare")
+        _wait_for_audio(page, "audio", 3)  # the Generate tab's song and two compared
+        players = page.eval_on_selector_all("audio", "els => els.filter(a => a.src).map(a => a.duration)")
+        page.get_by_role("tab", name="Runs").click()  # the run's training curves from its metrics.jsonl
+        curves = page.wait_for_selector("#run-page .curves svg", timeout=30_000).text_content()
+        browser.close()
+    assert outside == [] and errors == [], (outside, errors)
+    assert len(durations) == 1 and abs(durations[0] - 1.0) < 0.05, durations
+    assert [f[0] for f in figures] == ["spectrogram of the generated song",
+                                       "cross-attention alignment: lyric token by time"]
+    assert all(width > 0 and has_axis for _, width, has_axis in figures), figures
+    assert toast.strip().endswith("the lyrics are empty: generation is conditioned on the full lyrics")
+    assert len(players) == 3 and all(abs(d - 1.0) < 0.05 for d in players), players  # 1 generated, 2 compared
+    assert "training step" in curves and "loss" in curves
+    assert len(list(out.glob("*/song.wav"))) == 3 and len(list(out.glob("*/settings.json"))) == 3
+
+
+def test_concurrent_requests_both_finish_and_outside_paths_are_refused(studio):
+    from gradio_client import Client
+
+    url, runs, _ = studio
+    client = Client(url, verbose=False)
+    request = (LYRICS, "unknown", 0.5, 3, 1, 250, 0, 0, None)
+    with ThreadPoolExecutor(2) as pool:  # two requests at once: the second queues behind the first
+        jobs = [pool.submit(client.predict, name, *request, api_name="/generate") for name in ("run_a", "run_b")]
+        results = [job.result(timeout=300) for job in jobs]
+    assert all(Path(wav).stat().st_size > 0 for wav, _, _ in results)
+    assert all("svg" in figures for _, figures, _ in results)
+
+    for name in ("../run_a", str(runs / "run_a"), "/etc"):  # a run is named, never a path
+        with pytest.raises(Exception, match="not in the list of choices"):
+            client.predict(name, *request, api_name="/generate")
+    with pytest.raises(Exception, match="the lyrics are empty"):
+        client.predict("run_a", "  \n", *request[1:], api_name="/generate")
+    with pytest.raises(Exception, match="model.max_frames"):  # past the model's frame positions
+        client.predict("run_a", LYRICS, "unknown", 1000, *request[3:], api_name="/generate")
+    for path in ("/etc/passwd", str(runs / "run_a" / "export" / "config.json")):
+        with pytest.raises(HTTPError) as refused:
+            urlopen(f"{url}gradio_api/file={path}", timeout=10)
+        assert refused.value.code == 403
+
+
+def test_the_service_refuses_runs_it_was_not_given(trained_run, tmp_path):
+    from eval.studio_service import Studio, find_runs
+    from model.errors import AutoSongError
+
+    studio = Studio(find_runs(None, [str(trained_run)]), tmp_path)
+    assert list(studio.runs) == [trained_run.name]
+    with pytest.raises(AutoSongError, match="is not one of the runs this studio serves"):
+        studio.run_dir(str(trained_run))
+    with pytest.raises(AutoSongError, match="holds no exported model"):
+        find_runs(None, [str(tmp_path)])
+    with pytest.raises(AutoSongError, match="no runs to serve"):
+        find_runs(None, [])
+
+
+def test_binding_beyond_this_machine_warns(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "autosong_cli", "studio", "--runs", str(tmp_path), "--host", "0.0.0.0"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.stderr.startswith("warning: --host 0.0.0.0 lets other machines reach this studio")
+    assert out.returncode == 2 and "no runs to serve" in out.stderr  # and nothing was bound: no runs
