@@ -62,110 +62,122 @@ def _curves(summary: dict) -> str:
                       "training step", "cross-entropy (nats)")
 
 
-def build(studio: Studio) -> gr.Blocks:
-    names = list(studio.runs)
+def _refuse(err: Exception):
+    """The one-line message in the page (a Gradio error toast), never a traceback."""
+    raise gr.Error(str(err).splitlines()[0] if str(err) else type(err).__name__, print_exception=False)
 
-    def refuse(err: Exception):
-        raise gr.Error(str(err).splitlines()[0] if str(err) else type(err).__name__, print_exception=False)
 
+def _first_named(genres: list[str]) -> str:
+    return ([g for g in genres if g != "unknown"] or genres)[0]
+
+
+def _generate_tab(studio: Studio, names: list[str], genres: list[str]) -> list:
+    """The Generate view; returns its sampling controls, which Compare uses too."""
     def generate(run, lyrics, genre, seconds, guidance, temperature, top_k, top_p, seed, prompt,
                  progress=gr.Progress(track_tqdm=True)):
         try:
             take = studio.generate(run, lyrics, genre, float(seconds), _settings(guidance, temperature, top_k, top_p, seed),
                                    prompt, progress=True)
         except (AutoSongError, ValueError) as err:
-            refuse(err)
+            _refuse(err)
         return str(take.wav), _figures(take), [str(f) for f in take.files]
 
     def genres_of(run):
         try:
             choices = studio.genres(run)
         except AutoSongError as err:
-            refuse(err)
-        return gr.Dropdown(choices=choices, value=([g for g in choices if g != "unknown"] or choices)[0])
+            _refuse(err)
+        return gr.Dropdown(choices=choices, value=_first_named(choices))
 
+    with gr.Row():
+        with gr.Column():
+            run = gr.Dropdown(names, value=names[0], label="run")
+            lyrics = gr.Textbox(EXAMPLE, lines=10, label="lyrics ([verse], [chorus] ... tags on their own line)",
+                                elem_id="lyrics")
+            genre = gr.Dropdown(genres, value=_first_named(genres), label="genre", elem_id="genre")
+            seconds = gr.Number(10, label="length (s)", minimum=0.1, elem_id="seconds")
+            with gr.Accordion("sampling", open=False):
+                sampling = [gr.Slider(1, 10, 3, step=0.5, label="guidance (1 = off)"),
+                            gr.Slider(0, 2, 1, step=0.05, label="temperature (0 = greedy)"),
+                            gr.Slider(0, 1024, 250, step=1, label="top-k (0 = off)"),
+                            gr.Slider(0, 1, 0, step=0.05, label="top-p (0 = off)"),
+                            gr.Number(0, precision=0, label="seed")]
+            prompt = gr.Audio(type="filepath", label="audio prompt (optional: continue it)", sources=["upload"])
+            go = gr.Button("Generate", variant="primary", elem_id="generate")
+        with gr.Column():
+            song = gr.Audio(type="filepath", label="the song", elem_id="song", interactive=False)
+            figures = gr.HTML(elem_id="figures")
+            downloads = gr.File(label="downloads: WAV, codes, settings, LRC", file_count="multiple", interactive=False)
+    run.change(genres_of, run, genre)
+    go.click(generate, [run, lyrics, genre, seconds, *sampling, prompt], [song, figures, downloads])
+    return sampling
+
+
+def _compare_tab(studio: Studio, names: list[str], genres: list[str], sampling: list) -> None:
+    """The Compare view: one request through two to four runs, side by side."""
     def compare(runs, lyrics, genre, seconds, guidance, temperature, top_k, top_p, seed,
                 progress=gr.Progress(track_tqdm=True)):
         runs = list(runs or [])
         if not 2 <= len(runs) <= MAX_COMPARED:
-            refuse(AutoSongError(f"pick two to {MAX_COMPARED} runs to compare ({len(runs)} picked)"))
-        out = []
+            _refuse(AutoSongError(f"pick two to {MAX_COMPARED} runs to compare ({len(runs)} picked)"))
+        settings = _settings(guidance, temperature, top_k, top_p, seed)
         try:
-            for run in runs:
-                take = studio.generate(run, lyrics, genre, float(seconds),
-                                       _settings(guidance, temperature, top_k, top_p, seed), None, progress=True)
-                out.append((take, studio.summary(run)))
+            takes = [(studio.generate(run, lyrics, genre, float(seconds), settings, None, progress=True),
+                      studio.summary(run)) for run in runs]
         except (AutoSongError, ValueError) as err:
-            refuse(err)
+            _refuse(err)
         updates = []
-        for i in range(MAX_COMPARED):
-            if i < len(out):
-                take, summary = out[i]
-                updates += [gr.Audio(value=str(take.wav), label=take.run, visible=True),
-                            gr.HTML(value=f"<h4>{html.escape(take.run)}</h4>{_eval_figures(summary)}{_figures(take)}",
-                                    visible=True)]
-            else:
-                updates += [gr.Audio(value=None, visible=False), gr.HTML(value="", visible=False)]
+        for take, summary in takes:
+            updates += [gr.Audio(value=str(take.wav), label=take.run, visible=True),
+                        gr.HTML(value=f"<h4>{html.escape(take.run)}</h4>{_eval_figures(summary)}{_figures(take)}",
+                                visible=True)]
+        for _ in range(MAX_COMPARED - len(takes)):
+            updates += [gr.Audio(value=None, visible=False), gr.HTML(value="", visible=False)]
         return updates
 
+    picked = gr.CheckboxGroup(names, value=names[:2], label=f"runs (two to {MAX_COMPARED})", elem_id="picked")
+    lyrics = gr.Textbox(EXAMPLE, lines=6, label="lyrics", elem_id="compare-lyrics")
+    with gr.Row():
+        genre = gr.Dropdown(genres, value=_first_named(genres), label="genre (every run must know it)",
+                            allow_custom_value=True)
+        seconds = gr.Number(10, label="length (s)", minimum=0.1)
+        seed = gr.Number(0, precision=0, label="seed")
+    go = gr.Button("Compare", variant="primary", elem_id="compare")
+    slots = []
+    with gr.Row():
+        for _ in range(MAX_COMPARED):
+            with gr.Column():
+                slots += [gr.Audio(type="filepath", visible=False, interactive=False), gr.HTML(visible=False)]
+    go.click(compare, [picked, lyrics, genre, seconds, *sampling[:4], seed], slots)
+
+
+def _runs_tab(studio: Studio, names: list[str]) -> None:
+    """The Runs view: a run's curves, eval figures and report link."""
     def show_run(run):
         try:
             summary = studio.summary(run)
         except AutoSongError as err:
-            refuse(err)
+            _refuse(err)
         report = (f'<p><a class="report" href="/gradio_api/file={summary["report"]}" target="_blank">'
                   f"the eval's report</a></p>" if summary["report"] else "")
         genres = ", ".join(summary["genres"])
         return (f"<h3>{html.escape(run)}</h3><p>{summary['stage']} model, genres: {html.escape(genres)}</p>"
                 f"{_eval_figures(summary)}{report}<div class='curves'>{_curves(summary)}</div>")
 
-    first_genres = studio.genres(names[0])
-    named = [g for g in first_genres if g != "unknown"] or first_genres  # a real genre first
+    which = gr.Dropdown(names, value=names[0], label="run", elem_id="which")
+    page = gr.HTML(show_run(names[0]), elem_id="run-page")
+    which.change(show_run, which, page)
+
+
+def build(studio: Studio) -> gr.Blocks:
+    names = list(studio.runs)
+    genres = studio.genres(names[0])
     with gr.Blocks(title="AutoSong studio", analytics_enabled=False) as app:
         gr.Markdown("# AutoSong studio\nGenerate, listen, and compare runs. Everything stays on this machine.")
         with gr.Tab("Generate"):
-            with gr.Row():
-                with gr.Column():
-                    run = gr.Dropdown(names, value=names[0], label="run")
-                    lyrics = gr.Textbox(EXAMPLE, lines=10, label="lyrics ([verse], [chorus] ... tags on their own line)",
-                                        elem_id="lyrics")
-                    genre = gr.Dropdown(first_genres, value=named[0], label="genre", elem_id="genre")
-                    seconds = gr.Number(10, label="length (s)", minimum=0.1, elem_id="seconds")
-                    with gr.Accordion("sampling", open=False):
-                        guidance = gr.Slider(1, 10, 3, step=0.5, label="guidance (1 = off)")
-                        temperature = gr.Slider(0, 2, 1, step=0.05, label="temperature (0 = greedy)")
-                        top_k = gr.Slider(0, 1024, 250, step=1, label="top-k (0 = off)")
-                        top_p = gr.Slider(0, 1, 0, step=0.05, label="top-p (0 = off)")
-                        seed = gr.Number(0, precision=0, label="seed")
-                    prompt = gr.Audio(type="filepath", label="audio prompt (optional: continue it)", sources=["upload"])
-                    go = gr.Button("Generate", variant="primary", elem_id="generate")
-                with gr.Column():
-                    song = gr.Audio(type="filepath", label="the song", elem_id="song", interactive=False)
-                    figures = gr.HTML(elem_id="figures")
-                    downloads = gr.File(label="downloads: WAV, codes, settings, LRC", file_count="multiple",
-                                        interactive=False)
-            run.change(genres_of, run, genre)
-            sampling = [guidance, temperature, top_k, top_p, seed]
-            go.click(generate, [run, lyrics, genre, seconds, *sampling, prompt], [song, figures, downloads])
+            sampling = _generate_tab(studio, names, genres)
         with gr.Tab("Compare"):
-            picked = gr.CheckboxGroup(names, value=names[:2], label=f"runs (two to {MAX_COMPARED})", elem_id="picked")
-            c_lyrics = gr.Textbox(EXAMPLE, lines=6, label="lyrics", elem_id="compare-lyrics")
-            with gr.Row():
-                c_genre = gr.Dropdown(first_genres, value=named[0], label="genre (every run must know it)",
-                                      allow_custom_value=True)
-                c_seconds = gr.Number(10, label="length (s)", minimum=0.1)
-                c_seed = gr.Number(0, precision=0, label="seed")
-            c_go = gr.Button("Compare", variant="primary", elem_id="compare")
-            slots = []
-            with gr.Row():
-                for _ in range(MAX_COMPARED):
-                    with gr.Column():
-                        slots += [gr.Audio(type="filepath", visible=False, interactive=False),
-                                  gr.HTML(visible=False)]
-            c_go.click(compare, [picked, c_lyrics, c_genre, c_seconds, guidance, temperature, top_k, top_p, c_seed],
-                       slots)
+            _compare_tab(studio, names, genres, sampling)
         with gr.Tab("Runs"):
-            which = gr.Dropdown(names, value=names[0], label="run", elem_id="which")
-            page = gr.HTML(show_run(names[0]), elem_id="run-page")
-            which.change(show_run, which, page)
+            _runs_tab(studio, names)
     return app

@@ -39,8 +39,9 @@ SAMPLES = pa.schema([
     ("bad_packets", pa.int32()),     # damaged packets skipped while decoding
     ("split", pa.string()),
     ("line_starts_s", pa.list_(pa.float64())),  # lyrics.lrc: when each sung line starts ([] untimed)
+    ("line_slots", pa.list_(pa.int32())),        # each of those lines' first memory slot (-1: not paired)
 ])
-OPTIONAL_COLUMNS = {"samples": {"line_starts_s"}}  # added since: older manifests lack them
+OPTIONAL_COLUMNS = {"samples": {"line_starts_s", "line_slots"}}  # added since: older manifests lack them
 REJECTS = pa.schema([
     ("key", pa.string()),
     ("source", pa.string()),         # the song folder or file at fault

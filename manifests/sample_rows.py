@@ -24,9 +24,10 @@ class SampleRow:
     bad_packets: int      # damaged packets skipped while decoding
     split: str            # train | val
     line_starts_s: tuple[float, ...] = ()  # lyrics.lrc: when each sung line starts (empty: untimed)
+    line_slots: tuple[int, ...] = ()       # each of those lines' first memory slot (-1: words not paired)
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "line_starts_s": list(self.line_starts_s)}
+        return {**asdict(self), "line_starts_s": list(self.line_starts_s), "line_slots": list(self.line_slots)}
 
     @classmethod
     def from_dict(cls, row: dict) -> "SampleRow":
@@ -36,7 +37,7 @@ class SampleRow:
 
 
 SAMPLE_ROW_FIELDS = tuple(f.name for f in fields(SampleRow))
-DEFAULTS = {"line_starts_s": ()}  # fields older rows and meta.json files lack
+DEFAULTS = {"line_starts_s": (), "line_slots": ()}  # fields older rows and meta.json files lack
 META_FIELDS = tuple(f for f in SAMPLE_ROW_FIELDS if f != "shard")  # what each sample's meta.json repeats
 
 

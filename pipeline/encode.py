@@ -233,7 +233,7 @@ class SongEncoder:
             return
         codes_npy = npy_bytes(codes)
         sung = [t for t in song_lyrics.line_starts if t < audio.seconds]  # the lines the kept audio sings
-        slots = song_lyrics.line_slots(self.tokenizer)[: len(sung)]
+        slots = song_lyrics.line_slots(self.tokenizer)[: len(sung)] or [-1] * len(sung)  # -1: not paired
         meta = {
             "key": song.key, "source": song.source, "genre": song.genre,
             "genre_source": song.genre_source, "duration_s": round(audio.seconds, 4),
@@ -245,7 +245,7 @@ class SongEncoder:
             "bert_len": int(states.shape[0]) if states is not None else 0,
             "line_starts_s": [round(t, 3) for t in sung],  # lyrics.lrc's, [] untimed
             "line_starts_frames": [int(t * codes.shape[1] / max(audio.seconds, 1e-9)) for t in sung],
-            "line_slots": slots,  # the memory slot (text id) where each timed line's words start
+            "line_slots": slots,  # the memory slot (text id) where each timed line's words start, -1 unpaired
         }
         out.ok, out.codes, out.text, out.lyrics, out.meta = True, codes_npy, npy_bytes(ids), lyrics, meta
         out.bert = npy_bytes(states) if states is not None else b""

@@ -96,7 +96,7 @@ class Sample:
         """Where each timed line (lyrics.lrc) starts: frames of these codes (float32 [N]) and the
         memory slot of its first word (int64 [N]); both empty for an untimed song."""
         starts, slots = self.meta.get("line_starts_s") or [], self.meta.get("line_slots") or []
-        if not slots or len(slots) != len(starts):
+        if not slots or len(slots) != len(starts) or min(slots) < 0:
             return np.zeros(0, np.float32), np.zeros(0, np.int64)
         frames = np.asarray(starts, np.float32) * (self.codes.shape[1] / max(self.meta["duration_s"], 1e-9))
         return frames, np.asarray(slots, np.int64)
