@@ -36,7 +36,7 @@ def run(argv) -> int:
     runs = find_runs(args.runs, args.checkpoint)
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="autosong-studio-"))
     studio = Studio(runs, out, args.device, args.dtype)
-    reports = [str(run / "eval") for run in runs.values() if (run / "eval").is_dir()]
+    reports = sorted({str(ref.path / "eval") for ref in runs.values() if (ref.path / "eval").is_dir()})
     print(f"serving {len(runs)} run(s): {', '.join(runs)}; songs go to {out}", flush=True)
     build(studio).queue(default_concurrency_limit=1).launch(
         server_name=args.host, server_port=args.port, theme=theme(), css=CSS, allowed_paths=[str(out), *reports],

@@ -15,6 +15,13 @@ from pathlib import Path
 from model.errors import AutoSongError
 
 
+@dataclass(frozen=True)
+class RunRef:
+    """A model the studio serves: a run's export, or the weights of one of its checkpoints."""
+    path: Path              # the run directory
+    step: int | None = None  # a checkpoint's step; None: the export
+
+
 @dataclass
 class Take:
     """One generated song: its files and its figures (HTML: SVG with the images inside)."""
@@ -27,46 +34,60 @@ class Take:
     lines: list[tuple[float, str]] = field(default_factory=list)  # (start s, line) when the model has heads
 
 
-def find_runs(runs: str | Path | None, checkpoints: list[str]) -> dict[str, Path]:
-    """{name: run directory} for every run under `runs` (a folder holding RUN/export/config.json,
-    up to two levels down) and every --checkpoint given; names are paths relative to `runs`."""
-    found: dict[str, Path] = {}
+def find_runs(runs: str | Path | None, checkpoints: list[str], steps: bool = True) -> dict[str, RunRef]:
+    """{name: RunRef} for every run under `runs` (a folder holding RUN/export/config.json, up to
+    two levels down) and every --checkpoint given (names: paths relative to `runs`), and with
+    `steps` each of their readable checkpoints as "NAME @ step N"."""
+    found: dict[str, RunRef] = {}
     if runs is not None:
         root = Path(runs)
         if not root.is_dir():
             raise AutoSongError(f"--runs {root}: no such folder")
         for config in sorted(root.glob("*/export/config.json")) + sorted(root.glob("*/*/export/config.json")):
             run = config.parent.parent
-            found[str(run.relative_to(root))] = run.resolve()
+            found[str(run.relative_to(root))] = RunRef(run.resolve())
     for given in checkpoints:
         path = Path(given)
         run = path.parent if path.name == "export" else path
         if not (run / "export" / "config.json").exists():
             raise AutoSongError(f"--checkpoint {given} holds no exported model (expected {run}/export/config.json)")
-        found.setdefault(run.name if run.name not in found else str(run), run.resolve())
+        found.setdefault(run.name if run.name not in found else str(run), RunRef(run.resolve()))
     if not found:
         raise AutoSongError("no runs to serve: give --runs DIR (a folder of runs) or --checkpoint RUN")
+    if steps:
+        from model.bundle import checkpoint_steps
+
+        for name, ref in list(found.items()):
+            for step in checkpoint_steps(ref.path):
+                found[f"{name} @ step {step}"] = RunRef(ref.path, step)
     return found
 
 
 class Studio:
-    def __init__(self, runs: dict[str, Path], out: Path, device: str = "auto", dtype: str = "auto"):
+    def __init__(self, runs: dict[str, RunRef], out: Path, device: str = "auto", dtype: str = "auto"):
         self.runs, self.out, self.device, self.dtype = runs, Path(out), device, dtype
         self.out.mkdir(parents=True, exist_ok=True)
         self._songs: dict[str, object] = {}
         self._lock = threading.Lock()  # one load or generation at a time: requests queue here
 
-    def run_dir(self, name: str) -> Path:
+    def run_ref(self, name: str) -> RunRef:
         if name not in self.runs:
             raise AutoSongError(f"{name!r} is not one of the runs this studio serves ({', '.join(self.runs)})")
         return self.runs[name]
 
+    def run_dir(self, name: str) -> Path:
+        return self.run_ref(name).path
+
     def song(self, name: str):
         """The run's model.api.AutoSong, loaded on first use and kept (call under the lock)."""
         from model.api import AutoSong
+        from model.bundle import load_bundle
+        from model.devices import resolve_device, resolve_dtype
 
         if name not in self._songs:
-            self._songs[name] = AutoSong.load(self.run_dir(name), self.device, self.dtype)
+            ref, dev = self.run_ref(name), resolve_device(self.device)
+            bundle = load_bundle(ref.path, dev, resolve_dtype(self.dtype, dev), step=ref.step)
+            self._songs[name] = AutoSong.from_bundle(bundle)
         return self._songs[name]
 
     def genres(self, name: str) -> list[str]:
@@ -123,12 +144,13 @@ class Studio:
         """What a run's page shows: step, genres, its eval's figures (RUN/eval/eval.json), curves."""
         from model.run_metrics import read_metrics
 
-        run = self.run_dir(name)
+        ref = self.run_ref(name)
+        run = ref.path
         meta = json.loads((run / "export" / "config.json").read_text())
-        out = {"name": name, "step": meta.get("step"), "genres": meta["genres"], "stage": meta.get("stage", "sound"),
+        out = {"name": name, "step": meta.get("step") if ref.step is None else ref.step, "genres": meta["genres"], "stage": meta.get("stage", "sound"),
                "metrics": read_metrics(run / "metrics.jsonl"), "eval": None, "report": None}
         evaluated = run / "eval" / "eval.json"
-        if evaluated.exists():
+        if evaluated.exists() and ref.step is None:  # the eval scored the export
             result = json.loads(evaluated.read_text())
             gain = result.get("conditioning_gain", {}).get("shuffled_lyrics", {})
             out["eval"] = {"ce": result.get("ce", {}).get("mean"), "lyric_gain": gain.get("mean"),

@@ -13,6 +13,7 @@ from urllib.request import urlopen
 from urllib.error import HTTPError
 
 import pytest
+import torch
 
 from tests.conftest import ROOT
 
@@ -155,7 +156,11 @@ def test_the_service_refuses_runs_it_was_not_given(trained_run, tmp_path):
     from model.errors import AutoSongError
 
     studio = Studio(find_runs(None, [str(trained_run)]), tmp_path)
-    assert list(studio.runs) == [trained_run.name]
+    name = trained_run.name  # the export, and the steps of its checkpoints (20 steps: one, at the end)
+    assert list(studio.runs) == [name, f"{name} @ step 20"]
+    export, step = (studio.song(n).bundle for n in studio.runs)
+    assert step.step == 20 and step.alignment is None  # alignment heads are the export's
+    assert all(torch.equal(v, step.model.state_dict()[k]) for k, v in export.model.state_dict().items())
     with pytest.raises(AutoSongError, match="is not one of the runs this studio serves"):
         studio.run_dir(str(trained_run))
     with pytest.raises(AutoSongError, match="holds no exported model"):
