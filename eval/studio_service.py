@@ -55,7 +55,7 @@ def find_runs(runs: str | Path | None, checkpoints: list[str], steps: bool = Tru
     if not found:
         raise AutoSongError("no runs to serve: give --runs DIR (a folder of runs) or --checkpoint RUN")
     if steps:
-        from model.bundle import checkpoint_steps
+        from model.checkpoint_weights import checkpoint_steps
 
         for name, ref in list(found.items()):
             for step in checkpoint_steps(ref.path):

@@ -46,12 +46,14 @@ def load_bundle(path: str | Path, device: str | torch.device = "cpu", dtype: tor
     `device` and, for inference in half precision, cast to `dtype` (a torch dtype, or a name the
     --dtype flag takes: "bf16", "fp16", "auto" ...; default: as saved, fp32). `adapter`: a
     fine-tune's adapter folder (RUN/export/adapter), merged onto this base (model/adapters.py).
-    `step`: the weights of the run's checkpoint at that step instead of the export's (step_weights)."""
+    `step`: the weights of the run's checkpoint at that step instead of the export's (model/checkpoint_weights.py)."""
     if isinstance(dtype, str):
         from model.devices import resolve_dtype
 
         dtype = resolve_dtype(dtype, torch.device(device))
     from safetensors.torch import load_file
+
+    from model.checkpoint_weights import step_weights
 
     path = Path(path)
     directory = path / "export" if (path / "export" / "config.json").exists() else path
@@ -106,26 +108,6 @@ def load_bundle(path: str | Path, device: str | torch.device = "cpu", dtype: tor
     return Bundle(model.to(device=device, dtype=dtype).eval(), codec, meta["text"], genres,
                   meta["step"] if step is None else step, directory, stage, meta.get("parent"), origin,
                   AlignmentHeads.load(directory) if adapter is None and step is None else None)  # chosen for the export
-
-
-def checkpoint_steps(run: Path) -> list[int]:
-    """The steps of a run's training checkpoints whose model weights can be read (step_weights)."""
-    found = sorted(Path(run).glob("checkpoints/step_*/mp_rank_00_model_states.pt"))
-    return [int(p.parent.name[5:]) for p in found if p.parent.name[5:].isdigit()]
-
-
-def step_weights(run: Path, step: int) -> dict:
-    """The model's weights in the run's DeepSpeed checkpoint at `step` (ZeRO 0-2 keep them whole in
-    mp_rank_00_model_states.pt, in the run's precision), named as in the export. Read with
-    weights_only: tensors and plain containers, no code. ZeRO-3 and adapter runs are refused."""
-    path = Path(run) / "checkpoints" / f"step_{step:08d}" / "mp_rank_00_model_states.pt"
-    if not path.is_file():
-        raise AutoSongError(f"{run} has no checkpoint at step {step} ({path} is missing)")
-    module = torch.load(path, map_location="cpu", weights_only=True)["module"]
-    state = {k.removeprefix("model."): v.float() for k, v in module.items()}
-    if any(v.numel() == 0 for v in state.values()) or any(k.startswith("base_model.") for k in state):
-        raise AutoSongError(f"{path} does not hold whole weights (a ZeRO-3 or adapter run): compare its exports")
-    return state
 
 
 def ae_identity(bundle: Bundle) -> CodecIdentity:
