@@ -12,6 +12,8 @@ Usage: python bench/lyrics.py                  # the long run: ~31 min on 2 CPU 
        python bench/lyrics.py --quick          # the demo's own 700 steps, four trainings
        python bench/lyrics.py --quick --codec tiny --align syllables,timed --seeds 0
                                                # the prior with and without lyrics.lrc's line times
+       python bench/lyrics.py --quick --codec tiny --align syllables,timed --seeds 0 --breaks
+                                               # the same where instrumental breaks move the lines
 """
 from __future__ import annotations
 
@@ -52,6 +54,7 @@ def main() -> None:
     p.add_argument("--seconds", type=float)
     p.add_argument("--steps", type=int)
     p.add_argument("--work", default=str(ROOT / "out/bench_lyrics"))
+    p.add_argument("--breaks", action="store_true", help="a corpus whose sections open with instrumental breaks")
     p.add_argument("--reuse-data", action="store_true", help="keep WORK/data if built (runs of other options)")
     p.add_argument("--out", default=None, help="JSON results (default bench/results/lyrics[_quick].json)")
     p.add_argument("override", nargs="*", help="extra config overrides for every run (after --)")
@@ -81,7 +84,7 @@ def main() -> None:
     if not (args.reuse_data and (data / "dataset.json").exists()):
         if work.exists():
             shutil.rmtree(work)
-        synth_corpus(corpus, songs=scale["songs"], seconds=scale["seconds"], seed=0)
+        synth_corpus(corpus, songs=scale["songs"], seconds=scale["seconds"], seed=0, breaks=args.breaks)
         build(BuildConfig(str(corpus), str(data), codec=args.codec, shard_samples=16, val_fraction=0.1))
         print(f"corpus {scale['songs']} songs x >= {scale['seconds']:g} s built in {time.time() - t0:.0f} s", flush=True)
 
@@ -136,7 +139,7 @@ def main() -> None:
     print("\nmean shuffled-lyrics gain per option: "
           + ", ".join(f"{a} {s['mean_gain']:+.4f}" for a, s in summary.items()))
     out_json.parent.mkdir(parents=True, exist_ok=True)
-    out_json.write_text(json.dumps({"scale": scale, "codec": args.codec, "rows": rows, "summary": summary,
+    out_json.write_text(json.dumps({"scale": scale, "codec": args.codec, "breaks": args.breaks, "rows": rows, "summary": summary,
                                     "wall_s": time.time() - t0}, indent=2))
     print(f"wrote {out_json} ({time.time() - t0:.0f} s in all)")
 

@@ -12,16 +12,21 @@ A song holds its complete lyrics: lines are added until their melody covers the 
 for, and the audio lasts exactly as long as that melody (plus a short tail), as a real song's
 lyrics cover the whole song. So lyric position l of L falls near time t of T.
 
+Optionally (`breaks`) a section may open with an instrumental break: bars where bass and drums
+play and the lead rests, drawn at random per song and not from the lyrics. Then the lyrics no
+longer say when a line is sung, only lyrics.lrc does, as in real songs with intros and solos.
+
 `pipeline synth` writes a corpus of these songs (pipeline/synth.py); the codec trainer trains on
 them and eval scores generated songs against the notes this rule gives their lyrics.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from model.lyrics import LyricsTokenizer, default_tokenizer
+from model.lyrics import LyricsTokenizer, default_tokenizer, normalize_lyrics
 
 SAMPLE_RATE = 44_100  # written as real corpora are: 44.1 kHz stereo, so the build resamples
 SYNTH_RULE = "autosong-synth-v1"  # names the lyrics -> notes rule below; bump it when the rule changes
@@ -63,6 +68,13 @@ def _lyric_line(rng: np.random.Generator) -> str:
 
 
 TAIL_SECONDS = 0.5  # the last note rings out after the lyrics end
+BREAK_BEATS = (0, 0, 2, 4, 8)  # an instrumental break's length, drawn per section (0: none)
+
+
+def draw_breaks(rng: np.random.Generator, lyrics: str) -> list[float]:
+    """Beats of instrumental break before each section of `lyrics` (one per section tag)."""
+    sections = sum(line.strip().startswith("[") for line in lyrics.split("\n"))
+    return [float(b) for b in rng.choice(BREAK_BEATS, size=sections)]
 
 
 def make_lyrics(rng: np.random.Generator, seconds: float, genre: str, tokenizer: LyricsTokenizer) -> str:
@@ -86,13 +98,13 @@ def make_lyrics(rng: np.random.Generator, seconds: float, genre: str, tokenizer:
     return text
 
 
-def melody_seconds(lyrics: str, genre: str, tokenizer: LyricsTokenizer) -> float:
-    return sum(b for _, b in melody_notes(lyrics, genre, tokenizer)) * 60.0 / GENRES[genre].bpm
+def melody_seconds(lyrics: str, genre: str, tokenizer: LyricsTokenizer, breaks: Sequence[float] = ()) -> float:
+    return sum(b for _, b in melody_notes(lyrics, genre, tokenizer, breaks)) * 60.0 / GENRES[genre].bpm
 
 
-def song_seconds(lyrics: str, genre: str, tokenizer: LyricsTokenizer) -> float:
+def song_seconds(lyrics: str, genre: str, tokenizer: LyricsTokenizer, breaks: Sequence[float] = ()) -> float:
     """How long the rendered song of these lyrics lasts: their whole melody and a tail."""
-    return melody_seconds(lyrics, genre, tokenizer) + TAIL_SECONDS
+    return melody_seconds(lyrics, genre, tokenizer, breaks) + TAIL_SECONDS
 
 
 def _is_syllable(tok: str) -> bool:
@@ -107,10 +119,19 @@ def key_offset(lyrics: str, tokenizer: LyricsTokenizer) -> int:
     return 0 if syllables * 3 >= letters else 5  # a syllable is ~3 letters of a Latin word
 
 
-def melody_notes(lyrics: str, genre: str, tokenizer: LyricsTokenizer) -> list[tuple[int | None, float]]:
-    """The fixed rule: lyric tokens -> (MIDI pitch or None for a rest, beats)."""
+def melody_notes(lyrics: str, genre: str, tokenizer: LyricsTokenizer,
+                 breaks: Sequence[float] = ()) -> list[tuple[int | None, float]]:
+    """The fixed rule: lyric tokens -> (MIDI pitch or None for a rest, beats). `breaks`: beats of
+    rest at each section tag, in order (draw_breaks)."""
+    return [(pitch, beats) for pitch, beats, _ in _melody(lyrics, genre, tokenizer, breaks)]
+
+
+def _melody(lyrics: str, genre: str, tokenizer: LyricsTokenizer,
+            breaks: Sequence[float]) -> list[tuple[int | None, float, bool]]:
+    """melody_notes, each note marked True where it is a line break's rest."""
     style = GENRES[genre]
-    notes: list[tuple[int | None, float]] = []
+    notes: list[tuple[int | None, float, bool]] = []
+    rests = iter(breaks)
     key = key_offset(lyrics, tokenizer)
     transpose, word = key, ""  # semitones: the key, plus a section's shift
 
@@ -121,19 +142,22 @@ def melody_notes(lyrics: str, genre: str, tokenizer: LyricsTokenizer) -> list[tu
     def end_word():
         nonlocal word
         if word:
-            notes.append((pitch_of(word), max(0.5, 0.25 * len(word))))
+            notes.append((pitch_of(word), max(0.5, 0.25 * len(word)), False))
             word = ""
 
     for tok in (tokenizer.tokens[i] for i in tokenizer.encode(lyrics)[1:]):
         if tok.startswith("["):
             end_word()
             transpose = {"[chorus]": 12, "[bridge]": 5}.get(tok, 0) + key
+            rest = next(rests, 0.0)
+            if rest:
+                notes.append((None, rest, False))
         elif _is_syllable(tok):  # pinyin syllable: its tone sets length and step
             end_word()
-            notes.append((pitch_of(tok[:-1], int(tok[-1])), _TONE_BEATS[tok[-1]]))
+            notes.append((pitch_of(tok[:-1], int(tok[-1])), _TONE_BEATS[tok[-1]], False))
         elif tok == "<nl>":
             end_word()
-            notes.append((None, 1.0))
+            notes.append((None, 1.0, True))
         elif len(tok) == 1 and tok.isalnum():
             word += tok
         else:
@@ -142,42 +166,44 @@ def melody_notes(lyrics: str, genre: str, tokenizer: LyricsTokenizer) -> list[tu
     return notes
 
 
-def note_timeline(lyrics: str, genre: str, tokenizer: LyricsTokenizer) -> list[tuple[float, float, int]]:
+def note_timeline(lyrics: str, genre: str, tokenizer: LyricsTokenizer,
+                  breaks: Sequence[float] = ()) -> list[tuple[float, float, int]]:
     """The sung notes as (start seconds, length seconds, MIDI pitch); rests left out."""
     beat = 60.0 / GENRES[genre].bpm
     out, pos = [], 0.0
-    for pitch, beats in melody_notes(lyrics, genre, tokenizer):
+    for pitch, beats in melody_notes(lyrics, genre, tokenizer, breaks):
         if pitch is not None:
             out.append((pos, beats * beat, pitch))
         pos += beats * beat
     return out
 
 
-def line_starts(lyrics: str, genre: str, tokenizer: LyricsTokenizer) -> list[float]:
+def line_starts(lyrics: str, genre: str, tokenizer: LyricsTokenizer, breaks: Sequence[float] = ()) -> list[float]:
     """When each non-empty line of the lyrics starts, in seconds of the rendered song: the melody's
-    time after the rests that line breaks make (make_lyrics writes no blank lines). What the
-    synth's lyrics.lrc says."""
+    time after the rest that the line break before it makes. A blank line (between sections) has
+    its own break and rest, so the line after it starts a beat later. What the synth's lyrics.lrc says."""
     beat = 60.0 / GENRES[genre].bpm
     starts, pos = [0.0], 0.0
-    for pitch, beats in melody_notes(lyrics, genre, tokenizer):
+    for _, beats, line_break in _melody(lyrics, genre, tokenizer, breaks):
         pos += beats * beat
-        if pitch is None:  # a line break's rest: the next line starts after it
+        if line_break:  # a line break's rest: the next line starts after it
             starts.append(pos)
-    lines = [line for line in lyrics.split("\n") if line.strip()]
-    if len(starts) < len(lines):
+    lines = normalize_lyrics(lyrics).split("\n")  # as the tokenizer reads them: one break before each
+    if len(starts) != len(lines):
         raise ValueError(f"{len(lines)} lines but {len(starts) - 1} line breaks in the melody")
-    return starts[: len(lines)]
+    return [start for start, line in zip(starts, lines) if line]
 
 
 def render_song(lyrics: str, genre: str, seconds: float, rng: np.random.Generator,
-                tokenizer: LyricsTokenizer | None = None) -> np.ndarray:
-    """Stereo float32 [N, 2] at SAMPLE_RATE, `seconds` long: lead melody + bass + drums."""
+                tokenizer: LyricsTokenizer | None = None, breaks: Sequence[float] = ()) -> np.ndarray:
+    """Stereo float32 [N, 2] at SAMPLE_RATE, `seconds` long: lead melody + bass + drums; the lead
+    rests through the `breaks` (beats at each section tag) while bass and drums play on."""
     style = GENRES[genre]
     tokenizer = tokenizer or default_tokenizer()
     sr, n = SAMPLE_RATE, int(seconds * SAMPLE_RATE)
     beat = 60.0 / style.bpm
     lead = np.zeros(n)
-    for start_s, length_s, pitch in note_timeline(lyrics, genre, tokenizer):
+    for start_s, length_s, pitch in note_timeline(lyrics, genre, tokenizer, breaks):
         start, length = int(start_s * sr), int(length_s * sr)
         if start >= n:
             break

@@ -11,8 +11,8 @@ from autosong.command_line import HelpFormatter, real, run_cli, whole
 def _synth(args) -> int:
     from pipeline.synth import synth_corpus
 
-    folders = synth_corpus(args.dir, songs=args.songs, seconds=args.seconds, seed=args.seed)
-    print(f"wrote {len(folders)} songs of {args.seconds:g} s to {args.dir}")
+    folders = synth_corpus(args.dir, songs=args.songs, seconds=args.seconds, seed=args.seed, breaks=args.breaks)
+    print(f"wrote {len(folders)} songs of {args.seconds:g} s{' with instrumental breaks' if args.breaks else ''} to {args.dir}")
     return 0
 
 
@@ -114,6 +114,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--songs", type=whole(1), default=8)
     s.add_argument("--seconds", type=real(0, above=True), default=10.0)
     s.add_argument("--seed", type=whole(0), default=0)
+    s.add_argument("--breaks", action="store_true",
+                   help="open sections with instrumental breaks of random length, so only lyrics.lrc times the lines")
     s.set_defaults(func=_synth)
     return p
 

@@ -1,6 +1,7 @@
 """`autosong pipeline synth`: a corpus of toy songs (model/synth_music.py's rule) as a user's corpus
 looks: song folders of lyrics.txt, genre.txt and mp3 or flac audio at 44.1 kHz stereo, plus a
-synth.json at the root naming the rule, which the build records in dataset.json.
+synth.json at the root naming the rule, which the build records in dataset.json. With `breaks`,
+sections open with instrumental breaks of random length, so only lyrics.lrc says when lines start.
 """
 from __future__ import annotations
 
@@ -11,25 +12,28 @@ import soundfile as sf
 
 from model.lyrics import default_tokenizer
 from model.lrc import LrcLine, write_lrc
-from model.synth_music import GENRES, SAMPLE_RATE, SYNTH_RULE, line_starts, make_lyrics, render_song, song_seconds
+from model.synth_music import (GENRES, SAMPLE_RATE, SYNTH_RULE, draw_breaks, line_starts, make_lyrics, render_song,
+                                song_seconds)
 
 MARKER = "synth.json"  # at the corpus root: the build records the rule in dataset.json
 
 
 def synth_corpus(out_dir: str | Path, songs: int = 8, seconds: float = 10.0, seed: int = 0,
-                 workers: int | None = None) -> list[Path]:
+                 workers: int | None = None, breaks: bool = False) -> list[Path]:
     """Write `out_dir/song_XXX/{lyrics.txt, lyrics.lrc, audio.mp3|audio.flac, genre.txt}`; returns the
     folders. lyrics.lrc holds the time each line starts to be sung.
     Each song lasts at least `seconds`: its complete lyrics' melody, so up to a line longer.
     Songs are independent (song i draws from its own seeded generator), so `workers` processes
-    (default: the CPUs, up to 8) write the same corpus as one would."""
+    (default: the CPUs, up to 8) write the same corpus as one would. `breaks`: instrumental breaks
+    before sections (model/synth_music.py), off by default."""
     import json
     import os
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / MARKER).write_text(json.dumps({"rule": SYNTH_RULE, "songs": songs, "seconds": seconds, "seed": seed}) + "\n")
-    jobs = [(out_dir, i, seconds, seed) for i in range(songs)]
+    marker = {"rule": SYNTH_RULE, "songs": songs, "seconds": seconds, "seed": seed} | ({"breaks": True} if breaks else {})
+    (out_dir / MARKER).write_text(json.dumps(marker) + "\n")
+    jobs = [(out_dir, i, seconds, seed, breaks) for i in range(songs)]
     workers = min(workers or min(8, os.cpu_count() or 1), songs)
     if workers <= 1:
         return [_write_song(*job) for job in jobs]
@@ -40,18 +44,19 @@ def synth_corpus(out_dir: str | Path, songs: int = 8, seconds: float = 10.0, see
         return list(pool.map(_write_song, *zip(*jobs), chunksize=max(1, songs // (4 * workers))))
 
 
-def _write_song(out_dir: Path, i: int, seconds: float, seed: int) -> Path:
+def _write_song(out_dir: Path, i: int, seconds: float, seed: int, breaks: bool) -> Path:
     tokenizer = default_tokenizer()
     names = sorted(GENRES)
     rng = np.random.default_rng([seed, i])
     genre = names[int(rng.integers(len(names)))]
     lyrics = make_lyrics(rng, seconds, genre, tokenizer)
-    audio = render_song(lyrics, genre, song_seconds(lyrics, genre, tokenizer), rng, tokenizer)
+    rests = draw_breaks(rng, lyrics) if breaks else []  # drawn only when asked: the default corpus stays as it was
+    audio = render_song(lyrics, genre, song_seconds(lyrics, genre, tokenizer, rests), rng, tokenizer, rests)
     folder = out_dir / f"song_{i:03d}"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "lyrics.txt").write_text(lyrics, encoding="utf-8")
     lines = [line for line in lyrics.split("\n") if line.strip()]
-    timed = [LrcLine(start, line) for start, line in zip(line_starts(lyrics, genre, tokenizer), lines)]
+    timed = [LrcLine(start, line) for start, line in zip(line_starts(lyrics, genre, tokenizer, rests), lines)]
     (folder / "lyrics.lrc").write_text(write_lrc(timed), encoding="utf-8")
     (folder / "genre.txt").write_text(genre + "\n", encoding="utf-8")
     for stale in folder.glob("audio.*"):

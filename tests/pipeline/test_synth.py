@@ -74,3 +74,50 @@ def test_the_language_of_the_lyrics_sets_the_key(tokenizer):
     mixed_en = melody_notes("[verse]\n明 love night dream fire", "pop", tokenizer)
     mixed_zh = melody_notes("[verse]\n明", "pop", tokenizer)
     assert mixed_en[1][0] == mixed_zh[1][0] + 5  # the same first syllable, a fourth up
+
+
+def test_each_lyric_line_starts_where_its_first_note_sounds(tokenizer):
+    from model.synth_music import line_starts, note_timeline
+
+    lyrics = "[verse]\n床前明月光\n疑是地上霜\n\n[chorus]\n举头望明月\n"  # a blank line between sections
+    for breaks in ((), (2.0, 8.0)):
+        starts = line_starts(lyrics, "pop", tokenizer, breaks)
+        notes = [start for start, _, _ in note_timeline(lyrics, "pop", tokenizer, breaks)]
+        assert len(starts) == 5  # [verse], two lines, [chorus], a line
+        assert [starts[1], starts[2], starts[4]] == pytest.approx([notes[0], notes[5], notes[10]])
+
+
+def test_breaks_move_the_lines_and_not_the_notes(tokenizer):
+    from model.synth_music import line_starts, note_timeline
+
+    lyrics = "[verse]\n床前明月光\n\n[chorus]\n举头望明月\n"
+    beat = 60 / GENRES["pop"].bpm
+    plain, moved = line_starts(lyrics, "pop", tokenizer), line_starts(lyrics, "pop", tokenizer, breaks=[2.0, 8.0])
+    # the verse's lines wait 2 beats, the chorus's 8 more; each tag line starts where its break does
+    assert [m - p for p, m in zip(plain, moved)] == pytest.approx([0, 2 * beat, 2 * beat, 10 * beat])
+    assert [p for _, _, p in note_timeline(lyrics, "pop", tokenizer, [2.0, 8.0])] == \
+        [p for _, _, p in note_timeline(lyrics, "pop", tokenizer)]
+    assert song_seconds(lyrics, "pop", tokenizer, [2.0, 8.0]) == pytest.approx(song_seconds(lyrics, "pop", tokenizer) + 10 * beat)
+
+
+def test_a_corpus_with_breaks_times_its_lrc_by_them(tmp_path, tokenizer):
+    import json
+
+    from model.lrc import parse_lrc
+    from model.synth_music import line_starts
+
+    plain = synth_corpus(tmp_path / "plain", songs=3, seconds=3, seed=5, workers=1)
+    broken = synth_corpus(tmp_path / "breaks", songs=3, seconds=3, seed=5, workers=1, breaks=True)
+    assert json.loads((tmp_path / "breaks" / "synth.json").read_text())["breaks"] is True
+    assert "breaks" not in json.loads((tmp_path / "plain" / "synth.json").read_text())
+    later = 0
+    for a, b in zip(plain, broken):
+        lyrics, genre = (b / "lyrics.txt").read_text(encoding="utf-8"), (b / "genre.txt").read_text().strip()
+        assert lyrics == (a / "lyrics.txt").read_text(encoding="utf-8")  # the same songs, only timed apart
+        lrc = [line.start for line in parse_lrc((b / "lyrics.lrc").read_text(encoding="utf-8")).lines]
+        untimed = line_starts(lyrics, genre, tokenizer)
+        assert all(t >= u - 0.01 for t, u in zip(lrc, untimed))
+        later += sum(t > u + 0.1 for t, u in zip(lrc, untimed))
+        audio = load_audio(next(b.glob("audio.*")), 24_000)
+        assert audio.seconds >= load_audio(next(a.glob("audio.*")), 24_000).seconds
+    assert later > 0  # some section did open with a break
