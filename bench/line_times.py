@@ -5,7 +5,7 @@ are chosen on the first half of the held-out songs, and the teacher-forced onset
 for no model at all (a line starts where the uniform prior's t/T meets its first word's lyric
 progress). The issue's target: a median of at most 0.25 s on the demo's model.
 
-Usage: python bench/line_times.py RUN DATA [RUN DATA ...]
+Usage: python bench/line_times.py [--out JSON] RUN DATA [RUN DATA ...]   (default bench/results/line_times.json)
        e.g. after bench/lyrics.py --quick --codec tiny --align syllables,timed --seeds 0 --work out/bench_timed:
        python bench/line_times.py out/bench_timed/run_syllables_0 out/bench_timed/data \\
                                   out/bench_timed/run_timed_0 out/bench_timed/data
@@ -52,6 +52,9 @@ def measure(run: str, data: str) -> dict:
 
 def main() -> None:
     pairs = sys.argv[1:]
+    out = ROOT / "bench/results/line_times.json"
+    if pairs[:1] == ["--out"] and len(pairs) > 1:
+        out, pairs = Path(pairs[1]), pairs[2:]
     if not pairs or len(pairs) % 2:
         sys.exit(__doc__)
     rows = [measure(run, data) for run, data in zip(pairs[::2], pairs[1::2])]
@@ -60,7 +63,6 @@ def main() -> None:
         cells = [f"{r[k]['median_s']:.3f} / {r[k]['p90_s']:.3f}" for k in ("chosen", "all_heads", "prior_only")]
         print(f"{r['run']:40}{cells[0]:>22}{cells[1]:>18}{cells[2]:>18}   heads {r['heads']}, "
               f"{r['chosen']['lines']} lines")
-    out = ROOT / "bench/results/line_times.json"
     out.write_text(json.dumps(rows, indent=2))
     print(f"wrote {out}")
 
