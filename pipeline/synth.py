@@ -22,7 +22,7 @@ def synth_corpus(out_dir: str | Path, songs: int = 8, seconds: float = 10.0, see
                  workers: int | None = None, breaks: bool = False) -> list[Path]:
     """Write `out_dir/song_XXX/{lyrics.txt, lyrics.lrc, audio.mp3|audio.flac, genre.txt}`; returns the
     folders. lyrics.lrc holds the time each line starts to be sung.
-    Each song lasts at least `seconds`: its complete lyrics' melody, so up to a line longer.
+    Each song lasts at least `seconds`: its complete lyrics' melody, so up to a line longer (and its breaks).
     Songs are independent (song i draws from its own seeded generator), so `workers` processes
     (default: the CPUs, up to 8) write the same corpus as one would. `breaks`: instrumental breaks
     before sections (model/synth_music.py), off by default."""
