@@ -26,7 +26,7 @@ def line_alignment(song, songs: list, data: str, split: str) -> dict | None:
     if chose:
         bundle.alignment = choose_heads(bundle.model, timed[:CHOICE_SONGS], frame_rate, {"data": str(data), "split": split})
         bundle.alignment.save(bundle.path)
-    errors = teacher_forced_errors(bundle.model, timed, bundle.alignment.heads, frame_rate)
+    errors = teacher_forced_errors(bundle.model, timed, bundle.alignment.heads, frame_rate, bundle.alignment.offsets)
     return {"heads": [list(h) for h in bundle.alignment.heads], "chosen_here": chose, "songs": len(timed),
             "recorded_in": str(bundle.path / ALIGNMENT_FILE), "teacher_forced": onset_error_summary(errors)}
 

@@ -135,7 +135,7 @@ class AutoSong:
         if not lines:
             raise AutoSongError("the lyrics have no words to time")
         amap = attention_map(bundle.model, codes, ids, bundle.alignment.heads)
-        return lines, line_times(amap, slots, self.codec.frame_rate)
+        return lines, line_times(amap, slots, self.codec.frame_rate, offsets=bundle.alignment.offsets)
 
     def lrc(self, codes: np.ndarray, lyrics: str, genre: str = "unknown") -> str:
         """line_times as an LRC file's text."""

@@ -3,7 +3,8 @@
 A trained model's cross-attention reads the lyrics as the song goes, and some of its heads follow
 the sung line closely. `choose_heads` ranks every (layer, head) by the attention it puts on the
 line being sung, in held-out songs whose true line times are known (lyrics.lrc), and keeps the
-best; the bundle records them (RUN/export/alignment.json). `line_starts` reads each line's start
+best, with the median lateness of the lines they find (first lines, later lines) on those songs,
+which the readout subtracts; the bundle records both (RUN/export/alignment.json). `line_starts` reads each line's start
 from those heads' map with a monotonic path over (frame, line), a Viterbi/DTW that moves one line
 at a time and visits every line, never a per-frame argmax. From the path: lines sung for less
 than a note (skipped), and lines the attention goes back to after the path left them (repeated).
@@ -25,13 +26,16 @@ MAX_HEADS = 8
 
 @dataclass
 class AlignmentHeads:
-    """The heads whose mean map aligns best, and what they were chosen on (data, split, songs,
-    each candidate's score, the onset errors of the choice)."""
+    """The heads whose mean map aligns best, how late their path finds a song's first line and
+    its later lines (seconds, the median over the songs they were chosen on: the readout subtracts
+    them), and what they were chosen on (data, split, songs, each candidate's score, the onset
+    errors of the choice)."""
     heads: list[tuple[int, int]]
     chosen_on: dict = field(default_factory=dict)
+    offsets: tuple[float, float] = (0.0, 0.0)  # (first line, later lines); files from before them: none
 
     def save(self, directory: Path) -> None:
-        body = {"heads": [list(h) for h in self.heads], "chosen_on": self.chosen_on}
+        body = {"heads": [list(h) for h in self.heads], "offsets_s": list(self.offsets), "chosen_on": self.chosen_on}
         (Path(directory) / ALIGNMENT_FILE).write_text(json.dumps(body, indent=2))
 
     @classmethod
@@ -41,7 +45,8 @@ class AlignmentHeads:
             return None
         try:
             body = json.loads(path.read_text())
-            return cls([(int(a), int(b)) for a, b in body["heads"]], body.get("chosen_on", {}))
+            first, later = body.get("offsets_s", (0.0, 0.0))
+            return cls([(int(a), int(b)) for a, b in body["heads"]], body.get("chosen_on", {}), (float(first), float(later)))
         except (ValueError, KeyError, TypeError) as err:
             raise AutoSongError(f"{path} is damaged ({err}): delete it and run `autosong eval` on data "
                                 f"with lyrics.lrc to choose the alignment heads again") from None
@@ -94,9 +99,11 @@ class LineTimes:
     repeated: list[int]     # lines the attention returned to for a note or more after the path left them
 
 
-def line_times(amap: np.ndarray, line_slots, frame_rate: float, note_s: float = NOTE_SECONDS) -> LineTimes:
+def line_times(amap: np.ndarray, line_slots, frame_rate: float, note_s: float = NOTE_SECONDS,
+               offsets: tuple[float, float] = (0.0, 0.0)) -> LineTimes:
     """Each line's start, and the lines skipped or repeated, from a cross-attention map [T, L]
-    (frames x memory slots) and each line's first memory slot."""
+    (frames x memory slots) and each line's first memory slot. `offsets`: how late the path finds
+    the first line and the later ones (AlignmentHeads.offsets), taken off the starts."""
     line_slots = np.asarray(line_slots)
     mass = state_mass(np.asarray(amap, dtype=np.float64), line_slots)
     path = monotonic_path(mass)
@@ -110,7 +117,9 @@ def line_times(amap: np.ndarray, line_slots, frame_rate: float, note_s: float = 
         after = np.flatnonzero(path > i + 1)  # frames after the path left line i
         if len(after) and _longest_run(strongest[after] == i + 1) >= note:
             repeated.append(i)
-    return LineTimes([float(f) / frame_rate for f in first], skipped, repeated)
+    late = np.where(np.arange(N) == 0, offsets[0], offsets[1])
+    starts = np.maximum.accumulate(np.clip(first / frame_rate - late, 0.0, None))  # in order, never before 0
+    return LineTimes([float(t) for t in starts], skipped, repeated)
 
 
 def _longest_run(flags: np.ndarray) -> int:
@@ -203,12 +212,12 @@ def _true_lines(model, song) -> tuple[np.ndarray, np.ndarray]:
     return frames[kept], slots[kept]
 
 
-def teacher_forced_errors(model, songs, heads, frame_rate: float) -> np.ndarray:
+def teacher_forced_errors(model, songs, heads, frame_rate: float, offsets=(0.0, 0.0)) -> np.ndarray:
     """|found - true| line starts (s) over held-out songs with lyrics.lrc, with `heads`' map."""
     errors = []
     for song in songs:
         frames, slots = _true_lines(model, song)
-        found = line_times(attention_map(model, song.codes, song.text, heads), slots, frame_rate)
+        found = line_times(attention_map(model, song.codes, song.text, heads), slots, frame_rate, offsets=offsets)
         errors.append(onset_errors(found.starts, frames / frame_rate))
     return np.concatenate(errors) if errors else np.zeros(0)
 
@@ -216,7 +225,7 @@ def teacher_forced_errors(model, songs, heads, frame_rate: float) -> np.ndarray:
 def choose_heads(model, songs, frame_rate: float, described: dict | None = None) -> AlignmentHeads:
     """The heads to read line times from: every (layer, head) ranked by the attention it puts on
     the sung line of `songs` (held out, with true line times); then the number of top heads whose
-    mean map gives the lowest median onset error (at most MAX_HEADS)."""
+    mean map, its offsets taken off, gives the lowest median onset error (at most MAX_HEADS)."""
     songs = [s for s in songs if len(s.line_timing()[1])]
     if not songs:
         raise AutoSongError("choosing alignment heads needs held-out songs with lyrics.lrc line times")
@@ -224,13 +233,18 @@ def choose_heads(model, songs, frame_rate: float, described: dict | None = None)
     order = np.argsort(-scores, axis=None)[:MAX_HEADS]
     ranked = [tuple(int(i) for i in np.unravel_index(o, scores.shape)) for o in order]
     maps = [_head_maps(model, s.codes, s.text, ranked) for s in songs]
-    best = None
     truth = [_true_lines(model, s) for s in songs]
+    best = None
     for k in range(1, len(ranked) + 1):
-        errors = np.concatenate([onset_errors(line_times(m[:k].mean(0), slots, frame_rate).starts, frames / frame_rate)
-                                 for m, (frames, slots) in zip(maps, truth)])
-        if best is None or np.median(errors) < np.median(best[1]):
-            best = (k, errors)
-    k, errors = best
+        mean_maps = [m[:k].mean(0) for m in maps]
+        late = [np.asarray(line_times(m, slots, frame_rate).starts) - frames / frame_rate
+                for m, (frames, slots) in zip(mean_maps, truth)]  # signed, seconds, per song
+        offsets = (float(np.median([d[0] for d in late])), float(np.median(np.concatenate([d[1:] for d in late]))))
+        errors = np.concatenate([onset_errors(line_times(m, slots, frame_rate, offsets=offsets).starts, frames / frame_rate)
+                                 for m, (frames, slots) in zip(mean_maps, truth)])
+        if best is None or np.median(errors) < np.median(best[2]):
+            best = (k, offsets, errors)
+    k, offsets, errors = best
     return AlignmentHeads(ranked[:k], {**(described or {}), "songs": len(songs), **onset_error_summary(errors),
-                                       "line_mass": {f"{a}.{b}": round(float(scores[a, b]), 4) for a, b in ranked}})
+                                       "line_mass": {f"{a}.{b}": round(float(scores[a, b]), 4) for a, b in ranked}},
+                          (round(offsets[0], 4), round(offsets[1], 4)))

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from model.line_times import line_states, line_times, sung_lines
+from model.line_times import AlignmentHeads, line_states, line_times, sung_lines
 
 
 def block_map(spans, L, T, noise=0.0, seed=0):
@@ -22,6 +22,24 @@ def test_the_path_finds_each_line_start_through_noise_and_an_intro():
     assert found.starts == [1.2, 4.0, 4.5]
     assert found.skipped == [] and found.repeated == []
     assert line_states(np.array(slots), 30).tolist()[:4] == [-1, 0, 0, 1]
+
+
+def test_offsets_take_the_heads_lateness_off_the_starts_in_order_and_never_before_zero():
+    slots = [3, 10, 20]
+    amap = block_map([(0, 12, 1, 3), (12, 40, 3, 10), (40, 45, 10, 20), (45, 80, 20, 30)], L=30, T=80)
+    assert line_times(amap, slots, 10.0, offsets=(0.5, -0.25)).starts == pytest.approx([0.7, 4.25, 4.75])
+    assert line_times(amap, slots, 10.0, offsets=(2.0, 3.0)).starts == pytest.approx([0.0, 1.0, 1.5])
+    assert line_times(amap, slots, 10.0, offsets=(0.0, -0.6)).starts == pytest.approx([1.2, 4.6, 5.1])
+    found = line_times(amap, slots, 10.0, offsets=(-4.0, 0.0)).starts  # a first line pushed past the next
+    assert found == sorted(found) and found[0] == pytest.approx(5.2)
+
+
+def test_alignment_heads_keep_their_offsets_and_older_files_read_none(tmp_path):
+    AlignmentHeads([(1, 0), (0, 2)], {"songs": 3}, (0.38, -0.12)).save(tmp_path)
+    back = AlignmentHeads.load(tmp_path)
+    assert back.heads == [(1, 0), (0, 2)] and back.offsets == (0.38, -0.12) and back.chosen_on == {"songs": 3}
+    (tmp_path / "alignment.json").write_text('{"heads": [[1, 1]], "chosen_on": {}}')
+    assert AlignmentHeads.load(tmp_path).offsets == (0.0, 0.0)
 
 
 def test_a_line_sung_for_less_than_a_note_is_skipped_and_one_read_again_is_repeated():
