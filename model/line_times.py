@@ -3,8 +3,8 @@
 A trained model's cross-attention reads the lyrics as the song goes, and some of its heads follow
 the sung line closely. `choose_heads` ranks every (layer, head) by the attention it puts on the
 line being sung, in held-out songs whose true line times are known (lyrics.lrc), and keeps the
-best, with the median lateness of the lines they find (first lines, later lines) on those songs,
-which the readout subtracts; the bundle records both (RUN/export/alignment.json). `line_starts` reads each line's start
+best, with how late they find first lines and later lines there (medians, which the readout
+takes off); the bundle records both (RUN/export/alignment.json). `line_times` reads each line's start
 from those heads' map with a monotonic path over (frame, line), a Viterbi/DTW that moves one line
 at a time and visits every line, never a per-frame argmax. From the path: lines sung for less
 than a note (skipped), and lines the attention goes back to after the path left them (repeated).
@@ -46,7 +46,8 @@ class AlignmentHeads:
         try:
             body = json.loads(path.read_text())
             first, later = body.get("offsets_s", (0.0, 0.0))
-            return cls([(int(a), int(b)) for a, b in body["heads"]], body.get("chosen_on", {}), (float(first), float(later)))
+            return cls([(int(a), int(b)) for a, b in body["heads"]], body.get("chosen_on", {}),
+                       (float(first), float(later)))
         except (ValueError, KeyError, TypeError) as err:
             raise AutoSongError(f"{path} is damaged ({err}): delete it and run `autosong eval` on data "
                                 f"with lyrics.lrc to choose the alignment heads again") from None
@@ -117,9 +118,18 @@ def line_times(amap: np.ndarray, line_slots, frame_rate: float, note_s: float = 
         after = np.flatnonzero(path > i + 1)  # frames after the path left line i
         if len(after) and _longest_run(strongest[after] == i + 1) >= note:
             repeated.append(i)
-    late = np.where(np.arange(N) == 0, offsets[0], offsets[1])
-    starts = np.maximum.accumulate(np.clip(first / frame_rate - late, 0.0, None))  # in order, never before 0
-    return LineTimes([float(t) for t in starts], skipped, repeated)
+    return LineTimes([float(t) for t in take_off(first / frame_rate, offsets)], skipped, repeated)
+
+
+def take_off(starts: np.ndarray, offsets: tuple[float, float]) -> np.ndarray:
+    """Line starts (s) less how late the heads find the first line and the later ones, kept in
+    order and never before 0."""
+    late = np.where(np.arange(len(starts)) == 0, offsets[0], offsets[1])
+    return np.maximum.accumulate(np.clip(np.asarray(starts, dtype=np.float64) - late, 0.0, None))
+
+
+def _median_or_zero(values: list) -> float:
+    return float(np.median(values)) if len(values) else 0.0
 
 
 def _longest_run(flags: np.ndarray) -> int:
@@ -236,12 +246,11 @@ def choose_heads(model, songs, frame_rate: float, described: dict | None = None)
     truth = [_true_lines(model, s) for s in songs]
     best = None
     for k in range(1, len(ranked) + 1):
-        mean_maps = [m[:k].mean(0) for m in maps]
-        late = [np.asarray(line_times(m, slots, frame_rate).starts) - frames / frame_rate
-                for m, (frames, slots) in zip(mean_maps, truth)]  # signed, seconds, per song
-        offsets = (float(np.median([d[0] for d in late])), float(np.median(np.concatenate([d[1:] for d in late]))))
-        errors = np.concatenate([onset_errors(line_times(m, slots, frame_rate, offsets=offsets).starts, frames / frame_rate)
-                                 for m, (frames, slots) in zip(mean_maps, truth)])
+        found = [np.asarray(line_times(m[:k].mean(0), slots, frame_rate).starts) for m, (_, slots) in zip(maps, truth)]
+        late = [f - frames / frame_rate for f, (frames, _) in zip(found, truth)]  # signed, seconds, per song
+        offsets = (_median_or_zero([d[0] for d in late if len(d)]), _median_or_zero([x for d in late for x in d[1:]]))
+        errors = np.concatenate([onset_errors(take_off(f, offsets), frames / frame_rate)
+                                 for f, (frames, _) in zip(found, truth)])
         if best is None or np.median(errors) < np.median(best[2]):
             best = (k, offsets, errors)
     k, offsets, errors = best

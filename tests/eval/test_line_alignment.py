@@ -57,7 +57,7 @@ def test_eval_chooses_alignment_heads_then_align_and_generate_write_lrc(small_da
     assert report["teacher_forced"]["lines"] > 0 and report["generated"]["songs"] == 2
     # Read from the heads, held-out line starts are nearer the truth than the prior's own timing.
     # The issue's 0.25 s median is for the demo's model (bench/line_times.py: 0.087 s with the heads'
-    # offsets, 0.25 s without); a model this size and this short gets less (bench/RESULTS.md).
+    # offsets, 0.25 s without); a model this size and this short errs more (bench/RESULTS.md).
     baseline = np.median(prior_only_errors(run, small_data))
     assert report["teacher_forced"]["median_s"] < min(0.5, baseline), (report["teacher_forced"], baseline)
 
