@@ -7,6 +7,7 @@ from pathlib import Path
 
 from autosong.command_line import HelpFormatter, real, run_cli, whole
 from model.devices import add_arguments
+from model.sampling import add_sampling_arguments, sampling_from_args
 
 
 def parser() -> argparse.ArgumentParser:
@@ -19,10 +20,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--generate", type=whole(0), default=2, help="songs to generate from held-out lyrics for the report")
     p.add_argument("--seconds", type=real(0, above=True), default=None,
                    help="length of each generated song, at most (default: the held-out song's own length)")
-    p.add_argument("--cfg", type=real(0), default=3.0, help="classifier-free guidance weight (1 = off)")
     p.add_argument("--notes", type=whole(0), default=16, help="held-out songs generated for the note error rate "
                    "(synth data only; 0 = skip)")
-    p.add_argument("--seed", type=whole(0), default=0)
+    add_sampling_arguments(p)
     add_arguments(p)
     return p
 
@@ -49,10 +49,11 @@ def run(argv) -> int:
         return 0
     song = AutoSong.from_bundle(bundle)  # codec (and a latent model's autoencoder), loaded once
     add_line_alignment(song, result, args.data, args.split, args.max_songs)
-    add_note_errors(song, result, args.data, args.split, args.notes, args.seconds, args.cfg, args.seed)
+    settings = sampling_from_args(args)
+    add_note_errors(song, result, args.data, args.split, args.notes, args.seconds, settings)
     if "line_alignment" in result:
         print("\n" + format_line_alignment(result["line_alignment"]))
-    report = write_outputs(song, result, args.data, args.split, out, args.generate, args.seconds, args.cfg, args.seed)
+    report = write_outputs(song, result, args.data, args.split, out, args.generate, args.seconds, settings)
     print(f"\nwrote {out / 'eval.json'} and {report}")
     return 0
 
@@ -68,8 +69,7 @@ def add_line_alignment(song, result: dict, data: str, split: str, max_songs: int
         result["line_alignment"] = found
 
 
-def add_note_errors(song, result: dict, data: str, split: str, count: int, seconds: float | None, cfg: float,
-                    seed: int) -> None:
+def add_note_errors(song, result: dict, data: str, split: str, count: int, seconds: float | None, settings) -> None:
     """On a synth corpus, generate `count` held-out songs and their controls, and add the note
     error rate to `result` (and print it); with alignment heads, the generated songs' line-time
     errors and skipped or repeated lines go into result["line_alignment"]["generated"]."""
@@ -79,7 +79,7 @@ def add_note_errors(song, result: dict, data: str, split: str, count: int, secon
 
     if count <= 0 or DatasetCard.load(data).synth is None or song.bundle.parent:
         return
-    result["note_errors"] = note_error_rates(song, data, split, count, seconds, cfg, seed)
+    result["note_errors"] = note_error_rates(song, data, split, count, seconds, settings)
     print("\n" + format_note_errors(result["note_errors"]))
     timed = [r for r in result["note_errors"]["per_song"] if "line_starts" in r]
     if timed and "line_alignment" in result:

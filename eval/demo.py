@@ -54,6 +54,7 @@ def run(argv) -> int:
     from eval.listening import write_outputs
     from eval.evaluate import evaluate, format_table
     from model.api import AutoSong
+    from model.sampling import SamplingConfig
     from pipeline.build import BuildConfig, build
     from pipeline.summary import summary
     from pipeline.synth import synth_corpus
@@ -96,10 +97,11 @@ def run(argv) -> int:
     print(format_table(metrics), "\n")
 
     add_line_alignment(song, metrics, str(data), "val", None)
-    add_note_errors(song, metrics, str(data), "val", args.notes, args.generate_seconds, 3.0, args.seed)
+    settings = SamplingConfig(seed=args.seed)  # the defaults generate and the studio use
+    add_note_errors(song, metrics, str(data), "val", args.notes, args.generate_seconds, settings)
     if "line_alignment" in metrics:
         print(format_line_alignment(metrics["line_alignment"]), "\n")
-    report = write_outputs(song, metrics, str(data), "val", report_dir, 2, args.generate_seconds, 3.0, args.seed)
+    report = write_outputs(song, metrics, str(data), "val", report_dir, 2, args.generate_seconds, settings)
     print(f"[5/5] generated {len(metrics['generated'])} songs from held-out lyrics: {report_dir}/generated_*.wav  ({time.time() - t0:.0f} s)")
     print(headline(metrics))
     print(f"report: {report.resolve()}   ({time.time() - t0:.0f} s in all)")
@@ -109,6 +111,7 @@ def run(argv) -> int:
 def headline(metrics: dict) -> str:
     """The demo's answer: the lyric gain and, on synth data, the note error rates, with intervals."""
     from eval.evaluate import format_interval
+    from eval.singing import format_notes
 
     gain = metrics["conditioning_gain"]["shuffled_lyrics"]
     lines = [f"\nconditioning gain, true vs shuffled lyrics, nats/token, 95% CI over held-out songs: "
@@ -119,6 +122,7 @@ def headline(metrics: dict) -> str:
         lines.append(f"note error rate, another song's lyrics - own lyrics, 95% CI: "
                      f"{format_interval(d['mean'], d['ci95'], ner['songs'])} (own {ner['ner_true']:.3f}, control "
                      f"{ner['ner_control']:.3f}, true audio through the codec {ner['ner_codec']:.3f})")
+        lines.append(format_notes(ner["own"]))
     return "\n".join(lines)
 
 

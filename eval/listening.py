@@ -10,20 +10,18 @@ from pathlib import Path
 LATENT_SECONDS = 8.0  # a latent dataset's songs are generated this long unless --seconds says
 
 
-def generate_for_report(song, data: str, split: str, count: int, seconds: float | None, cfg: float, seed: int) -> list[dict]:
-    """Songs generated (by `song`, a model.api.AutoSong) from the first held-out songs' lyrics
-    and genres, for listening."""
+def generate_for_report(song, data: str, split: str, count: int, seconds: float | None, settings) -> list[dict]:
+    """Songs generated (by `song`, a model.api.AutoSong, with `settings`, a SamplingConfig) from
+    the first held-out songs' lyrics and genres, for listening."""
     from eval.evaluate import load_split
     from eval.notes import transcribe
     from eval.singing import expected_notes, sings_synth_notes
-    from model.sampler import SamplingConfig
 
     if count <= 0:
         return []
     bundle, codec = song.bundle, song.codec
     card, songs = load_split(data, split, count)
     lyrics = [s.lyrics for s in songs]
-    settings = SamplingConfig(temperature=1.0, top_k=250, guidance=cfg, seed=seed)
     if bundle.parent:  # latent data holds no EnCodec codes to match: one batch
         made = song.generate(lyrics, [s.genre for s in songs], seconds or LATENT_SECONDS, settings)
         codes, wavs = list(made.codes), made.audio
@@ -80,7 +78,7 @@ def alignment_maps(song, codes: list, lyrics: list[str], genres: list[str], fram
 
 
 def write_outputs(song, result: dict, data: str, split: str, out: Path, generate: int, seconds: float,
-                  cfg: float, seed: int) -> Path:
+                  settings) -> Path:
     """Songs generated (by `song`, a model.api.AutoSong) from held-out lyrics (WAVs), eval.json,
     and report.html with the run's training curves. Returns the report's path."""
     from eval.report import write_report
@@ -88,7 +86,7 @@ def write_outputs(song, result: dict, data: str, split: str, out: Path, generate
     from model.run_metrics import read_metrics
 
     bundle = song.bundle
-    songs = generate_for_report(song, data, split, generate, seconds, cfg, seed)
+    songs = generate_for_report(song, data, split, generate, seconds, settings)
     for i, s in enumerate(songs):
         write_wav(out / f"generated_{i}.wav", s["wav"], song.sample_rate)
     result["generated"] = [{"title": s["title"], "genre": s["genre"], "wav": f"generated_{i}.wav"}

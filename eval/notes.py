@@ -94,6 +94,70 @@ def note_error_rate(sung: list[float], expected: list[float]) -> float:
     return edit_distance(sung, expected) / max(1, len(expected))
 
 
+@dataclass(frozen=True)
+class SingingScore:
+    """How one sung pitch sequence compares with the expected one (both with repeats collapsed):
+    the edit distance's substitutions, insertions (sung, not asked for) and deletions (asked
+    for, not sung), and the notes a longest common subsequence pairs."""
+
+    expected: int
+    sung: int
+    matched: int
+    substitutions: int
+    insertions: int
+    deletions: int
+
+    @property
+    def ner(self) -> float:
+        """The note error rate: edits per expected note."""
+        return (self.substitutions + self.insertions + self.deletions) / max(1, self.expected)
+
+    @property
+    def recall(self) -> float:
+        """Share of the expected notes that were sung, in order."""
+        return self.matched / max(1, self.expected)
+
+    @property
+    def precision(self) -> float:
+        """Share of the sung notes that were asked for, in order (0 when nothing was sung)."""
+        return self.matched / max(1, self.sung)
+
+    @property
+    def sung_ratio(self) -> float:
+        """Sung notes per expected note: above 1 the song chatters, below 1 it holds or rests."""
+        return self.sung / max(1, self.expected)
+
+
+def singing_score(sung: list[float], expected: list[float]) -> SingingScore:
+    """Score the sung pitches against the expected ones (repeats collapsed on both sides)."""
+    sung, expected = _collapse(sung), _collapse(expected)
+    s, i, d = edit_operations(sung, expected)
+    return SingingScore(len(expected), len(sung), len(matched_notes(sung, expected)), s, i, d)
+
+
+def edit_operations(a: list[float], b: list[float]) -> tuple[int, int, int]:
+    """(substitutions, insertions, deletions) of a least-cost edit from `b` (expected) to `a`
+    (sung): an insertion is an element of `a` with no partner in `b`, a deletion one of `b`."""
+    n, m = len(a), len(b)
+    cost = np.zeros((n + 1, m + 1), dtype=np.int64)
+    cost[:, 0], cost[0, :] = np.arange(n + 1), np.arange(m + 1)
+    for i in range(1, n + 1):
+        for j in range(1, m + 1):
+            cost[i, j] = min(cost[i - 1, j] + 1, cost[i, j - 1] + 1,
+                             cost[i - 1, j - 1] + (abs(a[i - 1] - b[j - 1]) > PITCH_TOLERANCE))
+    subs = ins = dels = 0
+    i, j = n, m
+    while i or j:  # walk back one least-cost path
+        if i and j and cost[i, j] == cost[i - 1, j - 1] + (abs(a[i - 1] - b[j - 1]) > PITCH_TOLERANCE):
+            subs += int(abs(a[i - 1] - b[j - 1]) > PITCH_TOLERANCE)
+            i, j = i - 1, j - 1
+        elif i and cost[i, j] == cost[i - 1, j] + 1:
+            ins, i = ins + 1, i - 1
+        else:
+            dels, j = dels + 1, j - 1
+    return subs, ins, dels
+
+
 def matched_notes(sung: list[float], expected: list[float]) -> list[tuple[int, int]]:
     """(expected index, sung index) of the most pairs of equal pitches (within the tolerance)
     that keep both orders (a longest common subsequence): which sung note sang which expected one."""

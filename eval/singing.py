@@ -8,12 +8,13 @@ songs follow their lyrics; the true audio through the codec gives the ceiling.
 from __future__ import annotations
 
 import math
+from dataclasses import asdict
 
 import numpy as np
 
 from eval.evaluate import bootstrap_ci, format_interval, load_split
 from eval.line_alignment import sung_line_starts
-from eval.notes import note_error_rate, transcribe
+from eval.notes import SingingScore, singing_score, transcribe
 
 
 def sings_synth_notes(card, genre: str) -> bool:
@@ -31,22 +32,20 @@ def expected_notes(lyrics: str, genre: str) -> list[tuple[float, float, int]]:
     return note_timeline(lyrics, genre, default_tokenizer())
 
 
-def note_error_rates(song, data: str, split: str, count: int, seconds: float | None, cfg: float, seed: int) -> dict:
+def note_error_rates(song, data: str, split: str, count: int, seconds: float | None, settings) -> dict:
     """Generate `count` held-out songs (each as long as the true one, up to `seconds`) and their
-    controls with `song` (a model.api.AutoSong); returns NER(true), NER(control), their
-    difference with a 95 % interval, the codec's ceiling, and per song what was expected and
-    sung (for the report)."""
-    from model.sampler import SamplingConfig
-
+    controls with `song` (a model.api.AutoSong) and `settings` (a SamplingConfig); returns
+    NER(true), NER(control), their difference with a 95 % interval, the codec's ceiling, the
+    notes matched, sung and expected over all songs (recall, precision, sung/expected and the
+    edits apart), and per song what was expected and sung (for the report)."""
     card, songs = load_split(data, split)
     songs = [s for s in songs if sings_synth_notes(card, s.genre)][:count]
     if len(songs) < 2:
         raise ValueError(f"the note error rate needs 2 or more held-out synth songs, {data} has {len(songs)}")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(settings.seed)
     shift = 1 + int(rng.integers(0, len(songs) - 1))  # a rotation: nobody keeps their own lyrics
-    settings = SamplingConfig(temperature=1.0, top_k=250, guidance=cfg, seed=seed)
     codec, rate = song.codec, song.codec.sample_rate
-    rows = []
+    rows, scores = [], {"own": [], "control": [], "codec": []}
     for i, s in enumerate(songs):
         other = songs[(i + shift) % len(songs)]
         length = min(seconds or math.inf, s.codes.shape[1] / codec.frame_rate)
@@ -54,32 +53,51 @@ def note_error_rates(song, data: str, split: str, count: int, seconds: float | N
         heard = [n for n in expected if n[0] < length]  # the notes a song of this length can hold
         pitches = [p for _, _, p in heard]
         made = song.generate(s.lyrics, s.genre, length, settings)
-        true_wav = made.audio[0]
         control_wav = song.generate(other.lyrics, s.genre, length, settings).audio[0]
         reference_wav = codec.decode(s.codes[:, : int(length * codec.frame_rate)])
-        sung = transcribe(true_wav, rate)
+        sung = transcribe(made.audio[0], rate)
+        for kind, notes in (("own", sung), ("control", transcribe(control_wav, rate)),
+                            ("codec", transcribe(reference_wav, rate))):
+            scores[kind].append(singing_score([n.pitch for n in notes], pitches))
         rows.append({
             "key": s.key, "control_lyrics_of": other.key, "seconds": length,
-            "ner_true": note_error_rate([n.pitch for n in sung], pitches),
-            "ner_control": note_error_rate([n.pitch for n in transcribe(control_wav, rate)], pitches),
-            "ner_codec": note_error_rate([n.pitch for n in transcribe(reference_wav, rate)], pitches),
+            "ner_true": scores["own"][-1].ner, "ner_control": scores["control"][-1].ner,
+            "ner_codec": scores["codec"][-1].ner, "score": asdict(scores["own"][-1]),
             "expected": [list(n) for n in heard], "sung": [[n.start, n.length, n.pitch] for n in sung]})
         if song.bundle.alignment is not None:  # where it sings each line, and where its notes say it does
             _, times = song.line_times(made.codes[0], s.lyrics, s.genre)
             rows[-1].update(line_starts=times.starts, skipped=times.skipped, repeated=times.repeated,
                             line_truth=sung_line_starts(s.lyrics, s.genre, rows[-1]["sung"]))
-    true, control, ceiling = (np.array([r[k] for r in rows]) for k in ("ner_true", "ner_control", "ner_codec"))
+    true, control, ceiling = (np.array([x.ner for x in scores[k]]) for k in ("own", "control", "codec"))
     difference = control - true
-    return {"songs": len(rows), "seconds": seconds, "cfg": cfg, "seed": seed,
+    return {"songs": len(rows), "seconds": seconds, "sampling": settings.to_dict(), "seed": settings.seed,
             "ner_true": float(true.mean()), "ner_control": float(control.mean()), "ner_codec": float(ceiling.mean()),
-            "difference": {"mean": float(difference.mean()), "ci95": bootstrap_ci(difference, seed)},
-            "per_song": rows}
+            "difference": {"mean": float(difference.mean()), "ci95": bootstrap_ci(difference, settings.seed)},
+            "own": pooled(scores["own"]), "control": pooled(scores["control"]), "per_song": rows}
+
+
+def pooled(scores: list[SingingScore]) -> dict:
+    """Notes over all songs: recall and precision as matched / expected and matched / sung (so a
+    song with more notes weighs more), sung / expected, and the edits apart."""
+    total = {f: sum(getattr(x, f) for x in scores) for f in ("expected", "sung", "matched", "substitutions",
+                                                              "insertions", "deletions")}
+    return {**total, "recall": total["matched"] / max(1, total["expected"]),
+            "precision": total["matched"] / max(1, total["sung"]), "sung_ratio": total["sung"] / max(1, total["expected"])}
 
 
 def format_note_errors(result: dict) -> str:
-    d = result["difference"]
+    d, own = result["difference"], result["own"]
     return (f"note error rate of generated songs ({result['songs']} held-out synth songs, lower is better):\n"
             f"  own lyrics {result['ner_true']:.3f}   another song's lyrics {result['ner_control']:.3f}   "
             f"true audio through the codec {result['ner_codec']:.3f}\n"
             f"  note error rate, control - own lyrics: {format_interval(d['mean'], d['ci95'], result['songs'])}"
-            f"  (> 0: the songs follow their lyrics)")
+            f"  (> 0: the songs follow their lyrics)\n"
+            f"  {format_notes(own)}")
+
+
+def format_notes(own: dict) -> str:
+    """One line: the notes the songs sang against those their lyrics call for."""
+    return (f"notes sung from own lyrics: recall {own['recall']:.2f}, precision {own['precision']:.2f}, "
+            f"sung/expected {own['sung_ratio']:.2f} ({own['sung']} sung, {own['expected']} expected, "
+            f"{own['matched']} matched; {own['substitutions']} substituted, {own['insertions']} inserted, "
+            f"{own['deletions']} deleted)")

@@ -12,6 +12,7 @@ import numpy as np
 
 from autosong.command_line import HelpFormatter, check_writable_dir, real, run_cli, whole
 from model.devices import add_arguments
+from model.sampling import add_sampling_arguments, sampling_from_args
 from model.errors import AutoSongError
 
 
@@ -25,11 +26,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=real(0, above=True), default=10.0)
     p.add_argument("--out", default="song.wav")
     p.add_argument("--num-songs", type=whole(1), default=1, help="several songs in one batch: song_0.wav, song_1.wav ...")
-    p.add_argument("--temperature", type=real(0), default=1.0, help="0 = greedy")
-    p.add_argument("--top-k", type=whole(0), default=250, help="0 = off")
-    p.add_argument("--top-p", type=real(0, 1), default=0.0, help="0 = off")
-    p.add_argument("--cfg", type=real(0), default=3.0, help="classifier-free guidance weight (1 = off)")
-    p.add_argument("--seed", type=whole(0), default=0)
+    add_sampling_arguments(p)
     p.add_argument("--prompt-audio", default=None, help="continue this audio (its codes are the first frames)")
     p.add_argument("--prompt-seconds", type=real(0, above=True), default=10.0,
                    help="how much of the start of --prompt-audio to continue")
@@ -47,7 +44,6 @@ def run(argv) -> int:
     from model.api import AutoSong, song_paths
     from model.audio import load_audio
     from model.lyrics import read_lyrics_file, weak_encoding_warning
-    from model.sampler import SamplingConfig
 
     args = parser().parse_args(argv)
     lyrics_path = Path(args.lyrics)
@@ -74,8 +70,7 @@ def run(argv) -> int:
     prompt = None
     if args.prompt_audio:  # its first --prompt-seconds: a whole song as the prompt would leave nothing to write
         prompt = load_audio(args.prompt_audio, song.sample_rate, max_seconds=args.prompt_seconds).wav
-    settings = SamplingConfig(args.temperature, args.top_k, args.top_p, args.cfg, args.seed, args.context,
-                              args.compile)
+    settings = sampling_from_args(args, context=args.context, compile=args.compile)
     n = args.num_songs
     songs = song.generate([lyrics] * n, [args.genre] * n, args.seconds, settings, prompt, progress=True)
     timing = songs.timing

@@ -2,7 +2,9 @@
 
 The self-attention cache is preallocated for a window and the cross-attention keys/values are
 computed once. Classifier-free guidance runs the conditional and null-memory passes as one batch
-of 2B: logits = uncond + w * (cond - uncond). A prompt's codes are fed in one prefill call and
+of 2B: logits = uncond + w * (cond - uncond). Lyric-only guidance adds the genre-only memory (the
+lyrics masked, as `model.lyric_dropout` trains) and weighs what the lyrics add on their own:
+logits = null + w_l (cond - null) + (w - w_l) (genre_only - null), a batch of 2B or 3B. A prompt's codes are fed in one prefill call and
 then forced wherever the pattern asks for a prompt frame. Everything stays on the model's
 device: tokens are drawn there (a device generator), nothing is copied to the host per step.
 
@@ -20,29 +22,14 @@ length given to the alignment prior, so the lyrics keep moving through the song.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 
-from model.config_checks import check_ranges, ranged
+from model.sampling import SamplingConfig
 from model.transformer import SoundTransformer
 
-
-@dataclass
-class SamplingConfig:
-    temperature: float = ranged(1.0, low=0)  # 0 = greedy (argmax)
-    top_k: int = ranged(250, low=0)
-    top_p: float = ranged(0.0, low=0, high=1)  # 0 = off
-    guidance: float = ranged(3.0, low=0)  # classifier-free guidance weight (--cfg); 1 = no guidance
-    seed: int = ranged(0, low=0)
-    context: float = ranged(0.5, low=0, high=0.95)  # past the window: the fraction of a window each new one continues
-    compile: bool = False     # decode steps compiled over a static cache (torch.compile; CUDA graphs on a GPU)
-
-    def __post_init__(self):
-        check_ranges(self, "sampling")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+__all__ = ["Sampler", "SamplingConfig"]
 
 
 def _pick(logits: torch.Tensor, s: SamplingConfig, gen: torch.Generator) -> torch.Tensor:
@@ -87,13 +74,15 @@ class Sampler:
                              f"it was built with)")
         if not 0 <= settings.context < 1:
             raise ValueError(f"context {settings.context}: the fraction of a window kept must lie in [0, 1)")
-        guided = settings.guidance != 1.0
-        memory, mask = model.text(text_ids, text_mask, bert, bert_mask)
+        terms = settings.guidance_terms()
+        everyone = torch.ones(B, dtype=torch.bool, device=dev)
+        made = {"cond": lambda: model.text(text_ids, text_mask, bert, bert_mask),
+                "genre_only": lambda: model.text(text_ids, text_mask, bert, bert_mask, drop_lyrics=everyone),
+                "null": lambda: model.text(text_ids, text_mask, bert, bert_mask, drop=everyone)}
+        parts = [made[kind]() for kind, _ in terms]  # [(memory, mask)] per term, base last
+        memory, mask = torch.cat([m for m, _ in parts]), torch.cat([k for _, k in parts])
         lyric = model.lyric_progress(text_ids, text_mask)  # None unless the prior counts syllables
-        if guided:
-            null_mem, null_mask = model.text(text_ids, text_mask, bert, bert_mask, drop=torch.ones(B, dtype=torch.bool, device=dev))
-            memory, mask = torch.cat([memory, null_mem]), torch.cat([mask, null_mask])
-            lyric = None if lyric is None else torch.cat([lyric, lyric])  # the null half reads slot 0 only
+        lyric = None if lyric is None else lyric.repeat(len(terms), 1)  # masked slots read nothing
         song_frames = torch.full((memory.shape[0],), frames, device=dev)  # the song is as long as asked
         codes = torch.zeros(B, C, frames, dtype=torch.long, device=dev)
         known = torch.zeros(C, frames, dtype=torch.bool)  # on the host: read every step, no sync
@@ -111,7 +100,7 @@ class Sampler:
             stop = min(frames, start + W)
             report = None if progress is None else \
                 (lambda done, _s=start: progress(_s + done, frames, time.perf_counter() - started))
-            window = Window(start, stop - start, codes[..., start:stop], known[:, start:stop], guided)
+            window = Window(start, stop - start, codes[..., start:stop], known[:, start:stop], terms)
             self._window(TextMemory(memory, mask, lyric), song_frames, window, settings, gen, report, cache)
             if stop == frames:
                 return codes
@@ -134,9 +123,12 @@ class Sampler:
             step_fn = _compiled_step(self.model, cache) if settings.compile else self.model.step
         done = 0
         while True:
-            if window.guided:
-                cond, uncond = logits[:B].float(), logits[B:].float()  # mixed in fp32: bf16 loses the difference
-                logits = uncond + settings.guidance * (cond - uncond)
+            if len(window.terms) > 1:  # mixed in fp32: bf16 loses the differences
+                parts = logits.float().split(B)
+                mixed = parts[-1]
+                for (_, weight), part in zip(window.terms[:-1], parts[:-1]):
+                    mixed = mixed + weight * (part - parts[-1])
+                logits = mixed
             picked = _pick(logits, settings, gen)  # [B, P]
             for p, slot in enumerate(self.pattern.slots(step - 1, n)):
                 if slot is not None and not window.known[slot]:
@@ -174,14 +166,14 @@ class Sampler:
         ids = torch.cat([p[0] for p in parts], 1)
         cb = torch.cat([p[1] for p in parts])
         pos = torch.cat([p[2] for p in parts], 1) + window.start  # absolute frames
-        if window.guided:  # the conditional and the null-memory halves in one batch
-            ids, pos = torch.cat([ids, ids]), torch.cat([pos, pos])
+        if len(window.terms) > 1:  # every guidance term's memory in one batch
+            ids, pos = ids.repeat(len(window.terms), 1, 1), pos.repeat(len(window.terms), 1)
         return step_fn(ids, cb, pos, text.memory, text.mask, cache, song_frames, text.lyric)[:, -1].clone()
 
 
 @dataclass
 class TextMemory:
-    """The lyrics as the decoder reads them (with guidance: the null-memory half appended)."""
+    """The lyrics as the decoder reads them (with guidance: each term's memory, base last, stacked)."""
 
     memory: torch.Tensor               # [B(x2), L, D]
     mask: torch.Tensor                 # [B(x2), L]
@@ -196,7 +188,7 @@ class Window:
     n: int
     codes: torch.Tensor                # [B, C, n], a view: writes land in the song's codes
     known: torch.Tensor                # [C, n] on the host, a view: which frames are decided
-    guided: bool
+    terms: list                        # SamplingConfig.guidance_terms(): the memories, base last
 
 
 def _compiled_step(model: SoundTransformer, cache):

@@ -37,3 +37,32 @@ def test_transcriber_hears_the_synth_songs_notes(tokenizer):
         starts = np.array([s for s, _, _ in expected])
         assert np.median([np.abs(starts - n.start).min() for n in sung]) < 0.05
     assert np.mean(rates) <= 0.1, rates
+
+
+def test_singing_score_on_hand_made_sequences():
+    from eval.notes import singing_score
+
+    expected = [60.0, 62.0, 64.0, 65.0, 67.0, 69.0]
+    silence = singing_score([], expected)
+    assert (silence.ner, silence.recall, silence.precision, silence.sung_ratio) == (1.0, 0.0, 0.0, 0.0)
+    assert silence.deletions == 6 and silence.insertions == silence.substitutions == 0
+
+    perfect = singing_score(expected, expected)
+    assert (perfect.ner, perfect.recall, perfect.precision, perfect.sung_ratio) == (0.0, 1.0, 1.0, 1.0)
+
+    # a semitone off everywhere: every note substituted; only the pitches both scales share pair up
+    sharp = singing_score([p + 1 for p in expected], expected)
+    assert sharp.substitutions == 6 and sharp.insertions == sharp.deletions == 0 and sharp.ner == 1.0
+    assert sharp.matched == 1  # 61 63 65 66 68 70 against 60 62 64 65 67 69: only 65 is in both
+    # each note sung twice with a wrong note between: every expected note matched, half the sung ones wrong
+    doubled = singing_score([x for p in expected for x in (p, p + 5.0)], expected)
+    assert doubled.recall == 1.0 and doubled.precision == 0.5 and doubled.sung_ratio == 2.0
+    assert doubled.insertions == 6 and doubled.ner == 1.0
+
+    rng = np.random.default_rng(1)
+    chance = [singing_score(list(rng.integers(50, 80, 6).astype(float)), expected) for _ in range(300)]
+    assert 0.8 <= np.mean([c.ner for c in chance]) <= 1.1
+    assert np.mean([c.recall for c in chance]) < 0.25
+    # the edits add up to the note error rate's edit distance
+    for c in chance[:50]:
+        assert c.ner * c.expected == c.substitutions + c.insertions + c.deletions
