@@ -11,7 +11,10 @@ third pattern is one new class in `PATTERNS`.
   frame embeddings describe the slot being predicted.
 - delay (MusicGen's): one step per frame, codebook c delayed by c frames, so T + C - 1 steps,
   each predicting all C codebooks at once; a later codebook still sees its frame's earlier
-  codebooks, one step late.
+  codebooks, one step late. With `frames_per_step` k > 1 a step is k frames: codebook c delayed
+  by c steps, ceil(T / k) + C - 1 steps each predicting C x k tokens, and each step reads the k
+  frames of the step before. A k-th of the steps, and a next step that must say k frames ahead,
+  which the lyrics decide and the frame before does not.
 
 Token ids are offset per codebook (id + c * (V + 1)); id V of each block is EMPTY (start of
 sequence, or the delay pattern's padding), so the input embedding knows each token's codebook.
@@ -42,9 +45,21 @@ class Pattern(ABC):
 
     name = ""
 
+    frames_per_step = 1
+
     def __init__(self, num_codebooks: int, codebook_size: int = 1024):
         self.C, self.V = num_codebooks, codebook_size
         self.EMPTY = codebook_size  # the id of "no token" in each codebook's block
+
+    @property
+    def input_blocks(self) -> int:
+        """Blocks of V + 1 input ids the token embedding holds (one per codebook by default)."""
+        return self.C
+
+    @property
+    def prediction_kinds(self) -> int:
+        """Rows of the embedding that tells a step's predictions apart (one per codebook by default)."""
+        return self.C
 
     @abstractmethod
     def steps(self, frames: int) -> int:
@@ -137,62 +152,96 @@ class Flatten(Pattern):
 class Delay(Pattern):
     name = "delay"
 
+    def __init__(self, num_codebooks: int, codebook_size: int = 1024, frames_per_step: int = 1):
+        super().__init__(num_codebooks, codebook_size)
+        if frames_per_step < 1:
+            raise ValueError(f"frames_per_step {frames_per_step}: expected at least 1")
+        self.k = self.frames_per_step = frames_per_step
+
+    @property
+    def input_blocks(self):
+        return self.C * self.k  # one block per (codebook, frame within the step)
+
+    @property
+    def prediction_kinds(self):
+        return self.C * self.k
+
+    def _blocks(self, frames: int) -> int:
+        return -(-frames // self.k)  # steps of k frames that cover `frames`
+
     def steps(self, frames):
-        return frames + self.C - 1
+        return self._blocks(frames) + self.C - 1
 
     def build(self, codes, lengths, frame_offset):
         B, C, T = codes.shape
-        dev, S = codes.device, T + C - 1
-        frame_valid = torch.arange(T, device=dev)[None, :] < lengths[:, None]  # [B, T]
-        delayed = torch.full((B, C, S), self.EMPTY, device=dev, dtype=codes.dtype)
-        dvalid = torch.zeros((B, C, S), device=dev, dtype=torch.bool)
+        k, N = self.k, self._blocks(T)
+        dev, S = codes.device, N + C - 1
+        pad = N * k - T
+        frame_valid = torch.arange(N * k, device=dev)[None, :] < lengths[:, None]  # [B, N*k]
+        blocks = F.pad(codes, (0, pad)).view(B, C, N, k)
+        valid_blocks = frame_valid.view(B, 1, N, k).expand(B, C, N, k)
+        delayed = torch.full((B, C, S, k), self.EMPTY, device=dev, dtype=codes.dtype)
+        dvalid = torch.zeros((B, C, S, k), device=dev, dtype=torch.bool)
         for c in range(C):
-            delayed[:, c, c : c + T] = codes[:, c]
-            dvalid[:, c, c : c + T] = frame_valid
+            delayed[:, c, c : c + N] = blocks[:, c]
+            dvalid[:, c, c : c + N] = valid_blocks[:, c]
         delayed = delayed.masked_fill(~dvalid, self.EMPTY)
-        offsets = (torch.arange(C, device=dev) * (self.V + 1))[None, :, None]
-        shifted = torch.cat([torch.full_like(delayed[..., :1], self.EMPTY), delayed[..., :-1]], dim=-1)
-        inputs = (shifted + offsets).transpose(1, 2)  # [B, S, C]
-        positions = frame_offset[:, None] + torch.arange(S, device=dev)[None, :]
+        offsets = (torch.arange(C * k, device=dev) * (self.V + 1)).view(1, C, 1, k)
+        shifted = torch.cat([torch.full_like(delayed[:, :, :1], self.EMPTY), delayed[:, :, :-1]], dim=2)
+        inputs = (shifted + offsets).permute(0, 2, 1, 3).reshape(B, S, C * k)  # [B, S, C*k]
+        positions = frame_offset[:, None] + k * torch.arange(S, device=dev)[None, :]
         codebook = torch.zeros(S, dtype=torch.long, device=dev)
-        return PatternBatch(inputs, codebook, positions, delayed.transpose(1, 2), dvalid.transpose(1, 2))
+        targets = delayed.permute(0, 2, 1, 3).reshape(B, S, C * k)  # prediction p = c * k + j
+        return PatternBatch(inputs, codebook, positions, targets, dvalid.permute(0, 2, 1, 3).reshape(B, S, C * k))
 
     def to_frames(self, per_step, frames):
-        return torch.stack([per_step[:, c : c + frames, c] for c in range(self.C)], dim=1)
+        B, S, k, N = per_step.shape[0], per_step.shape[1], self.k, self._blocks(frames)
+        rest = per_step.shape[3:]
+        out = [per_step[:, c : c + N, c * k : (c + 1) * k].reshape(B, N * k, *rest)[:, :frames] for c in range(self.C)]
+        return torch.stack(out, dim=1)
 
     def slots(self, step, frames):
-        return [(c, step - c) if 0 <= step - c < frames else None for c in range(self.C)]
+        k = self.k
+        return [(c, (step - c) * k + j) if step >= c and (step - c) * k + j < frames else None
+                for c in range(self.C) for j in range(k)]
 
     def step_inputs(self, step, codes, frames):
-        B, dev, V1 = codes.shape[0], codes.device, self.V + 1
+        B, dev, V1, k = codes.shape[0], codes.device, self.V + 1, self.k
         cols = []
         for c in range(self.C):
-            t = step - 1 - c
-            tok = codes[:, c, t] if 0 <= t < frames else torch.full((B,), self.EMPTY, device=dev)
-            cols.append(tok + c * V1)
+            for j in range(k):
+                t = (step - 1 - c) * k + j
+                tok = codes[:, c, t] if step - 1 - c >= 0 and t < frames else torch.full((B,), self.EMPTY, device=dev)
+                cols.append(tok + (c * k + j) * V1)
         return torch.stack(cols, -1)[:, None, :], torch.zeros(1, dtype=torch.long, device=dev), \
-            torch.full((B, 1), step, device=dev)
+            torch.full((B, 1), step * k, device=dev)
 
     def target_codebooks(self, codebook, batch, steps):
-        return torch.arange(self.C, device=codebook.device)[None, None].expand(batch, steps, self.C)
+        cb = torch.arange(self.C, device=codebook.device).repeat_interleave(self.k)
+        return cb[None, None].expand(batch, steps, self.C * self.k)
 
-    # Every codebook at every step: prediction p is codebook p, which the output side says.
+    # Every codebook (and frame of the step) at every step: prediction p's embedding row says which.
     def embed_inputs(self, x, codebook, codebook_embed):
         return x
 
     def prediction_states(self, h, codebook_embed):
-        return h[:, :, None, :] + codebook_embed.weight[None, None]  # [B, S, C, D]
+        return h[:, :, None, :] + codebook_embed.weight[None, None]  # [B, S, C*k, D]
 
     def low_rank_logits(self, h, cb, lora_u, lora_v):
-        low = torch.einsum("bscd,cdr->bscr", h, lora_u)  # a batched matmul per codebook
-        return torch.einsum("bscr,cvr->bscv", low, lora_v)
+        u, v = lora_u.repeat_interleave(self.k, 0), lora_v.repeat_interleave(self.k, 0)  # per prediction
+        low = torch.einsum("bscd,cdr->bscr", h, u)  # a batched matmul per codebook
+        return torch.einsum("bscr,cvr->bscv", low, v)
 
 
 PATTERNS: dict[str, type[Pattern]] = {"flatten": Flatten, "delay": Delay}
 
 
-def get(name: str, num_codebooks: int, codebook_size: int = 1024) -> Pattern:
+def get(name: str, num_codebooks: int, codebook_size: int = 1024, frames_per_step: int = 1) -> Pattern:
     if name not in PATTERNS:
         raise ValueError(f"pattern {name!r}: expected one of {tuple(PATTERNS)}")
-    return PATTERNS[name](num_codebooks, codebook_size)
+    if frames_per_step == 1:
+        return PATTERNS[name](num_codebooks, codebook_size)
+    if name != "delay":
+        raise ValueError(f"pattern {name!r} takes one frame per step; frames_per_step {frames_per_step} needs delay")
+    return Delay(num_codebooks, codebook_size, frames_per_step)
 

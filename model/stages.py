@@ -37,16 +37,20 @@ class Stage:
 
     def loss(self, model, batch: dict, step: int):
         """(loss, per-codebook CE sums [C], token counts [C], extras for logging)."""
-        logits, pb = model(batch["codes"], batch["lengths"], batch["frame_offset"], batch["text_ids"],
-                           batch["text_mask"], batch.get("bert"), batch.get("bert_mask"),
-                           song_frames=batch["song_frames"], line_frames=batch.get("line_frames"),
-                           line_slots=batch.get("line_slots"))
-        loss, ce_sums, counts = model.loss(logits, pb)
+        cfg = model.cfg
+        out = model(batch["codes"], batch["lengths"], batch["frame_offset"], batch["text_ids"],
+                    batch["text_mask"], batch.get("bert"), batch.get("bert_mask"),
+                    song_frames=batch["song_frames"], line_frames=batch.get("line_frames"),
+                    line_slots=batch.get("line_slots"), with_future=bool(cfg.future_frames))
+        loss, ce_sums, counts = model.loss(out[0], out[1])
+        if len(out) == 3:
+            future = model.future_loss(out[2])
+            return loss + cfg.future_weight * future, ce_sums, counts, {"future_ce": future.detach()}
         return loss, ce_sums, counts, {}
 
     def train_metrics(self, extras: dict, counts, model_cfg) -> dict:
         """Metrics beyond loss and CE for a logged step, from the last micro-batch's extras."""
-        return {}
+        return {"future_ce": float(extras["future_ce"])} if "future_ce" in extras else {}
 
     def evaluate(self, bundle, data: str, split: str, max_songs: int | None, seed: int) -> dict:
         from eval.evaluate import evaluate

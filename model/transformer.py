@@ -24,7 +24,7 @@ from model.attention import Alignment, CrossAttention, KVCache, SelfAttention, l
 from model.config_checks import check_ranges, ranged
 
 CROSS_ALIGN = ("none", "prior")
-ALIGN_UNITS = ("tokens", "syllables")
+ALIGN_UNITS = ("tokens", "syllables", "learned")
 ALIGN_SOURCES = ("uniform", "timed")
 PRIOR_KERNELS = ("auto", "dense", "flex")
 
@@ -47,25 +47,35 @@ class ModelConfig:
     lora_rank: int = ranged(8, low=0)
     norm: str = "post"                 # post (the design) | pre
     pattern: str = "flatten"           # flatten (the design) | delay (MusicGen)
+    frames_per_step: int = ranged(1, low=1)  # delay only: frames each step reads and predicts (model/patterns.py)
     cond_dropout: float = ranged(0.1, low=0, high=0.95)
+    lyric_dropout: float = ranged(0.0, low=0, high=0.95)  # the genre token alone (lyrics masked): what
+                                       # lyric-only guidance (SamplingConfig.lyric_guidance) contrasts
     cross_align: str = "none"          # none | prior (lyric position l/L near song progress t/T)
     align_units: str = "tokens"        # the prior's lyric coordinate: tokens (slots) | syllables (sung time;
-                                       # a BERT memory has no ids to weigh, so it counts slots)
+                                       # a BERT memory has no ids to weigh, so it counts slots) | learned
+                                       # (syllables to start, each id's length then learned with the model)
     align_source: str = "uniform"      # the prior's song coordinate: uniform (t/T) | timed (a song with
                                        # lyrics.lrc: piecewise through its lines' starts; others uniform)
     prior_kernel: str = "auto"         # where the prior is added: auto (FlexAttention on CUDA, dense on
                                        # CPU) | dense (a [B, H, S, L] bias) | flex
+    future_frames: tuple[int, ...] = ranged((), low=1, each=True)  # frames ahead at which an auxiliary head
+                                       # predicts codebook 0 in training (multi-token prediction; unused when sampling)
+    future_weight: float = ranged(0.5, low=0)  # that loss's weight against the next-token loss
     activation_checkpointing: bool = False
     recompute_every: int = ranged(1, low=1)  # with activation_checkpointing: recompute every k-th layer only
 
     def __post_init__(self):
         check_ranges(self, "model")
+        self.future_frames = tuple(self.future_frames)
         if self.max_tokens < self.num_codebooks:
             raise ValueError(f"model.max_tokens {self.max_tokens} holds not one frame of {self.num_codebooks} codebooks")
         if self.norm not in ("post", "pre"):
             raise ValueError(f"model.norm {self.norm!r}: expected post or pre")
         if self.pattern not in patterns.PATTERNS:
             raise ValueError(f"model.pattern {self.pattern!r}: expected one of {tuple(patterns.PATTERNS)}")
+        if self.frames_per_step > 1 and self.pattern != "delay":
+            raise ValueError(f"model.frames_per_step {self.frames_per_step} needs model.pattern delay")
         if self.cross_align not in CROSS_ALIGN:
             raise ValueError(f"model.cross_align {self.cross_align!r}: expected one of {CROSS_ALIGN}")
         if self.align_units not in ALIGN_UNITS:
@@ -86,6 +96,15 @@ class ModelConfig:
     @property
     def window_frames(self) -> int:
         return self.max_tokens // self.num_codebooks
+
+
+@dataclass
+class FuturePrediction:
+    """The auxiliary multi-token prediction: codebook 0 some frames ahead of each step."""
+
+    logits: torch.Tensor   # [B, S, F, V]
+    targets: torch.Tensor  # [B, S, F]
+    valid: torch.Tensor    # [B, S, F] bool: the frame lies inside the window's real frames
 
 
 class MLP(nn.Module):
@@ -133,9 +152,10 @@ class TextMemory(nn.Module):
         self.bert_proj = nn.Linear(cfg.bert_dim, cfg.d_model) if cfg.bert_dim else None
         self.null = nn.Parameter(torch.randn(1, 1, cfg.d_model) * 0.02)
 
-    def forward(self, text_ids, text_mask, bert=None, bert_mask=None, drop=None):
+    def forward(self, text_ids, text_mask, bert=None, bert_mask=None, drop=None, drop_lyrics=None):
         """drop [B] bool: these samples get the null memory (conditioning dropout, or the
-        unconditional half of classifier-free guidance)."""
+        unconditional half of classifier-free guidance); drop_lyrics [B] bool: these keep only
+        their genre token (lyric dropout, or the lyric-free term of lyric-only guidance)."""
         L = text_ids.shape[1]
         if L > self.cfg.max_text_len:
             raise ValueError(f"lyrics of {L} ids exceed model.max_text_len {self.cfg.max_text_len}")
@@ -147,6 +167,8 @@ class TextMemory(nn.Module):
                 raise ValueError("this model reads BERT states (model.bert_dim > 0) but the batch has none")
             memory = torch.cat([memory[:, :1], self.bert_proj(bert.to(memory.dtype))], dim=1)  # genre + BERT
             mask = torch.cat([text_mask[:, :1], bert_mask], dim=1)
+        if drop_lyrics is not None:
+            mask = mask & ~(drop_lyrics[:, None] & (torch.arange(mask.shape[1], device=mask.device) > 0))
         if drop is not None:  # always through torch.where: the null memory gets a gradient (zero when unused) on
             # every rank, so ZeRO's buckets match when ranks draw different dropouts, and no host sync
             null_mask = torch.zeros_like(mask)
@@ -161,10 +183,10 @@ class SoundTransformer(nn.Module):
         super().__init__()
         self.cfg = cfg
         C, V, D = cfg.num_codebooks, cfg.codebook_size, cfg.d_model
-        self.pattern = patterns.get(cfg.pattern, C, V)  # the codebook layout (model/patterns.py)
-        self.token_embed = nn.Embedding(C * (V + 1), D)  # per-codebook blocks; id V of a block = EMPTY
-        self.codebook_embed = nn.Embedding(C, D)
-        self.pos_embed = nn.Embedding(cfg.max_frames + C, D)
+        self.pattern = patterns.get(cfg.pattern, C, V, cfg.frames_per_step)  # the codebook layout (model/patterns.py)
+        self.token_embed = nn.Embedding(self.pattern.input_blocks * (V + 1), D)  # blocks; id V of a block = EMPTY
+        self.codebook_embed = nn.Embedding(self.pattern.prediction_kinds, D)
+        self.pos_embed = nn.Embedding(cfg.max_frames + C * cfg.frames_per_step, D)
         self.text = TextMemory(cfg)
         self._prior_off = False  # cross_attention_map(prior=False) only
         self.layers = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.n_layers))
@@ -173,6 +195,8 @@ class SoundTransformer(nn.Module):
         r = cfg.lora_rank
         self.lora_u = nn.Parameter(torch.randn(C, D, r) * D**-0.5) if r else None
         self.lora_v = nn.Parameter(torch.zeros(C, V, r)) if r else None  # LoRA: starts as a no-op
+        # which future frame an auxiliary prediction is for, added to the state before the shared head
+        self.future_embed = nn.Embedding(len(cfg.future_frames), D) if cfg.future_frames else None
         self.apply(self._init)
         if self._counts_syllables:  # fixed by the vocabulary, not saved
             from model.lyrics import default_tokenizer, sung_units
@@ -182,6 +206,8 @@ class SoundTransformer(nn.Module):
                 raise ValueError(f"model.align_units syllables needs the lyrics vocabulary ({len(units)} ids), "
                                  f"not model.text_vocab_size {cfg.text_vocab_size}")
             self.register_buffer("sung_units", torch.tensor(units), persistent=False)
+            if cfg.align_units == "learned":  # log of each id's length relative to its syllable count
+                self.unit_log_scale = nn.Parameter(torch.zeros(len(units)))
         if cfg.freeze_text_embedding:  # a fixed random code must be unit-scale for the projection to read it
             nn.init.normal_(self.text.embed.weight, std=1.0)
 
@@ -247,12 +273,15 @@ class SoundTransformer(nn.Module):
         or None when the prior counts slots (the default coordinate needs no ids)."""
         if not self._counts_syllables:
             return None
-        return lyric_progress(text_mask, self.sung_units[text_ids])
+        units = self.sung_units[text_ids]
+        if self.cfg.align_units == "learned":
+            units = units * self.unit_log_scale.clamp(-3, 3).exp()[text_ids]
+        return lyric_progress(text_mask, units)
 
     @property
     def _counts_syllables(self) -> bool:
         c = self.cfg
-        return c.cross_align == "prior" and c.align_units == "syllables" and not c.bert_dim
+        return c.cross_align == "prior" and c.align_units in ("syllables", "learned") and not c.bert_dim
 
     def _align(self, positions, song_frames, memory_mask, lyric=None, lines=None):
         """What cross-attention's prior needs (an Alignment), or None when it has none. lines:
@@ -268,22 +297,46 @@ class SoundTransformer(nn.Module):
 
     # ---- training ---------------------------------------------------------------------------
     def forward(self, codes, lengths, frame_offset, text_ids, text_mask, bert=None, bert_mask=None,
-                cond_drop=None, song_frames=None, line_frames=None, line_slots=None):
+                cond_drop=None, song_frames=None, line_frames=None, line_slots=None, with_future: bool = False):
         """Args: codes [B, C, T], lengths [B], frame_offset [B], text_ids/text_mask [B, L],
         bert [B, Lb, d_bert] (optional), song_frames [B] (the whole song's frames; default: the
         window ends the song), line_frames/line_slots [B, N] (timed lines, model/padding.line_inputs;
-        read under align_source timed). Returns: logits [B, S, P, V], the PatternBatch."""
+        read under align_source timed). Returns: logits [B, S, P, V], the PatternBatch; with
+        `with_future` (and model.future_frames) also the auxiliary FuturePrediction."""
         batch = self.pattern.build(codes.long(), lengths, frame_offset)
         if cond_drop is None and self.training and self.cfg.cond_dropout > 0:
             cond_drop = torch.rand(codes.shape[0], device=codes.device) < self.cfg.cond_dropout
-        memory, memory_mask = self.text(text_ids, text_mask, bert, bert_mask, cond_drop)
+        lyric_drop = None
+        if self.training and self.cfg.lyric_dropout > 0:
+            lyric_drop = torch.rand(codes.shape[0], device=codes.device) < self.cfg.lyric_dropout
+        memory, memory_mask = self.text(text_ids, text_mask, bert, bert_mask, cond_drop, lyric_drop)
         if song_frames is None:
             song_frames = frame_offset + lengths
         x = self.embed_steps(batch.inputs, batch.codebook, batch.positions)
         lyric = self.lyric_progress(text_ids, text_mask)
         lines = None if line_slots is None else (line_frames, line_slots)
         h = self.decode(x, memory, memory_mask, align=self._align(batch.positions, song_frames, memory_mask, lyric, lines))
+        if with_future and self.future_embed is not None:
+            return self.logits(h, batch.codebook), batch, self.future(h, batch, codes, lengths, frame_offset)
         return self.logits(h, batch.codebook), batch
+
+    def future(self, h, batch, codes, lengths, frame_offset) -> "FuturePrediction":
+        """Codebook 0 at each of model.future_frames frames past the frame a step predicts, from
+        that step's state h [B, S, D]: what the next notes will be, which the lyrics say long
+        before the audio does."""
+        ahead = torch.tensor(self.cfg.future_frames, device=h.device)  # [F]
+        frame = (batch.positions - frame_offset[:, None])[..., None] + ahead  # [B, S, F] frame in the window
+        valid = frame < lengths[:, None, None]
+        targets = codes[:, 0].long().gather(1, frame.clamp(max=codes.shape[-1] - 1).flatten(1)).view(frame.shape)
+        states = h[:, :, None, :] + self.future_embed.weight[None, None]  # [B, S, F, D]
+        logits = self.out_shared(states)
+        if self.lora_u is not None:  # codebook 0's low-rank head
+            logits = logits + (states @ self.lora_u[0]) @ self.lora_v[0].T
+        return FuturePrediction(logits, targets, valid)
+
+    def future_loss(self, future: "FuturePrediction") -> torch.Tensor:
+        ce = F.cross_entropy(future.logits.float().flatten(0, 2), future.targets.flatten(), reduction="none")
+        return (ce * future.valid.flatten()).sum() / future.valid.sum().clamp(min=1)
 
     @torch.no_grad()
     def cross_attention_map(self, codes, text_ids, text_mask, song_frames=None, bert=None, bert_mask=None,
