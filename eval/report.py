@@ -131,11 +131,20 @@ def alignment_figure(weights: np.ndarray, frame_rate: float, alt: str, line_star
                    [(1.0, "0"), (0.5, f"{L // 2}"), (0.0, f"{L}")], w, h, overlay)
 
 
+OGG_CHUNK_SECONDS = 5.0  # libsndfile 1.2.2's Vorbis encoder segfaults on one write of ~2 min or more
+
+
 def ogg_bytes(wav: np.ndarray, sr: int) -> bytes:
+    """Ogg Vorbis of a mono song of any length, written a few seconds at a time (one whole-song
+    write of a real-length song kills the process inside libsndfile)."""
     import soundfile as sf
 
     buf = io.BytesIO()
-    sf.write(buf, np.clip(wav, -1, 1), sr, format="OGG", subtype="VORBIS")
+    wav = np.clip(np.asarray(wav, dtype=np.float32), -1, 1)
+    step = int(OGG_CHUNK_SECONDS * sr)
+    with sf.SoundFile(buf, "w", sr, 1, format="OGG", subtype="VORBIS") as out:
+        for start in range(0, len(wav), step):
+            out.write(wav[start : start + step])
     return buf.getvalue()
 
 
