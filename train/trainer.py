@@ -12,6 +12,7 @@ import json
 import math
 import os
 import sys
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from train.distributed import ensure_distributed_env, rank_seed
 from train.finetune import Tuning
 from train.flops import peak_flops, train_flops
 from train.resume import load_newest_intact, rank_skip
-from train.step_log import LogWindow, reduce_step, step_row
+from train.step_log import LogWindow, format_duration, reduce_step, step_row
 
 class TrainingDiverged(AutoSongError):
     """Too many non-finite losses in a row."""
@@ -312,6 +313,7 @@ class Trainer:
         loss, window = torch.full((), float("nan")), LogWindow(self.device)
         self.engine.train()
         end = min(t.steps, stop_at) if stop_at else t.steps
+        self.clock = (time.perf_counter(), self.step_count)  # for elapsed_s and the ETA
         while self.step_count < end:
             loss, cb_sum, cb_n, extras, flops = self.step()
             step = self.step_count
@@ -339,12 +341,15 @@ class Trainer:
         t = self.cfg.train
         row = step_row(step, stats, seconds, self.world, self.peak, lr_at(step - 1, t), self.engine.get_global_grad_norm())
         extras = {**extras, "counts": extras["counts"].cpu()}
+        started, first = self.clock
+        row["elapsed_s"] = time.perf_counter() - started  # wall time of this process's steps so far
         log.write({**row, **self.cfg.stage_kind.train_metrics(extras, extras["counts"], self.cfg.stage_model)})
         bar.set_postfix(loss=f"{row['loss']:.3f}", lr=f"{row['lr']:.2e}")
         if bar.disable:  # no terminal (a cluster's log file): a plain line per logged step
             mfu = f"  MFU {row['mfu']:.1%}" if row["mfu"] is not None else ""
+            eta = row["elapsed_s"] / max(1, step - first) * (t.steps - step)
             print(f"step {step}/{t.steps}  loss {row['loss']:.4f}  lr {row['lr']:.2e}  "
-                  f"tokens/s {row['tokens_per_s']:,.0f}{mfu}", flush=True)
+                  f"tokens/s {row['tokens_per_s']:,.0f}{mfu}  ETA {format_duration(eta)}", flush=True)
 
 
 def train(data: str, cfg: RunConfig, run: str | Path, ds_config_path: str, resume: bool = False,
