@@ -62,6 +62,7 @@ class ModelConfig:
     future_frames: tuple[int, ...] = ranged((), low=1, each=True)  # frames ahead at which an auxiliary head
                                        # predicts codebook 0 in training (multi-token prediction; unused when sampling)
     future_weight: float = ranged(0.5, low=0)  # that loss's weight against the next-token loss
+    future_stride: int = ranged(1, low=1)  # predicted from every n-th step only (neighbours' targets overlap)
     activation_checkpointing: bool = False
     recompute_every: int = ranged(1, low=1)  # with activation_checkpointing: recompute every k-th layer only
 
@@ -322,10 +323,12 @@ class SoundTransformer(nn.Module):
 
     def future(self, h, batch, codes, lengths, frame_offset) -> "FuturePrediction":
         """Codebook 0 at each of model.future_frames frames past the frame a step predicts, from
-        that step's state h [B, S, D]: what the next notes will be, which the lyrics say long
-        before the audio does."""
+        the state h [B, S, D] of every model.future_stride-th step: what the next notes will be,
+        which the lyrics say long before the audio does."""
         ahead = torch.tensor(self.cfg.future_frames, device=h.device)  # [F]
-        frame = (batch.positions - frame_offset[:, None])[..., None] + ahead  # [B, S, F] frame in the window
+        every = self.cfg.future_stride
+        h, positions = h[:, ::every], batch.positions[:, ::every]
+        frame = (positions - frame_offset[:, None])[..., None] + ahead  # [B, S', F] frame in the window
         valid = frame < lengths[:, None, None]
         targets = codes[:, 0].long().gather(1, frame.clamp(max=codes.shape[-1] - 1).flatten(1)).view(frame.shape)
         states = h[:, :, None, :] + self.future_embed.weight[None, None]  # [B, S, F, D]

@@ -8,7 +8,7 @@ GENERATE = [
     (["--top-k", "-5"], "--top-k"), (["--top-k", "2.5"], "--top-k"), (["--top-p", "-0.5"], "--top-p"),
     (["--top-p", "1.5"], "--top-p"), (["--temperature", "nan"], "--temperature"), (["--temperature", "-1"], "--temperature"),
     (["--cfg", "nan"], "--cfg"), (["--num-songs", "0"], "--num-songs"), (["--num-songs", "-3"], "--num-songs"),
-    (["--seed", "x"], "--seed"),
+    (["--seed", "x"], "--seed"), (["--lyric-cfg", "-1"], "--lyric-cfg"),
 ]
 
 
@@ -23,6 +23,7 @@ TRAIN = [
     (["--train.steps", "1.5"], "whole number"), (["--train.lr_max", "nan"], "finite"),
     (["--train.lr_max", "0"], "lr_max"), (["--train.steps", "0"], "train.steps"), (["--train.micro_batch", "-2"], "micro_batch"),
     (["--model.n_layers", "two"], "--model.n_layers"),
+    (["--train.lr_max", "1e-4"], "train.lr_min 0.0003 is above train.lr_max 0.0001"),  # fields checked together
 ]
 
 

@@ -42,6 +42,9 @@ class TrainConfig:
     def __post_init__(self):
         check_ranges(self, "train")
         self.betas = tuple(self.betas)
+        if self.lr_min > self.lr_max:  # the cosine would climb from lr_max to lr_min
+            raise ValueError(f"train.lr_min {self.lr_min:g} is above train.lr_max {self.lr_max:g}: set both "
+                             f"(e.g. --train.lr_max {self.lr_max:g} --train.lr_min {self.lr_max / 10:g})")
 
 
 @dataclass
@@ -166,15 +169,17 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> RunConfig
 
 
 DEFAULT_PRESET = "configs/model/tiny.yaml"
+FINETUNE_PRESET = "configs/finetune.yaml"  # a fine-tune's train section: a tenth of the tiny preset's rates
 
 
 def config_from_base(init_from: str, overrides: list[str] = ()) -> RunConfig:
-    """A fine-tune's config with no --config: the base's stage and model section, the default
-    preset's train section, then the overrides (train/finetune.py checks the shape again)."""
+    """A fine-tune's config with no --config: the base's stage and model section, the fine-tune
+    preset's train section (configs/finetune.yaml), then the overrides (train/finetune.py checks
+    the shape again)."""
     from train.finetune import base_model_section
 
     stage, model = base_model_section(init_from)
-    d = load_config(DEFAULT_PRESET).to_dict()
+    d = load_config(FINETUNE_PRESET).to_dict()
     d.update(stage=stage, model=model)
     d["finetune"]["init_from"] = str(init_from)
     return apply_overrides(RunConfig.from_dict(d), list(overrides))

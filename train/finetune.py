@@ -20,7 +20,8 @@ from model.errors import AutoSongError
 ADAPTERS = ("none", "lora")
 # Model fields a fine-tune may change: none of them changes a weight's shape. The window may grow
 # up to model.max_frames (the position table the base learned).
-FREE_FIELDS = {"max_tokens", "dropout", "cond_dropout", "lyric_dropout", "activation_checkpointing", "recompute_every", "prior_kernel"}
+FREE_FIELDS = {"max_tokens", "dropout", "cond_dropout", "lyric_dropout", "future_weight", "future_stride",
+               "activation_checkpointing", "recompute_every", "prior_kernel"}
 TEXT_FIELDS = ("frontend", "vocab_sha256", "bert_source", "bert_dim")
 
 
