@@ -268,6 +268,15 @@ def refuse_texts_longer_than(out: str | Path, limit: int) -> None:
                             f"rebuild the data with `autosong pipeline build --max-text-len {limit}`")
 
 
+def _holds_song_folders(folder: Path) -> bool:
+    """Whether `folder` looks like a corpus: sub-folders holding lyrics.txt or lyrics.lrc."""
+    try:
+        return any((d / "lyrics.txt").is_file() or (d / "lyrics.lrc").is_file()
+                   for d in list(folder.iterdir())[:200] if d.is_dir())
+    except OSError:
+        return False
+
+
 @dataclass
 class DatasetCard:
     """dataset.json: what the shards were built with, and what they hold."""
@@ -306,7 +315,11 @@ class DatasetCard:
     def load(cls, out: str | Path) -> "DatasetCard":
         path = Path(out) / "dataset.json"
         if not path.exists():
-            raise ManifestError(f"{path} does not exist: build the dataset with `autosong pipeline build DATASET --out {out}`")
+            if _holds_song_folders(Path(out)):
+                raise ManifestError(f"{out} is a folder of songs, not a built dataset: build it with `autosong "
+                                    f"pipeline build {out} --out DATA` and pass DATA")
+            raise ManifestError(f"{path} does not exist: build the dataset with `autosong pipeline build SONGS "
+                                f"--out {out}` (SONGS: your folder of song folders)")
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             if not isinstance(data, dict):

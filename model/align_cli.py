@@ -27,13 +27,15 @@ def parser() -> argparse.ArgumentParser:
 def run(argv) -> int:
     from model.api import AutoSong
     from model.audio import AudioDecodeError, load_audio
-    from model.lyrics import read_lyrics_file, weak_encoding_warning
+    from model.lyrics import lyric_words, read_lyrics_file, weak_encoding_warning
 
     args = parser().parse_args(argv)
     for flag, path in (("--audio", args.audio), ("--lyrics", args.lyrics)):
         if not Path(path).is_file():
             raise AutoSongError(f"{flag} {path}: no such file")
     decoded = read_lyrics_file(args.lyrics)
+    if not lyric_words(decoded.text):
+        raise AutoSongError(f"--lyrics {args.lyrics} holds no words: there are no lines to time in the recording")
     if decoded.weak:
         print(f"warning: {weak_encoding_warning(args.lyrics, decoded)}", file=sys.stderr)
     out = Path(args.out)
@@ -52,7 +54,9 @@ def run(argv) -> int:
     out.write_text(song.lrc(codes, decoded.text, args.genre), encoding="utf-8")
     for what, which in (("skipped", times.skipped), ("sung again", times.repeated)):
         if which:
-            print(f"note: lines {', '.join(str(i + 1) for i in which)} look {what}", file=sys.stderr)
+            numbers = ", ".join(str(i + 1) for i in which)
+            print(f"note: {'lines' if len(which) > 1 else 'line'} {numbers} "
+                  f"{'look' if len(which) > 1 else 'looks'} {what}", file=sys.stderr)
     print(f"wrote {out}: {len(lines)} lines over {codes.shape[-1] / song.codec.frame_rate:.1f} s of {args.audio}")
     return 0
 

@@ -21,7 +21,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True, help="a run directory (RUN/export) or an export directory")
     p.add_argument("--adapter", default=None, help="a fine-tune's adapter folder (RUN/export/adapter) to merge onto "
                    "--checkpoint, its base")
-    p.add_argument("--lyrics", required=True, help="a UTF-8 lyrics file")
+    p.add_argument("--lyrics", required=True, help="a lyrics file (UTF-8, or another encoding the build detects: "
+                   "model/text_encoding.py)")
     p.add_argument("--genre", default="unknown")
     p.add_argument("--seconds", type=real(0, above=True), default=10.0)
     p.add_argument("--out", default="song.wav")

@@ -22,7 +22,9 @@ from dataclasses import dataclass
 CORPUS_ENCODINGS = ("gb18030", "big5", "cp932", "euc_jp", "cp949", "cp1251", "koi8_r", "cp1250", "cp1253",
                     "cp1254", "cp1255", "cp1256", "cp1257", "cp1258", "iso8859_2", "iso8859_15")
 TURKISH_IN_CP1252 = set("þðýÞÐÝ")
-TYPOGRAPHIC = set("‘’‚“”„–—…«»‹›¡¿°·´¨ª º§¶•™©®\u00a0")
+# cp1252's own marks (curly quotes, dashes, the euro, daggers ...): beside Latin letters they say
+# Western European, where the Baltic and Central European pages read the letters as others
+TYPOGRAPHIC = set("‘’‚“”„–—…«»‹›¡¿°·´¨ª º§¶•™©®€†‡‰ˆ˜\u00a0")
 MAX_ACCENTED_SHARE = 1 / 3
 WEAK_EVIDENCE = 8      # non-ASCII characters: fewer decided a weak guess
 NOISY = 0.1            # charset-normalizer's chaos above this: a weak guess

@@ -8,6 +8,14 @@ from manifests import DatasetCard, read_manifest
 from pipeline.code_usage import dataset_code_usage
 
 
+def text_frontend(text: dict) -> str:
+    """What the lyrics front-end does, in words: the script rules of the pinyin vocabulary, or BERT."""
+    if text["frontend"] == "bert":
+        return f"BERT states from {text['bert_source']}"
+    return (f"{text['vocab_version']}: Hanzi as toned pinyin, Latin script as lower-case letters, "
+            f"other scripts as UTF-8 bytes")
+
+
 def summary(out: str | Path) -> str:
     card = DatasetCard.load(out)
     samples = read_manifest(out, "samples")
@@ -20,7 +28,7 @@ def summary(out: str | Path) -> str:
         f"dataset     {Path(out)}",
         f"codec       {card.codec.source}  ({card.num_codebooks} codebooks x {card.codebook_size} codes, "
         f"{card.codec_frame_rate} frames/s)",
-        f"text        {card.text['frontend']} ({card.text.get('bert_source', card.text['vocab_version'])})",
+        f"text        {text_frontend(card.text)}",
         f"songs       {len(samples)}  (train {splits['train']}, val {splits['val']})   shards {card.counts.get('shards', 0)}",
         f"audio       {hours:.3f} h   " + (f"{min(r['duration_s'] for r in samples):.1f}-"
                                           f"{max(r['duration_s'] for r in samples):.1f} s per song" if samples else ""),

@@ -8,6 +8,9 @@ CASES = [  # (text, the encoding it is saved in, the encoding the rule must name
     ("Größe Straße, schön übermäßig", "cp1252", "cp1252"),
     ("¿Qué pasó? Mañana, corazón", "latin-1", "cp1252"),
     ("It’s “fine” — really…", "cp1252", "cp1252"),
+    ("L’été, c’est “déjà vu” – 5 € la crème / à la française, garçon", "cp1252", "cp1252"),  # read as cp1257
+    ("Il coûte 5 € la crème / à la française, garçon", "cp1252", "cp1252"),  # read as cp1250, weak
+    ("Prix : 20 € † – « très cher » ‰", "cp1252", "cp1252"),
     ("Çok güzel, şarkı söyle", "cp1254", "cp1254"),
     ("床前明月光，疑是地上霜。举头望明月，低头思故乡。", "gb18030", "gb18030"),
     ("[verse]\n月亮代表我的心\n你问我爱你有多深", "gb18030", "gb18030"),
