@@ -15,7 +15,7 @@ import math
 import os
 import sys
 
-from model.errors import AutoSongError, os_error_words
+from manifests.errors import AutoSongError, os_error_words
 
 _ENVIRONMENT_ERRNOS = (errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT, errno.EROFS)
 
@@ -74,11 +74,9 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 def run_cli(main, argv: list[str] | None) -> int:
     """Run a stage's `main(argv)`; user errors become one line on stderr and exit code 2.
     AUTOSONG_DEBUG=1 shows the traceback instead."""
-    from manifests import ManifestError
-
     try:
         return int(main(argv) or 0)
-    except (AutoSongError, ManifestError) as err:
+    except AutoSongError as err:  # ManifestError and every other kind of it too
         if os.environ.get("AUTOSONG_DEBUG"):
             raise
         print(f"autosong: error: {without_worker_traceback(str(err))}", file=sys.stderr)

@@ -183,8 +183,8 @@ def table(rows: list[dict]) -> str:
     """Mean over seeds per (design, sampler), and each seed's difference interval."""
     import numpy as np
 
-    head = (f"| design | sampler | steps | NER own | NER control | control - own (each seed, 95 % CI) | recall | "
-            f"precision | sung / expected | S / I / D |\n|---|---|---:|---:|---:|---|---:|---:|---:|---|")
+    head = ("| design | sampler | steps | NER own | NER control | control - own (each seed, 95 % CI) | recall | "
+            "precision | sung / expected | S / I / D |\n|---|---|---:|---:|---:|---|---:|---:|---:|---|")
     lines = [head]
     keys = sorted({(r["design"], s) for r in rows for s in r["scores"]}, key=lambda k: (list(DESIGNS).index(k[0]), k[1]))
     for design, name in keys:

@@ -16,7 +16,7 @@ from manifests import DatasetCard, refuse_missing_shards, refuse_texts_longer_th
 from manifests.codec_identity import require_same_codec
 from manifests.sample_rows import read_sample_rows
 from model.bundle import Bundle
-from model.errors import AutoSongError
+from manifests.errors import AutoSongError
 from model.lyrics import default_tokenizer
 from model.padding import line_inputs, text_inputs
 from pipeline.shards import Sample, load_samples

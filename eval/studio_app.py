@@ -13,7 +13,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr  # noqa: E402
 
 from eval.studio_service import Studio, Take  # noqa: E402
-from model.errors import AutoSongError  # noqa: E402
+from manifests.errors import AutoSongError  # noqa: E402
 
 EXAMPLE = "[verse]\nI walk along the river\n我爱你 tonight\n\n[chorus]\nLa la la, shine away\n"
 MAX_COMPARED = 4

@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from model.errors import AutoSongError
+from manifests.errors import AutoSongError
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from manifests.codec_identity import CodecIdentity
+from manifests.errors import ManifestError  # noqa: F401  (raised here; importers take it from manifests too)
 
 SCHEMA_VERSION = 2  # manifests as folders of parts (1: one file per manifest, still read)
 CARD_VERSION = 1
@@ -64,10 +65,6 @@ STAT_CACHE = pa.schema([             # the scan's memo of audio hashes, so a reb
     ("tagged", pa.bool_()),          # whether the tag was read
 ])
 SCHEMAS = {"samples": SAMPLES, "rejects": REJECTS, "shards": SHARDS, "stat_cache": STAT_CACHE}
-
-
-class ManifestError(Exception):
-    """A dataset directory whose manifests are missing, of another version, or inconsistent."""
 
 
 def split_for_key(key: str, val_fraction: float) -> str:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from manifests.errors import ManifestError
+
 
 @dataclass(frozen=True)
 class CodecIdentity:
@@ -37,7 +39,6 @@ class CodecIdentity:
 def require_same_codec(have: "CodecIdentity | dict", want: "CodecIdentity | dict", what: str, fix: str) -> None:
     """Refuse in one line when `have` and `want` are different models. `what` says whose codes
     these are ("data/dataset.json and the model run/export"), `fix` what to do about it."""
-    from manifests import ManifestError  # shown by the CLI as one line
 
     have, want = CodecIdentity.of(have), CodecIdentity.of(want)
     if not have.same_model(want):

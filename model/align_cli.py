@@ -9,7 +9,7 @@ from pathlib import Path
 
 from autosong.command_line import HelpFormatter, check_writable_dir, run_cli
 from model.devices import add_arguments
-from model.errors import AutoSongError
+from manifests.errors import AutoSongError
 
 
 def parser() -> argparse.ArgumentParser:

@@ -21,7 +21,7 @@ import torch
 from model.bundle import Bundle, load_bundle
 from model.codec import Codec
 from model.devices import resolve_device, resolve_dtype
-from model.errors import AutoSongError
+from manifests.errors import AutoSongError
 from model.generate import autoencoder_for, codec_for, generate_codes, real_time_factor, text_batch
 from model.line_times import LineTimes, attention_map, line_times, sung_lines
 from model.lrc import LrcLine, write_lrc

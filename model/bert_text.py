@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from model.errors import AutoSongError
+from manifests.errors import AutoSongError
 from model.lyrics import normalize_lyrics
 
 MINILM = "minilm"

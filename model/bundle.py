@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from manifests.codec_identity import CodecIdentity
-from model.errors import AutoSongError
+from manifests.errors import AutoSongError
 from model.line_times import AlignmentHeads
 from model.lyrics import VOCAB_VERSION
 from model.stages import stage_named

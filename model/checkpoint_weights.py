@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from model.errors import AutoSongError
+from manifests.errors import AutoSongError
 
 
 def checkpoint_steps(run: Path) -> list[int]:

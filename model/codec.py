@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from manifests.codec_identity import CodecIdentity
-from model.errors import AutoSongError
+from manifests.errors import AutoSongError
 from model.spectral_decoder import SpectralDecoder, SpectralDecoderConfig
 
 HUB_ID = "facebook/encodec_24khz"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from model.errors import AutoSongError
+from manifests.errors import AutoSongError
 
 DEVICES = "auto, cpu, cuda, cuda:N"
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}

@@ -11,7 +11,7 @@ import torch
 from model.bundle import Bundle
 from manifests.codec_identity import CodecIdentity, require_same_codec
 from model.codec import Codec
-from model.errors import AutoSongError
+from manifests.errors import AutoSongError
 from model.lyrics import default_tokenizer, normalize_genre, normalize_lyrics
 from model.padding import text_inputs
 from model.sampler import Sampler, SamplingConfig

@@ -13,7 +13,7 @@ import numpy as np
 from autosong.command_line import HelpFormatter, check_writable_dir, real, run_cli, whole
 from model.devices import add_arguments
 from model.sampling import add_sampling_arguments, sampling_from_args
-from model.errors import AutoSongError
+from manifests.errors import AutoSongError
 
 
 def parser() -> argparse.ArgumentParser:

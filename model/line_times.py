@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model.errors import AutoSongError
+from manifests.errors import AutoSongError
 
 ALIGNMENT_FILE = "alignment.json"
 NOTE_SECONDS = 0.2  # a line sung for less than this was skipped; attention back on a line this long repeats it

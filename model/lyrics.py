@@ -13,7 +13,7 @@ import unicodedata
 from functools import lru_cache
 from pathlib import Path
 
-from model.errors import AutoSongError
+from manifests.errors import AutoSongError
 from model.text_encoding import DecodedText, decode_text
 
 VOCAB_VERSION = "lyrics-v1"

@@ -195,7 +195,7 @@ class Delay(Pattern):
         return PatternBatch(inputs, codebook, positions, targets, dvalid.permute(0, 2, 1, 3).reshape(B, S, C * k))
 
     def to_frames(self, per_step, frames):
-        B, S, k, N = per_step.shape[0], per_step.shape[1], self.k, self._blocks(frames)
+        B, k, N = per_step.shape[0], self.k, self._blocks(frames)
         rest = per_step.shape[3:]
         out = [per_step[:, c : c + N, c * k : (c + 1) * k].reshape(B, N * k, *rest)[:, :frames] for c in range(self.C)]
         return torch.stack(out, dim=1)

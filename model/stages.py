@@ -9,7 +9,7 @@ lists the stages); each method imports what it builds.
 """
 from __future__ import annotations
 
-from model.errors import AutoSongError
+from manifests.errors import AutoSongError
 
 
 class Stage:

@@ -11,7 +11,6 @@ dropped, and only songs not yet in a shard are encoded.
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 import signal
 import sys
@@ -19,9 +18,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from manifests.folder_lock import folder_lock
 from manifests import DatasetCard
 from manifests.codec_identity import require_same_codec
-from model.errors import AutoSongError, os_error_words
+from manifests.errors import AutoSongError, os_error_words
 from model.lyrics import default_tokenizer
 from pipeline.code_usage import CodeUsage
 from pipeline.encode import CodecFacts, EncodedSong, SongJob
@@ -144,17 +144,8 @@ def build(cfg: BuildConfig) -> BuildResult:
     out = Path(cfg.out)
     try:
         out.joinpath("shards").mkdir(parents=True, exist_ok=True)
-        with open(out / ".build.lock", "w") as lock:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                if os.fstat(lock.fileno()).st_ino != os.stat(out / ".build.lock").st_ino:
-                    raise BlockingIOError  # a build that just ended removed it: another one may hold the new one
-            except (BlockingIOError, FileNotFoundError):
-                raise AutoSongError(f"another build is writing {out} (lock {out / '.build.lock'})") from None
-            try:
-                return _build(cfg, out)
-            finally:  # removed while still held: no build is left waiting on a dead file
-                (out / ".build.lock").unlink(missing_ok=True)
+        with folder_lock(out, ".build.lock", "a build"):
+            return _build(cfg, out)
     except OSError as err:
         verb = "write" if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT) else "use"
         raise AutoSongError(f"{os_error_words(err, verb)}. {out} still holds every shard finished before this: "

@@ -15,7 +15,7 @@ import numpy as np
 from manifests.codec_identity import CodecIdentity
 from manifests.sample_rows import META_FIELDS
 from pipeline.song_lyrics import SongLyrics, read_song_lyrics, refuse_past_the_end
-from model.errors import AutoSongError, os_error_words
+from manifests.errors import AutoSongError, os_error_words
 from model.lyrics import weak_encoding_warning
 from pipeline.decode_worker import IsolatedDecoder
 

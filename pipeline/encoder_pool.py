@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Iterator
 
-from model.errors import AutoSongError
+from manifests.errors import AutoSongError
 from pipeline.encode import CodecFacts, DeviceFault, EncodedSong, SongJob
 
 IN_FLIGHT = 2  # calls queued per actor: the next one is there when the current one ends

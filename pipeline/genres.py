@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from manifests import UNUSED_SLOT, changed_genre_slots
-from model.errors import AutoSongError
+from manifests.errors import AutoSongError
 from model.lyrics import MAX_GENRES, UNKNOWN_GENRE
 from pipeline.scan import SongSource
 

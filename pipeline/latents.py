@@ -19,7 +19,7 @@ from manifests import DatasetCard, write_manifest
 from model.bundle import ae_identity, load_bundle
 from model.stages import stage_named
 from manifests.codec_identity import require_same_codec
-from model.errors import AutoSongError
+from manifests.errors import AutoSongError
 from manifests.sample_rows import META_FIELDS, read_sample_rows
 from pipeline.encode import npy_bytes
 from pipeline.shards import ShardCommitter, ShardSink, read_rows

@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import os
 import sys
-import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from manifests import (DatasetCard, ManifestError, file_sha256, read_manifest, recorded_genres, split_for_key,
                        write_manifest)
 from manifests.sample_rows import DEFAULTS, META_FIELDS
-from model.errors import AutoSongError
+from manifests.errors import AutoSongError
 from pipeline.encode import SongJob
 from pipeline.genres import assign_genres, recover_genres, with_recorded_slots
 from pipeline.scan import StatCache, scan_corpus
-from pipeline.shards import final_shards, read_shard_meta, remove_partial_shards
+from pipeline.shards import DamagedShard, final_shards, read_shard_meta, remove_partial_shards
 
 
 @dataclass
@@ -115,12 +114,17 @@ def _shard_meta_or_set_aside(path: Path) -> list[dict]:
     encoded again) so that no reader of shards/*.tar meets it."""
     try:
         return read_shard_meta(path)
-    except (tarfile.TarError, EOFError, ValueError, KeyError) as err:  # ValueError: bad JSON
-        aside = path.with_name(path.name + ".damaged")
-        print(f"warning: {path} is damaged ({type(err).__name__}: {err}); moved to {aside.name}, its songs "
-              "are encoded again", file=sys.stderr)
-        path.rename(aside)
+    except (DamagedShard, ValueError, KeyError) as err:  # ValueError: bad JSON
+        set_aside(path, f"{type(err.__cause__ or err).__name__}: {err.__cause__ or err}")
         return []
+
+
+def set_aside(path: Path, why: str) -> None:
+    """Rename a damaged shard to *.damaged, so no reader of shards/*.tar meets it; its songs are
+    encoded again."""
+    aside = path.with_name(path.name + ".damaged")
+    print(f"warning: {path} is damaged ({why}); moved to {aside.name}, its songs are encoded again", file=sys.stderr)
+    path.rename(aside)
 
 
 def _known_rows(out: Path, shard_dir: Path, trust_manifests: bool = True) -> tuple[dict[str, dict], dict[str, dict]]:
@@ -131,8 +135,17 @@ def _known_rows(out: Path, shard_dir: Path, trust_manifests: bool = True) -> tup
     sample_rows = _read_index(out, "samples") if shard_rows is not None else None
     if sample_rows is None:  # either manifest lost: every shard is adopted from its own meta
         shard_rows = sample_rows = []
-    # A deleted shard's songs are encoded again.
-    shards = {r["path"]: r for r in shard_rows if (shard_dir / r["path"]).is_file()}
+    # A deleted shard's songs are encoded again, and so are those of a shard whose bytes are not
+    # the ones recorded (truncated, a flipped byte): it is set aside first.
+    shards = {}
+    for r in shard_rows:
+        path = shard_dir / r["path"]
+        if not path.is_file():
+            continue
+        if path.stat().st_size != r["bytes"] or file_sha256(path) != r["sha256"]:
+            set_aside(path, "its size or sha256 is not the one shards.parquet recorded")
+            continue
+        shards[r["path"]] = r
     rows = {r["key"]: r for r in sample_rows if r["shard"] in shards}
     for path in final_shards(shard_dir):
         if path.name in shards:

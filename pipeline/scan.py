@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from manifests import file_sha256
-from model.errors import os_error_words
+from manifests.errors import os_error_words
 from model.lyrics import normalize_genre
 
 MAX_GENRE_CHARS = 64  # a genre is a name, not a paragraph: longer genre.txt lines are cut
@@ -142,7 +142,7 @@ def scan_corpus(dataset: str | Path, cache: StatCache | None = None,
     hashing of unchanged audio files."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from model.errors import AutoSongError
+    from manifests.errors import AutoSongError
 
     dataset = Path(dataset)
     if not dataset.is_dir():

@@ -18,7 +18,7 @@ import numpy as np
 
 from manifests import file_sha256
 from manifests.sample_rows import SampleRow
-from model.errors import AutoSongError
+from manifests.errors import AutoSongError
 
 SHARD_NAME = re.compile(r"^shard-(\d{6})\.tar$")
 
@@ -47,16 +47,28 @@ def remove_partial_shards(shard_dir: Path) -> int:
     return len(stale)
 
 
+class DamagedShard(AutoSongError):
+    """A shard that is not a readable tar (truncated, overwritten): one line naming it and the fix."""
+
+
 def iter_shard(path: str | Path, keys: set[str] | None = None) -> Iterator[dict]:
     """The samples of one shard in the order written, through WebDataset's own reader:
     {"__key__": key, "codes.npy": bytes, "text.npy": bytes, ...} (all, or those in `keys`). A
-    damaged tar raises its tarfile/OS error when reading reaches the damage."""
+    damaged tar raises DamagedShard when reading reaches the damage."""
+    import tarfile
+
     import webdataset as wds
 
-    for sample in wds.WebDataset(str(path), shardshuffle=False, nodesplitter=None, workersplitter=None,
-                                 empty_check=False):
-        if keys is None or sample["__key__"] in keys:
-            yield {k: v for k, v in sample.items() if k not in ("__url__", "__local_path__")}
+    try:
+        for sample in wds.WebDataset(str(path), shardshuffle=False, nodesplitter=None, workersplitter=None,
+                                     empty_check=False):
+            if keys is None or sample["__key__"] in keys:
+                yield {k: v for k, v in sample.items() if k not in ("__url__", "__local_path__")}
+    except (tarfile.TarError, EOFError) as err:
+        out = Path(path).parent.parent
+        raise DamagedShard(f"{path} is damaged ({type(err).__name__}: {err}): run `autosong pipeline verify "
+                           f"{out}`, then `autosong pipeline build` again, which sets it aside and encodes its "
+                           f"songs again") from err
 
 
 def read_samples(path: str | Path, keys: set[str] | None = None) -> dict[str, dict[str, bytes]]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import tarfile
 from collections import defaultdict
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import numpy as np
 
 from manifests import DatasetCard, ManifestError, file_sha256, read_manifest
 from manifests.sample_rows import SampleRow, read_sample_rows
-from pipeline.shards import read_samples
+from pipeline.shards import DamagedShard, read_samples
 
 
 def _check_sample(key: str, files: dict[str, bytes], row: SampleRow, card: DatasetCard, genre_id) -> list[str]:
@@ -77,8 +76,8 @@ def verify(out: str | Path) -> tuple[int, list[str]]:
             problems.append(f"{name}: contents changed since the build (sha256 mismatch)")
         try:
             members = read_samples(path)
-        except (tarfile.TarError, OSError, EOFError) as err:
-            problems.append(f"{name}: not a readable tar ({err})")
+        except (DamagedShard, OSError) as err:
+            problems.append(f"{name}: not a readable tar ({err.__cause__ or err})")
             continue
         for key, row in sorted(by_shard.get(name, {}).items()):
             checked += 1

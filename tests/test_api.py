@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from model.devices import resolve_device, resolve_dtype
-from model.errors import AutoSongError
+from manifests.errors import AutoSongError
 
 
 def test_device_and_dtype_resolution():

@@ -86,3 +86,61 @@ def test_resume_refuses_data_whose_genre_slots_changed_meaning(small_data, train
     (data / "dataset.json").write_text(json.dumps(card))
     out = train_cli("--data", str(data), "--run", str(run), "--resume")
     _one_line(out, "genre slot 1 is", f"learned it as {card['genres'][2]!r}", f"--genres {run}")
+
+
+def _truncate(path) -> None:
+    """Cut a shard in the middle of its first member's data ("unexpected end of data"; a cut in the
+    tar's end padding would lose nothing)."""
+    import tarfile
+
+    with tarfile.open(path) as tar:
+        first = tar.getmembers()[0]
+    with open(path, "r+b") as f:
+        f.truncate(first.offset_data + first.size // 2)
+
+
+def test_a_truncated_shard_is_one_line_in_train_and_eval(small_data, trained_run, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(small_data, data)
+    rows = read_manifest(data, "samples")
+    shard = sorted(r["shard"] for r in rows if r["split"] == "train")[0]
+    _truncate(data / "shards" / shard)
+    _one_line(train_cli("--data", str(data), "--run", str(tmp_path / "run"), "--steps", "4", *TINY),
+              shard, "is damaged", "pipeline verify", "pipeline build")
+    val = sorted(r["shard"] for r in rows if r["split"] == "val")[0]
+    _truncate(data / "shards" / val)
+    _one_line(autosong("eval", "--checkpoint", str(trained_run), "--data", str(data), "--generate", "0",
+                       "--notes", "0"), val, "is damaged", "pipeline build")
+
+
+def test_training_refuses_a_shard_short_of_the_samples_the_manifest_lists(small_data, tmp_path):
+    """A valid tar that lost its songs: the loader counts positions from the manifest, so it must
+    not read on as if nothing were missing."""
+    import tarfile
+
+    from train.data import ShardStream, StreamConfig
+
+    data = tmp_path / "data"
+    shutil.copytree(small_data, data)
+    shards = sorted({r["shard"] for r in read_manifest(data, "samples") if r["split"] == "train"})
+    with tarfile.open(data / "shards" / shards[0], "w"):
+        pass  # the same name, no samples
+    stream = ShardStream(StreamConfig(str(data), micro_batch=1, window_frames=300, bucket_songs=1))
+    from manifests.errors import AutoSongError
+
+    with pytest.raises(AutoSongError, match=f"{shards[0]} lacks 1 of the 1 train samples the manifest lists"):
+        for _, _ in zip(range(len(shards) + 1), stream):
+            pass
+
+
+def test_a_second_training_of_one_run_is_refused_naming_the_first(tmp_path):
+    import os
+
+    from manifests.folder_lock import folder_lock
+
+    run = tmp_path / "run"
+    run.mkdir()
+    with folder_lock(run, ".train.lock", "a training"):  # as a running training holds it
+        out = train_cli("--data", str(tmp_path / "data"), "--run", str(run), "--steps", "4", *TINY)
+    _one_line(out, f"{run} is in use: a training already writes it", f"process {os.getpid()}")
+    assert not (run / ".train.lock").exists()

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from manifests import DatasetCard
-from model.errors import AutoSongError, os_error_words
+from manifests.errors import AutoSongError, os_error_words
 from train.config import RunConfig
 from train.resume import DataPosition
 

@@ -274,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     def run(argv):
-        from model.errors import AutoSongError
+        from manifests.errors import AutoSongError
 
         args = vars(parser().parse_args(argv[1:]))
         out = args.pop("out")

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 def corpus_audio(dataset: Path, songs: int, seconds: float, sample_rate: int, log=print) -> list[np.ndarray]:
     """The first `seconds` of up to `songs` songs of a corpus folder, in folder order."""
     from model.audio import load_audio
-    from model.errors import AutoSongError
+    from manifests.errors import AutoSongError
     from pipeline.scan import find_audio
 
     folders = sorted(p for p in dataset.glob("song_*") if p.is_dir()) if dataset.is_dir() else []

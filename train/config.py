@@ -13,7 +13,7 @@ import yaml
 
 from model.autoencoders import AEConfig
 from model.config_checks import check_ranges, ranged
-from model.errors import AutoSongError
+from manifests.errors import AutoSongError
 from model.stages import stage_named
 from model.transformer import ModelConfig
 from train.finetune import FinetuneConfig

@@ -23,7 +23,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 from manifests import DatasetCard, refuse_missing_shards
 from manifests.codec_identity import require_same_codec
 from manifests.sample_rows import read_sample_rows
-from model.errors import AutoSongError
+from manifests.errors import AutoSongError
 from model.padding import line_inputs, text_inputs
 from pipeline.shards import Sample, iter_shard
 
@@ -105,6 +105,7 @@ class ShardStream(IterableDataset):
             n += self.counts[shards[0]]
             shards = shards[1:]
         for shard in shards:
+            listed = n + self.counts[shard]
             for raw in iter_shard(self.shard_dir / shard):
                 if (shard, raw["__key__"]) not in self.index:
                     continue  # replaced or other split
@@ -119,6 +120,10 @@ class ShardStream(IterableDataset):
                 offset = int(rng.integers(0, last_start + 1)) if T > W else 0
                 yield {"key": sample.key, "codes": sample.codes[:, offset : offset + W], "offset": offset,
                        "song_frames": T, "text": sample.text, "bert": sample.bert, "lines": sample.line_timing()}
+            if n < listed:  # positions are counted from the manifest: a shard short of them would shift them all
+                raise AutoSongError(f"{self.shard_dir / shard} lacks {listed - n} of the {self.counts[shard]} "
+                                    f"{self.cfg.split} samples the manifest lists there: run `autosong pipeline "
+                                    f"verify {self.cfg.data}`, then `autosong pipeline build` again to rebuild it")
 
     def _checked(self, raw: dict, shard: str) -> Sample:
         """The decoded sample, refused in one line when it is not this dataset's codec, when a damaged

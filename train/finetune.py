@@ -15,7 +15,7 @@ from manifests import UNUSED_SLOT, DatasetCard, file_sha256, require_same_genre_
 from manifests.codec_identity import require_same_codec
 from model.adapters import PROJECTIONS, WHOLE_MODULES, LoraSpec, add_lora, save_adapter
 from model.config_checks import check_ranges, ranged
-from model.errors import AutoSongError
+from manifests.errors import AutoSongError
 
 ADAPTERS = ("none", "lora")
 # Model fields a fine-tune may change: none of them changes a weight's shape. The window may grow

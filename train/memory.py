@@ -88,7 +88,7 @@ def available_bytes(device) -> float | None:
 
 def refuse_if_too_big(cfg, text_len: int, available: float | None, where: str, device_type: str = "cpu") -> None:
     """One line with the fix when the estimate exceeds `available` bytes."""
-    from model.errors import AutoSongError
+    from manifests.errors import AutoSongError
 
     need = training_step_bytes(cfg, text_len, device_type)
     if available is None or need <= available:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from model.errors import AutoSongError
+from manifests.errors import AutoSongError
 
 POSITION_FILE = "position.json"
 

@@ -20,7 +20,8 @@ import torch
 
 from manifests import DatasetCard, refuse_texts_longer_than, require_same_genre_slots
 from manifests.codec_identity import require_same_codec
-from model.errors import AutoSongError
+from manifests.folder_lock import folder_lock
+from manifests.errors import AutoSongError
 from model.run_metrics import MetricsLog
 from model.lyrics import default_tokenizer
 from train.checkpoints import CKPT_DIR, export_bundle, save_checkpoint
@@ -355,5 +356,16 @@ class Trainer:
 def train(data: str, cfg: RunConfig, run: str | Path, ds_config_path: str, resume: bool = False,
           stop_at: int | None = None, check_memory: bool = True) -> TrainResult:
     """Train to cfg.train.steps, or checkpoint and stop at `stop_at` (same schedule, resumable).
-    `check_memory`: refuse a config whose step would not fit the device (train/memory.py)."""
-    return Trainer(data, cfg, run, ds_config_path, resume, check_memory).fit(stop_at)
+    `check_memory`: refuse a config whose step would not fit the device (train/memory.py). Rank 0
+    holds RUN/.train.lock throughout: a second training of the same run is refused in one line."""
+    if int(os.environ.get("RANK", "0")) != 0:
+        return Trainer(data, cfg, run, ds_config_path, resume, check_memory).fit(stop_at)
+    run = Path(run)
+    created = not run.exists()
+    run.mkdir(parents=True, exist_ok=True)
+    try:
+        with folder_lock(run, ".train.lock", "a training"):
+            return Trainer(data, cfg, run, ds_config_path, resume, check_memory).fit(stop_at)
+    finally:
+        if created and not any(run.iterdir()):  # refused before anything was written: no empty run left
+            run.rmdir()

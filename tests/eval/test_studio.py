@@ -153,7 +153,7 @@ def test_concurrent_requests_both_finish_and_outside_paths_are_refused(studio):
 
 def test_the_service_refuses_runs_it_was_not_given(trained_run, tmp_path):
     from eval.studio_service import Studio, find_runs
-    from model.errors import AutoSongError
+    from manifests.errors import AutoSongError
 
     studio = Studio(find_runs(None, [str(trained_run)]), tmp_path)
     name = trained_run.name  # the export, and the steps of its checkpoints (20 steps: one, at the end)

@@ -4,7 +4,7 @@ from dataclasses import asdict
 
 import pytest
 
-from model.errors import AutoSongError
+from manifests.errors import AutoSongError
 from model.stages import STAGES, stage_named
 
 

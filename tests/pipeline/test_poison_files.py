@@ -246,7 +246,7 @@ def _fill(disk: Path) -> Path:
 
 def test_a_full_disk_ends_the_build_in_one_line_and_the_next_build_finishes(tmp_path, ray_local, monkeypatch):
     from manifests import read_manifest
-    from model.errors import AutoSongError
+    from manifests.errors import AutoSongError
     from pipeline.build import BuildConfig, build
 
     corpus = tmp_path / "dataset"

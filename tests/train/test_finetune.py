@@ -68,7 +68,7 @@ def test_lora_trains_adapters_under_zero3_and_exports_a_merged_bundle_and_the_ad
     adapter_bytes = sum(f.stat().st_size for f in (run / "export/adapter").iterdir())
     assert adapter_bytes < 0.1 * (run / "export/model.safetensors").stat().st_size
     from model.api import AutoSong
-    from model.errors import AutoSongError
+    from manifests.errors import AutoSongError
 
     song = AutoSong.load(trained_run, device="cpu", dtype="fp32", adapter=run / "export/adapter")  # what generate uses
     assert torch.allclose(song.bundle.model.state_dict()["layers.0.mlp.fc.weight"], m["layers.0.mlp.fc.weight"], atol=1e-6)
@@ -90,7 +90,7 @@ def test_a_lora_fine_tune_resumes_exactly_under_zero2(trained_run, new_genre_dat
 
 def test_what_the_base_cannot_follow_is_refused_in_one_line(trained_run, new_genre_data, small_data, tmp_path):
     from manifests import DatasetCard, ManifestError
-    from model.errors import AutoSongError
+    from manifests.errors import AutoSongError
     from pipeline.build import BuildConfig, build
     from train.config import apply_overrides, config_from_base, load_config
     from train.finetune import refuse_unlike_base

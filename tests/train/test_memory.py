@@ -1,7 +1,7 @@
 """The memory check before a run: a config too big for the machine is one line with the fix."""
 import pytest
 
-from model.errors import AutoSongError
+from manifests.errors import AutoSongError
 from tests.conftest import train_cli
 from train.config import load_config
 from train.memory import refuse_if_too_big, training_step_bytes

@@ -324,7 +324,7 @@ def test_srun_and_mpirun_processes_find_their_rank(environ, rank):
 
 
 def test_srun_without_a_meeting_address_is_one_clear_error():
-    from model.errors import AutoSongError
+    from manifests.errors import AutoSongError
     from train.distributed import launcher_env
 
     with pytest.raises(AutoSongError, match="srun .* started 4 processes: set MASTER_ADDR"):

@@ -1,5 +1,6 @@
-"""AutoSongError (bad input or state the user can fix, with the fix in its message), and the
-machine's OSErrors in words (`os_error_words`). autosong/command_line.py shows either as one line."""
+"""The one error hierarchy: AutoSongError (bad input or state the user can fix, with the fix in its
+message) and its kinds, and the machine's OSErrors in words (`os_error_words`).
+autosong/command_line.py shows either as one line. The ground floor: it imports nothing of ours."""
 from __future__ import annotations
 
 import errno
@@ -7,6 +8,10 @@ import errno
 
 class AutoSongError(Exception):
     """Raised with a message that names the file or value at fault and the fix."""
+
+
+class ManifestError(AutoSongError):
+    """A dataset directory whose manifests are missing, of another version, or inconsistent."""
 
 
 _OS_REASONS = {
