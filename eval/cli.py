@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from autosong.command_line import HelpFormatter, real, run_cli, whole
+from manifests.errors import AutoSongError
 from model.devices import add_arguments
 from model.sampling import add_sampling_arguments, sampling_from_args
 
@@ -36,6 +37,9 @@ def run(argv) -> int:
     from model.stages import stage_named
 
     args = parser().parse_args(argv)
+    if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
+        raise AutoSongError(f"--out {args.out} is a file; eval writes a folder (eval.json, report.html, WAVs): "
+                            f"name a folder, e.g. --out {Path(args.out).with_suffix('')}_eval")
     device = resolve_device(args.device)
     bundle = load_bundle(args.checkpoint, device=device, dtype=resolve_dtype(args.dtype, device))
     out = Path(args.out) if args.out else (Path(args.checkpoint) / "eval")
@@ -64,7 +68,7 @@ def add_line_alignment(song, result: dict, data: str, split: str, max_songs: int
     from eval.evaluate import load_split
     from eval.line_alignment import line_alignment
 
-    found = line_alignment(song, load_split(data, split, max_songs)[1], data, split)
+    found = line_alignment(song, load_split(data, split, max_songs, song.bundle)[1], data, split)
     if found is not None:
         result["line_alignment"] = found
 

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from manifests import DatasetCard, refuse_missing_shards, refuse_texts_longer_than
+from manifests import UNUSED_SLOT, DatasetCard, refuse_missing_shards, refuse_texts_longer_than
 from manifests.codec_identity import require_same_codec
 from manifests.sample_rows import read_sample_rows
 from model.bundle import Bundle
@@ -24,17 +24,35 @@ from pipeline.shards import Sample, load_samples
 CONDITIONS = ("true", "shuffled_lyrics", "empty_lyrics", "swapped_genre", "null_memory")
 
 
-def load_split(data: str, split: str, max_songs: int | None = None) -> tuple[DatasetCard, list[Sample]]:
-    """The dataset card and a split's songs (the first `max_songs` in key order), decoded."""
+def load_split(data: str, split: str, max_songs: int | None = None,
+               model: Bundle | None = None) -> tuple[DatasetCard, list[Sample]]:
+    """The dataset card and a split's songs (the first `max_songs` in key order), decoded; with
+    `model`, each song's genre token is the model's slot for its genre name (refused in one line
+    when the model never learned a genre of these songs)."""
     card = DatasetCard.load(data)
     rows = read_sample_rows(data, split)[: max_songs or None]
     if not rows:
         raise AutoSongError(f"{data} has no {split!r} songs to evaluate (see `autosong pipeline inspect {data}`)")
     refuse_missing_shards(data, sorted({r.shard for r in rows}), split)
-    return card, load_samples(data, rows)
+    songs = load_samples(data, rows)
+    return card, songs if model is None else in_model_genre_slots(songs, data, model)
 
 
-def _conditions(songs: list[Sample], card: DatasetCard, seed: int, times: bool = True) -> dict[str, list[tuple]]:
+def in_model_genre_slots(songs: list[Sample], data: str, model: Bundle) -> list[Sample]:
+    """The songs with their genre token moved to the slot `model` learned their genre in (two
+    builds may number the same genres apart)."""
+    unknown = sorted({s.genre for s in songs} - set(model.genres))
+    if unknown:
+        raise AutoSongError(f"{data} holds songs of genre(s) {', '.join(map(repr, unknown[:5]))}, which {model.path} "
+                            f"never learned (it knows {', '.join(model.genres)}): evaluate it on songs of its genres, "
+                            f"or fine-tune it on these first (`autosong train --init-from {model.path}`)")
+    tok = default_tokenizer()
+    for s in songs:
+        s.text = np.concatenate([[tok.genre_id(model.genres.index(s.genre))], s.text[1:]]).astype(s.text.dtype)
+    return songs
+
+
+def _conditions(songs: list[Sample], genres: list[str], seed: int, times: bool = True) -> dict[str, list[tuple]]:
     """For every condition, per song: (text ids, BERT states, use null memory, timed lines or None).
     A timed-prior model reads the lines' times (with `times`): the song's own, and under
     shuffled lyrics the other song's, stretched to this song's length."""
@@ -43,7 +61,7 @@ def _conditions(songs: list[Sample], card: DatasetCard, seed: int, times: bool =
     rng = np.random.default_rng(seed)
     shift = 1 + int(rng.integers(0, max(1, n - 1)))  # a rotation: nobody keeps their own lyrics
     out = {c: [] for c in CONDITIONS}
-    slots = [card.genres.index(s.genre) if s.genre in card.genres else 0 for s in songs]
+    slots = [genres.index(s.genre) if s.genre in genres else 0 for s in songs]  # the model's slots
     for i, song in enumerate(songs):
         genre_tok = song.text[:1]
         other = songs[(i + shift) % n] if n > 1 else song
@@ -55,8 +73,9 @@ def _conditions(songs: list[Sample], card: DatasetCard, seed: int, times: bool =
         out["true"].append((song.text, song.bert, False, own))
         out["shuffled_lyrics"].append((np.concatenate([genre_tok, other.text[1:]]), other.bert, False, theirs))
         out["empty_lyrics"].append((genre_tok, None if song.bert is None else song.bert[:0], False, None))
-        choices = [g for g in range(len(card.genres)) if g != slots[i] and card.genres[g] != "unknown"]
-        choices = choices or [g for g in range(len(card.genres)) if g != slots[i]] or [slots[i]]
+        choices = [g for g in range(len(genres)) if g != slots[i] and genres[g] != "unknown"
+                   and genres[g] != UNUSED_SLOT.format(g)]
+        choices = choices or [g for g in range(len(genres)) if g != slots[i]] or [slots[i]]
         swapped = np.concatenate([[tok.genre_id(int(rng.choice(choices)))], song.text[1:]])
         out["swapped_genre"].append((swapped, song.bert, False, own))
         out["null_memory"].append((song.text, song.bert, True, own))
@@ -150,14 +169,14 @@ def evaluate(bundle: Bundle, data: str, split: str = "val", max_songs: int | Non
              times: bool = True) -> dict:
     """The CE table and the conditioning gains, on the device the bundle's model is on. A model
     trained with align_source timed reads the songs' line times (lyrics.lrc) unless `times` is off."""
-    card, songs = load_split(data, split, max_songs)
+    card, songs = load_split(data, split, max_songs, bundle)
     require_same_codec(card.codec, bundle.codec, f"{data}'s codes and those the model {bundle.path} was trained on",
                        "evaluate on data built with the same codec")
     model = bundle.model.eval()
     if card.text.get("frontend") != "bert":
         refuse_texts_longer_than(data, model.cfg.max_text_len)
     C = model.cfg.num_codebooks
-    conditions = _conditions(songs, card, seed, times)
+    conditions = _conditions(songs, bundle.genres, seed, times)
     per_song = _score_all(model, songs, conditions)
     true = per_song["true"]
     ce_sum = sum(r["ce_sum"] for r in true)

@@ -20,7 +20,7 @@ def generate_for_report(song, data: str, split: str, count: int, seconds: float 
     if count <= 0:
         return []
     bundle, codec = song.bundle, song.codec
-    card, songs = load_split(data, split, count)
+    card, songs = load_split(data, split, count, song.bundle)
     lyrics = [s.lyrics for s in songs]
     if bundle.parent:  # latent data holds no EnCodec codes to match: one batch
         made = song.generate(lyrics, [s.genre for s in songs], seconds or LATENT_SECONDS, settings)

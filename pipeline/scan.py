@@ -9,12 +9,14 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
 from manifests import file_sha256
 from manifests.errors import os_error_words
 from model.lyrics import normalize_genre
+from model.text_encoding import decode_text
 
 MAX_GENRE_CHARS = 64  # a genre is a name, not a paragraph: longer genre.txt lines are cut
 
@@ -91,6 +93,17 @@ def find_audio(folder: Path) -> Path | None:
     return None
 
 
+def read_genre_file(path: Path) -> str | None:
+    """The start of genre.txt as text (its encoding detected as lyrics' is), or None when it is
+    not text: undecodable, or holding control characters other than line breaks and tabs."""
+    decoded = decode_text(path.read_bytes()[:65536])
+    if decoded is None:
+        return None
+    if any(unicodedata.category(ch) == "Cc" and ch not in "\n\r\t" for ch in decoded.text):
+        return None
+    return decoded.text
+
+
 def scan_song(folder: Path, cache: StatCache | None = None) -> SongSource | ScanReject:
     """The song in `folder`, or a reject row saying why not (an unreadable file included)."""
     key = folder.name
@@ -115,10 +128,17 @@ def _scan_song(folder: Path, cache: StatCache) -> SongSource | ScanReject:
         folders = [f"audio{s}" for s in AUDIO_PREFERENCE if (folder / f"audio{s}").is_dir()]
         if folders:
             return ScanReject(key, str(folder / folders[0]), f"{folders[0]} is a folder, not an audio file")
+        links = [f"audio{s}" for s in AUDIO_PREFERENCE if (folder / f"audio{s}").is_symlink()]
+        if links:  # is_file() follows it: a loop or a dangling link looks like no file at all
+            return ScanReject(key, str(folder / links[0]), f"{links[0]} is a broken symlink or a symlink loop: "
+                              "point it at an audio file")
         names = ", ".join(f"audio{s}" for s in AUDIO_PREFERENCE)
         return ScanReject(key, str(folder), f"no audio file (expected one of {names})")
     genre_file = folder / "genre.txt"
-    genre_text = genre_file.read_text(encoding="utf-8", errors="replace")[:1000] if genre_file.is_file() else ""
+    genre_text = read_genre_file(genre_file) if genre_file.is_file() else ""
+    if genre_text is None:
+        return ScanReject(key, str(genre_file), "genre.txt is not text (binary or control bytes): write the genre "
+                          "as one line of text, or delete the file to use the audio file's genre tag")
     audio_sha256, tagged = cache.lookup(audio, tag=not genre_text.strip())
     if genre_text.strip():
         genre, source = normalize_genre(genre_text), "genre.txt"

@@ -144,3 +144,35 @@ def test_a_second_training_of_one_run_is_refused_naming_the_first(tmp_path):
         out = train_cli("--data", str(tmp_path / "data"), "--run", str(run), "--steps", "4", *TINY)
     _one_line(out, f"{run} is in use: a training already writes it", f"process {os.getpid()}")
     assert not (run / ".train.lock").exists()
+
+
+def test_eval_maps_genres_by_name_and_refuses_ones_the_model_never_learned():
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from eval.evaluate import in_model_genre_slots
+    from manifests.errors import AutoSongError
+    from model.lyrics import default_tokenizer
+    from pipeline.shards import Sample
+
+    tok = default_tokenizer()
+    model = SimpleNamespace(genres=["unknown", "rock", "folk", "pop"], path="runs/base")
+
+    def song(genre, slot):
+        return Sample("s", np.zeros((2, 3), np.int16), np.array([tok.genre_id(slot), 7, 8], np.int32), None, "la",
+                      {"genre": genre})
+
+    moved = in_model_genre_slots([song("pop", 1), song("rock", 3)], "data", model)  # another build's numbering
+    assert [int(s.text[0]) for s in moved] == [tok.genre_id(3), tok.genre_id(1)]
+    assert [list(s.text[1:]) for s in moved] == [[7, 8], [7, 8]]
+    with pytest.raises(AutoSongError, match="genre\\(s\\) 'blues', 'jazz', which runs/base never learned"):
+        in_model_genre_slots([song("jazz", 1), song("blues", 2), song("pop", 3)], "data", model)
+
+
+def test_eval_out_naming_a_file_is_refused_before_the_work(tmp_path):
+    (tmp_path / "report").write_text("mine")
+    out = autosong("eval", "--checkpoint", str(tmp_path / "none"), "--data", str(tmp_path / "none"),
+                   "--out", str(tmp_path / "report"))
+    _one_line(out, f"--out {tmp_path / 'report'} is a file")
+    assert (tmp_path / "report").read_text() == "mine"

@@ -132,6 +132,12 @@ def make_fuzz_corpus(root: Path, outside: Path, permissions: bool) -> tuple[dict
     built["song_weak_encoding"] = "a warning line"  # 12 bytes decide little
     (_song(root, "song_long_genre", genre="../" * 100) / "audio.mp3").write_bytes(mp3)
     built["song_long_genre"] = "genre cut"
+    binary_genre = _song(root, "song_binary_genre", genre=None)
+    (binary_genre / "genre.txt").write_bytes(bytes(range(32)) * 4)
+    (binary_genre / "audio.mp3").write_bytes(mp3)
+    rejected["song_binary_genre"] = ("scan", "genre.txt is not text")
+    (_song(root, "song_audio_loop") / "audio.mp3").symlink_to("audio.mp3")  # a link to itself
+    rejected["song_audio_loop"] = ("scan", "audio.mp3 is a broken symlink or a symlink loop")
     (_song(root, "song_crash") / "audio.mp3").write_bytes(mp3)
     rejected["song_crash"] = ("decode", "crashed on this file (signal 11, SIGSEGV")
     if permissions:
