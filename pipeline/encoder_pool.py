@@ -16,6 +16,7 @@ import sys
 from collections.abc import Iterator
 
 from manifests.errors import AutoSongError
+from pipeline import ray_watchdog
 from pipeline.encode import CodecFacts, DeviceFault, EncodedSong, SongJob
 
 IN_FLIGHT = 2  # calls queued per actor: the next one is there when the current one ends
@@ -35,9 +36,14 @@ def start_ray(address: str | None) -> bool:
     else:
         # "local": always a private Ray of our own, never a cluster that RAY_ADDRESS or a stale
         # address in Ray's temp folder points at (a dead one fails to connect).
+        global _watchdog
+        _watchdog = _watchdog or ray_watchdog.start()  # before Ray: it outlives nothing of ours
         ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False,
                  object_store_memory=256 * 2**20, **quiet)
     return True
+
+
+_watchdog = None  # pipeline/ray_watchdog.py: ends our private Ray's processes when this process ends
 
 
 class EncoderPool:

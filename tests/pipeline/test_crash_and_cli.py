@@ -97,3 +97,26 @@ def test_gpu_encoders_without_gpus_are_one_line(tmp_path):
     assert proc.returncode == 2 and "Traceback" not in stderr, stderr[-2000:]
     line = stderr.strip().splitlines()[-1]
     assert line.startswith("autosong: error: --gpus-per-worker 1: the Ray cluster has 0 GPUs")
+
+
+def test_a_killed_build_leaves_no_ray_process_behind(mixed_corpus, tmp_path):
+    """SIGKILL the build while its private Ray runs: every process Ray started (the GCS, the raylet,
+    its dashboard and runtime-env agents, workers) is gone soon after (pipeline/ray_watchdog.py)."""
+    import psutil
+
+    build_cmd = cli("pipeline", "build", str(mixed_corpus), "--out", str(tmp_path / "o"), "--codec", "test")
+    driver = psutil.Process(build_cmd.pid)
+    ray_procs: dict[int, psutil.Process] = {}
+    deadline = time.time() + 120
+    while time.time() < deadline and not any("raylet" in p.name() for p in ray_procs.values()):
+        for p in driver.children(recursive=True):
+            ray_procs.setdefault(p.pid, p)
+        time.sleep(0.2)
+    time.sleep(2)  # the raylet's agents start a moment after it
+    for p in driver.children(recursive=True):
+        ray_procs.setdefault(p.pid, p)
+    assert any("raylet" in p.name() for p in ray_procs.values()), "Ray never started"
+    build_cmd.kill()
+    build_cmd.wait(timeout=30)
+    _, alive = psutil.wait_procs(list(ray_procs.values()), timeout=30)
+    assert not alive, [(p.pid, p.name(), p.cmdline()[:2]) for p in alive]
