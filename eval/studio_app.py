@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 import os
+import sys
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -14,6 +15,7 @@ import gradio as gr  # noqa: E402
 
 from eval.studio_service import Studio, Take  # noqa: E402
 from manifests.errors import AutoSongError  # noqa: E402
+from model.sampling import SamplingConfig  # noqa: E402
 
 EXAMPLE = "[verse]\nI walk along the river\n我爱你 tonight\n\n[chorus]\nLa la la, shine away\n"
 MAX_COMPARED = 4
@@ -27,10 +29,36 @@ def theme() -> gr.themes.Base:
 
 
 def _settings(guidance, temperature, top_k, top_p, seed):
-    from model.sampler import SamplingConfig
-
     return SamplingConfig(temperature=float(temperature), top_k=int(top_k), top_p=float(top_p),
                           guidance=float(guidance), seed=int(seed))
+
+
+def _checked(values, choices, what: str) -> None:
+    """Refuse a value that is not one of `choices` (a crafted API call: a page offers only these)
+    before Gradio's own check, which prints a traceback per call: one console line, one toast."""
+    for value in values:
+        if value not in choices:
+            print(f"studio: refused a request for {what} {str(value)[:80]!r}: not one of this studio's", file=sys.stderr,
+                  flush=True)
+            raise gr.Error(f"{what} {str(value)[:80]!r} is not one of this studio's: pick one of "
+                           f"{', '.join(map(str, choices))}", print_exception=False)
+
+
+class ChoiceDropdown(gr.Dropdown):
+    """A dropdown whose value must be one of its choices, checked by _checked."""
+
+    def preprocess(self, payload):
+        if payload is not None:
+            _checked(payload if isinstance(payload, list) else [payload], [v for _, v in self.choices], self.label)
+        return super().preprocess(payload)
+
+
+class ChoiceGroup(gr.CheckboxGroup):
+    """Checkboxes whose values must be among their choices, checked by _checked."""
+
+    def preprocess(self, payload):
+        _checked(payload or [], [v for _, v in self.choices], self.label)
+        return super().preprocess(payload)
 
 
 def _figures(take: Take) -> str:
@@ -63,8 +91,10 @@ def _curves(summary: dict) -> str:
 
 
 def _refuse(err: Exception):
-    """The one-line message in the page (a Gradio error toast), never a traceback."""
-    raise gr.Error(str(err).splitlines()[0] if str(err) else type(err).__name__, print_exception=False)
+    """The one-line message in the page (a Gradio error toast) and on the console, never a traceback."""
+    line = str(err).splitlines()[0] if str(err) else type(err).__name__
+    print(f"studio: refused a request: {line}", file=sys.stderr, flush=True)
+    raise gr.Error(line, print_exception=False)
 
 
 def _first_named(genres: list[str]) -> str:
@@ -91,17 +121,19 @@ def _generate_tab(studio: Studio, names: list[str], genres: list[str]) -> list:
 
     with gr.Row():
         with gr.Column():
-            run = gr.Dropdown(names, value=names[0], label="run")
+            run = ChoiceDropdown(names, value=names[0], label="run")
             lyrics = gr.Textbox(EXAMPLE, lines=10, label="lyrics ([verse], [chorus] ... tags on their own line)",
                                 elem_id="lyrics")
-            genre = gr.Dropdown(genres, value=_first_named(genres), label="genre", elem_id="genre")
+            genre = gr.Dropdown(genres, value=_first_named(genres), label="genre", elem_id="genre",
+                                allow_custom_value=True)  # the run's genres; the service refuses others
             seconds = gr.Number(10, label="length (s)", minimum=0.1, elem_id="seconds")
             with gr.Accordion("sampling", open=False):
-                sampling = [gr.Slider(1, 10, 3, step=0.5, label="guidance (1 = off)"),
-                            gr.Slider(0, 2, 1, step=0.05, label="temperature (0 = greedy)"),
-                            gr.Slider(0, 1024, 250, step=1, label="top-k (0 = off)"),
-                            gr.Slider(0, 1, 0, step=0.05, label="top-p (0 = off)"),
-                            gr.Number(0, precision=0, label="seed")]
+                d = SamplingConfig()  # the defaults generate and eval use (bench/sing.py chose them)
+                sampling = [gr.Slider(1, 10, d.guidance, step=0.5, label="guidance (1 = off)"),
+                            gr.Slider(0, 2, d.temperature, step=0.05, label="temperature (0 = greedy)"),
+                            gr.Slider(0, 1024, d.top_k, step=1, label="top-k (0 = off)"),
+                            gr.Slider(0, 1, d.top_p, step=0.05, label="top-p (0 = off)"),
+                            gr.Number(d.seed, precision=0, label="seed")]
             prompt = gr.Audio(type="filepath", label="audio prompt (optional: continue it)", sources=["upload"])
             go = gr.Button("Generate", variant="primary", elem_id="generate")
         with gr.Column():
@@ -135,7 +167,7 @@ def _compare_tab(studio: Studio, names: list[str], genres: list[str], sampling: 
             updates += [gr.Audio(value=None, visible=False), gr.HTML(value="", visible=False)]
         return updates
 
-    picked = gr.CheckboxGroup(names, value=names[:2], label=f"runs (two to {MAX_COMPARED})", elem_id="picked")
+    picked = ChoiceGroup(names, value=names[:2], label=f"runs (two to {MAX_COMPARED})", elem_id="picked")
     lyrics = gr.Textbox(EXAMPLE, lines=6, label="lyrics", elem_id="compare-lyrics")
     with gr.Row():
         genre = gr.Dropdown(genres, value=_first_named(genres), label="genre (every run must know it)",
@@ -164,7 +196,7 @@ def _runs_tab(studio: Studio, names: list[str]) -> None:
         return (f"<h3>{html.escape(run)}</h3><p>{summary['stage']} model, genres: {html.escape(genres)}</p>"
                 f"{_eval_figures(summary)}{report}<div class='curves'>{_curves(summary)}</div>")
 
-    which = gr.Dropdown(names, value=names[0], label="run", elem_id="which")
+    which = ChoiceDropdown(names, value=names[0], label="run", elem_id="which")
     page = gr.HTML(show_run(names[0]), elem_id="run-page")
     which.change(show_run, which, page)
 

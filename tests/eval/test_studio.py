@@ -34,9 +34,10 @@ def studio(trained_run, tmp_path_factory):
     for name in ("run_a", "run_b"):
         shutil.copytree(trained_run, root / "runs" / name, ignore=shutil.ignore_patterns("checkpoints"))
     port = _free_port()
+    console = open(root / "console.txt", "w")  # what the studio prints, read by the tests
     proc = subprocess.Popen([sys.executable, "-m", "autosong_cli", "studio", "--runs", str(root / "runs"),
                              "--port", str(port), "--out", str(root / "out")],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            cwd=ROOT, stdout=console, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}/"
     deadline = time.time() + 180
     while time.time() < deadline:
@@ -45,7 +46,7 @@ def studio(trained_run, tmp_path_factory):
             break
         except OSError:
             if proc.poll() is not None:
-                pytest.fail(f"the studio exited: {proc.stdout.read()[-3000:]}")
+                pytest.fail(f"the studio exited: {(root / 'console.txt').read_text()[-3000:]}")
             time.sleep(1)
     else:
         proc.kill()
@@ -138,9 +139,13 @@ def test_concurrent_requests_both_finish_and_outside_paths_are_refused(studio):
     assert all(Path(wav).stat().st_size > 0 for wav, _, _ in results)
     assert all("svg" in figures for _, figures, _ in results)
 
-    for name in ("../run_a", str(runs / "run_a"), "/etc"):  # a run is named, never a path
-        with pytest.raises(Exception, match="not in the list of choices"):
+    for name in ("../run_a", str(runs / "run_a"), "/etc", "../../etc"):  # a run is named, never a path
+        with pytest.raises(Exception, match="is not one of this studio's"):
             client.predict(name, *request, api_name="/generate")
+    with pytest.raises(Exception, match="is not one of this studio's"):
+        client.predict(["run_a", "../../etc"], LYRICS, "unknown", 0.5, 3, 1, 250, 0, 0, api_name="/compare")
+    with pytest.raises(Exception, match="unknown genre 'jazz'"):
+        client.predict("run_a", LYRICS, "jazz", *request[2:], api_name="/generate")
     with pytest.raises(Exception, match="the lyrics are empty"):
         client.predict("run_a", "  \n", *request[1:], api_name="/generate")
     with pytest.raises(Exception, match="model.max_frames"):  # past the model's frame positions
@@ -149,6 +154,9 @@ def test_concurrent_requests_both_finish_and_outside_paths_are_refused(studio):
         with pytest.raises(HTTPError) as refused:
             urlopen(f"{url}gradio_api/file={path}", timeout=10)
         assert refused.value.code == 403
+    console = (runs.parent / "console.txt").read_text()
+    assert "Traceback" not in console, console[-3000:]
+    assert console.count("studio: refused") == 8, console[-3000:]  # one line per refused call
 
 
 def test_the_service_refuses_runs_it_was_not_given(trained_run, tmp_path):
