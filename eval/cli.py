@@ -8,6 +8,7 @@ from pathlib import Path
 from autosong.command_line import HelpFormatter, real, run_cli, whole
 from manifests.errors import AutoSongError
 from model.devices import add_arguments
+from model.threads import use_threads
 from model.sampling import add_sampling_arguments, sampling_from_args
 
 
@@ -37,6 +38,7 @@ def run(argv) -> int:
     from model.stages import stage_named
 
     args = parser().parse_args(argv)
+    use_threads(args.threads)
     if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
         raise AutoSongError(f"--out {args.out} is a file; eval writes a folder (eval.json, report.html, WAVs): "
                             f"name a folder, e.g. --out {Path(args.out).with_suffix('')}_eval")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from autosong.command_line import HelpFormatter, real, run_cli, whole
 from model.devices import add_arguments
+from model.threads import use_threads
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 # Measured on the demo's corpus (bench/RESULTS.md): the delay pattern takes half the time per step
@@ -62,6 +63,8 @@ def run(argv) -> int:
     from train.trainer import train
 
     args = parser().parse_args(argv)
+    if args.threads:  # else torch's every core, whatever the load: the demo's figures repeat bit for bit
+        use_threads(args.threads)
     out = Path(args.out)
     t0 = time.time()
     corpus = out / "corpus"

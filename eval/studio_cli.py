@@ -10,6 +10,7 @@ from pathlib import Path
 
 from autosong.command_line import HelpFormatter, run_cli, whole
 from model.devices import add_arguments
+from model.threads import use_threads
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
@@ -30,6 +31,7 @@ def run(argv) -> int:
     from eval.studio_service import Studio, find_runs
 
     args = parser().parse_args(argv)
+    use_threads(args.threads)
     if args.host not in LOCAL_HOSTS:
         print(f"warning: --host {args.host} lets other machines reach this studio and the runs it serves; "
               f"there is no login", file=sys.stderr)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from autosong.command_line import HelpFormatter, check_writable_dir, run_cli
 from model.devices import add_arguments
+from model.threads import use_threads
 from manifests.errors import AutoSongError
 
 
@@ -30,6 +31,7 @@ def run(argv) -> int:
     from model.lyrics import lyric_words, read_lyrics_file, weak_encoding_warning
 
     args = parser().parse_args(argv)
+    use_threads(args.threads)
     for flag, path in (("--audio", args.audio), ("--lyrics", args.lyrics)):
         if not Path(path).is_file():
             raise AutoSongError(f"{flag} {path}: no such file")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from manifests.errors import AutoSongError
+from model.threads import add_threads_argument
 
 DEVICES = "auto, cpu, cuda, cuda:N"
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -44,7 +45,8 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
 
 
 def add_arguments(parser) -> None:
-    """--device and --dtype, the same on every command that runs a model."""
+    """--device, --dtype and --threads, the same on every command that runs a model."""
     parser.add_argument("--device", default="auto", help=f"where the model runs: {DEVICES} (default auto: "
                                                          "the GPU if there is one)")
     parser.add_argument("--dtype", default="auto", help="auto (bf16 on a GPU, fp32 on the CPU), fp32, bf16, fp16")
+    add_threads_argument(parser)  # model/threads.py

@@ -12,6 +12,7 @@ import numpy as np
 
 from autosong.command_line import HelpFormatter, check_writable_dir, real, run_cli, whole
 from model.devices import add_arguments
+from model.threads import use_threads
 from model.sampling import add_sampling_arguments, sampling_from_args
 from manifests.errors import AutoSongError
 
@@ -47,6 +48,7 @@ def run(argv) -> int:
     from model.lyrics import read_lyrics_file, weak_encoding_warning
 
     args = parser().parse_args(argv)
+    use_threads(args.threads)
     lyrics_path = Path(args.lyrics)
     if not lyrics_path.is_file():
         raise AutoSongError(f"--lyrics {lyrics_path}: no such file")

@@ -10,7 +10,7 @@ from model.config_checks import check_ranges, ranged
 
 @dataclass(kw_only=True)
 class SamplingConfig:
-    temperature: float = ranged(1.0, low=0)  # 0 = greedy (argmax)
+    temperature: float = ranged(0.25, low=0)  # 0 = greedy (argmax); low: songs sing their notes (bench/sing.py)
     top_k: int = ranged(250, low=0)
     top_p: float = ranged(0.0, low=0, high=1)  # 0 = off
     guidance: float = ranged(3.0, low=0)  # classifier-free guidance weight (--cfg); 1 = no guidance

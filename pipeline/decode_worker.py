@@ -49,7 +49,8 @@ class IsolatedDecoder:
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
         root = str(Path(__file__).resolve().parents[1])
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
+               "OMP_NUM_THREADS": "1"}  # one decode per actor, each actor one CPU: no thread pool to oversubscribe
         self._proc = subprocess.Popen([sys.executable, "-m", "pipeline.decode_worker", str(to_child_r),
                                        str(from_child_w)], pass_fds=(to_child_r, from_child_w), env=env,
                                       stdin=subprocess.DEVNULL)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from autosong.command_line import HelpFormatter, check_writable_dir, run_cli, whole
+from model.threads import add_threads_argument, use_threads
 from model.stages import STAGES
 
 
@@ -35,6 +36,7 @@ def parser() -> argparse.ArgumentParser:
                         "(= --finetune.adapters; rank: --finetune.lora_rank)")
     p.add_argument("--export-adapters", action="store_true",
                    help="also write RUN/export/adapter, the adapter alone (= --finetune.export_adapters true)")
+    add_threads_argument(p)
     p.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)  # deepspeed launcher
     return p
 
@@ -44,6 +46,7 @@ def run(argv) -> int:
     from train.trainer import saved_run_config, train
 
     args, overrides = parser().parse_known_args(argv)
+    use_threads(args.threads)
     if args.steps is not None:
         overrides += ["--train.steps", str(args.steps)]
     if args.verify_data:
