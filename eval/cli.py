@@ -12,6 +12,9 @@ from model.threads import use_threads
 from model.sampling import add_sampling_arguments, sampling_from_args
 
 
+GENERATE_SECONDS = 30.0  # eval's generated songs, at most
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="autosong eval", description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--checkpoint", required=True, help="a run directory (RUN/export) or an export directory")
@@ -20,8 +23,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="report directory (default: RUN/eval)")
     p.add_argument("--max-songs", type=whole(1), default=None, help="score at most this many songs (default: all)")
     p.add_argument("--generate", type=whole(0), default=2, help="songs to generate from held-out lyrics for the report")
-    p.add_argument("--seconds", type=real(0, above=True), default=None,
-                   help="length of each generated song, at most (default: the held-out song's own length)")
+    p.add_argument("--seconds", type=real(0, above=True), default=GENERATE_SECONDS,
+                   help="length of each generated song, at most (a held-out song's own length when shorter; "
+                        "real songs of 3 minutes would take many minutes each on a CPU)")
     p.add_argument("--notes", type=whole(0), default=16, help="held-out songs generated for the note error rate "
                    "(synth data only; 0 = skip)")
     add_sampling_arguments(p)

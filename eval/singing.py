@@ -15,6 +15,7 @@ import numpy as np
 from eval.evaluate import bootstrap_ci, format_interval, load_split
 from eval.line_alignment import sung_line_starts
 from eval.notes import SingingScore, singing_score, transcribe
+from manifests.progress import progress
 
 
 def sings_synth_notes(card, genre: str) -> bool:
@@ -46,6 +47,7 @@ def note_error_rates(song, data: str, split: str, count: int, seconds: float | N
     shift = 1 + int(rng.integers(0, len(songs) - 1))  # a rotation: nobody keeps their own lyrics
     codec, rate = song.codec, song.codec.sample_rate
     rows, scores = [], {"own": [], "control": [], "codec": []}
+    bar = progress(len(songs), "singing held-out lyrics", "song")
     for i, s in enumerate(songs):
         other = songs[(i + shift) % len(songs)]
         length = min(seconds or math.inf, s.codes.shape[1] / codec.frame_rate)
@@ -68,6 +70,8 @@ def note_error_rates(song, data: str, split: str, count: int, seconds: float | N
             _, times = song.line_times(made.codes[0], s.lyrics, s.genre)
             rows[-1].update(line_starts=times.starts, skipped=times.skipped, repeated=times.repeated,
                             line_truth=sung_line_starts(s.lyrics, s.genre, rows[-1]["sung"]))
+        bar.update(1)
+    bar.close()
     true, control, ceiling = (np.array([x.ner for x in scores[k]]) for k in ("own", "control", "codec"))
     difference = control - true
     return {"songs": len(rows), "seconds": seconds, "sampling": settings.to_dict(), "seed": settings.seed,

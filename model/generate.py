@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-import sys
 import time
 
 import numpy as np
@@ -69,9 +68,9 @@ def text_batch(bundle: Bundle, lyrics: list[str], genres: list[str], device="cpu
 
 
 def _progress_bar(frames: int, frame_rate: float):
-    from tqdm import tqdm
+    from manifests.progress import progress
 
-    bar = tqdm(total=frames, unit="frame", desc="generating", disable=None, dynamic_ncols=True, file=sys.stderr)
+    bar = progress(frames, "generating", "frame")
 
     def update(done, total, elapsed):
         bar.update(done - bar.n)

@@ -133,9 +133,9 @@ def in_key_order(results, keys: list[str]):
 
 
 def _progress(total: int):
-    from tqdm import tqdm
+    from manifests.progress import progress
 
-    return tqdm(total=total, unit="song", desc="encoding", disable=None, dynamic_ncols=True)
+    return progress(total, "encoding", "song")
 
 
 def build(cfg: BuildConfig) -> BuildResult:

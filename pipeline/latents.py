@@ -50,9 +50,9 @@ def encode_latents(out: str | Path, ae_run: str | Path, name: str | None = None,
         shard_rows.append(info.row())
 
     committer = ShardCommitter(ShardSink(target / "shards", shard_samples), collect)
-    from tqdm import tqdm
+    from manifests.progress import progress
 
-    bar = tqdm(total=len(rows), unit="song", desc="encoding latents", disable=None)
+    bar = progress(len(rows), "encoding latents", "song")
     for row, files in read_rows(out, rows):
         codes = np.load(io.BytesIO(files["codes.npy"]), allow_pickle=False)
         with torch.no_grad():

@@ -63,12 +63,3 @@ def step_row(step: int, stats: torch.Tensor, seconds: float, world: int, peak: f
             "mfu": flops / seconds / (world * peak) if peak and flops else None,
             "grad_norm": float(grad_norm) if grad_norm is not None else None}
 
-
-def format_duration(seconds: float) -> str:
-    """'45 s', '12 min 5 s', '3 h 20 min': a wall time or an ETA for a log line."""
-    seconds = max(0, int(round(seconds)))
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60} min"

@@ -21,6 +21,7 @@ import torch
 from manifests import DatasetCard, refuse_texts_longer_than, require_same_genre_slots
 from manifests.codec_identity import require_same_codec
 from manifests.folder_lock import folder_lock
+from manifests.progress import format_duration
 from manifests.errors import AutoSongError
 from model.run_metrics import MetricsLog
 from model.lyrics import default_tokenizer
@@ -31,7 +32,7 @@ from train.distributed import ensure_distributed_env, rank_seed
 from train.finetune import Tuning
 from train.flops import peak_flops, train_flops
 from train.resume import load_newest_intact, rank_skip
-from train.step_log import LogWindow, format_duration, reduce_step, step_row
+from train.step_log import LogWindow, reduce_step, step_row
 
 class TrainingDiverged(AutoSongError):
     """Too many non-finite losses in a row."""
