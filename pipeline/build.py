@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import os
 import signal
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from pipeline.encode import CodecFacts, EncodedSong, SongJob
 from pipeline.encoder_pool import EncoderPool
 from pipeline.index import DatasetIndex
 from pipeline.plan import plan_build
-from pipeline.shards import ShardCommitter, ShardSink, read_samples
+from pipeline.shards import ShardCommitter, ShardSink, final_shards, read_samples
 from pipeline.synth import corpus_rule
 
 
@@ -142,6 +143,16 @@ def build(cfg: BuildConfig) -> BuildResult:
     """Build (or update) the dataset in cfg.out. A problem with the output (unwritable, disk full)
     ends it with one AutoSongError naming the path; what was committed before stays intact."""
     out = Path(cfg.out)
+    new = not out.exists()
+    try:
+        return _locked_build(cfg, out)
+    except BaseException:
+        if new and not final_shards(out / "shards"):  # a first build that made nothing leaves nothing
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _locked_build(cfg: BuildConfig, out: Path) -> BuildResult:
     try:
         out.joinpath("shards").mkdir(parents=True, exist_ok=True)
         with folder_lock(out, ".build.lock", "a build"):

@@ -321,3 +321,13 @@ def test_a_song_whose_files_change_after_the_scan_is_a_reject_row(case, stage, w
     [row] = encoder.encode_songs([SongJob("song_000", "song_000", str(audio), str(lyrics), "pop", 1, "genre.txt",
                                           "", "", "", "train")])
     assert not row.ok and row.stage == stage and words in row.reason and str(folder) in row.reason, row
+
+
+def test_a_first_build_that_fails_leaves_no_out_folder(tmp_path):
+    from manifests.errors import AutoSongError
+    from pipeline.build import BuildConfig, build
+
+    (tmp_path / "dataset" / "not_a_song").mkdir(parents=True)  # no song_* folder: refused at the scan
+    with pytest.raises(AutoSongError, match="no song_\\* folders"):
+        build(BuildConfig(str(tmp_path / "dataset"), str(tmp_path / "out"), codec="test"))
+    assert not (tmp_path / "out").exists()  # no empty shards/ and stat cache left to puzzle over
