@@ -27,10 +27,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 def run(argv) -> int:
+    args = parser().parse_args(argv)  # --help answers before Gradio is imported (seconds)
     from eval.studio_app import CSS, build, theme
     from eval.studio_service import Studio, find_runs
 
-    args = parser().parse_args(argv)
     use_threads(args.threads)
     if args.host not in LOCAL_HOSTS:
         print(f"warning: --host {args.host} lets other machines reach this studio and the runs it serves; "

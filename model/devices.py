@@ -2,20 +2,26 @@
 
 auto picks the first CUDA GPU when one is visible, else the CPU; the auto dtype is bf16 on a GPU
 that supports it (fp16 on one that does not) and fp32 on the CPU, where half precision is slower.
-Asking for a GPU that is not there is one line, not a CUDA traceback.
+Asking for a GPU that is not there is one line, not a CUDA traceback. torch is imported where it is
+used, so the command lines' --help (which add_arguments feeds) starts without it.
 """
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from manifests.errors import AutoSongError
 from model.threads import add_threads_argument
 
+if TYPE_CHECKING:
+    import torch
+
 DEVICES = "auto, cpu, cuda, cuda:N"
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+DTYPES = ("fp32", "bf16", "fp16")
 
 
-def resolve_device(name: str = "auto") -> torch.device:
+def resolve_device(name: str = "auto") -> "torch.device":
+    import torch
+
     name = (name or "auto").strip().lower()
     if name == "auto":
         return torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
@@ -33,7 +39,9 @@ def resolve_device(name: str = "auto") -> torch.device:
     raise AutoSongError(f"--device {name!r}: expected one of {DEVICES}")
 
 
-def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
+def resolve_dtype(name: str, device: "torch.device") -> "torch.dtype":
+    import torch
+
     name = (name or "auto").strip().lower()
     if name == "auto":
         if device.type != "cuda":
@@ -41,7 +49,7 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     if name not in DTYPES:
         raise AutoSongError(f"--dtype {name!r}: expected auto, {', '.join(DTYPES)}")
-    return DTYPES[name]
+    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
 
 
 def add_arguments(parser) -> None:
