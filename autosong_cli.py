@@ -12,7 +12,7 @@ STAGES = {
     "generate": ("model.generate_cli", "lyrics + genre -> song.wav (and song.lrc), sampled with a KV cache"),
     "align": ("model.align_cli", "a recording + its lyrics -> song.lrc: where it sings each line"),
     "studio": ("eval.studio_cli", "a local web app: generate, listen, compare runs"),
-    "codec": ("train.codec", "train a small EnCodec-architecture codec: codec train --out DIR"),
+    "codec": ("eval.codec_check", "codec check DIR: how a codec renders your music; codec train --out DIR"),
     "demo": ("eval.demo", "the main job on an embedded default, offline, on a laptop CPU"),
 }
 

@@ -227,9 +227,10 @@ class Codec:
             model = EncodecModel.from_pretrained(str(path) if path.is_dir() else source)
         except (OSError, ValueError) as err:
             raise CodecUnavailable(
-                f"cannot load codec {source!r} ({type(err).__name__}). With no network, pass "
-                f"--codec DIR (a directory saved with `save_pretrained`, e.g. a copy of {HUB_ID}) "
-                f"or --codec test (random weights: codes, but no music when decoded)."
+                f"cannot load codec {source!r} ({type(err).__name__}). With no network: --codec DIR (a "
+                f"copy of {HUB_ID} saved with `save_pretrained`, or a codec you trained on your music with "
+                f"`autosong codec train --data SONGS --out DIR`), or --codec tiny (shipped, trained on synth songs "
+                f"only: the toy corpus; measure it on yours with `autosong codec check SONGS --codec tiny`)."
             ) from err
         return cls(model, config)
 

@@ -211,6 +211,9 @@ def _build(cfg: BuildConfig, out: Path) -> BuildResult:
         card = DatasetCard(codec=c.identity, codec_frame_rate=c.frame_rate, num_codebooks=c.num_codebooks,
                            codebook_size=c.codebook_size, text=text, genres=plan.genres, val_fraction=cfg.val_fraction,
                            max_seconds=cfg.max_seconds, limits=cfg.limits(), synth=corpus_rule(cfg.dataset))
+        note = codec_note(cfg.codec, card.synth is not None, cfg.dataset)
+        if note and plan.jobs:
+            print(f"note: {note}", file=sys.stderr)
         _compact_stale_shards(out / "shards", plan.samples, plan.shard_rows)
         index = DatasetIndex(out, card, plan.samples, plan.rejects, plan.shard_rows)
         if plan.jobs:  # the index exact before new parts are appended to it (removed and replaced songs gone)
@@ -230,6 +233,18 @@ def _build(cfg: BuildConfig, out: Path) -> BuildResult:
                        plan.hashed, progress.decode_s, progress.encode_s, audio_s=progress.audio_s,
                        first_built=tuple(progress.first_built), last_built_s=progress.last_built_s,
                        code_usage=progress.usage)
+
+
+def codec_note(codec: str, synth: bool, dataset: str) -> str | None:
+    """What the offline codecs are for, said when a build uses one on a corpus it does not suit."""
+    if codec == "test":
+        return ("--codec test has random weights: its codes train a model, but every song decodes to a hum "
+                "(for tests and smoke runs)")
+    if codec == "tiny" and not synth:
+        return (f"--codec tiny was trained on synth songs only: on real music it comes out quieter and loses the "
+                f"upper bands (measure it: `autosong codec check {dataset} --codec tiny`); for real songs offline, "
+                f"train one on them: `autosong codec train --data {dataset} --out codecs/mine`, then --codec codecs/mine")
+    return None
 
 
 @dataclass

@@ -72,7 +72,9 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("dataset")
     b.add_argument("--out", required=True)
     b.add_argument("--codec", default="facebook/encodec_24khz",
-                   help="hub id, a local save_pretrained directory, or 'test' (offline test codec)")
+                   help="hub id (needs the network), a local directory (a save_pretrained copy, or `autosong codec "
+                        "train --data SONGS --out DIR`: the offline path for real music), 'tiny' (shipped, trained "
+                        "on synth songs only: the toy corpus) or 'test' (random weights: tests only, no music)")
     b.add_argument("--text", default="pinyin", help="pinyin | bert:SRC (a directory, or bert:minilm)")
     b.add_argument("--max-seconds", type=real(0, above=True), default=None, help="keep at most this much of each song")
     b.add_argument("--max-song-seconds", type=real(0, above=True), default=1200.0,

@@ -119,3 +119,27 @@ def test_tiny_codec_holds_a_note_that_is_no_multiple_of_the_frame_rate():
         out = tiny.decode(tiny.encode(wav, 24_000))
         midi = 69 + 12 * np.log2(hz / 440)
         assert abs(estimate_pitch(out[12_000:36_000], 24_000) - midi) <= 1.0, hz
+
+
+def test_codec_check_on_a_generated_stereo_file(tmp_path):
+    """`autosong codec check` scores a codec on the user's own audio against noise and `test`."""
+    import json
+    import subprocess
+    import sys
+
+    import soundfile as sf
+
+    from tests.conftest import ROOT, music_signal
+
+    wav = music_signal(6, 44_100)
+    (tmp_path / "songs" / "song_a").mkdir(parents=True)
+    sf.write(tmp_path / "songs" / "song_a" / "audio.flac", np.stack([wav, 0.5 * wav], 1), 44_100)  # stereo, 44.1 kHz
+    out = subprocess.run([sys.executable, "-m", "autosong_cli", "codec", "check", str(tmp_path / "songs"),
+                          "--codec", "tiny", "--seconds", "4", "--json", str(tmp_path / "s.json")],
+                         capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "song_a" in out.stdout and "noise" in out.stdout
+    [score] = json.loads((tmp_path / "s.json").read_text())
+    assert score["seconds"] == pytest.approx(4, abs=0.05)
+    assert 0 < score["mel"] < score["noise_mel"]  # the trained codec renders these notes closer than noise
+    assert score["test_mel"] > score["mel"] and len(score["bands_db"]) == 4 and abs(score["loudness_db"]) < 12
