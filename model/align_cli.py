@@ -54,6 +54,8 @@ def run(argv) -> int:
     codes = song.codec.encode(audio.wav, song.sample_rate)
     lines, times = song.line_times(codes, decoded.text, args.genre)
     out.write_text(song.lrc(codes, decoded.text, args.genre), encoding="utf-8")
+    if times.doubt:
+        print(f"warning: a weak alignment: {times.doubt}", file=sys.stderr)
     for what, which in (("skipped", times.skipped), ("sung again", times.repeated)):
         if which:
             numbers = ", ".join(str(i + 1) for i in which)

@@ -23,7 +23,7 @@ from model.codec import Codec
 from model.devices import resolve_device, resolve_dtype
 from manifests.errors import AutoSongError
 from model.generate import autoencoder_for, codec_for, generate_codes, real_time_factor, text_batch
-from model.line_times import LineTimes, attention_map, line_times, sung_lines
+from model.line_times import LineTimes, attention_map, line_times, line_units, sung_lines, weak_alignment
 from model.lrc import LrcLine, write_lrc
 from model.lyrics import default_tokenizer
 from model.sampler import SamplingConfig
@@ -135,7 +135,10 @@ class AutoSong:
         if not lines:
             raise AutoSongError("the lyrics have no words to time")
         amap = attention_map(bundle.model, codes, ids, bundle.alignment.heads)
-        return lines, line_times(amap, slots, self.codec.frame_rate, offsets=bundle.alignment.offsets)
+        times = line_times(amap, slots, self.codec.frame_rate, offsets=bundle.alignment.offsets)
+        times.doubt = weak_alignment(times.starts, codes.shape[-1] / self.codec.frame_rate, line_units(ids, slots),
+                                     bundle.alignment.usual_rates)
+        return lines, times
 
     def lrc(self, codes: np.ndarray, lyrics: str, genre: str = "unknown") -> str:
         """line_times as an LRC file's text."""

@@ -34,6 +34,12 @@ class AlignmentHeads:
     chosen_on: dict = field(default_factory=dict)
     offsets: tuple[float, float] = (0.0, 0.0)  # (first line, later lines); files from before them: none
 
+    @property
+    def usual_rates(self) -> tuple[float, float]:
+        """The 5th and 95th percentile syllables per second of the lines the heads were chosen on."""
+        low, high = self.chosen_on.get("sung_rate", DEFAULT_RATES)
+        return float(low), float(high)
+
     def save(self, directory: Path) -> None:
         body = {"heads": [list(h) for h in self.heads], "offsets_s": list(self.offsets), "chosen_on": self.chosen_on}
         (Path(directory) / ALIGNMENT_FILE).write_text(json.dumps(body, indent=2))
@@ -98,6 +104,7 @@ class LineTimes:
     starts: list[float]     # seconds, one per line
     skipped: list[int]      # lines the path spent less than a note on
     repeated: list[int]     # lines the attention returned to for a note or more after the path left them
+    doubt: str | None = None  # why these times are not to be trusted (weak_alignment), when they are not
 
 
 def line_times(amap: np.ndarray, line_slots, frame_rate: float, note_s: float = NOTE_SECONDS,
@@ -126,6 +133,51 @@ def take_off(starts: np.ndarray, offsets: tuple[float, float]) -> np.ndarray:
     order and never before 0."""
     late = np.where(np.arange(len(starts)) == 0, offsets[0], offsets[1])
     return np.maximum.accumulate(np.clip(np.asarray(starts, dtype=np.float64) - late, 0.0, None))
+
+
+def line_units(text_ids, line_slots) -> np.ndarray:
+    """Sung syllables in each line (model/lyrics.sung_units over its ids, from its first word's slot
+    to the next line's), [N]."""
+    from model.lyrics import default_tokenizer, sung_units
+
+    units = np.asarray(sung_units(default_tokenizer()))[np.asarray(text_ids)]
+    bounds = list(line_slots) + [len(units)]
+    return np.array([units[a:b].sum() for a, b in zip(bounds[:-1], bounds[1:])])
+
+
+def sung_rates(starts, end_s: float, units: np.ndarray) -> np.ndarray:
+    """Syllables per second each line is sung at, given the line starts (s) and where the audio ends."""
+    ends = np.append(np.asarray(starts[1:], dtype=np.float64), end_s)
+    return units / np.maximum(ends - np.asarray(starts, dtype=np.float64), 0.05)
+
+
+RATE_MARGIN = 1.5  # beyond the usual rates by this factor: not a way these lyrics are sung
+
+
+def weak_alignment(starts, end_s: float, units: np.ndarray, usual: tuple[float, float]) -> str | None:
+    """Why an alignment of these lyrics to a recording of `end_s` seconds is not to be trusted, or
+    None: the lyrics sung far slower or faster than the songs the heads were chosen on (`usual`:
+    their 5th and 95th percentile syllables per second), over the whole recording or line by line.
+    Only a line's being too fast counts alone, and never the last line's slowness: breaks and an
+    outro stretch a line without saying anything."""
+    low, high = usual[0] / RATE_MARGIN, usual[1] * RATE_MARGIN
+    rates = sung_rates(starts, end_s, units)
+    overall = units.sum() / max(end_s, 1e-9)
+    fast = [i for i, r in enumerate(rates) if r > high]
+    slow = [i for i, r in enumerate(rates[:-1]) if 0 < r < low]
+    if low <= overall <= high and not fast:
+        return None
+    lines = lambda ids: f"{'lines' if len(ids) > 1 else 'line'} {', '.join(str(i + 1) for i in ids)}"  # noqa: E731
+    said = [f"the lyrics hold {units.sum():.0f} syllables for {end_s:.1f} s of audio ({overall:.2f} a second, where "
+            f"the songs the model's alignment heads were chosen on sing {usual[0]:.2f} to {usual[1]:.2f})"]
+    if fast:
+        said.append(f"{lines(fast)} would be sung implausibly fast")
+    if slow:
+        said.append(f"{lines(slow)} implausibly slowly")
+    return "; ".join(said) + ": is this the recording of these lyrics?"
+
+
+DEFAULT_RATES = (1.0, 8.0)  # syllables per second, for heads chosen before their songs' rates were recorded
 
 
 def _median_or_zero(values: list) -> float:
@@ -254,6 +306,11 @@ def choose_heads(model, songs, frame_rate: float, described: dict | None = None)
         if best is None or np.median(errors) < np.median(best[2]):
             best = (k, offsets, errors)
     k, offsets, errors = best
+    rates = np.concatenate([sung_rates(frames / frame_rate, s.codes.shape[1] / frame_rate, line_units(s.text, slots))
+                            for s, (frames, slots) in zip(songs, truth)])
+    rates = rates[rates > 0]  # a line stamped twice (a repeated chorus) has its words once
     return AlignmentHeads(ranked[:k], {**(described or {}), "songs": len(songs), **onset_error_summary(errors),
+                                       "sung_rate": [round(float(np.percentile(rates, 5)), 3) if len(rates) else 0.0,
+                                                     round(float(np.percentile(rates, 95)), 3) if len(rates) else 1e9],
                                        "line_mass": {f"{a}.{b}": round(float(scores[a, b]), 4) for a, b in ranked}},
                           (round(offsets[0], 4), round(offsets[1], 4)))

@@ -38,12 +38,12 @@ def cpu_threads(requested: int | None = None) -> tuple[int, str]:
 
 
 def use_threads(requested: int | None = None, quiet: bool = False) -> int:
-    """Set torch's CPU threads by cpu_threads' rule; says so on stderr when the load made it fewer."""
+    """Set torch's CPU threads by cpu_threads' rule; says so on a terminal when the load made it fewer."""
     import torch
 
     threads, why = cpu_threads(requested)
     torch.set_num_threads(threads)
-    if why.startswith("the machine is busy") and not quiet:
+    if why.startswith("the machine is busy") and not quiet and sys.stderr.isatty():  # scripts' stderr stays theirs
         print(f"note: {threads} CPU thread{'s' if threads > 1 else ''}: {why}; --threads N to choose",
               file=sys.stderr)
     return threads

@@ -63,6 +63,16 @@ def test_eval_chooses_alignment_heads_then_align_and_generate_write_lrc(small_da
 
     aligned = autosong(*align)
     assert aligned.returncode == 0, aligned.stderr[-2000:]
+    assert "weak alignment" not in aligned.stderr, aligned.stderr
+    # another song's recording, three times as long as these lyrics' song: it aligns, with a warning
+    import soundfile as sf
+
+    other = small_data.parent / "corpus" / read_sample_rows(small_data, "train")[0].source
+    wav, rate = sf.read(other)
+    sf.write(tmp_path / "other.wav", np.concatenate([wav] * 3), rate)
+    mismatched = autosong(*align[:4], str(tmp_path / "other.wav"), *align[5:-1], str(tmp_path / "other.lrc"))
+    assert mismatched.returncode == 0, mismatched.stderr[-2000:]
+    assert "warning: a weak alignment" in mismatched.stderr and "is this the recording" in mismatched.stderr
     truth = [line.start for line in parse_lrc((audio.parent / "lyrics.lrc").read_text()).lines if lyric_words(line.text)]
     starts = [line.start for line in parse_lrc(found.read_text()).lines]
     assert len(starts) == len(truth) and starts == sorted(starts)
