@@ -42,7 +42,10 @@ DESIGNS: dict[str, list[str]] = {
     "flat": ["--model.pattern", "flatten"],
     "delay": ["--model.pattern", "delay"],
     "stack4": ["--model.pattern", "delay", "--model.frames_per_step", "4"],
-    "future": ["--model.pattern", "delay", "--model.future_frames", "[4,8,16]"],
+    "future": ["--model.pattern", "delay", "--model.future_frames", "[8,16,32]"],
+    "future+learned": ["--model.pattern", "delay", "--model.future_frames", "[8,16,32]", "--model.align_units", "learned"],
+    "future+lyric-dropout": ["--model.pattern", "delay", "--model.future_frames", "[8,16,32]",
+                             "--model.lyric_dropout", "0.2"],
     "two-stage": [],  # the seed's path: a Gumbel autoencoder (stride 4), then the delay model over its latents
 }
 TWO_STAGE_AE_SHARE = 0.25  # of the budget, for the autoencoder

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from model.line_times import ALIGNMENT_FILE, choose_heads, onset_error_summary, teacher_forced_errors
+from model.line_times import (ALIGNMENT_FILE, choose_heads, choose_heads_untimed, onset_error_summary,
+                              teacher_forced_errors)
 
 CHOICE_SONGS = 32  # held-out songs the heads are chosen on, at most
 
@@ -18,13 +19,21 @@ def line_alignment(song, songs: list, data: str, split: str) -> dict | None:
     alignment heads, choosing and recording them first if it has none; None when no song is
     timed or the model is a latent one."""
     bundle = song.bundle
-    timed = [s for s in songs if len(s.line_timing()[1])]
-    if not timed or song.autoencoder is not None:
+    if song.autoencoder is not None:
         return None
+    timed = [s for s in songs if len(s.line_timing()[1])]
     frame_rate = song.codec.frame_rate
     chose = bundle.alignment is None
+    described = {"data": str(data), "split": split}
+    if chose and not timed:  # plain lyrics.txt: heads by their focus, unmeasured here
+        bundle.alignment = choose_heads_untimed(bundle.model, songs[:CHOICE_SONGS], frame_rate, described)
+        bundle.alignment.save(bundle.path)
+        return {"heads": [list(h) for h in bundle.alignment.heads], "chosen_here": True, "songs": 0,
+                "method": bundle.alignment.chosen_on["method"], "recorded_in": str(bundle.path / ALIGNMENT_FILE)}
+    if not timed:
+        return None
     if chose:
-        bundle.alignment = choose_heads(bundle.model, timed[:CHOICE_SONGS], frame_rate, {"data": str(data), "split": split})
+        bundle.alignment = choose_heads(bundle.model, timed[:CHOICE_SONGS], frame_rate, described)
         bundle.alignment.save(bundle.path)
     errors = teacher_forced_errors(bundle.model, timed, bundle.alignment.heads, frame_rate, bundle.alignment.offsets)
     return {"heads": [list(h) for h in bundle.alignment.heads], "chosen_here": chose, "songs": len(timed),
@@ -65,6 +74,9 @@ def generated_line_errors(rows: list[dict]) -> dict:
 
 
 def format_line_alignment(result: dict) -> str:
+    if "teacher_forced" not in result:  # no timed songs to measure on
+        return (f"line times from alignment heads {result['heads']}, chosen by their {result['method']} (recorded "
+                f"in {result['recorded_in']}); their accuracy is measured on songs with lyrics.lrc only")
     tf = result["teacher_forced"]
     text = (f"line times from alignment heads {result['heads']} ({result['songs']} held-out songs with lyrics.lrc):\n"
             f"  teacher-forced onset error: median {tf['median_s']:.3f} s, 90th percentile {tf['p90_s']:.3f} s "

@@ -314,3 +314,36 @@ def choose_heads(model, songs, frame_rate: float, described: dict | None = None)
                                                      round(float(np.percentile(rates, 95)), 3) if len(rates) else 1e9],
                                        "line_mass": {f"{a}.{b}": round(float(scores[a, b]), 4) for a, b in ranked}},
                           (round(offsets[0], 4), round(offsets[1], 4)))
+
+
+UNTIMED_HEADS = 2  # heads kept when no song says when its lines are sung
+
+
+def choose_heads_untimed(model, songs, frame_rate: float, described: dict | None = None) -> AlignmentHeads:
+    """Alignment heads for a corpus with no lyrics.lrc: every (layer, head) ranked by its focus,
+    the mean attention its map puts on the line its own monotonic path says is being sung, over
+    `songs`; the best UNTIMED_HEADS, no offsets (nothing to measure them on). A head that follows
+    the singing keeps its attention on one line at a time; one that wanders or spreads does not."""
+    from model.lyrics import default_tokenizer
+
+    tok = default_tokenizer()
+    heads = [(a, b) for a in range(model.cfg.n_layers) for b in range(model.cfg.n_heads)]
+    focus = np.zeros(len(heads))
+    used = 0
+    for song in songs:
+        _, slots = sung_lines(song.lyrics, tok)
+        if len(slots) < 2:
+            continue
+        maps = _head_maps(model, song.codes, song.text, heads)
+        for i, amap in enumerate(maps):
+            mass = state_mass(amap.astype(np.float64), np.asarray(slots))
+            path = monotonic_path(mass)
+            focus[i] += mass[np.arange(len(path)), path].mean()
+        used += 1
+    if not used:
+        raise AutoSongError("choosing alignment heads needs held-out songs with two lines or more")
+    order = np.argsort(-focus)[:UNTIMED_HEADS]
+    return AlignmentHeads([heads[i] for i in order],
+                          {**(described or {}), "songs": used, "method": "focus: no timed songs",
+                           "focus": {f"{a}.{b}": round(float(focus[i] / used), 4) for i, (a, b) in enumerate(heads)}})
+

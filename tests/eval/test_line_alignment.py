@@ -84,3 +84,19 @@ def test_eval_chooses_alignment_heads_then_align_and_generate_write_lrc(small_da
     assert made.returncode == 0, made.stderr[-2000:]
     sung = parse_lrc((tmp_path / "song.lrc").read_text()).lines
     assert len(sung) == len(truth) and all(0 <= line.start < 1.5 for line in sung)
+
+
+def test_heads_chosen_without_timed_songs_are_checked_on_timed_ones(trained_run, small_data):
+    """A corpus of plain lyrics.txt still gets alignment heads (by their focus), and on the songs
+    whose lyrics.lrc says the truth they place lines no worse than the prior alone does."""
+    from eval.evaluate import load_split
+    from model.bundle import load_bundle
+    from model.line_times import choose_heads_untimed, teacher_forced_errors
+
+    model = load_bundle(trained_run).model
+    songs = load_split(small_data, "val")[1] + load_split(small_data, "train")[1]
+    heads = choose_heads_untimed(model, songs, 75)
+    assert len(heads.heads) == 2 and heads.chosen_on["method"] == "focus: no timed songs"
+    assert all(0 <= layer < model.cfg.n_layers and 0 <= h < model.cfg.n_heads for layer, h in heads.heads)
+    errors = teacher_forced_errors(model, songs, heads.heads, 75)
+    assert len(errors) and np.median(errors) <= np.median(prior_only_errors(trained_run, small_data)) + 0.1
