@@ -10,6 +10,7 @@ STAGES = {
     "train": ("train.cli", "shards -> a trained SoundTransformer, through DeepSpeed (ZeRO 1/2/3)"),
     "eval": ("eval.cli", "per-codebook CE, conditioning gain, report.html"),
     "generate": ("model.generate_cli", "lyrics + genre -> song.wav (and song.lrc), sampled with a KV cache"),
+    "edit": ("model.edit_cli", "keep part of a song and regenerate the rest: --from-line N | --extend S | --instrumental"),
     "align": ("model.align_cli", "a recording + its lyrics -> song.lrc: where it sings each line"),
     "studio": ("eval.studio_cli", "a local web app: generate, listen, compare runs"),
     "codec": ("eval.codec_check", "codec check DIR: how a codec renders your music; codec train --out DIR"),

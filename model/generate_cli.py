@@ -84,6 +84,7 @@ def run(argv) -> int:
         np.save(path.with_suffix(".npy"), codes)
         path.with_suffix(".json").write_text(json.dumps({
             "checkpoint": str(song.bundle.path), "step": song.bundle.step, "lyrics_file": str(lyrics_path),
+            "lyrics": lyrics,  # what it sings, so that `autosong edit` needs nothing else
             "genre": args.genre, "seconds": args.seconds, "sampling": settings.to_dict(),
             "prompt_audio": args.prompt_audio, "codec": song.bundle.codec.to_dict(), "timing": timing}, indent=2, ensure_ascii=False))
         lrc = ""

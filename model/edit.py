@@ -1,0 +1,131 @@
+"""Editing a song: keep what you like and regenerate the rest, continue past the end, or take the
+backing alone. The pieces are the ones generation already has: the complete lyrics as memory,
+continuation from a prompt of codes (forced frame by frame, so the kept part is the source's codes
+bit for bit), line times from the alignment heads, long songs in windows, and the null memory that
+classifier-free guidance trains.
+
+- from a line: keep the source before line N's start (its song.lrc, or the alignment heads over its
+  codes), regenerate the rest with the new lyrics. The memory holds the complete new lyrics, so the
+  kept part reads as their opening.
+- extend: continue the whole source for more seconds, singing the new (longer) lyrics.
+- instrumental: the same genre and length, sampled from the null memory alone (no lyrics to sing).
+
+The audio before the cut is the source's own, joined to the new part by a 10 ms crossfade at the
+cut's frame boundary (the codec's decoder looks a few frames either side, so the decoded new codes
+differ a little near the cut).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from manifests.errors import AutoSongError
+from model.sampling import SamplingConfig
+
+CROSSFADE_SECONDS = 0.01
+
+
+@dataclass
+class SourceSong:
+    """The song to edit: its codes and what it sings."""
+
+    codes: np.ndarray                  # int [C, T]
+    lyrics: str
+    genre: str
+    line_starts: list[float] | None = None  # seconds per line that holds words (its song.lrc); None: align
+    name: str = ""                     # where it came from, for settings.json
+
+
+@dataclass
+class Edit:
+    """One of: from_line (1-based, a line that holds words), extend (seconds), instrumental."""
+
+    from_line: int | None = None
+    extend: float | None = None
+    instrumental: bool = False
+
+    def __post_init__(self):
+        chosen = [self.from_line is not None, self.extend is not None, self.instrumental]
+        if sum(chosen) != 1:
+            raise AutoSongError("an edit is one of --from-line N, --extend SECONDS or --instrumental")
+        if self.extend is not None and not self.extend > 0:
+            raise AutoSongError(f"--extend {self.extend:g}: extend by a positive number of seconds")
+
+
+@dataclass
+class EditedSong:
+    codes: np.ndarray        # int16 [C, frames]: the whole edited song
+    audio: np.ndarray        # float32 [samples]
+    sample_rate: int
+    lyrics: str              # what it sings (the new lyrics; the source's for an instrumental)
+    cut_frame: int           # frames kept from the source (0 for an instrumental)
+    settings: dict = field(default_factory=dict)
+
+
+def edit_song(song, source: SourceSong, edit: Edit, new_lyrics: str | None = None,
+              sampling: SamplingConfig | None = None) -> EditedSong:
+    """`song`: a model.api.AutoSong. Deterministic for sampling.seed."""
+    from model.generate import generate_codes
+    from model.lyrics import default_tokenizer
+    from model.line_times import sung_lines
+
+    sampling = sampling or SamplingConfig()
+    rate, C = song.codec.frame_rate, song.bundle.model.cfg.num_codebooks
+    codes = np.asarray(source.codes)
+    if codes.ndim != 2 or codes.shape[0] != C or codes.max() >= song.bundle.model.cfg.codebook_size:
+        raise AutoSongError(f"the source's codes are {tuple(codes.shape)}, not [{C}, frames] of this model's codec: "
+                            f"a song from another codec cannot be edited with {song.bundle.path}")
+    seconds = codes.shape[1] / rate
+    lyrics = new_lyrics if new_lyrics is not None else source.lyrics
+    if edit.instrumental:  # the null memory alone: what guidance's unconditional half learned
+        quiet = dataclasses.replace(sampling, guidance=0.0, lyric_guidance=None)
+        made, _ = generate_codes(song.bundle, [source.lyrics], [source.genre], seconds, quiet, rate, progress=False)
+        return _finish(song, source, made[0], source.lyrics, 0, edit, quiet)
+    if edit.extend is not None:
+        cut = codes.shape[1]
+        total = seconds + edit.extend
+    else:
+        lines, _ = sung_lines(source.lyrics, default_tokenizer())
+        n = edit.from_line
+        if not 1 <= n <= len(lines):
+            raise AutoSongError(f"--from-line {n}: the source's lyrics have {len(lines)} lines that hold words")
+        if n == 1:
+            raise AutoSongError("--from-line 1 keeps nothing of the source: that is `autosong generate` with the "
+                                "new lyrics")
+        starts = source.line_starts
+        if starts is None:
+            _, times = song.line_times(codes, source.lyrics, source.genre)
+            if times.doubt:
+                raise AutoSongError(f"cannot find where line {n} starts: a weak alignment ({times.doubt})")
+            starts = times.starts
+        if len(starts) != len(lines):
+            raise AutoSongError(f"the source's line times hold {len(starts)} lines, its lyrics {len(lines)}: "
+                                f"give the lyrics it was made from")
+        cut = int(round(starts[n - 1] * rate))
+        if not 0 < cut < codes.shape[1]:
+            raise AutoSongError(f"line {n} starts at {starts[n - 1]:.2f} s, outside the {seconds:.1f} s source")
+        total = seconds
+    made, _ = generate_codes(song.bundle, [lyrics], [source.genre], total, sampling, rate,
+                             prompt=codes[:, :cut].astype(np.int64), progress=False)
+    return _finish(song, source, made[0], lyrics, cut, edit, sampling)
+
+
+def _finish(song, source: SourceSong, codes: np.ndarray, lyrics: str, cut: int, edit: Edit,
+            sampling: SamplingConfig) -> EditedSong:
+    """Decode, keep the source's own audio before the cut (crossfaded in), and say what was done."""
+    rate, sr = song.codec.frame_rate, song.codec.sample_rate
+    audio = song.decode(codes)
+    if cut:
+        kept = song.decode(np.asarray(source.codes))
+        at = int(cut * sr / rate)
+        fade = min(int(CROSSFADE_SECONDS * sr), at)
+        ramp = np.linspace(0.0, 1.0, fade, dtype=np.float32)
+        audio = audio.copy()
+        audio[: at - fade] = kept[: at - fade]
+        audio[at - fade : at] = kept[at - fade : at] * (1 - ramp) + audio[at - fade : at] * ramp
+    settings = {"source": source.name, "edit": dataclasses.asdict(edit), "cut_frame": cut, "cut_s": cut / rate,
+                "genre": source.genre, "lyrics": lyrics, "sampling": sampling.to_dict(), "seed": sampling.seed,
+                "checkpoint": str(song.bundle.path), "codec": song.bundle.codec.to_dict()}
+    return EditedSong(codes.astype(np.int16), audio.astype(np.float32), sr, lyrics, cut, settings)

@@ -1,0 +1,102 @@
+"""Editing a song (model/edit.py, `autosong edit`): the kept part is the source's codes bit for bit,
+the cut lands on the line's start, an edit is the same for the same seed, and bad requests are
+one line each."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from tests.eval.test_eval import autosong
+
+SOURCE_LYRICS = "[verse]\nla la la la\nshine away tonight\nhold me forever\n"
+NEW_LYRICS = "[verse]\nla la la la\nriver of golden stars\ndance in the summer rain\n"
+
+
+@pytest.fixture(scope="module")
+def song(trained_run):
+    from model.api import AutoSong
+
+    return AutoSong.load(trained_run, "cpu", "fp32")
+
+
+@pytest.fixture(scope="module")
+def source(song):
+    from model.edit import SourceSong
+    from model.sampling import SamplingConfig
+
+    made = song.generate(SOURCE_LYRICS, song.genres[-1], 3.0, SamplingConfig(seed=1))
+    return SourceSong(made.codes[0], SOURCE_LYRICS, song.genres[-1], [0.0, 1.0, 2.0], "source")
+
+
+def test_an_edit_from_a_line_keeps_the_source_before_its_start_and_repeats_for_a_seed(song, source):
+    from model.edit import Edit, edit_song
+    from model.sampling import SamplingConfig
+
+    edited = edit_song(song, source, Edit(from_line=2), NEW_LYRICS, SamplingConfig(seed=3))
+    cut = 75  # line 2 starts at 1.0 s: a frame boundary at 75 frames/s
+    assert edited.cut_frame == cut and edited.codes.shape == source.codes.shape
+    assert np.array_equal(edited.codes[:, :cut], source.codes[:, :cut])  # the kept part, bit for bit
+    assert not np.array_equal(edited.codes[:, cut:], source.codes[:, cut:])
+    at = cut * song.sample_rate // 75
+    kept = song.decode(source.codes)
+    assert np.array_equal(edited.audio[: at - 240], kept[: at - 240])  # the source's own audio, then a crossfade
+    again = edit_song(song, source, Edit(from_line=2), NEW_LYRICS, SamplingConfig(seed=3))
+    assert np.array_equal(again.codes, edited.codes) and np.array_equal(again.audio, edited.audio)
+    other = edit_song(song, source, Edit(from_line=2), NEW_LYRICS, SamplingConfig(seed=4, temperature=1.0))
+    assert np.array_equal(other.codes[:, :cut], source.codes[:, :cut]) and not np.array_equal(other.codes, edited.codes)
+    assert edited.settings["cut_s"] == pytest.approx(1.0) and edited.settings["seed"] == 3
+
+
+def test_extend_continues_the_whole_source_and_instrumental_keeps_its_length(song, source):
+    from model.edit import Edit, edit_song
+    from model.sampling import SamplingConfig
+
+    longer = edit_song(song, source, Edit(extend=2.0), SOURCE_LYRICS + "one more line\n", SamplingConfig(seed=2))
+    T = source.codes.shape[1]
+    assert longer.codes.shape[1] == T + 150 and np.array_equal(longer.codes[:, :T], source.codes)
+    backing = edit_song(song, source, Edit(instrumental=True), None, SamplingConfig(seed=2))
+    assert backing.codes.shape == source.codes.shape and backing.cut_frame == 0
+    assert backing.settings["sampling"]["guidance"] == 0.0  # the null memory alone
+
+
+def test_edit_command_line_writes_its_files_and_refuses_bad_requests_in_one_line(trained_run, tmp_path):
+    from model.line_times import AlignmentHeads
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run, ignore=shutil.ignore_patterns("checkpoints"))
+    AlignmentHeads([(0, 0), (1, 1)]).save(run / "export")  # heads to time lines by (eval would choose them)
+    (tmp_path / "old.txt").write_text(SOURCE_LYRICS)
+    (tmp_path / "new.txt").write_text(NEW_LYRICS)
+    made = autosong("generate", "--checkpoint", str(run), "--lyrics", str(tmp_path / "old.txt"), "--genre", "unknown",
+                    "--seconds", "3", "--out", str(tmp_path / "song.wav"))
+    assert made.returncode == 0, made.stderr[-2000:]
+    base = ["edit", "--checkpoint", str(run), "--source", str(tmp_path / "song.wav")]
+    done = autosong(*base, "--lyrics", str(tmp_path / "new.txt"), "--from-line", "2", "--out", str(tmp_path / "e.wav"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    for suffix in (".wav", ".npy", ".json", ".lrc"):
+        assert (tmp_path / f"e{suffix}").stat().st_size > 0
+    settings = json.loads((tmp_path / "e.json").read_text())
+    codes, source = np.load(tmp_path / "e.npy"), np.load(tmp_path / "song.npy")
+    assert settings["cut_frame"] > 0 and np.array_equal(codes[:, : settings["cut_frame"]],
+                                                         source[:, : settings["cut_frame"]])
+    assert len((tmp_path / "e.lrc").read_text().strip().splitlines()) == 3
+
+    record = json.loads((tmp_path / "song.json").read_text())
+    record["codec"]["weights_sha256"] = "0" * 64
+    shutil.copy(tmp_path / "song.wav", tmp_path / "other.wav")
+    shutil.copy(tmp_path / "song.npy", tmp_path / "other.npy")
+    (tmp_path / "other.json").write_text(json.dumps(record))
+    (tmp_path / "plain.wav").write_bytes((tmp_path / "song.wav").read_bytes())  # a recording, no records beside it
+    (tmp_path / "long.txt").write_text("[verse]\n" + "shine away forever tonight\n" * 30)  # not what 3 s can sing
+    cases = [(["--from-line", "7"], "the source's lyrics have 3 lines"),
+             (["--from-line", "2", "--source", str(tmp_path / "plain.wav"), "--source-lyrics", str(tmp_path / "long.txt"),
+               "--genre", "unknown"], "a weak alignment"),
+             (["--from-line", "1"], "that is `autosong generate`"),
+             (["--extend", "1e6"], "model.max_frames"),
+             (["--instrumental", "--source", str(tmp_path / "plain.wav")], "say what it sings with --source-lyrics"),
+             (["--instrumental", "--source", str(tmp_path / "other.wav")], "different codecs")]
+    for args, says in cases:
+        out = autosong(*base, *args, "--out", str(tmp_path / "bad.wav"))
+        assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
+        assert says in out.stderr.strip().splitlines()[-1], (args, out.stderr)
