@@ -1,6 +1,7 @@
 """`autosong studio`'s page, in Gradio: Generate (lyrics in, a song out with its spectrogram, lyric
 alignment and downloads), Compare (the same request through two to four runs, side by side with
-each run's eval figures) and Runs (training curves, eval figures, the report). The work is
+each run's eval figures), Edit (a song generated here, sung again from a line with new words,
+before and after side by side) and Runs (training curves, eval figures, the report). The work is
 eval/studio_service.py's; this module only lays it out. Offline: the theme uses the system's fonts
 and analytics are off, so the page fetches nothing beyond the local server."""
 from __future__ import annotations
@@ -47,6 +48,9 @@ def _checked(values, choices, what: str) -> None:
 class ChoiceDropdown(gr.Dropdown):
     """A dropdown whose value must be one of its choices, checked by _checked."""
 
+    def get_block_name(self) -> str:
+        return "dropdown"  # the page draws it with Gradio's own dropdown
+
     def preprocess(self, payload):
         if payload is not None:
             _checked(payload if isinstance(payload, list) else [payload], [v for _, v in self.choices], self.label)
@@ -55,6 +59,9 @@ class ChoiceDropdown(gr.Dropdown):
 
 class ChoiceGroup(gr.CheckboxGroup):
     """Checkboxes whose values must be among their choices, checked by _checked."""
+
+    def get_block_name(self) -> str:
+        return "checkboxgroup"
 
     def preprocess(self, payload):
         _checked(payload or [], [v for _, v in self.choices], self.label)
@@ -183,6 +190,44 @@ def _compare_tab(studio: Studio, names: list[str], genres: list[str], sampling: 
     go.click(compare, [picked, lyrics, genre, seconds, *sampling[:4], seed], slots)
 
 
+def _edit_tab(studio: Studio, sampling: list, view) -> None:
+    """The Edit view: a song generated here, new lyrics, the line to rewrite from; both versions."""
+    def takes():
+        return gr.Dropdown(choices=list(studio.takes), value=(list(studio.takes) or [None])[-1])
+
+    def lyrics_of(take):
+        if not take:
+            return ""
+        try:
+            return studio.take_lyrics(take)
+        except AutoSongError as err:
+            _refuse(err)
+
+    def edit(take, lyrics, line, guidance, temperature, top_k, top_p, seed, progress=gr.Progress(track_tqdm=True)):
+        if not take:
+            _refuse(AutoSongError("generate a song first (the Generate view), then pick it here"))
+        try:
+            before, after = studio.edit(take, lyrics, int(line), _settings(guidance, temperature, top_k, top_p, seed))
+        except (AutoSongError, ValueError) as err:
+            _refuse(err)
+        return str(before), str(after.wav), _figures(after), [str(f) for f in after.files]
+
+    gr.Markdown("Keep a generated song up to a line and sing the rest with new words (`autosong edit`).")
+    take = gr.Dropdown([], label="a song generated here", elem_id="take", allow_custom_value=True)
+    lyrics = gr.Textbox("", lines=8, label="the new complete lyrics", elem_id="edit-lyrics")
+    line = gr.Number(2, precision=0, minimum=2, label="rewrite from line (1 = the first line with words)",
+                     elem_id="from-line")
+    go = gr.Button("Edit", variant="primary", elem_id="edit")
+    with gr.Row():
+        before = gr.Audio(type="filepath", label="before", interactive=False, elem_id="before")
+        after = gr.Audio(type="filepath", label="after", interactive=False, elem_id="after")
+    figures = gr.HTML(elem_id="edit-figures")
+    downloads = gr.File(label="downloads", file_count="multiple", interactive=False)
+    go.click(edit, [take, lyrics, line, *sampling], [before, after, figures, downloads])
+    view.select(takes, None, take)  # the songs generated so far
+    take.change(lyrics_of, take, lyrics)
+
+
 def _runs_tab(studio: Studio, names: list[str]) -> None:
     """The Runs view: a run's curves, eval figures and report link."""
     def show_run(run):
@@ -210,6 +255,8 @@ def build(studio: Studio) -> gr.Blocks:
             sampling = _generate_tab(studio, names, genres)
         with gr.Tab("Compare"):
             _compare_tab(studio, names, genres, sampling)
+        with gr.Tab("Edit") as edit_view:
+            _edit_tab(studio, sampling, edit_view)
         with gr.Tab("Runs"):
             _runs_tab(studio, names)
     return app

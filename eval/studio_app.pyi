@@ -48,6 +48,9 @@ from gradio.events import Dependency
 class ChoiceDropdown(gr.Dropdown):
     """A dropdown whose value must be one of its choices, checked by _checked."""
 
+    def get_block_name(self) -> str:
+        return "dropdown"  # the page draws it with Gradio's own dropdown
+
     def preprocess(self, payload):
         if payload is not None:
             _checked(payload if isinstance(payload, list) else [payload], [v for _, v in self.choices], self.label)
@@ -61,6 +64,9 @@ class ChoiceDropdown(gr.Dropdown):
 
 class ChoiceGroup(gr.CheckboxGroup):
     """Checkboxes whose values must be among their choices, checked by _checked."""
+
+    def get_block_name(self) -> str:
+        return "checkboxgroup"
 
     def preprocess(self, payload):
         _checked(payload or [], [v for _, v in self.choices], self.label)

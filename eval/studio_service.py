@@ -69,6 +69,7 @@ class Studio:
         self.out.mkdir(parents=True, exist_ok=True)
         self._songs: dict[str, object] = {}
         self._lock = threading.Lock()  # one load or generation at a time: requests queue here
+        self.takes: dict[str, tuple[str, Path]] = {}  # a generated song's id -> (run, folder): what Edit offers
 
     def run_ref(self, name: str) -> RunRef:
         if name not in self.runs:
@@ -136,9 +137,40 @@ class Studio:
             (folder / "song.lrc").write_text(song.lrc(codes, lyrics, genre), encoding="utf-8")
             files.append(folder / "song.lrc")
         amap, rate, _ = alignment_maps(song, [codes], [lyrics], [genre], song.codec.frame_rate)[0]
+        self.takes[f"{folder.name} ({name})"] = (name, folder)
         return Take(name, wav_path, files, codes.shape[-1] / song.codec.frame_rate,
                     spectrogram_figure(made.audio[0], song.sample_rate, "spectrogram of the generated song"),
                     alignment_figure(amap, rate, "cross-attention alignment: lyric token by time", starts), lines)
+
+    def take_lyrics(self, take: str) -> str:
+        return json.loads((self._take(take)[1] / "settings.json").read_text())["lyrics"]
+
+    def _take(self, take: str) -> tuple[str, Path]:
+        if take not in self.takes:
+            raise AutoSongError(f"{take!r} is not a song generated here: generate one first")
+        return self.takes[take]
+
+    def edit(self, take: str, lyrics: str, from_line: int, settings) -> tuple[Path, Take]:
+        """Regenerate a song generated here from line `from_line` on with new lyrics (model/edit.py):
+        (the source's WAV, the edited take)."""
+        import numpy as np
+
+        from model.edit import Edit, SourceSong, edit_song
+        from model.lrc import parse_lrc
+
+        name, folder = self._take(take)
+        if not lyrics or not lyrics.strip():
+            raise AutoSongError("the lyrics are empty: an edit sings the complete new lyrics")
+        record = json.loads((folder / "settings.json").read_text())
+        lrc = folder / "song.lrc"
+        starts = [line.start for line in parse_lrc(lrc.read_text(encoding="utf-8")).lines] if lrc.exists() else None
+        source = SourceSong(np.load(folder / "song.npy"), record["lyrics"], record["genre"], starts, str(folder))
+        with self._lock:
+            song = self.song(name)
+            edited = edit_song(song, source, Edit(from_line=int(from_line)), lyrics, settings)
+            made = _Made([edited.audio], edited.codes[None], song.sample_rate)
+            return folder / "song.wav", self._write(name, song, made, lyrics, record["genre"],
+                                                    edited.codes.shape[-1] / song.codec.frame_rate, settings)
 
     def summary(self, name: str) -> dict:
         """What a run's page shows: step, genres, its eval's figures (RUN/eval/eval.json), curves."""
@@ -159,3 +191,17 @@ class Studio:
         if (run / "eval" / "report.html").exists():
             out["report"] = run / "eval" / "report.html"
         return out
+
+
+@dataclass
+class _Made:
+    """An edited song in the shape _write takes (model.api.Songs' fields)."""
+    audio: list
+    codes: object
+    sample_rate: int
+
+    def save(self, path: Path) -> list[Path]:
+        from model.audio import write_wav
+
+        write_wav(path, self.audio[0], self.sample_rate)
+        return [path]

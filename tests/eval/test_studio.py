@@ -31,8 +31,11 @@ def _free_port() -> int:
 def studio(trained_run, tmp_path_factory):
     """The studio over two runs (copies of the trained one), on a free local port: (URL, runs, out)."""
     root = tmp_path_factory.mktemp("studio")
+    from model.line_times import AlignmentHeads
+
     for name in ("run_a", "run_b"):
         shutil.copytree(trained_run, root / "runs" / name, ignore=shutil.ignore_patterns("checkpoints"))
+        AlignmentHeads([(0, 0), (1, 1)]).save(root / "runs" / name / "export")  # line times, for the Edit view
     port = _free_port()
     console = open(root / "console.txt", "w")  # what the studio prints, read by the tests
     proc = subprocess.Popen([sys.executable, "-m", "autosong_cli", "studio", "--runs", str(root / "runs"),
@@ -113,6 +116,14 @@ def test_generate_and_compare_in_a_browser_offline(studio, tmp_path):
         page.click("#compare")
         _wait_for_audio(page, "audio", 3)  # the Generate tab's song and two compared
         players = page.eval_on_selector_all("audio", "els => els.filter(a => a.src).map(a => a.duration)")
+        page.get_by_role("tab", name="Edit").click()  # the last song generated, sung again from line 2
+        page.wait_for_function("document.querySelector('#edit-lyrics textarea').value.length > 0", timeout=30_000)
+        page.fill("#edit-lyrics textarea", "[verse]\nI walk along the river\nriver of golden stars\n")
+        page.click("#edit")
+        _wait_for_audio(page, "#after audio", 1)
+        _wait_for_audio(page, "#before audio", 1)
+        edited = page.eval_on_selector_all("#before audio, #after audio",
+                                           "els => els.filter(a => a.src).map(a => a.duration)")
         page.get_by_role("tab", name="Runs").click()  # the run's training curves from its metrics.jsonl
         curves = page.wait_for_selector("#run-page .curves svg", timeout=30_000).text_content()
         browser.close()
@@ -124,7 +135,8 @@ def test_generate_and_compare_in_a_browser_offline(studio, tmp_path):
     assert toast.strip().endswith("the lyrics are empty: generation is conditioned on the full lyrics")
     assert len(players) == 3 and all(abs(d - 1.0) < 0.05 for d in players), players  # 1 generated, 2 compared
     assert "training step" in curves and "loss" in curves
-    assert len(list(out.glob("*/song.wav"))) == 3 and len(list(out.glob("*/settings.json"))) == 3
+    assert len(edited) == 2 and all(abs(d - 1.0) < 0.05 for d in edited), edited  # before and after, side by side
+    assert len(list(out.glob("*/song.wav"))) == 4 and len(list(out.glob("*/settings.json"))) == 4
 
 
 def test_concurrent_requests_both_finish_and_outside_paths_are_refused(studio):
