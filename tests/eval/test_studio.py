@@ -151,6 +151,7 @@ def test_concurrent_requests_both_finish_and_outside_paths_are_refused(studio):
     assert all(Path(wav).stat().st_size > 0 for wav, _, _ in results)
     assert all("svg" in figures for _, figures, _ in results)
 
+    before = (runs.parent / "console.txt").read_text().count("studio: refused")  # the browser test's own
     for name in ("../run_a", str(runs / "run_a"), "/etc", "../../etc"):  # a run is named, never a path
         with pytest.raises(Exception, match="is not one of this studio's"):
             client.predict(name, *request, api_name="/generate")
@@ -168,7 +169,7 @@ def test_concurrent_requests_both_finish_and_outside_paths_are_refused(studio):
         assert refused.value.code == 403
     console = (runs.parent / "console.txt").read_text()
     assert "Traceback" not in console, console[-3000:]
-    assert console.count("studio: refused") == 8, console[-3000:]  # one line per refused call
+    assert console.count("studio: refused") - before == 8, console[-3000:]  # one line per refused call
 
 
 def test_the_service_refuses_runs_it_was_not_given(trained_run, tmp_path):
