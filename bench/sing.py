@@ -122,36 +122,59 @@ def seconds_per_step(data: Path, work: Path, design: str, seed: int, extra: list
     return (at[40] - at[10]) / 30
 
 
+def calibrate(args) -> None:
+    """Seconds per step of each design (and a two-stage run's two stages), measured one at a time
+    before any job runs, into WORK/steps.json: every seed of a design trains the same steps."""
+    import torch
+
+    torch.set_num_threads(args.threads)
+    work, data = Path(args.work), Path(args.work) / "data"
+    timed = {}
+    for design in args.designs.split(","):
+        if design == "two-stage":
+            timed["two-stage:ae"] = seconds_per_step(data, work, "delay", 0, [], "gumbel_ae")
+        else:
+            timed[design] = seconds_per_step(data, work, design, 0, args.override)
+    (work / "steps.json").write_text(json.dumps(timed, indent=2))
+
+
 def job(args) -> None:
-    """One design and seed: train for the budget's steps, score every sampler row, write JSON."""
+    """One design and seed: train for the budget's steps, score its sampler rows, write JSON."""
     import torch
 
     torch.set_num_threads(args.threads)
     work, data = Path(args.work), Path(args.work) / "data"
     extra = args.override
     design, seed, budget = args.job[0], int(args.job[1]), args.minutes * 60
+    timed = json.loads((work / "steps.json").read_text())
     run = work / f"run_{design}_{seed}"
     row = {"design": design, "seed": seed, "budget_s": budget, "threads": args.threads}
     if design == "two-stage":
-        row.update(train_two_stage(data, work, seed, budget, extra))
-        run = work / f"run_{design}_{seed}"
+        row.update(train_two_stage(data, work, seed, budget, extra, timed["two-stage:ae"]))
     else:
-        per_step = seconds_per_step(data, work, design, seed, extra)
-        steps = max(10, int(budget / per_step))
-        row.update(steps=steps, seconds_per_step=per_step,
+        steps = max(10, int(budget / timed[design]))
+        row.update(steps=steps, seconds_per_step=timed[design],
                    train_s=train_run(data, run_config(design, seed, steps, extra), run))
-    row["scores"] = score(run, data, args.samplers.split(","), seed, args.notes, args.cap_seconds)
+    row["scores"] = score(run, data, samplers_for(design, args), seed, args.notes, args.cap_seconds)
     out = work / f"result_{design}_{seed}.json"
     out.write_text(json.dumps(row, indent=2))
 
 
-def train_two_stage(data: Path, work: Path, seed: int, budget: float, extra: list[str]) -> dict:
+def samplers_for(design: str, args) -> list[str]:
+    """--samplers for every design; all of them for --sweep's; lyric-only guidance where trained."""
+    names = list(SAMPLERS) if design in args.sweep.split(",") else args.samplers.split(",")
+    if "lyric-dropout" in design and "lyric cfg 3" not in names:
+        names.append("lyric cfg 3")
+    return names
+
+
+def train_two_stage(data: Path, work: Path, seed: int, budget: float, extra: list[str], ae_step: float) -> dict:
     """The seed's path on the same budget: the Gumbel autoencoder for a share of it, latents
-    encoded, then the delay model over them for the rest."""
+    encoded, then the delay model over them for the rest (its step time measured once the
+    latents exist)."""
     from pipeline.latents import encode_latents
 
     ae_budget = budget * TWO_STAGE_AE_SHARE
-    ae_step = seconds_per_step(data, work, "delay", seed, [], "gumbel_ae")
     ae_steps = max(10, int(ae_budget / ae_step))
     ae_run = work / f"ae_{seed}"
     ae_s = train_run(data, run_config("delay", seed, ae_steps, [], "gumbel_ae"), ae_run)
@@ -207,7 +230,9 @@ def table(rows: list[dict]) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--designs", default=",".join(DESIGNS), help=f"comma-separated, of {', '.join(DESIGNS)}")
-    p.add_argument("--samplers", default="default", help=f"comma-separated, of {', '.join(SAMPLERS)}; or all")
+    p.add_argument("--samplers", default="default,T1 k250 cfg3",
+                   help=f"comma-separated, of {', '.join(SAMPLERS)}; or all")
+    p.add_argument("--sweep", default="future", help="designs scored with every sampler row")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--minutes", type=float, default=4.0, help="wall-clock training budget of each run")
     p.add_argument("--songs", type=int, default=640, help="synth corpus (the demo's: 640 songs of >= 3 s)")
@@ -235,9 +260,13 @@ def main() -> None:
     t0 = time.time()
     build_corpus(work, args.songs, args.seconds, args.breaks)
     print(f"corpus: {args.songs} songs of >= {args.seconds:g} s in {work / 'data'} ({time.time() - t0:.0f} s)", flush=True)
+    t1 = time.time()
+    calibrate(args)
+    print(f"step times measured ({time.time() - t1:.0f} s): {(work / 'steps.json').read_text()}", flush=True)
     jobs = [(d, s) for d in args.designs.split(",") for s in args.seeds.split(",")]
-    passed = ["--minutes", str(args.minutes), "--samplers", args.samplers, "--notes", str(args.notes),
-              "--cap-seconds", str(args.cap_seconds), "--threads", str(args.threads), "--work", str(work)]
+    passed = ["--minutes", str(args.minutes), "--samplers", args.samplers, "--sweep", args.sweep,
+              "--notes", str(args.notes), "--cap-seconds", str(args.cap_seconds), "--threads", str(args.threads),
+              "--work", str(work)]
     running: list[subprocess.Popen] = []
     for design, seed in jobs:
         while len([r for r in running if r.poll() is None]) >= args.jobs:
