@@ -68,7 +68,7 @@ def transcribe(wav: np.ndarray, sr: int, hop: float = 0.01, min_seconds: float =
     return notes
 
 
-def _collapse(pitches: list[float]) -> list[float]:
+def collapse(pitches: list[float]) -> list[float]:
     """A pitch repeated in a row (within the tolerance) counted once."""
     out: list[float] = []
     for p in pitches:
@@ -90,7 +90,7 @@ def edit_distance(a: list[float], b: list[float]) -> int:
 def note_error_rate(sung: list[float], expected: list[float]) -> float:
     """Edit distance between the sung and expected pitch sequences (repeats collapsed), over the
     expected length: 0 when every note is sung, in order; about 1 for an unrelated melody."""
-    sung, expected = _collapse(sung), _collapse(expected)
+    sung, expected = collapse(sung), collapse(expected)
     return edit_distance(sung, expected) / max(1, len(expected))
 
 
@@ -130,7 +130,7 @@ class SingingScore:
 
 def singing_score(sung: list[float], expected: list[float]) -> SingingScore:
     """Score the sung pitches against the expected ones (repeats collapsed on both sides)."""
-    sung, expected = _collapse(sung), _collapse(expected)
+    sung, expected = collapse(sung), collapse(expected)
     s, i, d = edit_operations(sung, expected)
     return SingingScore(len(expected), len(sung), len(matched_notes(sung, expected)), s, i, d)
 

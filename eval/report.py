@@ -210,7 +210,16 @@ def _note_errors_html(ner: dict | None) -> str:
             f'<tr><td>another song\'s lyrics (control)</td><td>{ner["ner_control"]:.3f}</td></tr>'
             f'<tr><td>the true audio, through the codec (ceiling)</td><td>{ner["ner_codec"]:.3f}</td></tr>'
             f'<tr><td>control - own lyrics (95% CI)</td><td>{d["mean"]:+.4f} [{d["ci95"][0]:+.4f}, '
-            f'{d["ci95"][1]:+.4f}]</td></tr></table>')
+            f'{d["ci95"][1]:+.4f}]</td></tr>' + _pooled_rows(ner.get("own")) + '</table>')
+
+
+def _pooled_rows(own: dict | None) -> str:
+    """Recall, precision and sung/expected of the songs sung from their own lyrics (eval/singing.pooled)."""
+    if not own:
+        return ""
+    return (f'<tr><td>notes asked for that were sung (recall)</td><td>{own["recall"]:.2f}</td></tr>'
+            f'<tr><td>notes sung that were asked for (precision)</td><td>{own["precision"]:.2f}</td></tr>'
+            f'<tr><td>notes sung per note asked for</td><td>{own["sung_ratio"]:.2f}</td></tr>')
 
 
 def write_report(path: Path, result: dict, metrics: list[dict], songs: list[dict], sample_rate: int) -> Path:
@@ -299,4 +308,31 @@ def _song_section(s: dict, sample_rate: int) -> str:
               '<span style="color:#2b8a3e">&#9476; notes heard (transcribed)</span></p>' if s.get("expected") else "")
     return (
         f'<section class="song"><h3>{e(s["title"])} <small>genre: {e(s["genre"])}</small></h3>{legend}'
-        f'<div class="panels">{"".join(panels)}</div><pre>{e(s["lyrics"])}</pre></section>')
+        f'<div class="panels">{"".join(panels)}</div>{_note_rows(s)}<pre>{e(s["lyrics"])}</pre></section>')
+
+
+NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+
+
+def note_name(midi: float) -> str:
+    m = int(round(midi))
+    return f"{NOTE_NAMES[m % 12]}{m // 12 - 1}"
+
+
+def _note_rows(s: dict) -> str:
+    """The notes the lyrics call for against those sung (repeats collapsed, as they are scored), the
+    pairs a longest common subsequence matches in bold, and the song's score."""
+    if not s.get("expected") or s.get("sung") is None:
+        return ""
+    from eval.notes import collapse, matched_notes, singing_score
+
+    expected, sung = collapse([n[2] for n in s["expected"]]), collapse([n[2] for n in s["sung"]])
+    pairs = matched_notes(sung, expected)
+    hit_e, hit_s = {i for i, _ in pairs}, {j for _, j in pairs}
+    cells = lambda notes, hit: " ".join(f"<b>{note_name(p)}</b>" if i in hit else note_name(p)  # noqa: E731
+                                        for i, p in enumerate(notes))
+    score = singing_score(sung, expected)
+    return (f'<table class="notes"><tr><th>asked for ({len(expected)})</th><td>{cells(expected, hit_e)}</td></tr>'
+            f'<tr><th>sung ({len(sung)})</th><td>{cells(sung, hit_s)}</td></tr></table>'
+            f'<p class="note-score">note error rate {score.ner:.2f}, recall {score.recall:.2f}, precision '
+            f'{score.precision:.2f} (matched notes in bold)</p>')

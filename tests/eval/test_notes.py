@@ -66,3 +66,15 @@ def test_singing_score_on_hand_made_sequences():
     # the edits add up to the note error rate's edit distance
     for c in chance[:50]:
         assert c.ner * c.expected == c.substitutions + c.insertions + c.deletions
+
+
+def test_the_report_lists_the_notes_asked_for_against_those_sung():
+    from eval.report import _note_rows, note_name
+
+    assert [note_name(p) for p in (60, 61.2, 69, 47.6)] == ["C4", "C#4", "A4", "C3"]
+    html = _note_rows({"expected": [(0, 1, 60), (1, 1, 62), (2, 1, 64)],
+                       "sung": [(0, 1, 60), (1, 0.5, 60.2), (1.5, 1, 61), (2, 1, 64)]})
+    assert "<th>asked for (3)</th><td><b>C4</b> D4 <b>E4</b></td>" in html
+    assert "<th>sung (3)</th><td><b>C4</b> C#4 <b>E4</b></td>" in html  # a repeat counts once, as scored
+    assert "recall 0.67, precision 0.67" in html
+    assert _note_rows({"expected": None, "sung": []}) == ""
