@@ -29,8 +29,9 @@ _OS_REASONS = {
 }
 
 
-def os_error_words(err: OSError, verb: str = "read") -> str:
-    """'cannot read /x/audio.flac: permission denied (...)': an OSError as a sentence for a person."""
+def os_error_words(err: OSError, verb: str = "read", where: object = None) -> str:
+    """'cannot read /x/audio.flac: permission denied (...)': an OSError as a sentence for a person;
+    `where` names the place when the error itself names no file (a full disk met mid-write)."""
     reason = _OS_REASONS.get(err.errno, err.strerror or type(err).__name__).format(verb=verb)
-    target = err.filename if err.filename is not None else "a file"
+    target = err.filename if err.filename is not None else where if where is not None else "a file"
     return f"cannot {verb} {target}: {reason}"

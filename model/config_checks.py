@@ -33,7 +33,7 @@ def check_ranges(config, section: str) -> None:
         if each and not isinstance(value, (tuple, list)):
             raise ValueError(f"{section}.{f.name} must be a list of numbers, got {value!r}")
         for v in values:
-            whole = isinstance(f.default, int) and not isinstance(f.default, bool)
+            whole = f.type == "tuple[int, ...]" or isinstance(f.default, int) and not isinstance(f.default, bool)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or (whole and not isinstance(v, int)):
                 raise ValueError(f"{section}.{f.name} must be a {'whole ' if whole else ''}number, got {v!r}")
             bad = (not math.isfinite(v) or (low is not None and (v <= low if above else v < low))

@@ -159,7 +159,7 @@ def _locked_build(cfg: BuildConfig, out: Path) -> BuildResult:
             return _build(cfg, out)
     except OSError as err:
         verb = "write" if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT) else "use"
-        raise AutoSongError(f"{os_error_words(err, verb)}. {out} still holds every shard finished before this: "
+        raise AutoSongError(f"{os_error_words(err, verb, out)}. {out} still holds every shard finished before this: "
                             "run the same build again once fixed, and it finishes the job") from err
 
 

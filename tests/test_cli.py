@@ -15,7 +15,7 @@ def test_autosong_help_lists_the_stages():
 
 def test_every_command_help_shows_its_defaults():
     cases = {("generate",): "--seconds SECONDS", ("eval",): "--notes NOTES", ("train",): "--deepspeed DEEPSPEED",
-             ("codec",): "--minutes MINUTES", ("pipeline", "build"): "--shard-samples SHARD_SAMPLES",
+             ("codec", "train"): "--minutes MINUTES", ("codec", "check"): "--codec CODEC", ("pipeline", "build"): "--shard-samples SHARD_SAMPLES",
              ("demo",): "--songs SONGS"}
     for command, option in cases.items():
         out = run("-m", "autosong_cli", *command, "--help")
@@ -23,7 +23,8 @@ def test_every_command_help_shows_its_defaults():
         lines = out.stdout.splitlines()
         at = next(i for i, line in enumerate(lines) if line.strip().startswith(option))
         assert "(default: " in " ".join(lines[at : at + 4]), (command, lines[at : at + 4])
-    assert run("-m", "autosong_cli", "codec", "--help").stdout.startswith("usage: autosong codec train")
+    codec = run("-m", "autosong_cli", "codec", "--help").stdout
+    assert codec.startswith("usage: autosong codec check") and "autosong codec train" in codec
 
 
 def test_python_m_pipeline_synth(tmp_path):

@@ -41,7 +41,7 @@ def test_an_edit_from_a_line_keeps_the_source_before_its_start_and_repeats_for_a
     at = cut * song.sample_rate // 75
     kept = song.decode(source.codes)
     assert np.array_equal(edited.audio[: at - 240], kept[: at - 240])  # the source's own audio, then a crossfade
-    again = edit_song(song, source, Edit(from_line=2), NEW_LYRICS, SamplingConfig(seed=3))
+    again = song.edit(source, Edit(from_line=2), NEW_LYRICS, SamplingConfig(seed=3))  # the API: the same edit
     assert np.array_equal(again.codes, edited.codes) and np.array_equal(again.audio, edited.audio)
     other = edit_song(song, source, Edit(from_line=2), NEW_LYRICS, SamplingConfig(seed=4, temperature=1.0))
     assert np.array_equal(other.codes[:, :cut], source.codes[:, :cut]) and not np.array_equal(other.codes, edited.codes)

@@ -92,7 +92,7 @@ def refuse_unlike_base(cfg, card: DatasetCard, data: str) -> None:
         raise AutoSongError(f"--init-from {where}: model.max_tokens {m.max_tokens} is a window of {m.window_frames} "
                             f"frames, past the {m.max_frames} frame positions the base learned (model.max_frames): "
                             f"at most --model.max_tokens {m.max_frames * m.num_codebooks}")
-    ours = asdict(m)
+    ours = json.loads(json.dumps(asdict(m)))  # as the base's run file holds it: tuples are lists there
     for name, value in meta["model"].items():
         if name not in FREE_FIELDS and ours.get(name) != value:
             raise AutoSongError(f"--init-from {where}: model.{name} is {ours.get(name)!r} here and {value!r} in the "

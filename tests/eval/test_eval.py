@@ -122,7 +122,7 @@ def test_batched_scoring_equals_one_window_at_a_time(trained_run, small_data):
     model = load_bundle(trained_run).model
     card, songs = load_split(str(small_data), "train")
     assert len(songs) >= 3 and len({s.codes.shape[1] for s in songs}) > 1  # different lengths, so padding
-    conditions = _conditions(songs, card, seed=0)
+    conditions = _conditions(songs, card.genres, seed=0)
     alone = _score_all(model, songs, conditions, batch_tokens=1)  # one window per forward
     batched = _score_all(model, songs, conditions)
     for c in CONDITIONS:

@@ -18,7 +18,8 @@ FIELDS = [(cls, section, f) for cls, section in CONFIGS for f in dataclasses.fie
 def _edges(f):
     """(values just inside the range, values just outside it) for one field."""
     low, high, above, each = f.metadata["range"]
-    whole = isinstance(f.default, int) and not isinstance(f.default, bool)
+    many = f.type == "tuple[int, ...]"  # any number of whole values, each in the range
+    whole = many or isinstance(f.default, int) and not isinstance(f.default, bool)
     step = 1 if whole else 1e-6
     inside, outside = [], [float("nan")]
     if low is not None:
@@ -29,6 +30,8 @@ def _edges(f):
         outside.append(high + step)
     if whole:
         outside.append(low + 0.5 if low is not None else 0.5)
+    if many:
+        return [(v,) for v in inside], [(v,) for v in outside]
     if each:
         return [(v, v) for v in inside], [(v, f.default[1]) for v in outside]
     return inside, outside
