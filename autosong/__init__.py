@@ -20,7 +20,7 @@ for _name in _OURS:
 if sys.path[:1] != [_HOME]:
     sys.path.insert(0, _HOME)
 
-__all__ = ["AutoSong", "Songs", "SamplingConfig"]
+__all__ = ["AutoSong", "Songs", "SamplingConfig", "SourceSong", "Edit"]
 
 
 def __getattr__(name: str):
@@ -31,7 +31,11 @@ def __getattr__(name: str):
 
         return getattr(api, name)
     if name == "SamplingConfig":
-        from model.sampler import SamplingConfig
+        from model.sampling import SamplingConfig
 
         return SamplingConfig
+    if name in ("SourceSong", "Edit"):
+        from model import edit
+
+        return getattr(edit, name)
     raise AttributeError(f"module 'autosong' has no attribute {name!r}")

@@ -11,6 +11,9 @@ notes a longest common subsequence pairs, sung / expected, and the substitutions
 deletions apart. NER alone rewards silence (a song that sings nothing scores 1.0), so read it with
 recall and sung / expected.
 
+A run whose result is in WORK is kept (delete result_DESIGN_SEED.json to train it again), and so
+is a design's step time (WORK/steps.json): an interrupted benchmark resumes where it stopped.
+
 Trainings run `--jobs` at a time, each on `--threads` threads (so two share a 2-core CPU), in
 processes of their own; the budget is wall-clock seconds of training under those conditions.
 
@@ -75,6 +78,8 @@ def build_corpus(work: Path, songs: int, seconds: float, breaks: bool) -> Path:
     wanted = {"songs": songs, "seconds": seconds, "breaks": breaks}
     if (data / "dataset.json").exists() and marker.exists() and json.loads(marker.read_text()) == wanted:
         return data
+    for stale in [*work.glob("result_*.json"), work / "steps.json"]:  # measured on another corpus
+        stale.unlink(missing_ok=True)
     synth_corpus(work / "corpus", songs=songs, seconds=seconds, seed=0, breaks=breaks)
     build(BuildConfig(str(work / "corpus"), str(data), codec="tiny", shard_samples=16, val_fraction=0.1))
     marker.write_text(json.dumps(wanted))
@@ -123,19 +128,24 @@ def seconds_per_step(data: Path, work: Path, design: str, seed: int, extra: list
 
 
 def calibrate(args) -> None:
-    """Seconds per step of each design (and a two-stage run's two stages), measured one at a time
-    before any job runs, into WORK/steps.json: every seed of a design trains the same steps."""
+    """Seconds per step of each design (and a two-stage run's autoencoder), measured one at a time
+    before any job runs, into WORK/steps.json: every seed of a design trains the same steps. A
+    design timed by an earlier invocation keeps its time, so designs added later share the footing."""
     import torch
 
     torch.set_num_threads(args.threads)
     work, data = Path(args.work), Path(args.work) / "data"
-    timed = {}
+    path = work / "steps.json"
+    timed = json.loads(path.read_text()) if path.exists() else {}
     for design in args.designs.split(","):
+        key = "two-stage:ae" if design == "two-stage" else design
+        if key in timed:
+            continue
         if design == "two-stage":
-            timed["two-stage:ae"] = seconds_per_step(data, work, "delay", 0, [], "gumbel_ae")
+            timed[key] = seconds_per_step(data, work, "delay", 0, [], "gumbel_ae")
         else:
-            timed[design] = seconds_per_step(data, work, design, 0, args.override)
-    (work / "steps.json").write_text(json.dumps(timed, indent=2))
+            timed[key] = seconds_per_step(data, work, design, 0, args.override)
+        path.write_text(json.dumps(timed, indent=2))
 
 
 def job(args) -> None:
@@ -269,6 +279,9 @@ def main() -> None:
               "--work", str(work)]
     running: list[subprocess.Popen] = []
     for design, seed in jobs:
+        if (work / f"result_{design}_{seed}.json").exists():
+            print(f"{design} seed {seed}: kept from an earlier invocation", flush=True)
+            continue
         while len([r for r in running if r.poll() is None]) >= args.jobs:
             time.sleep(2)
         log = open(work / f"log_{design}_{seed}.txt", "w")

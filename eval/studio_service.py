@@ -155,7 +155,7 @@ class Studio:
         (the source's WAV, the edited take)."""
         import numpy as np
 
-        from model.edit import Edit, SourceSong, edit_song
+        from model.edit import Edit, SourceSong
         from model.lrc import parse_lrc
 
         name, folder = self._take(take)
@@ -167,7 +167,7 @@ class Studio:
         source = SourceSong(np.load(folder / "song.npy"), record["lyrics"], record["genre"], starts, str(folder))
         with self._lock:
             song = self.song(name)
-            edited = edit_song(song, source, Edit(from_line=int(from_line)), lyrics, settings)
+            edited = song.edit(source, Edit(from_line=int(from_line)), lyrics, settings)
             made = _Made([edited.audio], edited.codes[None], song.sample_rate)
             return folder / "song.wav", self._write(name, song, made, lyrics, record["genre"],
                                                     edited.codes.shape[-1] / song.codec.frame_rate, settings)

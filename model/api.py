@@ -21,6 +21,7 @@ import torch
 from model.bundle import Bundle, load_bundle
 from model.codec import Codec
 from model.devices import resolve_device, resolve_dtype
+from model.edit import Edit, EditedSong, SourceSong, edit_song
 from manifests.errors import AutoSongError
 from model.generate import autoencoder_for, codec_for, generate_codes, real_time_factor, text_batch
 from model.line_times import LineTimes, attention_map, line_times, line_units, sung_lines, weak_alignment
@@ -144,3 +145,9 @@ class AutoSong:
         """line_times as an LRC file's text."""
         lines, times = self.line_times(codes, lyrics, genre)
         return write_lrc([LrcLine(start, text) for start, text in zip(times.starts, lines)])
+
+    def edit(self, source: SourceSong, edit: Edit, new_lyrics: str | None = None,
+             sampling: SamplingConfig | None = None) -> EditedSong:
+        """Keep part of `source` and regenerate the rest (model/edit.py): from a line, past the end,
+        or the backing alone. Deterministic for sampling.seed."""
+        return edit_song(self, source, edit, new_lyrics, sampling)

@@ -80,7 +80,7 @@ def load_source(song, path: Path, lyrics_file: str | None, genre: str | None):
 def run(argv) -> int:
     from model.api import AutoSong
     from model.audio import write_wav
-    from model.edit import Edit, edit_song
+    from model.edit import Edit
     from model.lyrics import read_lyrics_file
 
     args = parser().parse_args(argv)
@@ -95,7 +95,7 @@ def run(argv) -> int:
     song = AutoSong.load(args.checkpoint, args.device, args.dtype)
     source = load_source(song, Path(args.source), args.source_lyrics, args.genre)
     new_lyrics = read_lyrics_file(args.lyrics).text if args.lyrics else None
-    edited = edit_song(song, source, edit, new_lyrics, sampling_from_args(args))
+    edited = song.edit(source, edit, new_lyrics, sampling_from_args(args))
     write_wav(out, edited.audio, edited.sample_rate)
     np.save(out.with_suffix(".npy"), edited.codes)
     out.with_suffix(".json").write_text(json.dumps(edited.settings, indent=2, ensure_ascii=False))
