@@ -6,15 +6,15 @@ import sys
 
 # subcommand -> (module with `main(argv)`, what it does)
 STAGES = {
-    "pipeline": ("pipeline.cli", "corpus -> shards + manifests: build | verify | inspect | synth"),
-    "train": ("train.cli", "shards -> a trained SoundTransformer, through DeepSpeed (ZeRO 1/2/3)"),
-    "eval": ("eval.cli", "per-codebook CE, conditioning gain, report.html"),
-    "generate": ("model.generate_cli", "lyrics + genre -> song.wav (and song.lrc), sampled with a KV cache"),
-    "edit": ("model.edit_cli", "keep part of a song and regenerate the rest: --from-line N | --extend S | --instrumental"),
-    "align": ("model.align_cli", "a recording + its lyrics -> song.lrc: where it sings each line"),
-    "studio": ("eval.studio_cli", "a local web app: generate, listen, compare runs"),
-    "codec": ("eval.codec_check", "codec check DIR: how a codec renders your music; codec train --out DIR"),
-    "demo": ("eval.demo", "the main job on an embedded default, offline, on a laptop CPU"),
+    "pipeline": ("autosong.pipeline_cli", "corpus -> shards + manifests: build | verify | inspect | synth"),
+    "train": ("autosong.train_cli", "shards -> a trained SoundTransformer, through DeepSpeed (ZeRO 1/2/3)"),
+    "eval": ("autosong.eval_cli", "per-codebook CE, conditioning gain, report.html"),
+    "generate": ("autosong.generate_cli", "lyrics + genre -> song.wav (and song.lrc), sampled with a KV cache"),
+    "edit": ("autosong.edit_cli", "keep part of a song and regenerate the rest: --from-line N | --extend S | --instrumental"),
+    "align": ("autosong.align_cli", "a recording + its lyrics -> song.lrc: where it sings each line"),
+    "studio": ("autosong.studio_cli", "a local web app: generate, listen, compare runs"),
+    "codec": ("autosong.codec_cli", "codec check DIR: how a codec renders your music; codec train --out DIR"),
+    "demo": ("autosong.demo", "the main job on an embedded default, offline, on a laptop CPU"),
 }
 
 

@@ -1,10 +1,10 @@
 """What every `autosong` command shares: argparse types that refuse a bad number at parse time
 (`whole(1)`: an integer >= 1, `real(0, 1)`: a finite float in [0, 1]), the --help format, a check
 that an output folder is writable before long work, and `run_cli`, which runs a command's
-`main` so that a user's error prints one line and exits 2 instead of a traceback.
+`main` so that a user's error prints one line and exits 2 instead of a traceback, and the sampling
+flags every command that samples takes (`add_sampling_arguments`, defaults from SamplingConfig).
 
-Each stage's cli.py imports this module; it imports no stage, so the `autosong` entry point
-(autosong_cli.py), which imports the stages, makes no circle with it.
+Each command's module (autosong/*_cli.py, autosong/demo.py) imports this one; it imports no command.
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import os
 import sys
 
 from manifests.errors import AutoSongError, os_error_words
+from model.sampling import SamplingConfig
 
 _ENVIRONMENT_ERRNOS = (errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT, errno.EROFS)
 
@@ -114,3 +115,22 @@ def check_writable_dir(folder) -> None:
             pass
     except OSError as err:
         raise OSError(err.errno, err.strerror, str(folder)) from None
+
+
+def add_sampling_arguments(parser) -> None:
+    """--temperature, --top-k, --top-p, --cfg, --lyric-cfg, --seed on an argparse parser, each
+    defaulting to SamplingConfig's field: one set of defaults for every command that samples."""
+    d = SamplingConfig()
+    parser.add_argument("--temperature", type=real(0), default=d.temperature, help="0 = greedy")
+    parser.add_argument("--top-k", type=whole(0), default=d.top_k, help="0 = off")
+    parser.add_argument("--top-p", type=real(0, 1), default=d.top_p, help="0 = off")
+    parser.add_argument("--cfg", type=real(0), default=d.guidance, help="classifier-free guidance weight (1 = off)")
+    parser.add_argument("--lyric-cfg", type=real(0), default=d.lyric_guidance,
+                        help="weight of what the lyrics add over the genre alone (default: --cfg's)")
+    parser.add_argument("--seed", type=whole(0), default=d.seed)
+
+
+def sampling_from_args(args, **fields) -> SamplingConfig:
+    """The SamplingConfig that add_sampling_arguments' flags ask for (plus `fields`)."""
+    return SamplingConfig(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, guidance=args.cfg,
+                          lyric_guidance=args.lyric_cfg, seed=args.seed, **fields)

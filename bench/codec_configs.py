@@ -72,7 +72,8 @@ def main() -> None:
     import torch
     from transformers import EncodecModel
 
-    from train.codec import CodecTrainConfig, train_codec
+    from train.codec.config import CodecTrainConfig
+    from train.codec.trainer import train_codec
 
     name, minutes, *fields = sys.argv[1:]
     types = {f.name: type(f.default) for f in dataclasses.fields(CodecTrainConfig)}

@@ -139,13 +139,13 @@ def main() -> None:
 
     import torch.distributed as dist
 
-    from eval.demo import DEMO_TRAINING
+    from autosong.demo import DEMO_RECIPE
     from eval.evaluate import evaluate
     from model.bundle import load_bundle
 
     work, t0 = Path(args.work), time.time()
     data_a, data_new, data_lyrics, base = work / "data_a", work / "data_new", work / "data_lyrics", work / "base"
-    recipe = ["--train.log_every", "50", "--train.micro_batch", "8", *DEMO_TRAINING]
+    recipe = ["--train.log_every", "50", "--train.micro_batch", "8", *DEMO_RECIPE]
     zero1 = str(ROOT / "configs/deepspeed/zero1.json")
     prepare(args, work, recipe, zero1)
     base_a = evaluate(load_bundle(base), str(data_a), "val", seed=0)["ce"]["mean"]

@@ -54,7 +54,8 @@ def measure(model, h, cb, lora, repeats: int) -> dict:
 def main() -> None:
     import torch
 
-    from model.transformer import ModelConfig, SoundTransformer
+    from model.model_config import ModelConfig
+    from model.transformer import SoundTransformer
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--positions", type=int, default=4000)

@@ -36,7 +36,7 @@ ALIGN_OPTIONS = {
     "prior": ["--model.cross_align", "prior"],  # whatever the preset counts (syllables)
     "timed": ["--model.cross_align", "prior", "--model.align_source", "timed"],  # the prior follows lyrics.lrc
 }
-# Both train the demo's recipe (eval/demo.py: the delay pattern, its learning rate, 8 songs a
+# Both train the demo's recipe (autosong/demo.py: the delay pattern, its learning rate, 8 songs a
 # step) on the demo's corpus; the long run trains twice as long as the demo.
 QUICK = dict(songs=640, seconds=3.0, steps=700)
 LONG = dict(songs=640, seconds=3.0, steps=1500)
@@ -70,7 +70,7 @@ def main() -> None:
 
     import torch.distributed as dist
 
-    from eval.demo import DEMO_TRAINING
+    from autosong.demo import DEMO_RECIPE
     from eval.evaluate import evaluate
     from model.bundle import load_bundle
     from pipeline.build import BuildConfig, build
@@ -97,7 +97,7 @@ def main() -> None:
             cfg = load_config(ROOT / "configs/model/tiny.yaml",
                               ["--train.steps", str(scale["steps"]), "--train.seed", str(seed),
                                "--train.log_every", "50", "--train.ckpt_every", str(scale["steps"]),
-                               "--train.micro_batch", "8", *DEMO_TRAINING, *ALIGN_OPTIONS[align], *args.override])
+                               "--train.micro_batch", "8", *DEMO_RECIPE, *ALIGN_OPTIONS[align], *args.override])
             t1 = time.time()
             # one process group for every run: DeepSpeed keeps its groups across engines, and a
             # group destroyed between runs leaves it holding stale ones

@@ -40,7 +40,7 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 from model.sampling import SamplingConfig  # noqa: E402  (no torch: the parent process stays light)
 
-# Overrides on the demo's recipe (eval/demo.py: the tiny preset, its learning rate, 8 songs a step).
+# Overrides on the demo's recipe (autosong/demo.py: the tiny preset, its learning rate, 8 songs a step).
 DESIGNS: dict[str, list[str]] = {
     "flat": ["--model.pattern", "flatten"],
     "delay": ["--model.pattern", "delay"],
@@ -87,14 +87,14 @@ def build_corpus(work: Path, songs: int, seconds: float, breaks: bool) -> Path:
 
 
 def run_config(design: str, seed: int, steps: int, extra: list[str], stage: str = "sound"):
-    from eval.demo import CONFIGS, DEMO_TRAINING
+    from autosong.demo import CONFIGS, DEMO_RECIPE
     from train.config import load_config
 
     common = ["--train.steps", str(steps), "--train.seed", str(seed), "--train.log_every", str(max(1, steps // 10)),
               "--train.ckpt_every", str(steps)]
     if stage == "gumbel_ae":
         return load_config(CONFIGS / "ae/gumbel_tiny.yaml", common)
-    cfg = load_config(CONFIGS / "model/tiny.yaml", [*common, "--train.micro_batch", "8", *DEMO_TRAINING,
+    cfg = load_config(CONFIGS / "model/tiny.yaml", [*common, "--train.micro_batch", "8", *DEMO_RECIPE,
                                                     *DESIGNS[design], *extra])
     cfg.stage = stage  # sound, or latent: the same model over an autoencoder's codes
     cfg.__post_init__()
@@ -105,7 +105,7 @@ def train_run(data: Path, cfg, run: Path) -> float:
     """Train `cfg` on `data` into `run` (replaced); the wall seconds it took."""
     import shutil
 
-    from eval.demo import CONFIGS
+    from autosong.demo import CONFIGS
     from train.trainer import train
 
     if run.exists():

@@ -1,5 +1,5 @@
 import sys
 
-from eval.cli import main
+from autosong.eval_cli import main
 
 sys.exit(main())

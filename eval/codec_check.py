@@ -1,5 +1,5 @@
-"""`autosong codec check DIR --codec X`: how well a codec renders *your* music, before you build a
-dataset with it. Each audio file (or song folder's audio) gives an excerpt that goes through the
+"""How well a codec renders *your* music, before you build a dataset with it (`autosong codec check
+DIR --codec X`, autosong/codec_cli.py). Each audio file (or song folder's audio) gives an excerpt that goes through the
 codec and back; against the original it is scored by log-mel distance (nats, 0 = the same
 spectrum), loudness change (dB) and the energy kept in four bands (dB), beside two baselines
 measured on the same excerpt: white noise of the same loudness, and the untrained `test` codec.
@@ -8,13 +8,11 @@ so real music usually needs a codec trained on it (`autosong codec train --data 
 """
 from __future__ import annotations
 
-import argparse
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from autosong.command_line import HelpFormatter, real, whole
 from eval.audio_metrics import mel_distance
 from manifests.errors import AutoSongError
 
@@ -94,50 +92,3 @@ def format_scores(codec_name: str, scores: list[CodecScore]) -> str:
                      f"train a codec on your music with `autosong codec train --data DIR --out codecs/mine`, or use "
                      f"a local copy of facebook/encodec_24khz")
     return "\n".join(lines)
-
-
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="autosong codec check", description=__doc__, formatter_class=HelpFormatter)
-    p.add_argument("audio", help="a folder of audio files or song folders (or one file)")
-    p.add_argument("--codec", default="tiny", help="tiny, test, a local directory, or a hub id")
-    p.add_argument("--seconds", type=real(0.5), default=20.0, help="excerpt of each file, from a third in")
-    p.add_argument("--files", type=whole(1), default=10, help="at most this many files")
-    p.add_argument("--json", default=None, help="also write the scores here")
-    return p
-
-
-def run(argv) -> int:
-    import json
-
-    from model.codec import Codec
-    from model.threads import use_threads
-
-    args = parser().parse_args(argv)
-    use_threads(None)
-    files = audio_files(Path(args.audio), args.files)
-    codec, test_codec = Codec.load(args.codec), Codec.load("test")
-    rng = np.random.default_rng(0)
-    scores = [score_file(f, codec, test_codec, args.seconds, rng) for f in files]
-    print(format_scores(args.codec, scores))
-    if args.json:
-        Path(args.json).write_text(json.dumps([asdict(s) for s in scores], indent=2))
-    return 0
-
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`autosong codec check ...` and `autosong codec train ...` (train/codec.py)."""
-    import sys
-
-    from autosong.command_line import run_cli
-
-    argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] == "check":
-        return run_cli(run, argv[1:])
-    if argv and argv[0] in ("-h", "--help"):
-        print("usage: autosong codec check AUDIO_DIR --codec X   (how a codec renders your music)\n"
-              "       autosong codec train --out DIR [--data SONGS]   (train a codec: `autosong codec train --help`)")
-        return 0
-    from train.codec import main as train_main
-
-    return train_main(argv)

@@ -45,9 +45,8 @@ def sung_line_starts(lyrics: str, genre: str, sung: list[tuple[float, float, flo
     (start, length, pitch): each line's first note that the edit-distance alignment pairs with a
     sung note, moved back by its place in the line; None for a line none of whose notes was sung."""
     from eval.notes import matched_notes
-    from eval.singing import expected_notes
     from model.lyrics import default_tokenizer, lyric_words
-    from model.synth_music import line_starts
+    from model.synth_music import expected_notes, line_starts
 
     tokenizer = default_tokenizer()
     expected = expected_notes(lyrics, genre)

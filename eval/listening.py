@@ -15,7 +15,7 @@ def generate_for_report(song, data: str, split: str, count: int, seconds: float 
     the first held-out songs' lyrics and genres, for listening."""
     from eval.evaluate import load_split
     from eval.notes import transcribe
-    from eval.singing import expected_notes, sings_synth_notes
+    from model.synth_music import expected_notes, sings_synth_notes
 
     if count <= 0:
         return []

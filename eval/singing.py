@@ -16,21 +16,7 @@ from eval.evaluate import bootstrap_ci, format_interval, load_split
 from eval.line_alignment import sung_line_starts
 from eval.notes import SingingScore, singing_score, transcribe
 from manifests.progress import progress
-
-
-def sings_synth_notes(card, genre: str) -> bool:
-    """Whether the synth rule says which notes a song of this dataset and genre should sing."""
-    from model.synth_music import GENRES
-
-    return card.synth is not None and genre in GENRES
-
-
-def expected_notes(lyrics: str, genre: str) -> list[tuple[float, float, int]]:
-    """(start s, length s, MIDI) of the sung notes the synth rule gives these lyrics."""
-    from model.lyrics import default_tokenizer
-    from model.synth_music import note_timeline
-
-    return note_timeline(lyrics, genre, default_tokenizer())
+from model.synth_music import expected_notes, sings_synth_notes
 
 
 def note_error_rates(song, data: str, split: str, count: int, seconds: float | None, settings) -> dict:

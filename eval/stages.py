@@ -1,4 +1,6 @@
-"""Eval for the two-stage path. Autoencoders: reconstruction CE and accuracy per EnCodec codebook,
+"""How each training stage is evaluated (`evaluate_stage`, `format_stage`: a table keyed by the stage's
+name, model/stages.py), and the eval of the two-stage path. Token models: eval/evaluate.py's CE
+table and conditioning gains. Autoencoders: reconstruction CE and accuracy per EnCodec codebook,
 code usage (perplexity, dead fraction), compression. Latent models: besides their own per-channel
 CE (evaluate.py), the end-to-end CE of EnCodec tokens: the latent model's teacher-forced argmax
 latents, decoded by the autoencoder, scored against the song's true EnCodec tokens."""
@@ -9,7 +11,7 @@ import math
 import numpy as np
 import torch
 
-from eval.evaluate import load_split
+from eval.evaluate import evaluate, format_table, load_split
 from model.autoencoders import code_usage, compression_factor
 from model.bundle import Bundle
 from manifests.codec_identity import require_same_codec
@@ -93,3 +95,38 @@ def format_autoencoder(result: dict) -> str:
              f"{'codebook':<9}{'recon CE':>9}{'top-1':>8}"]
     lines += [f"{k:<9}{r['ce'][k]:9.3f}{r['accuracy'][k]:8.1%}" for k in keys]
     return "\n".join(lines)
+
+
+def evaluate_latent(bundle: Bundle, data: str, split: str, max_songs: int | None, seed: int) -> dict:
+    """A latent model's own CE and gains, and the end-to-end CE of the EnCodec tokens its latents
+    decode to."""
+    e2e = {"ae_kind": bundle.parent["ae_kind"], **end_to_end(bundle, data, split, max_songs)}
+    return {**evaluate(bundle, data, split, max_songs, seed), "end_to_end": e2e}
+
+
+def format_latent(result: dict) -> str:
+    e2e = result["end_to_end"]
+    return (format_table(result) + f"\n\nend to end (latents -> {e2e['ae_kind']} decoder -> EnCodec "
+            "tokens): CE " + ", ".join(f"{k} {v:.3f}" for k, v in e2e["ce"].items())
+            + f", top-1 {e2e['accuracy']['mean']:.1%}")
+
+
+def _evaluate_autoencoder(bundle, data, split, max_songs, seed):
+    return evaluate_autoencoder(bundle, data, split, max_songs)
+
+
+# stage name -> (evaluate(bundle, data, split, max_songs, seed) -> result, format(result) -> text)
+EVALS = {
+    "sound": (evaluate, format_table),
+    "latent": (evaluate_latent, format_latent),
+    "gumbel_ae": (_evaluate_autoencoder, format_autoencoder),
+    "vqvae": (_evaluate_autoencoder, format_autoencoder),
+}
+
+
+def evaluate_stage(bundle: Bundle, data: str, split: str, max_songs: int | None, seed: int) -> dict:
+    return EVALS[bundle.stage][0](bundle, data, split, max_songs, seed)
+
+
+def format_stage(stage: str, result: dict) -> str:
+    return EVALS[stage][1](result)

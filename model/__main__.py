@@ -1,5 +1,5 @@
 import sys
 
-from model.generate_cli import main
+from autosong.generate_cli import main
 
 sys.exit(main())

@@ -1,6 +1,6 @@
 """How songs are sampled: the settings `generate`, `eval`, the demo, the studio and bench/sing.py
 share, and their defaults (chosen by bench/sing.py, bench/RESULTS.md "Singing"). No torch here, so
-the command lines read the defaults without loading it."""
+the command lines (autosong/command_line.py's sampling flags) read the defaults without loading it."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -40,24 +40,3 @@ class SamplingConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def add_sampling_arguments(parser) -> None:
-    """--temperature, --top-k, --top-p, --cfg, --lyric-cfg, --seed on an argparse parser, each
-    defaulting to SamplingConfig's field: one set of defaults for every command that samples."""
-    from autosong.command_line import real, whole
-
-    d = SamplingConfig()
-    parser.add_argument("--temperature", type=real(0), default=d.temperature, help="0 = greedy")
-    parser.add_argument("--top-k", type=whole(0), default=d.top_k, help="0 = off")
-    parser.add_argument("--top-p", type=real(0, 1), default=d.top_p, help="0 = off")
-    parser.add_argument("--cfg", type=real(0), default=d.guidance, help="classifier-free guidance weight (1 = off)")
-    parser.add_argument("--lyric-cfg", type=real(0), default=d.lyric_guidance,
-                        help="weight of what the lyrics add over the genre alone (default: --cfg's)")
-    parser.add_argument("--seed", type=whole(0), default=d.seed)
-
-
-def sampling_from_args(args, **fields) -> SamplingConfig:
-    """The SamplingConfig that add_sampling_arguments' flags ask for (plus `fields`)."""
-    return SamplingConfig(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, guidance=args.cfg,
-                          lyric_guidance=args.lyric_cfg, seed=args.seed, **fields)

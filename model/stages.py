@@ -2,9 +2,10 @@
 an autoencoder's codes, and the two stage-1 autoencoders that make those codes.
 
 Each stage says which config section holds its model, how to build the model, its training loss
-and extra metrics, what data it trains on, whether it reads lyrics, and how it is evaluated. The
-config, the trainer, the bundle loader and the CLIs ask the stage instead of testing its name, so
-a new stage is one class in `STAGES`. Importing this module loads no torch (the CLIs' --help
+and extra metrics, what data it trains on and whether it reads lyrics; how it is evaluated is
+eval/stages.py's table, keyed by the stage's name. The config, the trainer, the bundle loader and
+the CLIs ask the stage instead of testing its name, so a new stage is one class in `STAGES` (and
+one row of that table). Importing this module loads no torch (the CLIs' --help
 lists the stages); each method imports what it builds.
 """
 from __future__ import annotations
@@ -26,7 +27,7 @@ class Stage:
         """Settle what the stage implies in the run config (called when the config is made)."""
 
     def config_from_dict(self, values: dict):
-        from model.transformer import ModelConfig
+        from model.model_config import ModelConfig
 
         return ModelConfig(**values)
 
@@ -52,16 +53,6 @@ class Stage:
         """Metrics beyond loss and CE for a logged step, from the last micro-batch's extras."""
         return {"future_ce": float(extras["future_ce"])} if "future_ce" in extras else {}
 
-    def evaluate(self, bundle, data: str, split: str, max_songs: int | None, seed: int) -> dict:
-        from eval.evaluate import evaluate
-
-        return evaluate(bundle, data, split, max_songs, seed)
-
-    def format_eval(self, result: dict) -> str:
-        from eval.evaluate import format_table
-
-        return format_table(result)
-
 
 class TokenModel(Stage):
     """The SoundTransformer over EnCodec tokens (the design's model)."""
@@ -70,23 +61,10 @@ class TokenModel(Stage):
 
 
 class LatentModel(Stage):
-    """The SoundTransformer over an autoencoder's latent codes; eval adds the end-to-end CE of the
-    EnCodec tokens its latents decode to."""
+    """The SoundTransformer over an autoencoder's latent codes."""
 
     name = "latent"
     on_latents = True
-
-    def evaluate(self, bundle, data, split, max_songs, seed):
-        from eval.stages import end_to_end
-
-        e2e = {"ae_kind": bundle.parent["ae_kind"], **end_to_end(bundle, data, split, max_songs)}
-        return {**super().evaluate(bundle, data, split, max_songs, seed), "end_to_end": e2e}
-
-    def format_eval(self, result):
-        e2e = result["end_to_end"]
-        return (super().format_eval(result) + f"\n\nend to end (latents -> {e2e['ae_kind']} decoder -> EnCodec "
-                "tokens): CE " + ", ".join(f"{k} {v:.3f}" for k, v in e2e["ce"].items())
-                + f", top-1 {e2e['accuracy']['mean']:.1%}")
 
 
 class Autoencoder(Stage):
@@ -125,16 +103,6 @@ class Autoencoder(Stage):
         if "tau" in extras:
             out["tau"] = float(extras["tau"])
         return out
-
-    def evaluate(self, bundle, data, split, max_songs, seed):
-        from eval.stages import evaluate_autoencoder
-
-        return evaluate_autoencoder(bundle, data, split, max_songs)
-
-    def format_eval(self, result):
-        from eval.stages import format_autoencoder
-
-        return format_autoencoder(result)
 
 
 class GumbelAE(Autoencoder):

@@ -236,3 +236,14 @@ def render_song(lyrics: str, genre: str, seconds: float, rng: np.random.Generato
     right = lead + bass * 0.9 + drums
     mix = np.stack([left, right], axis=1)
     return (mix / max(1.0, np.abs(mix).max() / 0.9)).astype(np.float32)
+
+
+def expected_notes(lyrics: str, genre: str) -> list[tuple[float, float, int]]:
+    """(start s, length s, MIDI) of the sung notes the rule gives these lyrics: the truth a
+    generated song's transcribed notes are scored against (eval/notes.py)."""
+    return note_timeline(lyrics, genre, default_tokenizer())
+
+
+def sings_synth_notes(card, genre: str) -> bool:
+    """Whether the rule says which notes a song of this dataset (a DatasetCard) and genre should sing."""
+    return card.synth is not None and genre in GENRES

@@ -11,8 +11,7 @@ Attention, the KV cache and the alignment prior (`cross_align: prior`): model/at
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -21,83 +20,7 @@ from torch.utils.checkpoint import checkpoint
 
 from model import patterns
 from model.attention import Alignment, CrossAttention, KVCache, SelfAttention, lyric_progress, per_frame
-from model.config_checks import check_ranges, ranged
-
-CROSS_ALIGN = ("none", "prior")
-ALIGN_UNITS = ("tokens", "syllables", "learned")
-ALIGN_SOURCES = ("uniform", "timed")
-PRIOR_KERNELS = ("auto", "dense", "flex")
-
-
-@dataclass
-class ModelConfig:
-    num_codebooks: int = ranged(2, low=1)
-    codebook_size: int = ranged(1024, low=2)
-    d_model: int = ranged(256, low=1)
-    n_layers: int = ranged(4, low=1)
-    n_heads: int = ranged(4, low=1)
-    d_ff: int = ranged(1024, low=1)
-    dropout: float = ranged(0.0, low=0, high=0.95)
-    max_frames: int = ranged(27_000, low=1)  # absolute frame positions (6 min at 75 frames/s)
-    max_tokens: int = ranged(18_000, low=1)  # training window, in audio tokens (frames x codebooks)
-    text_vocab_size: int = ranged(2808, low=1)
-    max_text_len: int = ranged(4096, low=1)
-    freeze_text_embedding: bool = True # the design's frozen phoneme table (projection is learned)
-    bert_dim: int = ranged(0, low=0)  # > 0: memory from stored BERT states of this width
-    lora_rank: int = ranged(8, low=0)
-    norm: str = "post"                 # post (the design) | pre
-    pattern: str = "flatten"           # flatten (the design) | delay (MusicGen)
-    frames_per_step: int = ranged(1, low=1)  # delay only: frames each step reads and predicts (model/patterns.py)
-    cond_dropout: float = ranged(0.1, low=0, high=0.95)
-    lyric_dropout: float = ranged(0.0, low=0, high=0.95)  # the genre token alone (lyrics masked): what
-                                       # lyric-only guidance (SamplingConfig.lyric_guidance) contrasts
-    cross_align: str = "none"          # none | prior (lyric position l/L near song progress t/T)
-    align_units: str = "tokens"        # the prior's lyric coordinate: tokens (slots) | syllables (sung time;
-                                       # a BERT memory has no ids to weigh, so it counts slots) | learned
-                                       # (syllables to start, each id's length then learned with the model)
-    align_source: str = "uniform"      # the prior's song coordinate: uniform (t/T) | timed (a song with
-                                       # lyrics.lrc: piecewise through its lines' starts; others uniform)
-    prior_kernel: str = "auto"         # where the prior is added: auto (FlexAttention on CUDA, dense on
-                                       # CPU) | dense (a [B, H, S, L] bias) | flex
-    future_frames: tuple[int, ...] = ranged((), low=1, each=True)  # frames ahead at which an auxiliary head
-                                       # predicts codebook 0 in training (multi-token prediction; unused when sampling)
-    future_weight: float = ranged(0.5, low=0)  # that loss's weight against the next-token loss
-    future_stride: int = ranged(1, low=1)  # predicted from every n-th step only (neighbours' targets overlap)
-    activation_checkpointing: bool = False
-    recompute_every: int = ranged(1, low=1)  # with activation_checkpointing: recompute every k-th layer only
-
-    def __post_init__(self):
-        check_ranges(self, "model")
-        self.future_frames = tuple(self.future_frames)
-        if self.max_tokens < self.num_codebooks:
-            raise ValueError(f"model.max_tokens {self.max_tokens} holds not one frame of {self.num_codebooks} codebooks")
-        if self.norm not in ("post", "pre"):
-            raise ValueError(f"model.norm {self.norm!r}: expected post or pre")
-        if self.pattern not in patterns.PATTERNS:
-            raise ValueError(f"model.pattern {self.pattern!r}: expected one of {tuple(patterns.PATTERNS)}")
-        if self.frames_per_step > 1 and self.pattern != "delay":
-            raise ValueError(f"model.frames_per_step {self.frames_per_step} needs model.pattern delay")
-        if self.cross_align not in CROSS_ALIGN:
-            raise ValueError(f"model.cross_align {self.cross_align!r}: expected one of {CROSS_ALIGN}")
-        if self.align_units not in ALIGN_UNITS:
-            raise ValueError(f"model.align_units {self.align_units!r}: expected one of {ALIGN_UNITS}")
-        if self.align_source not in ALIGN_SOURCES:
-            raise ValueError(f"model.align_source {self.align_source!r}: expected one of {ALIGN_SOURCES}")
-        if self.align_source == "timed" and (self.cross_align != "prior" or self.bert_dim):
-            raise ValueError("model.align_source timed moves the alignment prior: it needs model.cross_align prior "
-                             "and lyric ids as the memory (model.bert_dim 0)")
-        if self.prior_kernel not in PRIOR_KERNELS:
-            raise ValueError(f"model.prior_kernel {self.prior_kernel!r}: expected one of {PRIOR_KERNELS}")
-        if self.d_model % self.n_heads:
-            raise ValueError(f"model.d_model {self.d_model} is not a multiple of n_heads {self.n_heads}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @property
-    def window_frames(self) -> int:
-        return self.max_tokens // self.num_codebooks
-
+from model.model_config import ModelConfig
 
 @dataclass
 class FuturePrediction:

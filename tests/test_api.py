@@ -48,7 +48,7 @@ def test_api_batch_matches_the_command_line(trained_run, tmp_path):
     import soundfile as sf
 
     from model.api import AutoSong
-    from model.generate_cli import run
+    from autosong.generate_cli import run
     from model.sampler import SamplingConfig
 
     song = AutoSong.load(trained_run, device="cpu")

@@ -15,9 +15,9 @@ def _bench_sing():
 
 
 def test_the_benchmarks_default_row_is_what_generate_and_eval_sample_with():
-    from eval.cli import parser as eval_parser
-    from model.generate_cli import parser as generate_parser
-    from model.sampling import sampling_from_args
+    from autosong.eval_cli import parser as eval_parser
+    from autosong.generate_cli import parser as generate_parser
+    from autosong.command_line import sampling_from_args
 
     bench = _bench_sing()
     assert bench.sampler("default", 7) == SamplingConfig(seed=7)

@@ -15,7 +15,7 @@ from model.autoencoders import AEConfig
 from model.config_checks import check_ranges, ranged
 from manifests.errors import AutoSongError
 from model.stages import stage_named
-from model.transformer import ModelConfig
+from model.model_config import ModelConfig
 from train.finetune import FinetuneConfig
 
 @dataclass

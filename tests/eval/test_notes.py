@@ -21,7 +21,7 @@ def test_note_error_rate_is_zero_on_itself_and_near_one_by_chance():
 def test_transcriber_hears_the_synth_songs_notes(tokenizer):
     import soxr
 
-    from eval.singing import expected_notes
+    from model.synth_music import expected_notes
     from model.synth_music import GENRES, SAMPLE_RATE, make_lyrics, render_song, song_seconds
 
     rates = []

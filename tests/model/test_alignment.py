@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from model.attention import Alignment
-from model.transformer import ModelConfig
+from model.model_config import ModelConfig
 from tests.model.test_transformer import batch, tiny
 
 

@@ -24,7 +24,8 @@ def _synth_song(seed: int, seconds: float = 6.0):
 
 
 def test_codec_train_quantizes_without_collapse_and_saves_a_loadable_codec(tmp_path):
-    from train.codec import CodecTrainConfig, train_codec
+    from train.codec.config import CodecTrainConfig
+    from train.codec.trainer import train_codec
 
     cfg = CodecTrainConfig(steps=60, songs=2, song_seconds=3.0, ae_warmup=0.5, save_every=30, threads=1)
     log = train_codec(cfg, tmp_path / "codec", log=lambda *_: None)
@@ -47,9 +48,9 @@ def test_centering_the_latents_leaves_the_codec_unchanged():
     import torch
     from transformers import EncodecModel
 
-    from train.codec import CodecTrainConfig, encodec_config
-    from train.codec_data import random_crops, training_audio
-    from train.codec_vq import center_latents
+    from train.codec.config import CodecTrainConfig, encodec_config
+    from train.codec.data import random_crops, training_audio
+    from train.codec.vq import center_latents
 
     torch.manual_seed(0)
     cfg = CodecTrainConfig(songs=2, song_seconds=3.0)
@@ -71,13 +72,13 @@ def test_codec_train_cli(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     assert (tmp_path / "c/model.safetensors").exists() and "--codec" in out.stdout
     bad = autosong("codec", "fly")
-    assert bad.returncode == 2 and "usage: autosong codec train" in bad.stderr
+    assert bad.returncode == 2 and "usage: autosong codec check" in bad.stderr and "autosong codec train" in bad.stderr
     clash = autosong("codec", "train", "--out", str(tmp_path / "d"), "--num-filters", "16", "--hidden-size", "32")
     assert clash.returncode == 2 and "Traceback" not in clash.stderr and "--hidden-size at most --num-filters" in clash.stderr
 
 
 def test_codec_strides_must_make_75_frames_a_second():
-    from train.codec import CodecTrainConfig, encodec_config
+    from train.codec.config import CodecTrainConfig, encodec_config
 
     one = encodec_config(CodecTrainConfig(upsampling_ratios="320", num_filters=4, hidden_size=8,
                                                 encoder_init="random"))
@@ -90,7 +91,7 @@ def test_codec_strides_must_make_75_frames_a_second():
 
 def test_codec_train_reads_a_corpus_folder_and_skips_what_does_not_decode(tmp_path):
     from pipeline.synth import synth_corpus
-    from train.codec_data import corpus_audio
+    from train.codec.data import corpus_audio
 
     synth_corpus(tmp_path / "c", songs=2, seconds=2, seed=3)
     broken = tmp_path / "c/song_broken"

@@ -8,7 +8,7 @@ import pytest
 from model.autoencoders import AEConfig
 from model.config_checks import check_ranges
 from model.sampler import SamplingConfig
-from model.transformer import ModelConfig
+from model.model_config import ModelConfig
 from train.config import TrainConfig
 
 CONFIGS = [(ModelConfig, "model"), (TrainConfig, "train"), (AEConfig, "ae"), (SamplingConfig, "sampling")]

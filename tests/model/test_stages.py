@@ -27,3 +27,9 @@ def test_each_stage_builds_its_model_from_its_own_section(name):
 def test_an_unknown_stage_is_refused_naming_the_known_ones():
     with pytest.raises(AutoSongError, match="stage 'diffusion': expected one of sound, latent, gumbel_ae, vqvae"):
         stage_named("diffusion")
+
+
+def test_every_stage_has_a_row_in_the_eval_table():
+    from eval.stages import EVALS
+
+    assert set(EVALS) == set(STAGES)

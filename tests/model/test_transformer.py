@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from model.transformer import ModelConfig, SoundTransformer
+from model.model_config import ModelConfig
+from model.transformer import SoundTransformer
 
 VARIANTS = [(p, n) for p in ("flatten", "delay") for n in ("post", "pre")]
 

@@ -7,7 +7,7 @@ import pytest
 
 from manifests import DatasetCard, read_manifest
 from pipeline.build import BuildConfig, build
-from pipeline.cli import main as pipeline_main
+from autosong.pipeline_cli import main as pipeline_main
 from pipeline.verify import verify
 from tests.pipeline.conftest import GOOD, copy_tree
 

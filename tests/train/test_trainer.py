@@ -167,7 +167,8 @@ def test_export_reloads_to_the_same_logits(small_data, tmp_path):
     from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
 
     from model.bundle import load_bundle
-    from model.transformer import ModelConfig, SoundTransformer
+    from model.model_config import ModelConfig
+    from model.transformer import SoundTransformer
 
     run = tmp_path / "run"
     assert train_cli("--data", str(small_data), "--run", str(run), "--steps", "3", *TINY).returncode == 0

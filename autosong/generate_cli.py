@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from autosong.command_line import HelpFormatter, check_writable_dir, real, run_cli, whole
+from autosong.command_line import (HelpFormatter, add_sampling_arguments, check_writable_dir, real,
+                                   run_cli, sampling_from_args, whole)
 from model.devices import add_arguments
 from model.threads import use_threads
-from model.sampling import add_sampling_arguments, sampling_from_args
 from manifests.errors import AutoSongError
 
 

@@ -1,4 +1,4 @@
-"""`autosong codec train`: teach a small EnCodec-architecture codec to reconstruct music.
+"""The codec trainer (`autosong codec train`): teach a small EnCodec-architecture codec to reconstruct music.
 
 The model is transformers' `EncodecModel` (24 kHz, 320 samples a frame, 75 frames/s) with a
 narrow config and a 1.5 kbps quantizer (2 codebooks x 1024). It learns from synth songs plus
@@ -15,11 +15,9 @@ steps, but a mapping over many pitches and timbres takes far longer); it is mean
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,80 +25,10 @@ import torch
 
 from model.audio_features import mel_filterbank
 from model.spectral_decoder import has_spectral_decoder
-from train.codec_data import random_crops, training_audio
-from train.codec_vq import center_latents, quantize_train, seed_from_frames
-
-
-@dataclass
-class CodecTrainConfig:
-    steps: int = 16000
-    minutes: float = 0.0        # > 0: train for this long instead of `steps` (equal-time ablations)
-    batch: int = 4
-    crop_seconds: float = 1.0   # 75 frames: the spectral decoder sees +-18 frames around each
-    lr: float = 2e-3
-    lr_min: float = 1e-4
-    songs: int = 128            # songs in the training set (plus the reference signal)
-    data: str = ""              # a corpus folder (DATASET/song_*/audio.*) to learn from; "" = synth songs
-    song_seconds: float = 12.0
-    num_filters: int = 64       # EnCodec's channel width (the full model uses 32); with the Fourier
-                                # start, the frequencies analysed
-    upsampling_ratios: str = "80,4"  # decoder strides, product 320 (the encoder mirrors them: 4, then 80)
-    hidden_size: int = 32       # latent width = codebook dimension (low: nearest codes stay meaningful)
-    residual_layers: int = 0    # EnCodec's residual blocks per stride (the Fourier start needs none)
-    encoder_init: str = "fourier"  # fourier (train/encoder_init.py: a spectrum analyser to start from) | random
-    decoder: str = "spectral"   # spectral (STFT magnitudes, phase reconstructed) | encodec (its waveform decoder)
-    decoder_channels: int = 256  # the spectral decoder's width
-    decoder_blocks: int = 6     # and its ConvNeXt blocks
-    commitment: float = 1.0
-    ema_decay: float = 0.99
-    dead_fraction: float = 0.5  # revive a code used less than this share of a uniform code's use
-    ae_warmup: float = 0.2      # share of training without the quantizer (see below); 1 = never quantize
-    save_every: int = 1000      # the codec directory is rewritten this often (a crash keeps it)
-    seed: int = 0
-    threads: int = 0            # 0 = torch's default
-    device: str = "auto"        # auto (cuda where present) | cpu | cuda[:N]
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-COLLAPSED_BELOW = 16  # distinct codes in a training batch (~4 x 1 s crops, 300 frames)
-
-
-def encodec_config(cfg: CodecTrainConfig):
-    from transformers import EncodecConfig
-
-    if cfg.decoder not in ("spectral", "encodec"):
-        raise ValueError(f"--decoder {cfg.decoder}: expected spectral or encodec")
-    if cfg.encoder_init not in ("fourier", "random"):
-        raise ValueError(f"--encoder-init {cfg.encoder_init}: expected fourier or random")
-    ratios = [int(r) for r in cfg.upsampling_ratios.split(",")]
-    if math.prod(ratios) != 320:
-        raise ValueError(f"--upsampling-ratios {cfg.upsampling_ratios}: their product must be 320 "
-                         f"(24 kHz at 75 frames/s), got {math.prod(ratios)}")
-    if cfg.encoder_init == "fourier" and (len(cfg.upsampling_ratios.split(",")) != 2 or cfg.hidden_size > cfg.num_filters):
-        raise ValueError(f"--encoder-init fourier needs two strides (--upsampling-ratios 80,4) and --hidden-size "
-                         f"at most --num-filters (the frequencies analysed); got {cfg.upsampling_ratios} and "
-                         f"{cfg.hidden_size} > {cfg.num_filters}, or use --encoder-init random")
-
-    # target_bandwidths=[1.5] keeps exactly the 2 codebooks used, so the weights stay small.
-    return EncodecConfig(num_filters=cfg.num_filters, hidden_size=cfg.hidden_size, codebook_dim=cfg.hidden_size,
-                         num_lstm_layers=1, target_bandwidths=[1.5], upsampling_ratios=ratios,
-                         num_residual_layers=cfg.residual_layers)
-
-
-def codec_model(cfg: CodecTrainConfig):
-    """A fresh `EncodecModel`; with `decoder: spectral`, its decoder is a `SpectralDecoder`."""
-    from transformers import EncodecModel
-
-    from model.codec import spectral_encodec
-    from model.spectral_decoder import SpectralDecoderConfig
-
-    config = encodec_config(cfg)
-    if cfg.decoder == "encodec":
-        return EncodecModel(config)
-    return spectral_encodec(config.to_dict(), SpectralDecoderConfig(
-        latent_dim=cfg.hidden_size, channels=cfg.decoder_channels, blocks=cfg.decoder_blocks))
+from train.codec.config import COLLAPSED_BELOW, CodecTrainConfig, codec_model
+from train.codec.data import random_crops, training_audio
+from train.codec.encoder_init import fourier_init, keep_signal_channel
+from train.codec.vq import center_latents, quantize_train, seed_from_frames
 
 
 # ---- losses ------------------------------------------------------------------------------
@@ -159,8 +87,6 @@ def _finish_and_save(model, cfg: CodecTrainConfig, clips, crop: int, step: int, 
     model.eval()
     center_latents(model, clips, crop, np.random.default_rng([cfg.seed, step]))
     if last and cfg.encoder_init == "fourier":
-        from train.encoder_init import keep_signal_channel
-
         keep_signal_channel(model)
     model.train()
     _save(model, cfg, history, out)
@@ -179,8 +105,6 @@ def train_codec(cfg: CodecTrainConfig, out_dir: str | Path, log=lambda line: pri
     clips = training_audio(cfg, sr, log)
     crop = int(cfg.crop_seconds * sr) // hop * hop
     if cfg.encoder_init == "fourier":
-        from train.encoder_init import fourier_init
-
         fourier_init(model, clips, crop, np.random.default_rng([cfg.seed, 1]))
     spectral = SpectralLoss(sr).to(device)
     params = list(model.encoder.parameters()) + list(model.decoder.parameters())
@@ -246,49 +170,3 @@ def _save(model, cfg: CodecTrainConfig, history: list[dict], out: Path) -> None:
         (Path(tmp) / "train.json").write_text(json.dumps({"config": cfg.to_dict(), "history": history}, indent=2))
         for f in Path(tmp).iterdir():
             shutil.move(str(f), out / f.name)
-
-
-def parser() -> argparse.ArgumentParser:
-    from autosong.command_line import HelpFormatter
-
-    p = argparse.ArgumentParser(prog="autosong codec train", description=__doc__,
-                                formatter_class=HelpFormatter)
-    p.add_argument("--out", required=True, help="directory to write the codec to (then --codec DIR)")
-    for name, value in CodecTrainConfig().to_dict().items():
-        p.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`autosong codec train --out DIR [--steps N ...]` (also `python -m train.codec train ...`)."""
-    import sys
-
-    from autosong.command_line import run_cli
-
-    argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in ("-h", "--help"):  # the one command's help
-        parser().print_help()
-        return 0
-    if not argv or argv[0] != "train":
-        print("usage: autosong codec train --out DIR [options]   (`autosong codec train --help`)", file=sys.stderr)
-        return 2
-
-    def run(argv):
-        from manifests.errors import AutoSongError
-
-        args = vars(parser().parse_args(argv[1:]))
-        out = args.pop("out")
-        cfg = CodecTrainConfig(**args)
-        try:
-            encodec_config(cfg)  # flags that do not fit together: one line, before any work
-        except ValueError as err:
-            raise AutoSongError(str(err)) from None
-        train_codec(cfg, out)
-        print(f"wrote the codec to {out}: use --codec {out}")
-        return 0
-
-    return run_cli(run, argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -22,6 +22,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from train.codec.data import random_crops  # the trainer's crop sampler
+
 INPUT_SCALE = 0.05  # signals this small pass an ELU almost unchanged (x < 0: e^x - 1 ~ x)
 LOWEST_HZ = 150.0   # the first analysis frequency; the rest follow at the decimated window's bin spacing
 
@@ -111,7 +113,6 @@ def fourier_init(model, clips: list[np.ndarray], crop: int, rng: np.random.Gener
 @torch.no_grad()
 def _fit_last_conv(model, layers, last, clips, crop: int, rng, batches: int) -> None:
     """The last convolution: the magnitudes' principal components, on its present tap (causal)."""
-    from train.codec_data import random_crops  # the trainer's crop sampler
 
     F = model.config.num_filters
     _set(last, torch.zeros_like(last.conv.weight), torch.zeros(last.conv.weight.shape[0]))

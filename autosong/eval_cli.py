@@ -5,11 +5,11 @@ import argparse
 import json
 from pathlib import Path
 
-from autosong.command_line import HelpFormatter, real, run_cli, whole
+from autosong.command_line import (HelpFormatter, add_sampling_arguments, real, run_cli,
+                                   sampling_from_args, whole)
 from manifests.errors import AutoSongError
 from model.devices import add_arguments
 from model.threads import use_threads
-from model.sampling import add_sampling_arguments, sampling_from_args
 
 
 GENERATE_SECONDS = 30.0  # eval's generated songs, at most
@@ -36,6 +36,7 @@ def parser() -> argparse.ArgumentParser:
 def run(argv) -> int:
     from eval.line_alignment import format_line_alignment
     from eval.listening import write_outputs
+    from eval.stages import evaluate_stage, format_stage
     from model.api import AutoSong
     from model.bundle import load_bundle
     from model.devices import resolve_device, resolve_dtype
@@ -51,8 +52,8 @@ def run(argv) -> int:
     out = Path(args.out) if args.out else (Path(args.checkpoint) / "eval")
     out.mkdir(parents=True, exist_ok=True)
     stage = stage_named(bundle.stage)
-    result = stage.evaluate(bundle, args.data, args.split, args.max_songs, args.seed)
-    print(stage.format_eval(result))
+    result = evaluate_stage(bundle, args.data, args.split, args.max_songs, args.seed)
+    print(format_stage(bundle.stage, result))
     if stage.is_autoencoder:  # no songs of its own to generate
         (out / "eval.json").write_text(json.dumps(result, indent=2))
         print(f"\nwrote {out / 'eval.json'}")

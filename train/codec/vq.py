@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from model.spectral_decoder import has_spectral_decoder
-from train.codec_data import random_crops
+from train.codec.data import random_crops
 
 
 def quantize_train(model, emb: torch.Tensor, n_q: int, decay: float, dead_fraction: float,

@@ -3,13 +3,12 @@ song), plus the fixed reference signal, and random crops of them."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-if TYPE_CHECKING:
-    from train.codec import CodecTrainConfig
+from train.codec.config import CodecTrainConfig
+
 
 
 def corpus_audio(dataset: Path, songs: int, seconds: float, sample_rate: int, log=print) -> list[np.ndarray]:

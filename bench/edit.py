@@ -1,0 +1,156 @@
+"""Editing a song (`autosong edit`, model/edit.py), measured on held-out synth songs with a trained
+model, whose synth rule says which notes any lyrics should be sung to.
+
+For each of `--songs` held-out songs: a source is generated from its lyrics at its own length.
+Then it is edited from its second line with new lyrics: its first line kept, the rest another
+held-out song's lines (the "new lines"). As the control, the same source is edited with a third
+song's lines, and both edits are scored against the notes of the new lines that fit after the
+cut. Reported:
+- kept-prefix identity: the edit's codes before the cut equal the source's, bit for bit;
+- NER after the cut, own against control, the difference with a bootstrap 95 % interval;
+- line starts: where the alignment heads put the edited song's lines after the cut, against
+  where its sung notes say they start, beside the same figure for the fresh sources;
+- the cost: an edit's seconds per regenerated second against a fresh song's per second;
+- an instrumental of each source: the share of its length that holds a sung note (the synth
+  melody's pitch track), against the source's own.
+
+Usage: python bench/edit.py RUN DATA [--songs 16] [--threads 2] [--out bench/results/edit.json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+
+from eval.evaluate import bootstrap_ci, load_split  # noqa: E402
+from eval.line_alignment import sung_line_starts  # noqa: E402
+from eval.notes import singing_score, transcribe  # noqa: E402
+from model.edit import Edit, SourceSong  # noqa: E402
+from model.lyrics import default_tokenizer, lyric_words  # noqa: E402
+from model.sampling import SamplingConfig  # noqa: E402
+from model.synth_music import expected_notes, line_starts, sings_synth_notes  # noqa: E402
+
+FROM_LINE = 2
+
+
+def word_lines(lyrics: str) -> list[str]:
+    return [line for line in lyrics.split("\n") if lyric_words(line)]
+
+
+def new_lyrics(source: str, other: str) -> str:
+    """The source's lyrics up to its second line that holds words, then `other`'s lines with words."""
+    lines, kept, seen = source.split("\n"), [], 0
+    for line in lines:
+        if lyric_words(line):
+            seen += 1
+            if seen == FROM_LINE:
+                break
+        kept.append(line)
+    return "\n".join(kept + word_lines(other)) + "\n"
+
+
+def notes_after_cut(lyrics: str, genre: str, seconds: float) -> list[float]:
+    """The pitches the rule gives the lines from FROM_LINE on, as many as `seconds` of them hold."""
+    rule_starts = [t for t, line in zip(line_starts(lyrics, genre, default_tokenizer()),
+                                        [x for x in lyrics.split("\n") if x.strip()]) if lyric_words(line)]
+    at = rule_starts[FROM_LINE - 1]
+    return [p for t, _, p in expected_notes(lyrics, genre) if at <= t < at + seconds]
+
+
+def voiced_share(wav: np.ndarray, sr: int) -> float:
+    """The share of the song's length covered by transcribed notes (the melody's pitch track)."""
+    return sum(n.length for n in transcribe(wav, sr)) / (len(wav) / sr)
+
+
+def line_errors(song, codes, lyrics: str, genre: str, audio, sr: int, after_s: float = 0.0) -> list[float]:
+    """|found - sung| line starts (seconds) for the lines starting after `after_s` whose notes were sung."""
+    _, times = song.line_times(codes, lyrics, genre)
+    sung = [[n.start, n.length, n.pitch] for n in transcribe(audio, sr)]
+    truth = sung_line_starts(lyrics, genre, sung)
+    return [abs(f - t) for f, t in zip(times.starts, truth) if t is not None and t > after_s]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run")
+    p.add_argument("data")
+    p.add_argument("--songs", type=int, default=16)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=str(ROOT / "bench/results/edit.json"))
+    args = p.parse_args()
+
+    import torch
+
+    from model.api import AutoSong
+
+    torch.set_num_threads(args.threads)
+    song = AutoSong.load(args.run, "cpu", "fp32")
+    card, songs = load_split(args.data, "val", model=song.bundle)
+    songs = [s for s in songs if sings_synth_notes(card, s.genre) and len(word_lines(s.lyrics)) >= FROM_LINE]
+    songs = songs[: args.songs]
+    n, sr, rate = len(songs), song.codec.sample_rate, song.codec.frame_rate
+    cfg = SamplingConfig(seed=args.seed)
+    rows = []
+    for i, s in enumerate(songs):
+        other, third = songs[(i + 1) % n], songs[(i + 2) % n]
+        seconds = s.codes.shape[1] / rate
+        t0 = time.perf_counter()
+        made = song.generate(s.lyrics, s.genre, seconds, cfg)
+        fresh_s = time.perf_counter() - t0
+        source = SourceSong(made.codes[0], s.lyrics, s.genre, name=s.key)
+        mine, theirs = new_lyrics(s.lyrics, other.lyrics), new_lyrics(s.lyrics, third.lyrics)
+        try:
+            t0 = time.perf_counter()
+            edited = song.edit(source, Edit(from_line=FROM_LINE), mine, cfg)
+            edit_s = time.perf_counter() - t0
+        except Exception as err:  # a weak alignment of the source: counted, not fatal
+            rows.append({"key": s.key, "refused": str(err)})
+            continue
+        control = song.edit(source, Edit(from_line=FROM_LINE), theirs, cfg)
+        cut, cut_s = edited.cut_frame, edited.cut_frame / rate
+        expected = notes_after_cut(mine, s.genre, seconds - cut_s)
+        at = int(cut_s * sr)
+        own = singing_score([x.pitch for x in transcribe(edited.audio[at:], sr)], expected)
+        ctl = singing_score([x.pitch for x in transcribe(control.audio[at:], sr)], expected)
+        backing = song.edit(source, Edit(instrumental=True), None, cfg)
+        rows.append({
+            "key": s.key, "seconds": seconds, "cut_s": cut_s,
+            "kept_identical": bool(np.array_equal(edited.codes[:, :cut], np.asarray(made.codes[0])[:, :cut])),
+            "ner_own": own.ner, "ner_control": ctl.ner, "expected": len(expected),
+            "recall": own.recall, "precision": own.precision,
+            "fresh_s_per_s": fresh_s / seconds, "edit_s_per_s": edit_s / max(seconds - cut_s, 1 / rate),
+            "edit_line_errors": line_errors(song, edited.codes, mine, s.genre, edited.audio, sr, cut_s),
+            "fresh_line_errors": line_errors(song, made.codes[0], s.lyrics, s.genre, made.audio[0], sr),
+            "voiced_source": voiced_share(made.audio[0], sr), "voiced_instrumental": voiced_share(backing.audio, sr)})
+        print(f"{i + 1}/{n} {s.key}: cut {cut_s:.2f} s, kept identical {rows[-1]['kept_identical']}, "
+              f"NER own {own.ner:.2f} control {ctl.ner:.2f}", flush=True)
+    done = [r for r in rows if "refused" not in r]
+    diff = np.array([r["ner_control"] - r["ner_own"] for r in done])
+    edit_err = np.concatenate([r["edit_line_errors"] for r in done] or [[]])
+    fresh_err = np.concatenate([r["fresh_line_errors"] for r in done] or [[]])
+    mean = lambda key: float(np.mean([r[key] for r in done]))  # noqa: E731
+    summary = {
+        "songs": len(rows), "edited": len(done), "refused": [r for r in rows if "refused" in r],
+        "kept_identical": sum(r["kept_identical"] for r in done),
+        "ner_own": mean("ner_own"), "ner_control": mean("ner_control"),
+        "difference": {"mean": float(diff.mean()), "ci95": bootstrap_ci(diff, args.seed)},
+        "recall": mean("recall"), "precision": mean("precision"),
+        "line_error_edit": {"median": float(np.median(edit_err)) if len(edit_err) else None, "lines": len(edit_err)},
+        "line_error_fresh": {"median": float(np.median(fresh_err)) if len(fresh_err) else None, "lines": len(fresh_err)},
+        "fresh_s_per_s": mean("fresh_s_per_s"), "edit_s_per_s": mean("edit_s_per_s"),
+        "voiced_source": mean("voiced_source"), "voiced_instrumental": mean("voiced_instrumental")}
+    print(json.dumps({k: v for k, v in summary.items() if k != "refused"}, indent=2))
+    Path(args.out).write_text(json.dumps({"args": vars(args), "summary": summary, "rows": rows}, indent=2))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

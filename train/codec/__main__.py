@@ -1,0 +1,3 @@
+from autosong.codec_cli import main
+
+raise SystemExit(main())
