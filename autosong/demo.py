@@ -25,8 +25,9 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 DEMO_RECIPE = ["--model.pattern", "delay", "--train.lr_max", "0.006", "--train.lr_min", "0.0006"]
 # bench/sing.py's winner (bench/RESULTS.md, "Singing"): an auxiliary loss that predicts the first
 # codebook 8, 16 and 32 frames ahead, so the states must carry the notes to come, which only the
-# lyrics tell; on the same wall-clock budget its songs sing their own lyrics' notes best.
-SINGING_DESIGN = ["--model.future_frames", "[8,16,32]"]
+# lyrics tell; and the alignment prior's lyric coordinate learned (each id's sung length starts
+# from the syllable count). On the same wall-clock budget its songs sing their own notes best.
+SINGING_DESIGN = ["--model.future_frames", "[8,16,32]", "--model.align_units", "learned"]
 DEMO_TRAINING = [*DEMO_RECIPE, *SINGING_DESIGN]
 
 

@@ -20,7 +20,7 @@ processes of their own; the budget is wall-clock seconds of training under those
 Usage: python bench/sing.py                                # every design, 3 seeds, the demo's corpus
        python bench/sing.py --designs delay,future --seeds 0 --minutes 4
        python bench/sing.py --designs future --samplers all --seeds 0,1,2
-       python bench/sing.py --designs future --minutes 60 --seeds 0 --jobs 1 --threads 2   # the long run
+       python bench/sing.py --designs future+learned --minutes 60 --seeds 0 --jobs 1 --threads 2   # the long run
 """
 from __future__ import annotations
 
@@ -242,7 +242,7 @@ def main() -> None:
     p.add_argument("--designs", default=",".join(DESIGNS), help=f"comma-separated, of {', '.join(DESIGNS)}")
     p.add_argument("--samplers", default="default,T1 k250 cfg3",
                    help=f"comma-separated, of {', '.join(SAMPLERS)}; or all")
-    p.add_argument("--sweep", default="future", help="designs scored with every sampler row")
+    p.add_argument("--sweep", default="future", help="designs scored with every sampler row ('' for none)")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--minutes", type=float, default=4.0, help="wall-clock training budget of each run")
     p.add_argument("--songs", type=int, default=640, help="synth corpus (the demo's: 640 songs of >= 3 s)")
