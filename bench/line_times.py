@@ -37,7 +37,7 @@ def prior_only(model, songs, frame_rate: float) -> np.ndarray:
         frames, slots = song.line_timing()
         ids = torch.as_tensor(song.text.astype(np.int64))[None]
         progress = model.lyric_progress(ids, torch.ones_like(ids, dtype=torch.bool))
-        progress = progress[0].numpy() if progress is not None else np.linspace(0, 1, ids.shape[1])
+        progress = progress[0].detach().numpy() if progress is not None else np.linspace(0, 1, ids.shape[1])
         errors += list(np.abs(progress[slots] * song.codes.shape[1] - frames) / frame_rate)
     return np.array(errors)
 
