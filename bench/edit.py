@@ -64,16 +64,15 @@ def notes_after_cut(lyrics: str, genre: str, seconds: float) -> list[float]:
     return [p for t, _, p in expected_notes(lyrics, genre) if at <= t < at + seconds]
 
 
-def voiced_share(wav: np.ndarray, sr: int) -> float:
+def voiced_share(notes, seconds: float) -> float:
     """The share of the song's length covered by transcribed notes (the melody's pitch track)."""
-    return sum(n.length for n in transcribe(wav, sr)) / (len(wav) / sr)
+    return sum(n.length for n in notes) / seconds
 
 
-def line_errors(song, codes, lyrics: str, genre: str, audio, sr: int, after_s: float = 0.0) -> list[float]:
+def line_errors(song, codes, lyrics: str, genre: str, notes, after_s: float = 0.0) -> list[float]:
     """|found - sung| line starts (seconds) for the lines starting after `after_s` whose notes were sung."""
     _, times = song.line_times(codes, lyrics, genre)
-    sung = [[n.start, n.length, n.pitch] for n in transcribe(audio, sr)]
-    truth = sung_line_starts(lyrics, genre, sung)
+    truth = sung_line_starts(lyrics, genre, [[n.start, n.length, n.pitch] for n in notes])
     return [abs(f - t) for f, t in zip(times.starts, truth) if t is not None and t > after_s]
 
 
@@ -118,6 +117,7 @@ def main() -> None:
         cut, cut_s = edited.cut_frame, edited.cut_frame / rate
         expected = notes_after_cut(mine, s.genre, seconds - cut_s)
         at = int(cut_s * sr)
+        source_notes, edited_notes = transcribe(made.audio[0], sr), transcribe(edited.audio, sr)
         own = singing_score([x.pitch for x in transcribe(edited.audio[at:], sr)], expected)
         ctl = singing_score([x.pitch for x in transcribe(control.audio[at:], sr)], expected)
         backing = song.edit(source, Edit(instrumental=True), None, cfg)
@@ -127,9 +127,10 @@ def main() -> None:
             "ner_own": own.ner, "ner_control": ctl.ner, "expected": len(expected),
             "recall": own.recall, "precision": own.precision,
             "fresh_s_per_s": fresh_s / seconds, "edit_s_per_s": edit_s / max(seconds - cut_s, 1 / rate),
-            "edit_line_errors": line_errors(song, edited.codes, mine, s.genre, edited.audio, sr, cut_s),
-            "fresh_line_errors": line_errors(song, made.codes[0], s.lyrics, s.genre, made.audio[0], sr),
-            "voiced_source": voiced_share(made.audio[0], sr), "voiced_instrumental": voiced_share(backing.audio, sr)})
+            "edit_line_errors": line_errors(song, edited.codes, mine, s.genre, edited_notes, cut_s),
+            "fresh_line_errors": line_errors(song, made.codes[0], s.lyrics, s.genre, source_notes),
+            "voiced_source": voiced_share(source_notes, seconds),
+            "voiced_instrumental": voiced_share(transcribe(backing.audio, sr), len(backing.audio) / sr)})
         print(f"{i + 1}/{n} {s.key}: cut {cut_s:.2f} s, kept identical {rows[-1]['kept_identical']}, "
               f"NER own {own.ner:.2f} control {ctl.ner:.2f}", flush=True)
     done = [r for r in rows if "refused" not in r]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -27,15 +28,19 @@ ROOT = Path(__file__).resolve().parents[1]
 LYRICS = "[verse]\nni hao wo men yi qi chang\nyue liang zai tian shang\n[chorus]\nla la la wo ai ni\n"
 
 
+def _env() -> dict:
+    """The environment without OMP_NUM_THREADS, so each command chooses its threads itself."""
+    return {**{k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}, "DS_ACCELERATOR": "cpu"}
+
+
 def generate(run: str, seconds: float, out: Path, threads: int | None) -> float:
     """Wall seconds of one `autosong generate` process (start-up included)."""
     cmd = [sys.executable, "-m", "autosong_cli", "generate", "--checkpoint", run, "--lyrics", str(out / "l.txt"),
            "--seconds", str(seconds), "--seed", "0", "--out", str(out / "song.wav"), "--device", "cpu"]
     if threads:
         cmd += ["--threads", str(threads)]
-    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
     t0 = time.perf_counter()
-    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    done = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True)
     if done.returncode:
         raise SystemExit(done.stderr[-2000:])
     return time.perf_counter() - t0
@@ -47,9 +52,8 @@ def start_training(data: str, out: Path, threads: int | None, load: float) -> su
            "--run", str(out / "run"), "--steps", "100000", "--train.log_every", "10", "--train.micro_batch", "8"]
     if threads:
         cmd += ["--threads", str(threads)]
-    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
     log = open(out / "train.log", "w")
-    proc = subprocess.Popen(cmd, cwd=ROOT, env={**env, "DS_ACCELERATOR": "cpu"}, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=log, stderr=subprocess.STDOUT)
     deadline = time.time() + 300
     while time.time() < deadline:
         time.sleep(5)
@@ -90,7 +94,7 @@ def main() -> None:
             finally:
                 trainer.terminate()
                 trainer.wait()
-                subprocess.run(["rm", "-rf", str(run_dir)])
+                shutil.rmtree(run_dir)
             rows.append({"row": name, "generate_s": took, "load_before": load})
             time.sleep(30)  # let the load average fall back a little between rows
     print(f"{cores} cores; one {args.seconds:g} s song (a process each, start-up included):\n")
