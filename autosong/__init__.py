@@ -1,24 +1,13 @@
-"""The Python API under a name nobody's folder shadows: `from autosong import AutoSong`.
+"""AutoSong: whole songs from full lyrics and a genre. The Python API: `from autosong import AutoSong`.
 
-The project's own packages keep the design's short names (`model`, `train`, `eval`, `pipeline`,
-`manifests`), which a `model.py` in the working folder would hide (`'model' is not a package`).
-Importing them through here puts the installation's own folder first, so they are always ours.
+Every module lives under this one name. The stage folders (manifests/, model/, pipeline/, train/,
+eval/) sit at the top of the repository, as the design card lays them out, and are installed as
+`autosong.manifests`, `autosong.model`, ... (pyproject.toml's package-dir); this folder holds the
+commands. A user's own `model.py` or `train/` therefore hides nothing of ours.
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-_HOME = str(Path(__file__).resolve().parents[1])  # the folder that holds model/, train/, ...
-_OURS = ("model", "train", "eval", "pipeline", "manifests")
-
-for _name in _OURS:
-    _loaded = sys.modules.get(_name)
-    if _loaded is not None and not str(getattr(_loaded, "__file__", "") or "").startswith(_HOME):
-        raise ImportError(f"a module named {_name!r} from {getattr(_loaded, '__file__', '?')} is already imported and "
-                          f"hides AutoSong's own {_name!r} package: import autosong before it, or rename it")
-if sys.path[:1] != [_HOME]:
-    sys.path.insert(0, _HOME)
+from autosong.model.sampling import SamplingConfig  # torch-free
 
 __all__ = ["AutoSong", "Songs", "SamplingConfig", "SourceSong", "Edit"]
 
@@ -27,15 +16,11 @@ def __getattr__(name: str):
     """The API loads on first use (it imports torch), so that `autosong.command_line`, which every
     command imports, stays light."""
     if name in ("AutoSong", "Songs"):
-        from model import api
+        from autosong.model import api  # start-up time: torch
 
         return getattr(api, name)
-    if name == "SamplingConfig":
-        from model.sampling import SamplingConfig
-
-        return SamplingConfig
     if name in ("SourceSong", "Edit"):
-        from model import edit
+        from autosong.model import edit  # start-up time: torch
 
         return getattr(edit, name)
     raise AttributeError(f"module 'autosong' has no attribute {name!r}")

@@ -8,9 +8,12 @@ import sys
 from pathlib import Path
 
 from autosong.command_line import HelpFormatter, check_writable_dir, run_cli
-from model.devices import add_arguments
-from model.threads import use_threads
-from manifests.errors import AutoSongError
+from autosong.manifests.errors import AutoSongError
+from autosong.model.api import AutoSong
+from autosong.model.audio import AudioDecodeError, load_audio
+from autosong.model.devices import add_arguments
+from autosong.model.lyrics import lyric_words, read_lyrics_file, weak_encoding_warning
+from autosong.model.threads import use_threads
 
 
 def parser() -> argparse.ArgumentParser:
@@ -26,10 +29,6 @@ def parser() -> argparse.ArgumentParser:
 
 
 def run(argv) -> int:
-    from model.api import AutoSong
-    from model.audio import AudioDecodeError, load_audio
-    from model.lyrics import lyric_words, read_lyrics_file, weak_encoding_warning
-
     args = parser().parse_args(argv)
     use_threads(args.threads)
     for flag, path in (("--audio", args.audio), ("--lyrics", args.lyrics)):

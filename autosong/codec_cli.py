@@ -11,10 +11,12 @@ from pathlib import Path
 import numpy as np
 
 from autosong.command_line import HelpFormatter, real, run_cli, whole
-from eval import codec_check
-from manifests.errors import AutoSongError
-from train.codec import trainer
-from train.codec.config import CodecTrainConfig, encodec_config
+from autosong.eval import codec_check
+from autosong.manifests.errors import AutoSongError
+from autosong.model.codec import Codec
+from autosong.model.threads import use_threads
+from autosong.train.codec import trainer
+from autosong.train.codec.config import CodecTrainConfig, encodec_config
 
 USAGE = ("usage: autosong codec check AUDIO_DIR --codec X   (how a codec renders your music)\n"
          "       autosong codec train --out DIR [--data SONGS]   (train a codec: `autosong codec train --help`)")
@@ -32,9 +34,6 @@ def check_parser() -> argparse.ArgumentParser:
 
 
 def check(argv) -> int:
-    from model.codec import Codec
-    from model.threads import use_threads
-
     args = check_parser().parse_args(argv)
     use_threads(None)
     files = codec_check.audio_files(Path(args.audio), args.files)
@@ -70,7 +69,7 @@ def train(argv) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`autosong codec check ...` | `autosong codec train ...` (also `python -m train.codec ...`)."""
+    """`autosong codec check ...` | `autosong codec train ...` (also `python -m autosong.train.codec ...`)."""
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in ("-h", "--help"):
         print(USAGE)

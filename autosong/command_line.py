@@ -15,8 +15,8 @@ import math
 import os
 import sys
 
-from manifests.errors import AutoSongError, os_error_words
-from model.sampling import SamplingConfig
+from autosong.manifests.errors import AutoSongError, os_error_words
+from autosong.model.sampling import SamplingConfig
 
 _ENVIRONMENT_ERRNOS = (errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT, errno.EROFS)
 

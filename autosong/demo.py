@@ -13,8 +13,21 @@ import time
 from pathlib import Path
 
 from autosong.command_line import HelpFormatter, real, run_cli, whole
-from model.devices import add_arguments
-from model.threads import use_threads
+from autosong.eval.evaluate import evaluate, format_interval, format_table
+from autosong.eval.line_alignment import format_line_alignment
+from autosong.eval.listening import write_outputs
+from autosong.eval.singing import format_notes
+from autosong.eval_cli import add_line_alignment, add_note_errors
+from autosong.manifests.dataset import Dataset
+from autosong.model.api import AutoSong
+from autosong.model.devices import add_arguments
+from autosong.model.sampling import SamplingConfig
+from autosong.model.threads import use_threads
+from autosong.pipeline.build import BuildConfig, build
+from autosong.pipeline.summary import summary
+from autosong.pipeline.synth import synth_corpus
+from autosong.train.config import load_config
+from autosong.train.trainer import train
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 # Measured on the demo's corpus (bench/RESULTS.md): the delay pattern takes half the time per step
@@ -59,18 +72,6 @@ def run(argv) -> int:
 
     import torch.distributed as dist
 
-    from autosong.eval_cli import add_line_alignment, add_note_errors
-    from eval.line_alignment import format_line_alignment
-    from eval.listening import write_outputs
-    from eval.evaluate import evaluate, format_table
-    from model.api import AutoSong
-    from model.sampling import SamplingConfig
-    from pipeline.build import BuildConfig, build
-    from pipeline.summary import summary
-    from pipeline.synth import synth_corpus
-    from train.config import load_config
-    from train.trainer import train
-
     args = parser().parse_args(argv)
     if args.threads:  # else torch's every core, whatever the load: the demo's figures repeat bit for bit
         use_threads(args.threads)
@@ -87,6 +88,7 @@ def run(argv) -> int:
                                val_fraction=args.val_fraction))
     print(f"[2/5] pipeline build: {result.built} encoded, {result.kept} kept, {result.rejected} rejected  ({time.time() - t0:.0f} s)\n")
     print(summary(data), "\n")
+    data = Dataset.open(data)  # read once: training, the eval and the songs all take it
 
     run_dir = out / "run"
     if run_dir.exists():
@@ -95,7 +97,7 @@ def run(argv) -> int:
                                                    "--train.log_every", "25",
                                                    "--train.micro_batch", str(args.micro_batch), *DEMO_TRAINING,
                                                    *args.override])
-    trained = train(str(data), cfg, run_dir, str(CONFIGS / "deepspeed/zero1.json"))
+    trained = train(data, cfg, run_dir, str(CONFIGS / "deepspeed/zero1.json"))
     if dist.is_initialized():
         dist.destroy_process_group()
     print(f"[3/5] trained the tiny model through DeepSpeed: {trained.steps} steps, last loss {trained.last_loss:.3f}  ({time.time() - t0:.0f} s)")
@@ -104,16 +106,16 @@ def run(argv) -> int:
     bundle = song.bundle
     report_dir = out / "report"
     report_dir.mkdir(parents=True, exist_ok=True)
-    metrics = evaluate(bundle, str(data), "val", seed=args.seed)
+    metrics = evaluate(bundle, data, "val", seed=args.seed)
     print("[4/5] eval on held-out songs:\n")
     print(format_table(metrics), "\n")
 
-    add_line_alignment(song, metrics, str(data), "val", None)
+    add_line_alignment(song, metrics, data, "val", None)
     settings = SamplingConfig(seed=args.seed)  # the defaults generate and the studio use
-    add_note_errors(song, metrics, str(data), "val", args.notes, args.generate_seconds, settings)
+    add_note_errors(song, metrics, data, "val", args.notes, args.generate_seconds, settings)
     if "line_alignment" in metrics:
         print(format_line_alignment(metrics["line_alignment"]), "\n")
-    report = write_outputs(song, metrics, str(data), "val", report_dir, 2, args.generate_seconds, settings)
+    report = write_outputs(song, metrics, data, "val", report_dir, 2, args.generate_seconds, settings)
     print(f"[5/5] generated {len(metrics['generated'])} songs from held-out lyrics: {report_dir}/generated_*.wav  ({time.time() - t0:.0f} s)")
     print(headline(metrics))
     print(f"report: {report.resolve()}   ({time.time() - t0:.0f} s in all)")
@@ -122,9 +124,6 @@ def run(argv) -> int:
 
 def headline(metrics: dict) -> str:
     """The demo's answer: the lyric gain and, on synth data, the note error rates, with intervals."""
-    from eval.evaluate import format_interval
-    from eval.singing import format_notes
-
     gain = metrics["conditioning_gain"]["shuffled_lyrics"]
     lines = [f"\nconditioning gain, true vs shuffled lyrics, nats/token, 95% CI over held-out songs: "
              f"{format_interval(gain['mean'], gain['ci95'], gain['songs'])}"]

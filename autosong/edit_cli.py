@@ -17,11 +17,17 @@ from pathlib import Path
 
 import numpy as np
 
-from autosong.command_line import (HelpFormatter, add_sampling_arguments, check_writable_dir, real,
-                                   run_cli, sampling_from_args, whole)
-from manifests.errors import AutoSongError
-from model.devices import add_arguments
-from model.threads import use_threads
+from autosong.command_line import (HelpFormatter, add_sampling_arguments, check_writable_dir, real, run_cli,
+                                   sampling_from_args, whole)
+from autosong.manifests.codec_identity import require_same_codec
+from autosong.manifests.errors import AutoSongError
+from autosong.model.api import AutoSong
+from autosong.model.audio import AudioDecodeError, load_audio, write_wav
+from autosong.model.devices import add_arguments
+from autosong.model.edit import Edit, SourceSong
+from autosong.model.lrc import parse_lrc
+from autosong.model.lyrics import read_lyrics_file
+from autosong.model.threads import use_threads
 
 
 def parser() -> argparse.ArgumentParser:
@@ -46,12 +52,6 @@ def parser() -> argparse.ArgumentParser:
 
 def load_source(song, path: Path, lyrics_file: str | None, genre: str | None):
     """The SourceSong at `path`: a generated song's codes and records, or a recording encoded."""
-    from manifests.codec_identity import require_same_codec
-    from model.audio import AudioDecodeError, load_audio
-    from model.edit import SourceSong
-    from model.lrc import parse_lrc
-    from model.lyrics import read_lyrics_file
-
     if not path.is_file():
         raise AutoSongError(f"--source {path}: no such file")
     record = json.loads(path.with_suffix(".json").read_text()) if path.with_suffix(".json").is_file() else {}
@@ -78,11 +78,6 @@ def load_source(song, path: Path, lyrics_file: str | None, genre: str | None):
 
 
 def run(argv) -> int:
-    from model.api import AutoSong
-    from model.audio import write_wav
-    from model.edit import Edit
-    from model.lyrics import read_lyrics_file
-
     args = parser().parse_args(argv)
     use_threads(args.threads)
     out = Path(args.out)

@@ -5,11 +5,19 @@ import argparse
 import json
 from pathlib import Path
 
-from autosong.command_line import (HelpFormatter, add_sampling_arguments, real, run_cli,
-                                   sampling_from_args, whole)
-from manifests.errors import AutoSongError
-from model.devices import add_arguments
-from model.threads import use_threads
+from autosong.command_line import HelpFormatter, add_sampling_arguments, real, run_cli, sampling_from_args, whole
+from autosong.eval.evaluate import load_split
+from autosong.eval.line_alignment import format_line_alignment, generated_line_errors, line_alignment
+from autosong.eval.listening import write_outputs
+from autosong.eval.singing import format_note_errors, note_error_rates
+from autosong.eval.stages import evaluate_stage, format_stage
+from autosong.manifests.dataset import Dataset
+from autosong.manifests.errors import AutoSongError
+from autosong.model.api import AutoSong
+from autosong.model.bundle import load_bundle
+from autosong.model.devices import add_arguments, resolve_device, resolve_dtype
+from autosong.model.stages import stage_named
+from autosong.model.threads import use_threads
 
 
 GENERATE_SECONDS = 30.0  # eval's generated songs, at most
@@ -34,14 +42,6 @@ def parser() -> argparse.ArgumentParser:
 
 
 def run(argv) -> int:
-    from eval.line_alignment import format_line_alignment
-    from eval.listening import write_outputs
-    from eval.stages import evaluate_stage, format_stage
-    from model.api import AutoSong
-    from model.bundle import load_bundle
-    from model.devices import resolve_device, resolve_dtype
-    from model.stages import stage_named
-
     args = parser().parse_args(argv)
     use_threads(args.threads)
     if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
@@ -52,43 +52,37 @@ def run(argv) -> int:
     out = Path(args.out) if args.out else (Path(args.checkpoint) / "eval")
     out.mkdir(parents=True, exist_ok=True)
     stage = stage_named(bundle.stage)
-    result = evaluate_stage(bundle, args.data, args.split, args.max_songs, args.seed)
+    data = Dataset.open(args.data)  # read once; every part of the eval takes it
+    result = evaluate_stage(bundle, data, args.split, args.max_songs, args.seed)
     print(format_stage(bundle.stage, result))
     if stage.is_autoencoder:  # no songs of its own to generate
         (out / "eval.json").write_text(json.dumps(result, indent=2))
         print(f"\nwrote {out / 'eval.json'}")
         return 0
     song = AutoSong.from_bundle(bundle)  # codec (and a latent model's autoencoder), loaded once
-    add_line_alignment(song, result, args.data, args.split, args.max_songs)
+    add_line_alignment(song, result, data, args.split, args.max_songs)
     settings = sampling_from_args(args)
-    add_note_errors(song, result, args.data, args.split, args.notes, args.seconds, settings)
+    add_note_errors(song, result, data, args.split, args.notes, args.seconds, settings)
     if "line_alignment" in result:
         print("\n" + format_line_alignment(result["line_alignment"]))
-    report = write_outputs(song, result, args.data, args.split, out, args.generate, args.seconds, settings)
+    report = write_outputs(song, result, data, args.split, out, args.generate, args.seconds, settings)
     print(f"\nwrote {out / 'eval.json'} and {report}")
     return 0
 
 
-def add_line_alignment(song, result: dict, data: str, split: str, max_songs: int | None) -> None:
+def add_line_alignment(song, result: dict, data: Dataset, split: str, max_songs: int | None) -> None:
     """Where the model says held-out songs with lyrics.lrc sing each line, against the truth
     (eval/line_alignment.py; chooses the bundle's alignment heads if it has none)."""
-    from eval.evaluate import load_split
-    from eval.line_alignment import line_alignment
-
     found = line_alignment(song, load_split(data, split, max_songs, song.bundle)[1], data, split)
     if found is not None:
         result["line_alignment"] = found
 
 
-def add_note_errors(song, result: dict, data: str, split: str, count: int, seconds: float | None, settings) -> None:
+def add_note_errors(song, result: dict, data: Dataset, split: str, count: int, seconds: float | None, settings) -> None:
     """On a synth corpus, generate `count` held-out songs and their controls, and add the note
     error rate to `result` (and print it); with alignment heads, the generated songs' line-time
     errors and skipped or repeated lines go into result["line_alignment"]["generated"]."""
-    from eval.line_alignment import generated_line_errors
-    from eval.singing import format_note_errors, note_error_rates
-    from manifests import DatasetCard
-
-    if count <= 0 or DatasetCard.load(data).synth is None or song.bundle.parent:
+    if count <= 0 or data.card.synth is None or song.bundle.parent:
         return
     result["note_errors"] = note_error_rates(song, data, split, count, seconds, settings)
     print("\n" + format_note_errors(result["note_errors"]))

@@ -10,11 +10,14 @@ from pathlib import Path
 
 import numpy as np
 
-from autosong.command_line import (HelpFormatter, add_sampling_arguments, check_writable_dir, real,
-                                   run_cli, sampling_from_args, whole)
-from model.devices import add_arguments
-from model.threads import use_threads
-from manifests.errors import AutoSongError
+from autosong.command_line import (HelpFormatter, add_sampling_arguments, check_writable_dir, real, run_cli,
+                                   sampling_from_args, whole)
+from autosong.manifests.errors import AutoSongError
+from autosong.model.api import AutoSong, song_paths
+from autosong.model.audio import load_audio
+from autosong.model.devices import add_arguments
+from autosong.model.lyrics import read_lyrics_file, weak_encoding_warning
+from autosong.model.threads import use_threads
 
 
 def parser() -> argparse.ArgumentParser:
@@ -43,10 +46,6 @@ def parser() -> argparse.ArgumentParser:
 
 
 def run(argv) -> int:
-    from model.api import AutoSong, song_paths
-    from model.audio import load_audio
-    from model.lyrics import read_lyrics_file, weak_encoding_warning
-
     args = parser().parse_args(argv)
     use_threads(args.threads)
     lyrics_path = Path(args.lyrics)

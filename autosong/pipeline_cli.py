@@ -1,4 +1,4 @@
-"""`autosong pipeline ...` (= `python -m pipeline ...`): build, verify, inspect, encode-latents, synth."""
+"""`autosong pipeline ...` (= `python -m autosong.pipeline ...`): build, verify, inspect, encode-latents, synth."""
 from __future__ import annotations
 
 import argparse
@@ -6,19 +6,20 @@ import sys
 from pathlib import Path
 
 from autosong.command_line import HelpFormatter, real, run_cli, whole
+from autosong.pipeline.build import BuildConfig, build
+from autosong.pipeline.latents import encode_latents
+from autosong.pipeline.summary import summary
+from autosong.pipeline.synth import synth_corpus
+from autosong.pipeline.verify import verify
 
 
 def _synth(args) -> int:
-    from pipeline.synth import synth_corpus
-
     folders = synth_corpus(args.dir, songs=args.songs, seconds=args.seconds, seed=args.seed, breaks=args.breaks)
     print(f"wrote {len(folders)} songs of {args.seconds:g} s{' with instrumental breaks' if args.breaks else ''} to {args.dir}")
     return 0
 
 
 def _build(args) -> int:
-    from pipeline.build import BuildConfig, build
-
     cfg = BuildConfig(dataset=args.dataset, out=args.out, codec=args.codec, text=args.text,
                       max_seconds=args.max_seconds, shard_samples=args.shard_samples, workers=args.workers,
                       ray_address=args.ray_address, val_fraction=args.val_fraction,
@@ -40,8 +41,6 @@ def _build(args) -> int:
 
 
 def _verify(args) -> int:
-    from pipeline.verify import verify
-
     checked, problems = verify(args.out)
     for problem in problems:
         print(f"BAD {problem}")
@@ -50,15 +49,11 @@ def _verify(args) -> int:
 
 
 def _inspect(args) -> int:
-    from pipeline.summary import summary
-
     print(summary(args.out))
     return 0
 
 
 def _encode_latents(args) -> int:
-    from pipeline.latents import encode_latents
-
     target = encode_latents(args.out, args.ae, args.name, args.shard_samples)
     print(f"wrote latent dataset {target} (train stage 2 with: autosong train --stage latent --data {target} ...)")
     return 0

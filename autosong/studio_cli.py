@@ -9,8 +9,9 @@ import tempfile
 from pathlib import Path
 
 from autosong.command_line import HelpFormatter, run_cli, whole
-from model.devices import add_arguments
-from model.threads import use_threads
+from autosong.eval.studio_service import Studio, find_runs
+from autosong.model.devices import add_arguments
+from autosong.model.threads import use_threads
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
@@ -27,9 +28,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def run(argv) -> int:
-    args = parser().parse_args(argv)  # --help answers before Gradio is imported (seconds)
-    from eval.studio_app import CSS, build, theme
-    from eval.studio_service import Studio, find_runs
+    args = parser().parse_args(argv)
+    from autosong.eval.studio_app import CSS, build, theme  # start-up time: Gradio takes seconds; --help answers first
 
     use_threads(args.threads)
     if args.host not in LOCAL_HOSTS:

@@ -1,11 +1,13 @@
-"""`autosong train` (= `python -m train`, = `deepspeed --module train ...` on a cluster)."""
+"""`autosong train` (= `python -m autosong.train`, = `deepspeed --module autosong.train ...` on a cluster)."""
 from __future__ import annotations
 
 import argparse
 
 from autosong.command_line import HelpFormatter, check_writable_dir, run_cli, whole
-from model.threads import add_threads_argument, use_threads
-from model.stages import STAGES
+from autosong.model.stages import STAGES
+from autosong.model.threads import add_threads_argument, use_threads
+from autosong.train.config import DEFAULT_PRESET, RunConfig, apply_overrides, config_from_base, load_config
+from autosong.train.trainer import saved_run_config, train
 
 
 def parser() -> argparse.ArgumentParser:
@@ -42,9 +44,6 @@ def parser() -> argparse.ArgumentParser:
 
 
 def run(argv) -> int:
-    from train.config import DEFAULT_PRESET, apply_overrides, config_from_base, load_config
-    from train.trainer import saved_run_config, train
-
     args, overrides = parser().parse_known_args(argv)
     use_threads(args.threads)
     if args.steps is not None:
@@ -64,8 +63,6 @@ def run(argv) -> int:
     else:
         cfg = load_config(args.config or DEFAULT_PRESET, overrides)
     if args.stage:
-        from train.config import RunConfig
-
         cfg = RunConfig.from_dict({**cfg.to_dict(), "stage": args.stage})
     check_writable_dir(args.run)  # one line now, not after DeepSpeed has started
     result = train(args.data, cfg, args.run, args.deepspeed, resume=args.resume, stop_at=args.stop_at,

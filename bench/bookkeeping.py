@@ -10,13 +10,11 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 
 def sample_row(i: int, shard: str) -> dict:
@@ -28,9 +26,9 @@ def sample_row(i: int, shard: str) -> dict:
 
 
 def main() -> None:
-    from manifests import DatasetCard, write_manifest
-    from pipeline.index import DatasetIndex
-    from pipeline.shards import ShardInfo
+    from autosong.manifests import DatasetCard, write_manifest
+    from autosong.pipeline.index import DatasetIndex
+    from autosong.pipeline.shards import ShardInfo
 
     p = argparse.ArgumentParser()
     p.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])

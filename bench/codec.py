@@ -22,13 +22,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 
 def make_codec(size: str, window_seconds: float):
     import torch
 
-    from model.codec import Codec, CodecConfig, seed_codebooks
+    from autosong.model.codec import Codec, CodecConfig, seed_codebooks
 
     if size == "test":
         return Codec.load(size, window_seconds=window_seconds)
@@ -64,8 +63,8 @@ def unseen_songs(count: int, seconds: float = 8.0) -> list[tuple]:
     import numpy as np
     import soxr
 
-    from model.lyrics import default_tokenizer
-    from model.synth_music import GENRES, SAMPLE_RATE, make_lyrics, note_timeline, render_song, song_seconds
+    from autosong.model.lyrics import default_tokenizer
+    from autosong.model.synth_music import GENRES, SAMPLE_RATE, make_lyrics, note_timeline, render_song, song_seconds
 
     tok = default_tokenizer()
     songs = []
@@ -85,9 +84,9 @@ def quality(songs: int, out_png: Path, trained: str | None) -> dict:
     import numpy as np
     from PIL import Image
 
-    from eval.audio_metrics import mel_distance, note_pitch_accuracy
-    from eval.report import png_bytes, spectrogram_png
-    from model.codec import Codec
+    from autosong.eval.audio_metrics import mel_distance, note_pitch_accuracy
+    from autosong.eval.report import png_bytes, spectrogram_png
+    from autosong.model.codec import Codec
 
     codecs = {"test": Codec.load("test"), "tiny": Codec.load("tiny")}
     if trained:

@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 
 def reconstruct(model, wav, through_vq: bool):
@@ -43,9 +42,9 @@ def evaluate(model, through_vq: bool, songs: int = 6) -> dict:
     import numpy as np
     import soxr
 
-    from eval.audio_metrics import estimate_pitch, mel_distance, note_pitch_accuracy
-    from model.lyrics import default_tokenizer
-    from model.synth_music import GENRES, SAMPLE_RATE, make_lyrics, note_timeline, render_song, song_seconds
+    from autosong.eval.audio_metrics import estimate_pitch, mel_distance, note_pitch_accuracy
+    from autosong.model.lyrics import default_tokenizer
+    from autosong.model.synth_music import GENRES, SAMPLE_RATE, make_lyrics, note_timeline, render_song, song_seconds
 
     tok, sr = default_tokenizer(), 24_000
     hits = notes = 0
@@ -72,8 +71,8 @@ def main() -> None:
     import torch
     from transformers import EncodecModel
 
-    from train.codec.config import CodecTrainConfig
-    from train.codec.trainer import train_codec
+    from autosong.train.codec.config import CodecTrainConfig
+    from autosong.train.codec.trainer import train_codec
 
     name, minutes, *fields = sys.argv[1:]
     types = {f.name: type(f.default) for f in dataclasses.fields(CodecTrainConfig)}

@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 RECIPES = {  # name: (phase_init, griffin_lim_iterations)
     "griffin-lim 32, zero phase": ("zeros", 32),
@@ -34,9 +32,9 @@ def main() -> None:
     import torch
 
     from bench.codec import unseen_songs
-    from eval.audio_metrics import mel_distance, note_pitch_accuracy
-    from model.codec import Codec
-    from model.phase import griffin_lim, stft, vocoder_phase
+    from autosong.eval.audio_metrics import mel_distance, note_pitch_accuracy
+    from autosong.model.codec import Codec
+    from autosong.model.phase import griffin_lim, stft, vocoder_phase
 
     p = argparse.ArgumentParser()
     p.add_argument("--codec", default="tiny", help="a spectral-decoder codec (tiny or a directory)")

@@ -20,22 +20,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from eval.evaluate import bootstrap_ci, load_split  # noqa: E402
-from eval.line_alignment import sung_line_starts  # noqa: E402
-from eval.notes import singing_score, transcribe  # noqa: E402
-from model.edit import Edit, SourceSong  # noqa: E402
-from model.lyrics import default_tokenizer, lyric_words  # noqa: E402
-from model.sampling import SamplingConfig  # noqa: E402
-from model.synth_music import expected_notes, line_starts, sings_synth_notes  # noqa: E402
+from autosong.eval.evaluate import bootstrap_ci, load_split  # noqa: E402
+from autosong.eval.line_alignment import sung_line_starts  # noqa: E402
+from autosong.eval.notes import singing_score, transcribe  # noqa: E402
+from autosong.model.edit import Edit, SourceSong  # noqa: E402
+from autosong.model.lyrics import default_tokenizer, lyric_words  # noqa: E402
+from autosong.model.sampling import SamplingConfig  # noqa: E402
+from autosong.model.synth_music import expected_notes, line_starts, sings_synth_notes  # noqa: E402
 
 FROM_LINE = 2
 
@@ -88,7 +86,7 @@ def main() -> None:
 
     import torch
 
-    from model.api import AutoSong
+    from autosong.model.api import AutoSong
 
     torch.set_num_threads(args.threads)
     song = AutoSong.load(args.run, "cpu", "fp32")

@@ -17,12 +17,10 @@ import argparse
 import json
 import os
 import shutil
-import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DS_ACCELERATOR", "cpu")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
@@ -47,9 +45,9 @@ def split_by_genre(corpus: Path, new_genre: str, a_dir: Path, new_dir: Path) -> 
 
 def trainable(run_cfg, data: str) -> int:
     """Parameters a variant trains, counted on the model as the trainer sets it up."""
-    from manifests import DatasetCard
-    from train.finetune import Tuning
-    from train.trainer import TrainStep, fill_from_dataset
+    from autosong.manifests import DatasetCard
+    from autosong.train.finetune import Tuning
+    from autosong.train.trainer import TrainStep, fill_from_dataset
 
     card = DatasetCard.load(data)
     cfg = fill_from_dataset(run_cfg, card)
@@ -65,10 +63,10 @@ def trainable(run_cfg, data: str) -> int:
 def prepare(args, work: Path, recipe: list[str], zero1: str) -> None:
     """The corpora, the base trained on genres A, and the two targets built with its genre slots
     (kept from an earlier run with --reuse)."""
-    from pipeline.build import BuildConfig, build
-    from pipeline.synth import synth_corpus
-    from train.config import load_config
-    from train.trainer import train
+    from autosong.pipeline.build import BuildConfig, build
+    from autosong.pipeline.synth import synth_corpus
+    from autosong.train.config import load_config
+    from autosong.train.trainer import train
 
     data_a, data_new, data_lyrics, base = work / "data_a", work / "data_new", work / "data_lyrics", work / "base"
     if not (args.reuse and (base / "export/config.json").exists() and (data_new / "dataset.json").exists()):
@@ -94,10 +92,10 @@ def prepare(args, work: Path, recipe: list[str], zero1: str) -> None:
 def run_variant(name, target, data, ce_base, base, base_a, args, recipe, zero1, work) -> dict:
     """Train one variant on `data` for args.steps, then its held-out CE and lyric gain there, and
     its CE on genres A's held-out songs (forgetting)."""
-    from eval.evaluate import evaluate
-    from model.bundle import load_bundle
-    from train.config import load_config
-    from train.trainer import train
+    from autosong.eval.evaluate import evaluate
+    from autosong.model.bundle import load_bundle
+    from autosong.train.config import load_config
+    from autosong.train.trainer import train
 
     from_base, overrides = VARIANTS[name]
     start = ["--finetune.init_from", str(base)] if from_base else []
@@ -140,8 +138,8 @@ def main() -> None:
     import torch.distributed as dist
 
     from autosong.demo import DEMO_RECIPE
-    from eval.evaluate import evaluate
-    from model.bundle import load_bundle
+    from autosong.eval.evaluate import evaluate
+    from autosong.model.bundle import load_bundle
 
     work, t0 = Path(args.work), time.time()
     data_a, data_new, data_lyrics, base = work / "data_a", work / "data_new", work / "data_lyrics", work / "base"

@@ -15,20 +15,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 
 def build_model(config: str, tokens: int, pattern: str | None, overrides: tuple[str, ...] = ()):
     """The preset's model at `tokens` per window; `pattern` None keeps the preset's own layout."""
     import torch
 
-    from model.transformer import SoundTransformer
-    from train.config import load_config
+    from autosong.model.transformer import SoundTransformer
+    from autosong.train.config import load_config
 
     layout = ["--model.pattern", pattern] if pattern else []
     cfg = load_config(ROOT / config, ["--model.max_tokens", str(tokens), *layout, *overrides])
@@ -39,7 +37,7 @@ def build_model(config: str, tokens: int, pattern: str | None, overrides: tuple[
 def cached_tokens_per_s(model, frames: int) -> float:
     import torch
 
-    from model.sampler import Sampler, SamplingConfig
+    from autosong.model.sampler import Sampler, SamplingConfig
 
     ids, mask = torch.randint(5, 2800, (1, 100)), torch.ones(1, 100, dtype=torch.bool)
     t0 = time.perf_counter()
@@ -53,7 +51,7 @@ def recompute_tokens_per_s(model, frames: int, full: bool) -> float:
     C = model.cfg.num_codebooks
     ids, mask = torch.randint(5, 2800, (1, 100)), torch.ones(1, 100, dtype=torch.bool)
     if full:
-        from model.sampler import Sampler, SamplingConfig
+        from autosong.model.sampler import Sampler, SamplingConfig
 
         t0 = time.perf_counter()
         Sampler(model, recompute=True).generate(ids, mask, frames, SamplingConfig(temperature=1.0, guidance=1.0))
@@ -126,8 +124,8 @@ def compiled_table(config: str, seconds: float, device: str, dtype: str) -> list
     eager, static, compiled."""
     import torch
 
-    from model.devices import resolve_device, resolve_dtype
-    from model.sampler import Sampler, SamplingConfig
+    from autosong.model.devices import resolve_device, resolve_dtype
+    from autosong.model.sampler import Sampler, SamplingConfig
 
     dev = resolve_device(device)
     frames = int(seconds * 75)
@@ -169,8 +167,8 @@ def two_stage_table(config: str, seconds: float = 8.0) -> list[dict]:
     flatten model over a stride-4 VQ-VAE, whose decoder then makes the EnCodec tokens)."""
     import torch
 
-    from model.autoencoders import AEConfig, build_autoencoder
-    from model.sampler import Sampler, SamplingConfig
+    from autosong.model.autoencoders import AEConfig, build_autoencoder
+    from autosong.model.sampler import Sampler, SamplingConfig
 
     ids, mask = torch.randint(5, 2800, (1, 100)), torch.ones(1, 100, dtype=torch.bool)
     frames = int(seconds * 75)

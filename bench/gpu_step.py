@@ -11,12 +11,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 
 def engine_and_batch(args, overrides: list[str], device):
@@ -24,8 +22,8 @@ def engine_and_batch(args, overrides: list[str], device):
     import deepspeed
     import torch
 
-    from train.config import load_config
-    from train.trainer import TrainStep, deepspeed_config
+    from autosong.train.config import load_config
+    from autosong.train.trainer import TrainStep, deepspeed_config
 
     cfg = load_config(ROOT / args.config, ["--model.max_tokens", str(args.tokens), "--train.micro_batch", "1",
                                            "--train.grad_accum", "1", *overrides])
@@ -60,8 +58,8 @@ def main() -> None:
     import torch
     import torch.distributed as dist
 
-    from train.distributed import ensure_distributed_env
-    from train.flops import peak_flops, train_flops
+    from autosong.train.distributed import ensure_distributed_env
+    from autosong.train.flops import peak_flops, train_flops
 
     init = ensure_distributed_env()
     own = {"init_method": init, "rank": 0, "world_size": 1} if init else {}

@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 
 def gathered_lora(model, h, cb):
@@ -54,8 +52,8 @@ def measure(model, h, cb, lora, repeats: int) -> dict:
 def main() -> None:
     import torch
 
-    from model.model_config import ModelConfig
-    from model.transformer import SoundTransformer
+    from autosong.model.model_config import ModelConfig
+    from autosong.model.transformer import SoundTransformer
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--positions", type=int, default=4000)

@@ -23,11 +23,10 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from eval.evaluate import load_split  # noqa: E402
-from model.bundle import load_bundle  # noqa: E402
-from model.line_times import (choose_heads, choose_heads_untimed, onset_error_summary,  # noqa: E402
+from autosong.eval.evaluate import load_split  # noqa: E402
+from autosong.model.bundle import load_bundle  # noqa: E402
+from autosong.model.line_times import (choose_heads, choose_heads_untimed, onset_error_summary,  # noqa: E402
                               teacher_forced_errors)
 
 

@@ -20,12 +20,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DS_ACCELERATOR", "cpu")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
@@ -71,12 +69,12 @@ def main() -> None:
     import torch.distributed as dist
 
     from autosong.demo import DEMO_RECIPE
-    from eval.evaluate import evaluate
-    from model.bundle import load_bundle
-    from pipeline.build import BuildConfig, build
-    from pipeline.synth import synth_corpus
-    from train.config import load_config
-    from train.trainer import train
+    from autosong.eval.evaluate import evaluate
+    from autosong.model.bundle import load_bundle
+    from autosong.pipeline.build import BuildConfig, build
+    from autosong.pipeline.synth import synth_corpus
+    from autosong.train.config import load_config
+    from autosong.train.trainer import train
 
     work = Path(args.work)
     corpus, data = work / "corpus", work / "data"

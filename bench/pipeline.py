@@ -16,20 +16,18 @@ import json
 import multiprocessing as mp
 import os
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 
 def save_full_codec(directory: Path) -> None:
     import torch
     from transformers import EncodecConfig, EncodecModel
 
-    from model.codec import seed_codebooks
+    from autosong.model.codec import seed_codebooks
 
     torch.manual_seed(0)
     model = EncodecModel(EncodecConfig())
@@ -41,8 +39,8 @@ def _bare_worker(args) -> float:
     codec_dir, paths, barrier = args
     import torch
 
-    from model.codec import Codec
-    from model.audio import load_audio
+    from autosong.model.codec import Codec
+    from autosong.model.audio import load_audio
 
     torch.set_num_threads(1)
     codec = Codec.load(codec_dir)
@@ -65,7 +63,7 @@ def bare_codec(codec_dir: str, paths: list[str], workers: int) -> float:
 
 
 def pipeline_build(corpus: Path, codec_dir: str, workers: int, tmp: Path) -> float:
-    from pipeline.build import BuildConfig, build
+    from autosong.pipeline.build import BuildConfig, build
 
     out = tmp / f"out_w{workers}"
     shutil.rmtree(out, ignore_errors=True)
@@ -83,7 +81,7 @@ def main() -> None:
     p.add_argument("--out", default=str(ROOT / "bench/results/pipeline.json"))
     args = p.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    from pipeline.synth import synth_corpus
+    from autosong.pipeline.synth import synth_corpus
 
     tmp = Path(tempfile.mkdtemp(prefix="autosong-bench-"))
     corpus = tmp / "corpus"

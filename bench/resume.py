@@ -9,14 +9,12 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 
 def main() -> None:
@@ -26,9 +24,9 @@ def main() -> None:
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     import ray
 
-    from pipeline.build import BuildConfig, build
-    from pipeline.synth import synth_corpus
-    from train.data import ShardStream, StreamConfig
+    from autosong.pipeline.build import BuildConfig, build
+    from autosong.pipeline.synth import synth_corpus
+    from autosong.train.data import ShardStream, StreamConfig
 
     p = argparse.ArgumentParser()
     p.add_argument("--songs", type=int, default=32)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -19,7 +18,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 
 def make_corpus(root: Path, songs: int, seconds: float) -> int:
@@ -41,7 +39,7 @@ def make_corpus(root: Path, songs: int, seconds: float) -> int:
 
 
 def main() -> None:
-    from pipeline.scan import StatCache, scan_corpus
+    from autosong.pipeline.scan import StatCache, scan_corpus
 
     p = argparse.ArgumentParser()
     p.add_argument("--songs", type=int, default=2000)

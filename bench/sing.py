@@ -34,11 +34,10 @@ from dataclasses import asdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DS_ACCELERATOR", "cpu")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
-from model.sampling import SamplingConfig  # noqa: E402  (no torch: the parent process stays light)
+from autosong.model.sampling import SamplingConfig  # noqa: E402  (no torch: the parent process stays light)
 
 # Overrides on the demo's recipe (autosong/demo.py: the tiny preset, its learning rate, 8 songs a step).
 DESIGNS: dict[str, list[str]] = {
@@ -70,8 +69,8 @@ def sampler(name: str, seed: int) -> SamplingConfig:
 
 
 def build_corpus(work: Path, songs: int, seconds: float, breaks: bool) -> Path:
-    from pipeline.build import BuildConfig, build
-    from pipeline.synth import synth_corpus
+    from autosong.pipeline.build import BuildConfig, build
+    from autosong.pipeline.synth import synth_corpus
 
     data = work / "data"
     marker = work / "corpus.json"
@@ -88,7 +87,7 @@ def build_corpus(work: Path, songs: int, seconds: float, breaks: bool) -> Path:
 
 def run_config(design: str, seed: int, steps: int, extra: list[str], stage: str = "sound"):
     from autosong.demo import CONFIGS, DEMO_RECIPE
-    from train.config import load_config
+    from autosong.train.config import load_config
 
     common = ["--train.steps", str(steps), "--train.seed", str(seed), "--train.log_every", str(max(1, steps // 10)),
               "--train.ckpt_every", str(steps)]
@@ -106,7 +105,7 @@ def train_run(data: Path, cfg, run: Path) -> float:
     import shutil
 
     from autosong.demo import CONFIGS
-    from train.trainer import train
+    from autosong.train.trainer import train
 
     if run.exists():
         shutil.rmtree(run)
@@ -182,7 +181,7 @@ def train_two_stage(data: Path, work: Path, seed: int, budget: float, extra: lis
     """The seed's path on the same budget: the Gumbel autoencoder for a share of it, latents
     encoded, then the delay model over them for the rest (its step time measured once the
     latents exist)."""
-    from pipeline.latents import encode_latents
+    from autosong.pipeline.latents import encode_latents
 
     ae_budget = budget * TWO_STAGE_AE_SHARE
     ae_steps = max(10, int(ae_budget / ae_step))
@@ -199,8 +198,8 @@ def train_two_stage(data: Path, work: Path, seed: int, budget: float, extra: lis
 
 
 def score(run: Path, data: Path, samplers: list[str], seed: int, notes: int, cap_seconds: float) -> dict:
-    from eval.singing import note_error_rates
-    from model.api import AutoSong
+    from autosong.eval.singing import note_error_rates
+    from autosong.model.api import AutoSong
 
     song = AutoSong.load(run, "cpu", "fp32")
     out = {}

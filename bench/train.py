@@ -18,15 +18,14 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DS_ACCELERATOR", "cpu")
 
 
 def model_and_batches(config: str, tokens: int, micro_batch: int, n: int, ckpt: bool = False):
     import torch
 
-    from model.transformer import SoundTransformer
-    from train.config import load_config
+    from autosong.model.transformer import SoundTransformer
+    from autosong.train.config import load_config
 
     cfg = load_config(ROOT / config, ["--model.max_tokens", str(tokens), "--model.activation_checkpointing",
                                       str(ckpt).lower(), "--model.dropout", "0.0"])
@@ -70,8 +69,8 @@ def deepspeed_loop(model, batches, device, cfg, bf16: bool) -> float:
     import deepspeed
     import torch
 
-    from train.distributed import ensure_distributed_env
-    from train.trainer import deepspeed_config
+    from autosong.train.distributed import ensure_distributed_env
+    from autosong.train.trainer import deepspeed_config
 
     init = ensure_distributed_env()
     if not torch.distributed.is_initialized():

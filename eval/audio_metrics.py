@@ -9,14 +9,13 @@ essentially every note; `bench/codec.py` reports that ceiling beside each codec'
 from __future__ import annotations
 
 import numpy as np
+from autosong.model.audio_features import mel_filterbank
 
 LEAD_RANGE = (54.0, 108.0)  # MIDI: the synth's melodies lie here, its bass below
 
 
 def log_mel(wav: np.ndarray, sr: int, n_fft: int = 1024, n_mels: int = 64) -> np.ndarray:
     """log(mel power + 1e-5) [frames, n_mels]."""
-    from model.audio_features import mel_filterbank
-
     hop = n_fft // 4
     if len(wav) < n_fft:
         wav = np.pad(wav, (0, n_fft - len(wav)))

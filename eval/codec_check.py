@@ -13,8 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from eval.audio_metrics import mel_distance
-from manifests.errors import AutoSongError
+from autosong.eval.audio_metrics import mel_distance
+from autosong.manifests.errors import AutoSongError
+from autosong.model.audio import load_audio
 
 AUDIO_SUFFIXES = (".flac", ".wav", ".mp3", ".ogg")
 BANDS = ((0, 500), (500, 2000), (2000, 5000), (5000, 12000))  # Hz
@@ -54,8 +55,6 @@ def band_energy(wav: np.ndarray, sr: int) -> np.ndarray:
 
 
 def score_file(path: Path, codec, test_codec, seconds: float, rng: np.random.Generator) -> CodecScore:
-    from model.audio import load_audio
-
     sr = codec.sample_rate
     audio = load_audio(path, sr, max_seconds=seconds * 3)
     start = max(0, min(len(audio.wav) - int(seconds * sr), len(audio.wav) // 3))  # past an intro

@@ -7,38 +7,35 @@ over songs. Whole songs are scored in consecutive windows at their absolute fram
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from manifests import UNUSED_SLOT, DatasetCard, refuse_missing_shards, refuse_texts_longer_than
-from manifests.codec_identity import require_same_codec
-from manifests.sample_rows import read_sample_rows
-from model.bundle import Bundle
-from manifests.errors import AutoSongError
-from model.lyrics import default_tokenizer
-from model.padding import line_inputs, text_inputs
-from pipeline.shards import Sample, load_samples
+from autosong.manifests import DatasetCard, UNUSED_SLOT
+from autosong.manifests.codec_identity import require_same_codec
+from autosong.manifests.dataset import Dataset
+from autosong.manifests.errors import AutoSongError
+from autosong.manifests.shard_reader import Sample
+from autosong.model.bundle import Bundle
+from autosong.model.lyrics import default_tokenizer
+from autosong.model.padding import line_inputs, text_inputs
 
 CONDITIONS = ("true", "shuffled_lyrics", "empty_lyrics", "swapped_genre", "null_memory")
 
 
-def load_split(data: str, split: str, max_songs: int | None = None,
+def load_split(data: str | Dataset, split: str, max_songs: int | None = None,
                model: Bundle | None = None) -> tuple[DatasetCard, list[Sample]]:
     """The dataset card and a split's songs (the first `max_songs` in key order), decoded; with
     `model`, each song's genre token is the model's slot for its genre name (refused in one line
-    when the model never learned a genre of these songs)."""
-    card = DatasetCard.load(data)
-    rows = read_sample_rows(data, split)[: max_songs or None]
-    if not rows:
-        raise AutoSongError(f"{data} has no {split!r} songs to evaluate (see `autosong pipeline inspect {data}`)")
-    refuse_missing_shards(data, sorted({r.shard for r in rows}), split)
-    songs = load_samples(data, rows)
-    return card, songs if model is None else in_model_genre_slots(songs, data, model)
+    when the model never learned a genre of these songs). `data`: an open Dataset, or its path."""
+    dataset = Dataset.of(data)
+    songs = dataset.samples(split, max_songs)
+    return dataset.card, songs if model is None else in_model_genre_slots(songs, dataset.path, model)
 
 
-def in_model_genre_slots(songs: list[Sample], data: str, model: Bundle) -> list[Sample]:
+def in_model_genre_slots(songs: list[Sample], data: str | Path, model: Bundle) -> list[Sample]:
     """The songs with their genre token moved to the slot `model` learned their genre in (two
     builds may number the same genres apart)."""
     unknown = sorted({s.genre for s in songs} - set(model.genres))
@@ -165,16 +162,17 @@ def bootstrap_ci(values: np.ndarray, seed: int, resamples: int = 2000) -> list[f
     return [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
 
 
-def evaluate(bundle: Bundle, data: str, split: str = "val", max_songs: int | None = None, seed: int = 0,
+def evaluate(bundle: Bundle, data: str | Dataset, split: str = "val", max_songs: int | None = None, seed: int = 0,
              times: bool = True) -> dict:
     """The CE table and the conditioning gains, on the device the bundle's model is on. A model
     trained with align_source timed reads the songs' line times (lyrics.lrc) unless `times` is off."""
+    data = Dataset.of(data)
     card, songs = load_split(data, split, max_songs, bundle)
-    require_same_codec(card.codec, bundle.codec, f"{data}'s codes and those the model {bundle.path} was trained on",
+    require_same_codec(card.codec, bundle.codec, f"{data.path}'s codes and those the model {bundle.path} was trained on",
                        "evaluate on data built with the same codec")
     model = bundle.model.eval()
     if card.text.get("frontend") != "bert":
-        refuse_texts_longer_than(data, model.cfg.max_text_len)
+        data.refuse_texts_longer_than(model.cfg.max_text_len)
     C = model.cfg.num_codebooks
     conditions = _conditions(songs, bundle.genres, seed, times)
     per_song = _score_all(model, songs, conditions)
@@ -186,7 +184,7 @@ def evaluate(bundle: Bundle, data: str, split: str = "val", max_songs: int | Non
     names = [f"q{c}" for c in range(C)]
     mean_ce = float(ce_sum.sum() / n.sum())
     result = {
-        "checkpoint": str(bundle.path), "step": bundle.step, "data": str(data), "split": split,
+        "checkpoint": str(bundle.path), "step": bundle.step, "data": str(data.path), "split": split,
         "songs": len(songs), "tokens": int(n.sum()),
         "ce": {**dict(zip(names, ce.tolist())), "mean": mean_ce},
         "bits": {**dict(zip(names, (ce / math.log(2)).tolist())), "mean": mean_ce / math.log(2)},

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from model.line_times import (ALIGNMENT_FILE, choose_heads, choose_heads_untimed, onset_error_summary,
-                              teacher_forced_errors)
+from autosong.eval.notes import matched_notes
+from autosong.model.line_times import (ALIGNMENT_FILE, choose_heads, choose_heads_untimed, onset_error_summary,
+                                       teacher_forced_errors)
+from autosong.model.lyrics import default_tokenizer, lyric_words
+from autosong.model.synth_music import expected_notes, line_starts
 
 CHOICE_SONGS = 32  # held-out songs the heads are chosen on, at most
 
@@ -44,10 +47,6 @@ def sung_line_starts(lyrics: str, genre: str, sung: list[tuple[float, float, flo
     """Where a generated synth song really starts each line that holds words, from its sung notes
     (start, length, pitch): each line's first note that the edit-distance alignment pairs with a
     sung note, moved back by its place in the line; None for a line none of whose notes was sung."""
-    from eval.notes import matched_notes
-    from model.lyrics import default_tokenizer, lyric_words
-    from model.synth_music import expected_notes, line_starts
-
     tokenizer = default_tokenizer()
     expected = expected_notes(lyrics, genre)
     lines = [line for line in lyrics.split("\n") if line.strip()]

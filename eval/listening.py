@@ -6,6 +6,13 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from autosong.eval.evaluate import load_split
+from autosong.eval.notes import transcribe
+from autosong.eval.report import write_report
+from autosong.model.audio import write_wav
+from autosong.model.generate import text_batch
+from autosong.model.run_metrics import read_metrics
+from autosong.model.synth_music import expected_notes, sings_synth_notes
 
 LATENT_SECONDS = 8.0  # a latent dataset's songs are generated this long unless --seconds says
 
@@ -13,10 +20,6 @@ LATENT_SECONDS = 8.0  # a latent dataset's songs are generated this long unless 
 def generate_for_report(song, data: str, split: str, count: int, seconds: float | None, settings) -> list[dict]:
     """Songs generated (by `song`, a model.api.AutoSong, with `settings`, a SamplingConfig) from
     the first held-out songs' lyrics and genres, for listening."""
-    from eval.evaluate import load_split
-    from eval.notes import transcribe
-    from model.synth_music import expected_notes, sings_synth_notes
-
     if count <= 0:
         return []
     bundle, codec = song.bundle, song.codec
@@ -55,8 +58,6 @@ def alignment_maps(song, codes: list, lyrics: list[str], genres: list[str], fram
     distance per frame to the map without it, averaged), else None."""
     import torch
 
-    from model.generate import text_batch
-
     model, ae, dev = song.bundle.model, song.autoencoder, song.device
     stride = ae.model.cfg.stride if ae else 1
     out = []
@@ -81,10 +82,6 @@ def write_outputs(song, result: dict, data: str, split: str, out: Path, generate
                   settings) -> Path:
     """Songs generated (by `song`, a model.api.AutoSong) from held-out lyrics (WAVs), eval.json,
     and report.html with the run's training curves. Returns the report's path."""
-    from eval.report import write_report
-    from model.audio import write_wav
-    from model.run_metrics import read_metrics
-
     bundle = song.bundle
     songs = generate_for_report(song, data, split, generate, seconds, settings)
     for i, s in enumerate(songs):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from eval.audio_metrics import LEAD_RANGE, harmonic_salience
+from autosong.eval.audio_metrics import LEAD_RANGE, harmonic_salience
 
 PITCH_TOLERANCE = 0.5  # semitones: a sung pitch matches an expected one within this
 BAND = (180.0, 5000.0)  # Hz: the melody's harmonics; the synth's bass and kick lie below

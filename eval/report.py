@@ -11,6 +11,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+from autosong.eval.notes import collapse, matched_notes, singing_score
 
 
 def png_bytes(gray: np.ndarray) -> bytes:
@@ -324,7 +325,6 @@ def _note_rows(s: dict) -> str:
     pairs a longest common subsequence matches in bold, and the song's score."""
     if not s.get("expected") or s.get("sung") is None:
         return ""
-    from eval.notes import collapse, matched_notes, singing_score
 
     expected, sung = collapse([n[2] for n in s["expected"]]), collapse([n[2] for n in s["sung"]])
     pairs = matched_notes(sung, expected)

@@ -12,11 +12,11 @@ from dataclasses import asdict
 
 import numpy as np
 
-from eval.evaluate import bootstrap_ci, format_interval, load_split
-from eval.line_alignment import sung_line_starts
-from eval.notes import SingingScore, singing_score, transcribe
-from manifests.progress import progress
-from model.synth_music import expected_notes, sings_synth_notes
+from autosong.eval.evaluate import bootstrap_ci, format_interval, load_split
+from autosong.eval.line_alignment import sung_line_starts
+from autosong.eval.notes import SingingScore, singing_score, transcribe
+from autosong.manifests.progress import progress
+from autosong.model.synth_music import expected_notes, sings_synth_notes
 
 
 def note_error_rates(song, data: str, split: str, count: int, seconds: float | None, settings) -> dict:

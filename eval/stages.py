@@ -11,11 +11,11 @@ import math
 import numpy as np
 import torch
 
-from eval.evaluate import evaluate, format_table, load_split
-from model.autoencoders import code_usage, compression_factor
-from model.bundle import Bundle
-from manifests.codec_identity import require_same_codec
-from model.generate import autoencoder_for
+from autosong.eval.evaluate import evaluate, format_table, load_split
+from autosong.manifests.codec_identity import require_same_codec
+from autosong.model.autoencoders import code_usage, compression_factor
+from autosong.model.bundle import Bundle
+from autosong.model.generate import autoencoder_for
 
 
 def _summary(ce_sum, n, correct) -> dict:

@@ -14,9 +14,10 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
 
-from eval.studio_service import Studio, Take  # noqa: E402
-from manifests.errors import AutoSongError  # noqa: E402
-from model.sampling import SamplingConfig  # noqa: E402
+from autosong.eval.studio_service import Studio, Take  # noqa: E402
+from autosong.manifests.errors import AutoSongError  # noqa: E402
+from autosong.model.sampling import SamplingConfig  # noqa: E402
+from autosong.eval.report import line_chart
 
 EXAMPLE = "[verse]\nI walk along the river\n我爱你 tonight\n\n[chorus]\nLa la la, shine away\n"
 MAX_COMPARED = 4
@@ -89,8 +90,6 @@ def _num(value, fmt: str) -> str:
 
 
 def _curves(summary: dict) -> str:
-    from eval.report import line_chart
-
     metrics = summary["metrics"]
     keys = ["loss"] + [k for k in (metrics[0] if metrics else {}) if k.startswith("ce_q")]
     return line_chart({k: [(m["step"], m[k]) for m in metrics if m.get(k) is not None] for k in keys},

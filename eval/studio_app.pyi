@@ -13,9 +13,9 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
 
-from eval.studio_service import Studio, Take  # noqa: E402
-from manifests.errors import AutoSongError  # noqa: E402
-from model.sampling import SamplingConfig  # noqa: E402
+from autosong.eval.studio_service import Studio, Take  # noqa: E402
+from autosong.manifests.errors import AutoSongError  # noqa: E402
+from autosong.model.sampling import SamplingConfig  # noqa: E402
 
 EXAMPLE = "[verse]\nI walk along the river\n我爱你 tonight\n\n[chorus]\nLa la la, shine away\n"
 MAX_COMPARED = 4
@@ -99,7 +99,7 @@ def _num(value, fmt: str) -> str:
 
 
 def _curves(summary: dict) -> str:
-    from eval.report import line_chart
+    from autosong.eval.report import line_chart
 
     metrics = summary["metrics"]
     keys = ["loss"] + [k for k in (metrics[0] if metrics else {}) if k.startswith("ce_q")]

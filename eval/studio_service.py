@@ -12,7 +12,17 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from manifests.errors import AutoSongError
+from autosong.eval.listening import alignment_maps
+from autosong.eval.report import alignment_figure, spectrogram_figure
+from autosong.manifests.errors import AutoSongError
+from autosong.model.api import AutoSong
+from autosong.model.audio import load_audio, write_wav
+from autosong.model.bundle import load_bundle
+from autosong.model.checkpoint_weights import checkpoint_steps
+from autosong.model.devices import resolve_device, resolve_dtype
+from autosong.model.edit import Edit, SourceSong
+from autosong.model.lrc import parse_lrc
+from autosong.model.run_metrics import read_metrics
 
 
 @dataclass(frozen=True)
@@ -55,8 +65,6 @@ def find_runs(runs: str | Path | None, checkpoints: list[str], steps: bool = Tru
     if not found:
         raise AutoSongError("no runs to serve: give --runs DIR (a folder of runs) or --checkpoint RUN")
     if steps:
-        from model.checkpoint_weights import checkpoint_steps
-
         for name, ref in list(found.items()):
             for step in checkpoint_steps(ref.path):
                 found[f"{name} @ step {step}"] = RunRef(ref.path, step)
@@ -81,10 +89,6 @@ class Studio:
 
     def song(self, name: str):
         """The run's model.api.AutoSong, loaded on first use and kept (call under the lock)."""
-        from model.api import AutoSong
-        from model.bundle import load_bundle
-        from model.devices import resolve_device, resolve_dtype
-
         if name not in self._songs:
             ref, dev = self.run_ref(name), resolve_device(self.device)
             bundle = load_bundle(ref.path, dev, resolve_dtype(self.dtype, dev), step=ref.step)
@@ -98,8 +102,6 @@ class Studio:
     def generate(self, name: str, lyrics: str, genre: str, seconds: float, settings, prompt: str | None = None,
                  progress: bool = False) -> Take:
         """Generate one song with run `name`; bad input raises AutoSongError (one line)."""
-        from model.audio import load_audio
-
         if not lyrics or not lyrics.strip():
             raise AutoSongError("the lyrics are empty: generation is conditioned on the full lyrics")
         if not seconds > 0:
@@ -117,9 +119,6 @@ class Studio:
 
     def _write(self, name, song, made, lyrics, genre, seconds, settings) -> Take:
         import numpy as np
-
-        from eval.listening import alignment_maps
-        from eval.report import alignment_figure, spectrogram_figure
 
         folder = self.out / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
         folder.mkdir(parents=True)
@@ -155,9 +154,6 @@ class Studio:
         (the source's WAV, the edited take)."""
         import numpy as np
 
-        from model.edit import Edit, SourceSong
-        from model.lrc import parse_lrc
-
         name, folder = self._take(take)
         if not lyrics or not lyrics.strip():
             raise AutoSongError("the lyrics are empty: an edit sings the complete new lyrics")
@@ -174,8 +170,6 @@ class Studio:
 
     def summary(self, name: str) -> dict:
         """What a run's page shows: step, genres, its eval's figures (RUN/eval/eval.json), curves."""
-        from model.run_metrics import read_metrics
-
         ref = self.run_ref(name)
         run = ref.path
         meta = json.loads((run / "export" / "config.json").read_text())
@@ -201,7 +195,5 @@ class _Made:
     sample_rate: int
 
     def save(self, path: Path) -> list[Path]:
-        from model.audio import write_wav
-
         write_wav(path, self.audio[0], self.sample_rate)
         return [path]

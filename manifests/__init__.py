@@ -16,33 +16,15 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from manifests.codec_identity import CodecIdentity
-from manifests.errors import ManifestError  # noqa: F401  (raised here; importers take it from manifests too)
+from autosong.manifests.codec_identity import CodecIdentity
+from autosong.manifests.errors import ManifestError  # noqa: F401  (raised here; importers take it from manifests too)
+from autosong.manifests.sample_rows import DEFAULTS, SAMPLE_SCHEMA
 
 SCHEMA_VERSION = 2  # manifests as folders of parts (1: one file per manifest, still read)
 CARD_VERSION = 1
 
-SAMPLES = pa.schema([
-    ("key", pa.string()),            # the song folder's name; the WebDataset __key__
-    ("shard", pa.string()),          # shard file name under OUT/shards/
-    ("source", pa.string()),         # audio path relative to the corpus
-    ("genre", pa.string()),
-    ("genre_source", pa.string()),   # genre.txt | tag | default
-    ("duration_s", pa.float64()),    # encoded audio (after --max-seconds)
-    ("frames", pa.int32()),          # T of codes [C, T]
-    ("text_len", pa.int32()),        # lyric ids (or BERT positions)
-    ("audio_sha256", pa.string()),
-    ("lyrics_sha256", pa.string()),
-    ("codes_sha256", pa.string()),   # of codes.npy's bytes in the shard, for verify
-    ("lyrics_encoding", pa.string()),
-    ("source_rate", pa.int32()),
-    ("channels", pa.int16()),
-    ("bad_packets", pa.int32()),     # damaged packets skipped while decoding
-    ("split", pa.string()),
-    ("line_starts_s", pa.list_(pa.float64())),  # lyrics.lrc: when each sung line starts ([] untimed)
-    ("line_slots", pa.list_(pa.int32())),        # each of those lines' first memory slot (-1: not paired)
-])
-OPTIONAL_COLUMNS = {"samples": {"line_starts_s", "line_slots"}}  # added since: older manifests lack them
+SAMPLES = SAMPLE_SCHEMA              # from SampleRow's fields (manifests/sample_rows.py)
+OPTIONAL_COLUMNS = {"samples": set(DEFAULTS)}  # added since: older manifests lack them
 REJECTS = pa.schema([
     ("key", pa.string()),
     ("source", pa.string()),         # the song folder or file at fault
@@ -242,27 +224,6 @@ def recorded_genres(path: str | Path) -> list[str]:
     if not (isinstance(genres, list) and genres and all(isinstance(g, str) for g in genres)):
         raise ManifestError(f"--genres {path}: 'genres' is not a list of genre names")
     return genres
-
-
-def refuse_missing_shards(out: str | Path, shards: list[str], split: str) -> None:
-    """Before training or eval reads a split, one line when shards its manifest lists are gone."""
-    shard_dir = Path(out) / "shards"
-    missing = [s for s in shards if not (shard_dir / s).is_file()]
-    if missing:
-        raise ManifestError(f"{len(missing)} of {len(shards)} {split} shard(s) listed in the manifest are missing "
-                            f"from {shard_dir} (first: {missing[0]}): run `autosong pipeline verify {out}` to see "
-                            f"the damage, then `autosong pipeline build` again to rebuild them")
-
-
-def refuse_texts_longer_than(out: str | Path, limit: int) -> None:
-    """Before a run starts, one line naming a sample whose lyric ids exceed what the model reads
-    (data built with a larger --max-text-len than this model's max_text_len), not a crash mid-run."""
-    rows = [r for r in read_manifest(out, "samples") if r["text_len"] > limit]
-    if rows:
-        first = max(rows, key=lambda r: r["text_len"])
-        raise ManifestError(f"{len(rows)} sample(s) of {out} hold lyrics longer than model.max_text_len {limit} "
-                            f"(longest: {first['key']}, {first['text_len']} ids): raise --model.max_text_len, or "
-                            f"rebuild the data with `autosong pipeline build --max-text-len {limit}`")
 
 
 def _holds_song_folders(folder: Path) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from manifests.errors import ManifestError
+from autosong.manifests.errors import ManifestError
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from manifests.errors import AutoSongError
+from autosong.manifests.errors import AutoSongError
 
 
 @contextlib.contextmanager

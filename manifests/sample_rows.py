@@ -1,8 +1,13 @@
-"""A built dataset's songs as typed records: one `SampleRow` per row of the samples manifest."""
+"""A built dataset's songs as typed records: one `SampleRow` per row of the samples manifest.
+
+`SampleRow` is the only declaration of a row: the samples manifest's Parquet schema, the columns
+older manifests may lack, and what each sample's meta.json repeats all come from its fields.
+"""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-from pathlib import Path
+from dataclasses import MISSING, asdict, dataclass, field, fields
+
+import pyarrow as pa
 
 
 @dataclass(frozen=True)
@@ -17,33 +22,36 @@ class SampleRow:
     text_len: int         # lyric ids (or BERT positions)
     audio_sha256: str
     lyrics_sha256: str
-    codes_sha256: str     # of codes.npy's bytes in the shard
+    codes_sha256: str     # of codes.npy's bytes in the shard, for verify
     lyrics_encoding: str
     source_rate: int
-    channels: int
+    channels: int = field(metadata={"arrow": pa.int16()})
     bad_packets: int      # damaged packets skipped while decoding
     split: str            # train | val
+    # Added since the first manifests (older ones lack them): a field with a default is optional.
     line_starts_s: tuple[float, ...] = ()  # lyrics.lrc: when each sung line starts (empty: untimed)
     line_slots: tuple[int, ...] = ()       # each of those lines' first memory slot (-1: words not paired)
 
     def to_dict(self) -> dict:
         return {**asdict(self), "line_starts_s": list(self.line_starts_s), "line_slots": list(self.line_slots)}
 
+    def meta(self) -> dict:
+        """What a sample's meta.json repeats of its row: all but the shard it lies in."""
+        return {name: value for name, value in self.to_dict().items() if name != "shard"}
+
     @classmethod
     def from_dict(cls, row: dict) -> "SampleRow":
-        """From a manifest row or a sample's meta.json; fields added since default for older ones."""
+        """From a manifest row or a sample's meta.json (any other keys ignored); optional fields
+        default where an older row lacks them."""
         return cls(**{name: row[name] for name in SAMPLE_ROW_FIELDS if name not in DEFAULTS},
                    **{name: tuple(row.get(name) or default) for name, default in DEFAULTS.items()})
 
 
+# How an annotation is stored in Parquet (a field's metadata "arrow" says otherwise).
+_ARROW = {"str": pa.string(), "float": pa.float64(), "int": pa.int32(),
+          "tuple[float, ...]": pa.list_(pa.float64()), "tuple[int, ...]": pa.list_(pa.int32())}
+
 SAMPLE_ROW_FIELDS = tuple(f.name for f in fields(SampleRow))
-DEFAULTS = {"line_starts_s": (), "line_slots": ()}  # fields older rows and meta.json files lack
+DEFAULTS = {f.name: f.default for f in fields(SampleRow) if f.default is not MISSING}  # optional columns
 META_FIELDS = tuple(f for f in SAMPLE_ROW_FIELDS if f != "shard")  # what each sample's meta.json repeats
-
-
-def read_sample_rows(out: str | Path, split: str | None = None) -> list[SampleRow]:
-    """The current samples of a built dataset (one split, or all), in key order."""
-    from manifests import read_manifest
-
-    rows = (SampleRow.from_dict(r) for r in read_manifest(out, "samples"))
-    return sorted((r for r in rows if split is None or r.split == split), key=lambda r: r.key)
+SAMPLE_SCHEMA = pa.schema([(f.name, f.metadata.get("arrow") or _ARROW[f.type]) for f in fields(SampleRow)])

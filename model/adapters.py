@@ -14,8 +14,8 @@ from pathlib import Path
 
 import torch
 
-from manifests import file_sha256
-from manifests.errors import AutoSongError
+from autosong.manifests import file_sha256
+from autosong.manifests.errors import AutoSongError
 
 # The projections of each decoder layer that can take an adapter (module paths inside a layer).
 PROJECTIONS = ("self_attn.qkv", "self_attn.out", "cross_attn.q", "cross_attn.kv", "cross_attn.out", "mlp.fc", "mlp.proj")

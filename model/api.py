@@ -1,6 +1,6 @@
 """AutoSong from Python: a trained model, its codec (and autoencoder), on one device.
 
-    from model.api import AutoSong
+    from autosong.model.api import AutoSong
     song = AutoSong.load("runs/tiny", device="auto")          # a GPU with bf16 where there is one
     out = song.generate("[verse]\\n我爱你\\n...", "pop", seconds=30)
     out.save("song.wav")                                        # or out.audio[0], out.codes[0]
@@ -18,16 +18,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from model.bundle import Bundle, load_bundle
-from model.codec import Codec
-from model.devices import resolve_device, resolve_dtype
-from model.edit import Edit, EditedSong, SourceSong, edit_song
-from manifests.errors import AutoSongError
-from model.generate import autoencoder_for, codec_for, generate_codes, real_time_factor, text_batch
-from model.line_times import LineTimes, attention_map, line_times, line_units, sung_lines, weak_alignment
-from model.lrc import LrcLine, write_lrc
-from model.lyrics import default_tokenizer
-from model.sampler import SamplingConfig
+from autosong.manifests.errors import AutoSongError
+from autosong.model.audio import write_wav
+from autosong.model.bundle import Bundle, load_bundle
+from autosong.model.codec import Codec
+from autosong.model.devices import resolve_device, resolve_dtype
+from autosong.model.edit import Edit, EditedSong, SourceSong, edit_song
+from autosong.model.generate import autoencoder_for, codec_for, generate_codes, real_time_factor, text_batch
+from autosong.model.line_times import LineTimes, attention_map, line_times, line_units, sung_lines, weak_alignment
+from autosong.model.lrc import LrcLine, write_lrc
+from autosong.model.lyrics import default_tokenizer
+from autosong.model.sampler import SamplingConfig
 
 
 @dataclass
@@ -41,8 +42,6 @@ class Songs:
 
     def save(self, path: str | Path) -> list[Path]:
         """song.wav (one song) or song_0.wav, song_1.wav ... (several); returns the paths."""
-        from model.audio import write_wav
-
         paths = song_paths(path, len(self.audio))
         paths[0].parent.mkdir(parents=True, exist_ok=True)
         for p, wav in zip(paths, self.audio):

@@ -13,13 +13,14 @@ gradient are held per layer (0.8-2.2 GiB each at 18k frames).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model.model_config import ModelConfig
+from autosong.model.model_config import ModelConfig
 
 
 class KVCache:
@@ -174,6 +175,16 @@ def flex_prior_attention(q, k, v, memory_mask, align: Alignment, width):
     return flex_attention(q, k, v, score_mod=prior)
 
 
+@dataclass
+class Recording:
+    """What a teacher-forced pass keeps of its cross-attention (plots, line times), passed down
+    the layers: for each layer in `record`, a function of its weights [B, H, S, L], whose value is
+    kept in `kept`; `prior` False runs the pass as if the alignment prior were off."""
+    record: dict[int, Callable[[torch.Tensor], torch.Tensor]]
+    prior: bool = True
+    kept: dict[int, torch.Tensor] = field(default_factory=dict)
+
+
 class CrossAttention(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -187,8 +198,6 @@ class CrossAttention(nn.Module):
             sigma = 0.03 * 10 ** torch.linspace(0, 1, cfg.n_heads)
             self.prior_log_w = nn.Parameter(torch.log(0.5 / sigma**2))
         self.kernel = cfg.prior_kernel
-        self.record = None  # a function of the weights [B, H, S, L]: its value is kept (plots, alignment)
-        self.weights: torch.Tensor | None = None
 
     def memory_kv(self, memory):
         B, L, D = memory.shape
@@ -197,29 +206,31 @@ class CrossAttention(nn.Module):
 
     def uses_flex(self, q) -> bool:
         """Whether the prior goes inside the kernel (prior_kernel: flex, or auto on CUDA for more than
-        one query step) rather than as a dense bias; recording weights for plots is always dense."""
-        if self.prior_log_w is None or self.record is not None or self.kernel == "dense":
+        one query step) rather than as a dense bias."""
+        if self.prior_log_w is None or self.kernel == "dense":
             return False
         return self.kernel == "flex" or (q.is_cuda and q.shape[2] > 1)
 
-    def forward(self, x, memory, memory_mask, kv=None, align: Alignment | None = None):
+    def forward(self, x, memory, memory_mask, kv=None, align: Alignment | None = None,
+                recording: Recording | None = None, layer: int = 0):
+        """recording: where this `layer`'s weights are kept, when it records this layer (the weights
+        are then computed densely)."""
+        record = recording.record.get(layer) if recording is not None else None
         B, S, D = x.shape
         q = self.q(x).view(B, S, self.n_heads, D // self.n_heads).transpose(1, 2)
         k, v = kv if kv is not None else self.memory_kv(memory)
-        if align is not None and self.uses_flex(q):  # no dropout on these weights: the block's own remains
+        if align is not None and record is None and self.uses_flex(q):  # no dropout on these weights: the block's own remains
             y = flex_prior_attention(q, k, v, memory_mask, align, self.prior_log_w.exp())
             return self.out(y.transpose(1, 2).reshape(B, S, D))
         mask = memory_mask[:, None, None, :]  # [B, 1, 1, L] True = attend
         if self.prior_log_w is not None and align is not None:  # additive log-prior [B, H, S, L]; -inf where masked
             w = self.prior_log_w.exp().to(q.dtype)[None, :, None, None]
             mask = (-w * align.distance().to(q.dtype)).masked_fill(~mask, float("-inf"))
-        if self.record is not None:
+        if record is not None:
             scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
             scores = scores + mask if mask.dtype != torch.bool else scores.masked_fill(~mask, float("-inf"))
             probs = scores.softmax(-1)  # [B, H, S, L]
-            self.weights = self.record(probs.detach())
-            y = probs @ v
-        else:
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
-                                               dropout_p=self.dropout if self.training else 0.0)
+            recording.kept[layer] = record(probs.detach())
+            return self.out((probs @ v).transpose(1, 2).reshape(B, S, D))
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
         return self.out(y.transpose(1, 2).reshape(B, S, D))

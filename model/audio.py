@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from manifests.errors import AutoSongError
+from autosong.manifests.errors import AutoSongError
 
 AUDIO_SUFFIXES = (".mp3", ".flac", ".wav", ".ogg")
 TRUNCATION_TOLERANCE = 0.9  # decoded / header duration below this -> truncated

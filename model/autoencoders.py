@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model.config_checks import check_ranges, ranged
+from autosong.model.config_checks import check_ranges, ranged
 
 AE_KINDS = ("gumbel_ae", "vqvae")
 

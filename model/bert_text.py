@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from manifests.errors import AutoSongError
-from model.lyrics import normalize_lyrics
+from autosong.manifests.errors import AutoSongError
+from autosong.model.lyrics import normalize_lyrics
 
 MINILM = "minilm"
 

@@ -9,11 +9,14 @@ from pathlib import Path
 
 import torch
 
-from manifests.codec_identity import CodecIdentity
-from manifests.errors import AutoSongError
-from model.line_times import AlignmentHeads
-from model.lyrics import VOCAB_VERSION
-from model.stages import stage_named
+from autosong.manifests.codec_identity import CodecIdentity
+from autosong.manifests.errors import AutoSongError
+from autosong.model.adapters import load_adapter_onto
+from autosong.model.checkpoint_weights import step_weights
+from autosong.model.devices import resolve_dtype
+from autosong.model.line_times import AlignmentHeads
+from autosong.model.lyrics import VOCAB_VERSION
+from autosong.model.stages import stage_named
 
 @dataclass
 class Bundle:
@@ -48,12 +51,8 @@ def load_bundle(path: str | Path, device: str | torch.device = "cpu", dtype: tor
     fine-tune's adapter folder (RUN/export/adapter), merged onto this base (model/adapters.py).
     `step`: the weights of the run's checkpoint at that step instead of the export's (model/checkpoint_weights.py)."""
     if isinstance(dtype, str):
-        from model.devices import resolve_dtype
-
         dtype = resolve_dtype(dtype, torch.device(device))
     from safetensors.torch import load_file
-
-    from model.checkpoint_weights import step_weights
 
     path = Path(path)
     directory = path / "export" if (path / "export" / "config.json").exists() else path
@@ -102,8 +101,6 @@ def load_bundle(path: str | Path, device: str | torch.device = "cpu", dtype: tor
         raise AutoSongError(f"{weights} does not fit its config: missing {missing[:5]}, unexpected {unexpected[:5]}")
     genres, origin = meta["genres"], meta.get("origin")
     if adapter is not None:
-        from model.adapters import load_adapter_onto
-
         model, genres, origin = load_adapter_onto(model, weights, Path(adapter))
     return Bundle(model.to(device=device, dtype=dtype).eval(), codec, meta["text"], genres,
                   meta["step"] if step is None else step, directory, stage, meta.get("parent"), origin,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from manifests.errors import AutoSongError
+from autosong.manifests.errors import AutoSongError
 
 
 def checkpoint_steps(run: Path) -> list[int]:

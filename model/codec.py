@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from manifests.codec_identity import CodecIdentity
-from manifests.errors import AutoSongError
-from model.spectral_decoder import SpectralDecoder, SpectralDecoderConfig
+from autosong.manifests.codec_identity import CodecIdentity
+from autosong.manifests.errors import AutoSongError
+from autosong.model.spectral_decoder import SpectralDecoder, SpectralDecoderConfig
 
 HUB_ID = "facebook/encodec_24khz"
 TEST_SOURCE = "test"

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from manifests.errors import AutoSongError
-from model.threads import add_threads_argument
+from autosong.manifests.errors import AutoSongError
+from autosong.model.threads import add_threads_argument
 
 if TYPE_CHECKING:
     import torch

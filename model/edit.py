@@ -21,8 +21,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from manifests.errors import AutoSongError
-from model.sampling import SamplingConfig
+from autosong.manifests.errors import AutoSongError
+from autosong.model.generate import generate_codes
+from autosong.model.line_times import sung_lines
+from autosong.model.lyrics import default_tokenizer
+from autosong.model.sampling import SamplingConfig
 
 CROSSFADE_SECONDS = 0.01
 
@@ -67,10 +70,6 @@ class EditedSong:
 def edit_song(song, source: SourceSong, edit: Edit, new_lyrics: str | None = None,
               sampling: SamplingConfig | None = None) -> EditedSong:
     """`song`: a model.api.AutoSong. Deterministic for sampling.seed."""
-    from model.generate import generate_codes
-    from model.lyrics import default_tokenizer
-    from model.line_times import sung_lines
-
     sampling = sampling or SamplingConfig()
     rate, C = song.codec.frame_rate, song.bundle.model.cfg.num_codebooks
     codes = np.asarray(source.codes)

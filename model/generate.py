@@ -7,13 +7,15 @@ import time
 import numpy as np
 import torch
 
-from model.bundle import Bundle
-from manifests.codec_identity import CodecIdentity, require_same_codec
-from model.codec import Codec
-from manifests.errors import AutoSongError
-from model.lyrics import default_tokenizer, normalize_genre, normalize_lyrics
-from model.padding import text_inputs
-from model.sampler import Sampler, SamplingConfig
+from autosong.manifests.codec_identity import CodecIdentity, require_same_codec
+from autosong.manifests.errors import AutoSongError
+from autosong.manifests.progress import progress
+from autosong.model.bert_text import BertLyrics
+from autosong.model.bundle import Bundle, ae_identity, load_bundle
+from autosong.model.codec import Codec
+from autosong.model.lyrics import default_tokenizer, normalize_genre, normalize_lyrics
+from autosong.model.padding import text_inputs
+from autosong.model.sampler import Sampler, SamplingConfig
 
 
 def audio_codec_identity(bundle: Bundle) -> CodecIdentity:
@@ -35,7 +37,6 @@ def autoencoder_for(bundle: Bundle) -> Bundle | None:
     model's device."""
     if not bundle.parent:
         return None
-    from model.bundle import ae_identity, load_bundle
 
     ae = load_bundle(bundle.parent["ae_run"], device=next(bundle.model.parameters()).device)
     require_same_codec(ae_identity(ae), bundle.codec, f"the autoencoder at {bundle.parent['ae_run']} and the latents "
@@ -60,16 +61,12 @@ def text_batch(bundle: Bundle, lyrics: list[str], genres: list[str], device="cpu
                                 f"(model.max_text_len): shorten them")
     states = None
     if bundle.text.get("frontend") == "bert":
-        from model.bert_text import BertLyrics
-
         bert = BertLyrics(bundle.text["bert_source"])
         states = [bert.states(t) for t in lyrics]
     return {k: v.to(device) for k, v in text_inputs([torch.tensor(r) for r in rows], states).items()}
 
 
 def _progress_bar(frames: int, frame_rate: float):
-    from manifests.progress import progress
-
     bar = progress(frames, "generating", "frame")
 
     def update(done, total, elapsed):

@@ -17,7 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from manifests.errors import AutoSongError
+from autosong.manifests.errors import AutoSongError
+from autosong.model.attention import per_frame
+from autosong.model.lyrics import default_tokenizer, lyric_words, normalize_lyrics, sung_units, without_tags
 
 ALIGNMENT_FILE = "alignment.json"
 NOTE_SECONDS = 0.2  # a line sung for less than this was skipped; attention back on a line this long repeats it
@@ -138,8 +140,6 @@ def take_off(starts: np.ndarray, offsets: tuple[float, float]) -> np.ndarray:
 def line_units(text_ids, line_slots) -> np.ndarray:
     """Sung syllables in each line (model/lyrics.sung_units over its ids, from its first word's slot
     to the next line's), [N]."""
-    from model.lyrics import default_tokenizer, sung_units
-
     units = np.asarray(sung_units(default_tokenizer()))[np.asarray(text_ids)]
     bounds = list(line_slots) + [len(units)]
     return np.array([units[a:b].sum() for a, b in zip(bounds[:-1], bounds[1:])])
@@ -200,8 +200,6 @@ def onset_errors(found: list[float], truth: list[float]) -> np.ndarray:
 def sung_lines(lyrics: str, tokenizer) -> tuple[list[str], list[int]]:
     """The lines of the lyrics that hold words (what an LRC times; tags dropped) and the memory
     slot of each one's first word."""
-    from model.lyrics import lyric_words, normalize_lyrics, without_tags
-
     words = tokenizer.word_slots(lyrics)
     lines, slots, before = [], [], 0
     for line in normalize_lyrics(lyrics).split("\n"):
@@ -233,8 +231,6 @@ def attention_map(model, codes, text_ids, heads=None) -> np.ndarray:
 
 def _head_maps(model, codes, text_ids, heads) -> np.ndarray:
     """[len(heads), T, L]: each head's own map, in the order given."""
-    from model.attention import per_frame
-
     codes, ids, mask, T = _song_inputs(model, codes, text_ids)
     layers = sorted({layer for layer, _ in heads})
     recorders = {layer: (lambda p, hs=[h for l2, h in heads if l2 == layer]: p[0, hs]) for layer in layers}
@@ -324,8 +320,6 @@ def choose_heads_untimed(model, songs, frame_rate: float, described: dict | None
     the mean attention its map puts on the line its own monotonic path says is being sung, over
     `songs`; the best UNTIMED_HEADS, no offsets (nothing to measure them on). A head that follows
     the singing keeps its attention on one line at a time; one that wanders or spreads does not."""
-    from model.lyrics import default_tokenizer
-
     tok = default_tokenizer()
     heads = [(a, b) for a in range(model.cfg.n_layers) for b in range(model.cfg.n_heads)]
     focus = np.zeros(len(heads))

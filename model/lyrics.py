@@ -13,8 +13,8 @@ import unicodedata
 from functools import lru_cache
 from pathlib import Path
 
-from manifests.errors import AutoSongError
-from model.text_encoding import DecodedText, decode_text
+from autosong.manifests.errors import AutoSongError
+from autosong.model.text_encoding import DecodedText, decode_text
 
 VOCAB_VERSION = "lyrics-v1"
 VOCAB_FILE = Path(__file__).with_name("lyrics_vocab_v1.txt")

@@ -1,9 +1,32 @@
 """Rows of different lengths as one padded batch: the lyric ids, BERT states and timed lines that training,
-eval and generation all hand to the model the same way."""
+eval and generation all hand to the model the same way, and `SongBatch`, what one training step reads."""
 from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 import torch
+
+
+@dataclass
+class SongBatch:
+    """B song windows as the model reads them in training (train/data.py collates them)."""
+
+    codes: torch.Tensor          # [B, C, T] long: each window's codes, zero-padded past its length
+    lengths: torch.Tensor        # [B]: real frames of each window
+    frame_offset: torch.Tensor   # [B]: the song frame each window starts at (absolute positions)
+    song_frames: torch.Tensor    # [B]: frames of each whole song (the alignment prior's T)
+    text_ids: torch.Tensor       # [B, L]: lyric ids, genre token first (text_inputs)
+    text_mask: torch.Tensor      # [B, L] bool
+    line_frames: torch.Tensor    # [B, N] float: timed lines' start frames (line_inputs)
+    line_slots: torch.Tensor     # [B, N]: each line's first memory slot; -1 pads and marks untimed songs
+    keys: list[str]              # the songs' keys, for logs and tests
+    bert: torch.Tensor | None = None       # [B, Lb, d] fp16: BERT states, in a BERT dataset
+    bert_mask: torch.Tensor | None = None  # [B, Lb] bool
+
+    def to(self, device) -> "SongBatch":
+        return replace(self, **{f.name: getattr(self, f.name).to(device) for f in fields(self)
+                                if torch.is_tensor(getattr(self, f.name))})
 
 
 def pad_rows(rows: list, dtype: torch.dtype, min_length: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

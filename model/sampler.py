@@ -26,8 +26,8 @@ from dataclasses import dataclass
 
 import torch
 
-from model.sampling import SamplingConfig
-from model.transformer import SoundTransformer
+from autosong.model.sampling import SamplingConfig
+from autosong.model.transformer import SoundTransformer
 
 __all__ = ["Sampler", "SamplingConfig"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from model.config_checks import check_ranges, ranged
+from autosong.model.config_checks import check_ranges, ranged
 
 
 @dataclass(kw_only=True)

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model.phase import griffin_lim, vocoder_phase
+from autosong.model.phase import griffin_lim, stft, vocoder_phase
 
 MAGNITUDE_FLOOR = 1e-2  # of an unnormalised STFT whose loud partials reach ~100: -80 dB
 
@@ -92,8 +92,6 @@ def magnitude_loss(log_pred: torch.Tensor, wav: torch.Tensor, cfg: SpectralDecod
     the spectral convergence of the magnitudes themselves. log_pred [B, F, T] from
     `log_magnitudes`; wav [B, T * hop]. Weighting took an oracle decoder from 65-70 % to 89 % of
     notes within a semitone at equal steps (bench/RESULTS.md)."""
-    from model.phase import stft
-
     target = stft(wav, cfg.n_fft, cfg.hop).abs()[..., : log_pred.shape[-1]]  # [B, F, T]
     log_target = torch.log(target + MAGNITUDE_FLOOR)
     weight = 1 + log_target - log_target.amin(dim=(1, 2), keepdim=True)

@@ -10,7 +10,11 @@ lists the stages); each method imports what it builds.
 """
 from __future__ import annotations
 
-from manifests.errors import AutoSongError
+from autosong.manifests.errors import AutoSongError
+from autosong.model.autoencoders import AEConfig, build_autoencoder, code_usage, compression_factor
+from autosong.model.model_config import ModelConfig
+from autosong.model.padding import SongBatch
+from autosong.model.transformer import SoundTransformer
 
 
 class Stage:
@@ -27,22 +31,17 @@ class Stage:
         """Settle what the stage implies in the run config (called when the config is made)."""
 
     def config_from_dict(self, values: dict):
-        from model.model_config import ModelConfig
-
         return ModelConfig(**values)
 
     def build(self, model_cfg):
-        from model.transformer import SoundTransformer
-
         return SoundTransformer(model_cfg)
 
-    def loss(self, model, batch: dict, step: int):
+    def loss(self, model, batch: SongBatch, step: int):
         """(loss, per-codebook CE sums [C], token counts [C], extras for logging)."""
         cfg = model.cfg
-        out = model(batch["codes"], batch["lengths"], batch["frame_offset"], batch["text_ids"],
-                    batch["text_mask"], batch.get("bert"), batch.get("bert_mask"),
-                    song_frames=batch["song_frames"], line_frames=batch.get("line_frames"),
-                    line_slots=batch.get("line_slots"), with_future=bool(cfg.future_frames))
+        out = model(batch.codes, batch.lengths, batch.frame_offset, batch.text_ids, batch.text_mask, batch.bert,
+                    batch.bert_mask, song_frames=batch.song_frames, line_frames=batch.line_frames,
+                    line_slots=batch.line_slots, with_future=bool(cfg.future_frames))
         loss, ce_sums, counts = model.loss(out[0], out[1])
         if len(out) == 3:
             future = model.future_loss(out[2])
@@ -78,23 +77,18 @@ class Autoencoder(Stage):
         run_cfg.ae.__post_init__()
 
     def config_from_dict(self, values):
-        from model.autoencoders import AEConfig
-
         return AEConfig(**values)
 
     def build(self, model_cfg):
-        from model.autoencoders import build_autoencoder
-
         return build_autoencoder(model_cfg)
 
-    def loss(self, model, batch, step):
-        return model(batch["codes"], batch["lengths"], step)
+    def loss(self, model, batch: SongBatch, step):
+        return model(batch.codes, batch.lengths, step)
 
     def train_metrics(self, extras, counts, model_cfg):
         """Reconstruction accuracy per EnCodec codebook, code usage, compression."""
         if "usage" not in extras:
             return {}
-        from model.autoencoders import code_usage, compression_factor
 
         acc = (extras["correct"].float().cpu() / counts.clamp(min=1)).tolist()
         perplexity, dead = code_usage(extras["usage"].float().cpu())

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model.lyrics import LyricsTokenizer, default_tokenizer, normalize_lyrics
+from autosong.model.lyrics import LyricsTokenizer, default_tokenizer, normalize_lyrics
 
 SAMPLE_RATE = 44_100  # written as real corpora are: 44.1 kHz stereo, so the build resamples
 SYNTH_RULE = "autosong-synth-v1"  # names the lyrics -> notes rule below; bump it when the rule changes

@@ -18,9 +18,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from model import patterns
-from model.attention import Alignment, CrossAttention, KVCache, SelfAttention, lyric_progress, per_frame
-from model.model_config import ModelConfig
+from autosong.model import patterns
+from autosong.model.attention import (Alignment, CrossAttention, KVCache, Recording, SelfAttention, lyric_progress,
+                                      per_frame)
+from autosong.model.lyrics import default_tokenizer, sung_units
+from autosong.model.model_config import ModelConfig
 
 @dataclass
 class FuturePrediction:
@@ -48,12 +50,13 @@ class DecoderLayer(nn.Module):
         self.norms = nn.ModuleList(nn.LayerNorm(cfg.d_model) for _ in range(3))
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x, memory, memory_mask, cache: KVCache | None = None, layer: int = 0, align: Alignment | None = None):
+    def forward(self, x, memory, memory_mask, cache: KVCache | None = None, layer: int = 0, align: Alignment | None = None,
+                recording: Recording | None = None):
         cross_kv = cache.cross[layer] if cache is not None else None
         if cache is not None and cross_kv is None:
             cross_kv = cache.cross[layer] = self.cross_attn.memory_kv(memory)
         blocks = (lambda h: self.self_attn(h, cache, layer),
-                  lambda h: self.cross_attn(h, memory, memory_mask, cross_kv, align),
+                  lambda h: self.cross_attn(h, memory, memory_mask, cross_kv, align, recording, layer),
                   self.mlp)
         for norm, block in zip(self.norms, blocks):
             if self.pre:   # x + f(LN(x))
@@ -75,6 +78,9 @@ class TextMemory(nn.Module):
         self.proj = nn.Linear(cfg.d_model, cfg.d_model)
         self.bert_proj = nn.Linear(cfg.bert_dim, cfg.d_model) if cfg.bert_dim else None
         self.null = nn.Parameter(torch.randn(1, 1, cfg.d_model) * 0.02)
+        # lyric_summary: each lyric slot through a small MLP, averaged, added to the genre slot (slot 0)
+        self.summary = (nn.Sequential(nn.Linear(cfg.d_model, cfg.d_model), nn.GELU(), nn.Linear(cfg.d_model, cfg.d_model))
+                        if cfg.lyric_summary else None)
 
     def forward(self, text_ids, text_mask, bert=None, bert_mask=None, drop=None, drop_lyrics=None):
         """drop [B] bool: these samples get the null memory (conditioning dropout, or the
@@ -93,6 +99,8 @@ class TextMemory(nn.Module):
             mask = torch.cat([text_mask[:, :1], bert_mask], dim=1)
         if drop_lyrics is not None:
             mask = mask & ~(drop_lyrics[:, None] & (torch.arange(mask.shape[1], device=mask.device) > 0))
+        if self.summary is not None:
+            memory = self.with_summary(memory, mask)
         if drop is not None:  # always through torch.where: the null memory gets a gradient (zero when unused) on
             # every rank, so ZeRO's buckets match when ranks draw different dropouts, and no host sync
             null_mask = torch.zeros_like(mask)
@@ -100,6 +108,13 @@ class TextMemory(nn.Module):
             memory = torch.where(drop[:, None, None], self.null.to(memory.dtype).expand_as(memory), memory)
             mask = torch.where(drop[:, None], null_mask, mask)
         return memory, mask
+
+    def with_summary(self, memory, mask):
+        """memory [B, L, D] with the mean of the summary MLP over its valid lyric slots (not the
+        genre's) added to slot 0; lyrics with no valid slot (dropped) add nothing."""
+        lyric = (mask & (torch.arange(mask.shape[1], device=mask.device) > 0)).to(memory.dtype)[..., None]
+        pooled = (self.summary(memory) * lyric).sum(1) / lyric.sum(1).clamp(min=1)  # [B, D]
+        return torch.cat([memory[:, :1] + pooled[:, None], memory[:, 1:]], dim=1)
 
 
 class SoundTransformer(nn.Module):
@@ -112,7 +127,6 @@ class SoundTransformer(nn.Module):
         self.codebook_embed = nn.Embedding(self.pattern.prediction_kinds, D)
         self.pos_embed = nn.Embedding(cfg.max_frames + C * cfg.frames_per_step, D)
         self.text = TextMemory(cfg)
-        self._prior_off = False  # cross_attention_map(prior=False) only
         self.layers = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.n_layers))
         self.final_norm = nn.LayerNorm(D) if cfg.norm == "pre" else nn.Identity()
         self.out_shared = nn.Linear(D, V, bias=False)
@@ -123,7 +137,6 @@ class SoundTransformer(nn.Module):
         self.future_embed = nn.Embedding(len(cfg.future_frames), D) if cfg.future_frames else None
         self.apply(self._init)
         if self._counts_syllables:  # fixed by the vocabulary, not saved
-            from model.lyrics import default_tokenizer, sung_units
 
             units = sung_units(default_tokenizer())
             if len(units) != cfg.text_vocab_size:
@@ -162,12 +175,13 @@ class SoundTransformer(nn.Module):
             out = out + self.pattern.low_rank_logits(h, cb, self.lora_u, self.lora_v)
         return out
 
-    def decode(self, x, memory, memory_mask, cache: KVCache | None = None, align: Alignment | None = None):
+    def decode(self, x, memory, memory_mask, cache: KVCache | None = None, align: Alignment | None = None,
+               recording: Recording | None = None):
         for i, layer in enumerate(self.layers):
             if self._recomputes(i) and cache is None:
-                x = checkpoint(layer, x, memory, memory_mask, None, i, align, use_reentrant=False)
+                x = checkpoint(layer, x, memory, memory_mask, None, i, align, recording, use_reentrant=False)
             else:
-                x = layer(x, memory, memory_mask, cache, i, align)
+                x = layer(x, memory, memory_mask, cache, i, align, recording)
         if cache is not None and cache.static_step is None:  # a static step's index is the caller's
             cache.length += x.shape[1]
         return self.final_norm(x)
@@ -210,7 +224,7 @@ class SoundTransformer(nn.Module):
     def _align(self, positions, song_frames, memory_mask, lyric=None, lines=None):
         """What cross-attention's prior needs (an Alignment), or None when it has none. lines:
         (line_frames, line_slots) [B, N] (model/padding.line_inputs), used by align_source timed."""
-        if self.cfg.cross_align == "none" or self._prior_off:
+        if self.cfg.cross_align == "none":
             return None
         if song_frames is None:
             raise ValueError("this model's cross-attention prior needs song_frames (the song's length in frames)")
@@ -221,12 +235,14 @@ class SoundTransformer(nn.Module):
 
     # ---- training ---------------------------------------------------------------------------
     def forward(self, codes, lengths, frame_offset, text_ids, text_mask, bert=None, bert_mask=None,
-                cond_drop=None, song_frames=None, line_frames=None, line_slots=None, with_future: bool = False):
+                cond_drop=None, song_frames=None, line_frames=None, line_slots=None, with_future: bool = False,
+                recording: Recording | None = None):
         """Args: codes [B, C, T], lengths [B], frame_offset [B], text_ids/text_mask [B, L],
         bert [B, Lb, d_bert] (optional), song_frames [B] (the whole song's frames; default: the
         window ends the song), line_frames/line_slots [B, N] (timed lines, model/padding.line_inputs;
-        read under align_source timed). Returns: logits [B, S, P, V], the PatternBatch; with
-        `with_future` (and model.future_frames) also the auxiliary FuturePrediction."""
+        read under align_source timed), recording: cross-attention weights to keep (and whether the
+        prior is on). Returns: logits [B, S, P, V], the PatternBatch; with `with_future` (and
+        model.future_frames) also the auxiliary FuturePrediction."""
         batch = self.pattern.build(codes.long(), lengths, frame_offset)
         if cond_drop is None and self.training and self.cfg.cond_dropout > 0:
             cond_drop = torch.rand(codes.shape[0], device=codes.device) < self.cfg.cond_dropout
@@ -239,7 +255,9 @@ class SoundTransformer(nn.Module):
         x = self.embed_steps(batch.inputs, batch.codebook, batch.positions)
         lyric = self.lyric_progress(text_ids, text_mask)
         lines = None if line_slots is None else (line_frames, line_slots)
-        h = self.decode(x, memory, memory_mask, align=self._align(batch.positions, song_frames, memory_mask, lyric, lines))
+        prior = recording is None or recording.prior
+        align = self._align(batch.positions, song_frames, memory_mask, lyric, lines) if prior else None
+        h = self.decode(x, memory, memory_mask, align=align, recording=recording)
         if with_future and self.future_embed is not None:
             return self.logits(h, batch.codebook), batch, self.future(h, batch, codes, lengths, frame_offset)
         return self.logits(h, batch.codebook), batch
@@ -287,21 +305,13 @@ class SoundTransformer(nn.Module):
         layer, the PatternBatch). Computing each value as the layer runs keeps one layer's
         weights in memory at a time."""
         B, C, T = codes.shape
-        modules = {layer: self.layers[layer].cross_attn for layer in recorders}
-        for layer, m in modules.items():
-            m.record = recorders[layer]
-        self._prior_off = not prior
-        try:
-            zero = torch.zeros(B, dtype=torch.long, device=codes.device)
-            line_frames, line_slots = lines if lines is not None else (None, None)
-            _, pb = self(codes, torch.full_like(zero, T), zero, text_ids, text_mask, bert, bert_mask,
-                         cond_drop=torch.zeros(B, dtype=torch.bool, device=codes.device), song_frames=song_frames,
-                         line_frames=line_frames, line_slots=line_slots)
-            return {layer: m.weights for layer, m in modules.items()}, pb
-        finally:
-            self._prior_off = False
-            for m in modules.values():
-                m.record, m.weights = None, None
+        recording = Recording(recorders, prior)
+        zero = torch.zeros(B, dtype=torch.long, device=codes.device)
+        line_frames, line_slots = lines if lines is not None else (None, None)
+        _, pb = self(codes, torch.full_like(zero, T), zero, text_ids, text_mask, bert, bert_mask,
+                     cond_drop=torch.zeros(B, dtype=torch.bool, device=codes.device), song_frames=song_frames,
+                     line_frames=line_frames, line_slots=line_slots, recording=recording)
+        return recording.kept, pb
 
     def loss(self, logits, batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Mean CE over real targets, and per-codebook CE sums and counts (for logging)."""

@@ -19,18 +19,22 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from manifests.folder_lock import folder_lock
-from manifests import DatasetCard
-from manifests.codec_identity import require_same_codec
-from manifests.errors import AutoSongError, os_error_words
-from model.lyrics import default_tokenizer
-from pipeline.code_usage import CodeUsage
-from pipeline.encode import CodecFacts, EncodedSong, SongJob
-from pipeline.encoder_pool import EncoderPool
-from pipeline.index import DatasetIndex
-from pipeline.plan import plan_build
-from pipeline.shards import ShardCommitter, ShardSink, final_shards, read_samples
-from pipeline.synth import corpus_rule
+from autosong.manifests import DatasetCard
+from autosong.manifests.codec_identity import require_same_codec
+from autosong.manifests.errors import AutoSongError, os_error_words
+from autosong.manifests.folder_lock import folder_lock
+from autosong.manifests.progress import progress
+from autosong.manifests.shard_reader import read_samples
+from autosong.model.bert_text import BertLyrics
+from autosong.model.codec import Codec
+from autosong.model.lyrics import default_tokenizer
+from autosong.pipeline.code_usage import CodeUsage
+from autosong.pipeline.encode import CodecFacts, EncodedSong, SongJob
+from autosong.pipeline.encoder_pool import EncoderPool
+from autosong.pipeline.index import DatasetIndex
+from autosong.pipeline.plan import plan_build
+from autosong.pipeline.shards import ShardCommitter, ShardSink, final_shards
+from autosong.pipeline.synth import corpus_rule
 
 
 STOP_HOOK = "AUTOSONG_FAULT_STOP_AFTER_SHARDS"  # =N: the build stops itself (SIGSTOP) once it committed its
@@ -91,7 +95,6 @@ def text_identity(text: str) -> tuple[dict, object]:
         return ident, None
     if not text.startswith("bert:"):
         raise AutoSongError(f"--text {text!r}: expected pinyin or bert:SRC (a directory, or bert:minilm)")
-    from model.bert_text import BertLyrics
 
     bert = BertLyrics(text.split(":", 1)[1])
     return {**ident, "frontend": "bert", **bert.identity()}, bert
@@ -134,8 +137,6 @@ def in_key_order(results, keys: list[str]):
 
 
 def _progress(total: int):
-    from manifests.progress import progress
-
     return progress(total, "encoding", "song")
 
 
@@ -188,8 +189,6 @@ class _DriverCodec:
 
     def __call__(self):
         if self._codec is None:
-            from model.codec import Codec
-
             self._codec = Codec.load(self.source)
         return self._codec
 

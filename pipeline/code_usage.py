@@ -7,6 +7,7 @@ import io
 from pathlib import Path
 
 import numpy as np
+from autosong.manifests.shard_reader import read_samples
 
 DEGENERATE_BELOW = 32  # distinct codes in a codebook over all songs seen: fewer is a collapsed codec
 INSPECT_SONGS = 256    # songs `inspect` reads (from the first shards) to count
@@ -50,8 +51,6 @@ class CodeUsage:
 def dataset_code_usage(out: str | Path, samples: list[dict], num_codebooks: int, codebook_size: int,
                        limit: int = INSPECT_SONGS) -> CodeUsage:
     """Code usage of up to `limit` songs of a built dataset (its shards in order)."""
-    from pipeline.shards import read_samples
-
     usage = CodeUsage(num_codebooks, codebook_size)
     by_shard: dict[str, set[str]] = {}
     for row in samples:

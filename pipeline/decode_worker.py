@@ -2,7 +2,7 @@
 
 FFmpeg is C: a file it mishandles can kill the process that decodes it (SIGSEGV, abort, the OOM
 killer) or hang it. Inside a Ray actor that death makes Ray retry the task without end. Each
-encoder actor therefore keeps one decode child (`python -m pipeline.decode_worker`) and talks to
+encoder actor therefore keeps one decode child (`python -m autosong.pipeline.decode_worker`) and talks to
 it over a pipe; a child that dies is replaced and the song retried once, then the song becomes a
 reject row ("the decoder crashed on this file (signal 11, SIGSEGV)"), and a child that takes
 longer than the timeout is killed and its song rejected.
@@ -20,7 +20,7 @@ import sys
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from model.audio import AudioDecodeError, DecodedAudio
+from autosong.model.audio import AudioDecodeError, DecodedAudio, load_audio
 
 CRASH_HOOK = "AUTOSONG_FAULT_DECODE_CRASH"
 TIMEOUT_S = 300.0   # a 20-minute song decodes in seconds; far past this the decoder is hung
@@ -51,7 +51,7 @@ class IsolatedDecoder:
         root = str(Path(__file__).resolve().parents[1])
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
                "OMP_NUM_THREADS": "1"}  # one decode per actor, each actor one CPU: no thread pool to oversubscribe
-        self._proc = subprocess.Popen([sys.executable, "-m", "pipeline.decode_worker", str(to_child_r),
+        self._proc = subprocess.Popen([sys.executable, "-m", "autosong.pipeline.decode_worker", str(to_child_r),
                                        str(from_child_w)], pass_fds=(to_child_r, from_child_w), env=env,
                                       stdin=subprocess.DEVNULL)
         os.close(to_child_r)
@@ -128,8 +128,6 @@ class _Duplex:
 
 
 def _serve(read_fd: int, write_fd: int) -> None:
-    from model.audio import load_audio
-
     conn = _Duplex(read_fd, write_fd)
     crash_on = os.environ.get(CRASH_HOOK)
     while True:

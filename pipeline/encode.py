@@ -12,12 +12,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from manifests.codec_identity import CodecIdentity
-from manifests.sample_rows import META_FIELDS
-from pipeline.song_lyrics import SongLyrics, read_song_lyrics, refuse_past_the_end
-from manifests.errors import AutoSongError, os_error_words
-from model.lyrics import weak_encoding_warning
-from pipeline.decode_worker import IsolatedDecoder
+from autosong.manifests.codec_identity import CodecIdentity
+from autosong.manifests.errors import AutoSongError, os_error_words
+from autosong.manifests.sample_rows import META_FIELDS, SampleRow
+from autosong.model.bert_text import BertLyrics
+from autosong.model.codec import Codec
+from autosong.model.lyrics import default_tokenizer, weak_encoding_warning
+from autosong.pipeline.decode_worker import IsolatedDecoder
+from autosong.pipeline.song_lyrics import SongLyrics, read_song_lyrics, refuse_past_the_end
 
 
 FAULT_HOOK = "AUTOSONG_FAULT_DEVICE_ONCE"  # =PATH: the first encode in any actor that creates PATH raises a
@@ -123,9 +125,6 @@ class SongEncoder:
     def __init__(self, codec_source: str, text: str, max_seconds: float | None, limits: dict, device: str = "cpu"):
         import torch
 
-        from model.codec import Codec
-        from model.lyrics import default_tokenizer
-
         # One intra-op thread per actor, always: float reductions (and so near-tie codes) depend on
         # the thread count, and a build must give the same codes whatever the cluster's shape.
         # Parallelism comes from actors, one per CPU. (GPU actors' codes may differ from CPU ones in
@@ -135,8 +134,6 @@ class SongEncoder:
         self.tokenizer = default_tokenizer()
         self.bert = None
         if text.startswith("bert:"):
-            from model.bert_text import BertLyrics
-
             self.bert = BertLyrics(text.split(":", 1)[1])
         self.max_seconds = max_seconds
         self.limits = limits  # BuildConfig.limits(): max_song_seconds, max_text_len, max_lyrics_bytes
@@ -234,19 +231,16 @@ class SongEncoder:
         codes_npy = npy_bytes(codes)
         sung = [t for t in song_lyrics.line_starts if t < audio.seconds]  # the lines the kept audio sings
         slots = song_lyrics.line_slots(self.tokenizer)[: len(sung)] or [-1] * len(sung)  # -1: not paired
-        meta = {
-            "key": song.key, "source": song.source, "genre": song.genre,
-            "genre_source": song.genre_source, "duration_s": round(audio.seconds, 4),
-            "frames": int(codes.shape[1]), "text_len": int(len(ids)), "audio_sha256": song.audio_sha256,
-            "lyrics_sha256": song.lyrics_sha256, "codes_sha256": hashlib.sha256(codes_npy).hexdigest(),
-            "lyrics_encoding": song_lyrics.encoding, "source_rate": audio.source_rate, "channels": audio.channels,
-            "bad_packets": audio.bad_packets, "split": song.split,
-            "genre_slot": song.genre_slot, "codec": self.codec.identity.to_dict(),
-            "bert_len": int(states.shape[0]) if states is not None else 0,
-            "line_starts_s": [round(t, 3) for t in sung],  # lyrics.lrc's, [] untimed
-            "line_starts_frames": [int(t * codes.shape[1] / max(audio.seconds, 1e-9)) for t in sung],
-            "line_slots": slots,  # the memory slot (text id) where each timed line's words start, -1 unpaired
-        }
+        row = SampleRow(
+            key=song.key, shard="", source=song.source, genre=song.genre, genre_source=song.genre_source,
+            duration_s=round(audio.seconds, 4), frames=int(codes.shape[1]), text_len=int(len(ids)),
+            audio_sha256=song.audio_sha256, lyrics_sha256=song.lyrics_sha256,
+            codes_sha256=hashlib.sha256(codes_npy).hexdigest(), lyrics_encoding=song_lyrics.encoding,
+            source_rate=audio.source_rate, channels=audio.channels, bad_packets=audio.bad_packets, split=song.split,
+            line_starts_s=tuple(round(t, 3) for t in sung),  # lyrics.lrc's, () untimed
+            line_slots=tuple(slots))  # the memory slot (text id) where each timed line's words start, -1 unpaired
+        meta = {**row.meta(), "genre_slot": song.genre_slot, "codec": self.codec.identity.to_dict(),
+                "bert_len": int(states.shape[0]) if states is not None else 0}
         out.ok, out.codes, out.text, out.lyrics, out.meta = True, codes_npy, npy_bytes(ids), lyrics, meta
         out.bert = npy_bytes(states) if states is not None else b""
 

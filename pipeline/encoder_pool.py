@@ -15,9 +15,9 @@ import os
 import sys
 from collections.abc import Iterator
 
-from manifests.errors import AutoSongError
-from pipeline import ray_watchdog
-from pipeline.encode import CodecFacts, DeviceFault, EncodedSong, SongJob
+from autosong.manifests.errors import AutoSongError
+from autosong.pipeline import ray_watchdog
+from autosong.pipeline.encode import CodecFacts, DeviceFault, EncodedSong, SongEncoder, SongJob
 
 IN_FLIGHT = 2  # calls queued per actor: the next one is there when the current one ends
 MAX_REPLACED = 3  # actors replaced after device faults before the build gives up
@@ -52,8 +52,6 @@ class EncoderPool:
 
     def __init__(self, cfg, songs: int):
         import ray
-
-        from pipeline.encode import SongEncoder
 
         self.started = start_ray(cfg.ray_address)
         resources = ray.cluster_resources()

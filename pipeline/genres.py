@@ -7,10 +7,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from manifests import UNUSED_SLOT, changed_genre_slots
-from manifests.errors import AutoSongError
-from model.lyrics import MAX_GENRES, UNKNOWN_GENRE
-from pipeline.scan import SongSource
+from autosong.manifests import UNUSED_SLOT, changed_genre_slots
+from autosong.manifests.errors import AutoSongError
+from autosong.model.lyrics import MAX_GENRES, UNKNOWN_GENRE
+from autosong.pipeline.scan import SongSource
 
 
 def assign_genres(songs: list[SongSource], genres: list[str]) -> dict[str, int]:

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from manifests import DatasetCard, append_manifest, write_manifest
-from pipeline.shards import ShardInfo
+from autosong.manifests import DatasetCard, append_manifest, write_manifest
+from autosong.pipeline.shards import ShardInfo
 
 
 class DatasetIndex:

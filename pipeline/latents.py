@@ -15,14 +15,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from manifests import DatasetCard, write_manifest
-from model.bundle import ae_identity, load_bundle
-from model.stages import stage_named
-from manifests.codec_identity import require_same_codec
-from manifests.errors import AutoSongError
-from manifests.sample_rows import META_FIELDS, read_sample_rows
-from pipeline.encode import npy_bytes
-from pipeline.shards import ShardCommitter, ShardSink, read_rows
+from autosong.manifests import DatasetCard, write_manifest
+from autosong.manifests.codec_identity import require_same_codec
+from autosong.manifests.dataset import read_sample_rows
+from autosong.manifests.errors import AutoSongError
+from autosong.manifests.progress import progress
+from autosong.manifests.sample_rows import META_FIELDS
+from autosong.manifests.shard_reader import read_rows
+from autosong.model.bundle import ae_identity, load_bundle
+from autosong.model.stages import stage_named
+from autosong.pipeline.encode import npy_bytes
+from autosong.pipeline.shards import ShardCommitter, ShardSink
 
 
 def encode_latents(out: str | Path, ae_run: str | Path, name: str | None = None, shard_samples: int = 64) -> Path:
@@ -50,7 +53,6 @@ def encode_latents(out: str | Path, ae_run: str | Path, name: str | None = None,
         shard_rows.append(info.row())
 
     committer = ShardCommitter(ShardSink(target / "shards", shard_samples), collect)
-    from manifests.progress import progress
 
     bar = progress(len(rows), "encoding latents", "song")
     for row, files in read_rows(out, rows):

@@ -12,14 +12,15 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from manifests import (DatasetCard, ManifestError, file_sha256, read_manifest, recorded_genres, split_for_key,
-                       write_manifest)
-from manifests.sample_rows import DEFAULTS, META_FIELDS
-from manifests.errors import AutoSongError
-from pipeline.encode import SongJob
-from pipeline.genres import assign_genres, recover_genres, with_recorded_slots
-from pipeline.scan import StatCache, scan_corpus
-from pipeline.shards import DamagedShard, final_shards, read_shard_meta, remove_partial_shards
+from autosong.manifests import (DatasetCard, ManifestError, file_sha256, read_manifest, recorded_genres, split_for_key,
+                                write_manifest)
+from autosong.manifests.errors import AutoSongError
+from autosong.manifests.sample_rows import DEFAULTS, META_FIELDS
+from autosong.manifests.shard_reader import DamagedShard, read_shard_meta
+from autosong.pipeline.encode import SongJob
+from autosong.pipeline.genres import assign_genres, recover_genres, with_recorded_slots
+from autosong.pipeline.scan import StatCache, scan_corpus
+from autosong.pipeline.shards import final_shards, remove_partial_shards
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""A private Ray must not outlive the build that started it. `python -m pipeline.ray_watchdog PID`
+"""A private Ray must not outlive the build that started it. `python -m autosong.pipeline.ray_watchdog PID`
 runs beside the driver, reading its stdin: while the driver lives it notes the driver's descendants
 (Ray's GCS, raylet, dashboard and runtime-env agents, workers) every half second; when stdin ends,
 because the driver exited or was killed (SIGKILL included), it terminates the ones still running.
@@ -17,7 +17,7 @@ POLL_SECONDS = 0.5
 def start(driver: int | None = None) -> subprocess.Popen:
     """The watchdog of this process (or `driver`); it acts when the returned process's stdin closes,
     which happens when this process ends, however it ends."""
-    return subprocess.Popen([sys.executable, "-m", "pipeline.ray_watchdog", str(driver or os.getpid())],
+    return subprocess.Popen([sys.executable, "-m", "autosong.pipeline.ray_watchdog", str(driver or os.getpid())],
                             stdin=subprocess.PIPE, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                             start_new_session=True)  # a Ctrl-C to the build's group is the driver's, not ours
 

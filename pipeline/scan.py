@@ -13,10 +13,10 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-from manifests import file_sha256
-from manifests.errors import os_error_words
-from model.lyrics import normalize_genre
-from model.text_encoding import decode_text
+from autosong.manifests import file_sha256
+from autosong.manifests.errors import AutoSongError, os_error_words
+from autosong.model.lyrics import normalize_genre
+from autosong.model.text_encoding import decode_text
 
 MAX_GENRE_CHARS = 64  # a genre is a name, not a paragraph: longer genre.txt lines are cut
 
@@ -161,8 +161,6 @@ def scan_corpus(dataset: str | Path, cache: StatCache | None = None,
     are scanned by a thread pool (hashing and stat calls release the GIL); `cache` skips the
     hashing of unchanged audio files."""
     from concurrent.futures import ThreadPoolExecutor
-
-    from manifests.errors import AutoSongError
 
     dataset = Path(dataset)
     if not dataset.is_dir():

@@ -8,8 +8,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from model.lrc import LrcError, parse_lrc
-from model.lyrics import lyric_words, normalize_lyrics, read_lyrics_file
+from autosong.model.lrc import LrcError, parse_lrc
+from autosong.model.lyrics import lyric_words, normalize_lyrics, read_lyrics_file
 
 
 @dataclass

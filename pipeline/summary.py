@@ -4,8 +4,8 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from manifests import DatasetCard, read_manifest
-from pipeline.code_usage import dataset_code_usage
+from autosong.manifests import DatasetCard, read_manifest
+from autosong.pipeline.code_usage import dataset_code_usage
 
 
 def text_frontend(text: dict) -> str:

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
-from manifests import DatasetCard, ManifestError, file_sha256, read_manifest
-from manifests.sample_rows import SampleRow, read_sample_rows
-from pipeline.shards import DamagedShard, read_samples
+from autosong.manifests import DatasetCard, ManifestError, file_sha256, read_manifest
+from autosong.manifests.dataset import read_sample_rows
+from autosong.manifests.sample_rows import SampleRow
+from autosong.manifests.shard_reader import DamagedShard, read_samples
+from autosong.model.lyrics import default_tokenizer
 
 
 def _check_sample(key: str, files: dict[str, bytes], row: SampleRow, card: DatasetCard, genre_id) -> list[str]:
@@ -49,8 +51,6 @@ def _check_sample(key: str, files: dict[str, bytes], row: SampleRow, card: Datas
 
 def verify(out: str | Path) -> tuple[int, list[str]]:
     """Returns (samples checked, problems). No problems means every byte is as indexed."""
-    from model.lyrics import default_tokenizer
-
     out = Path(out)
     if not (out / "dataset.json").exists():  # not a dataset at all: a usage error, not damage
         raise ManifestError(f"{out}/dataset.json does not exist: is {out} the --out of `autosong pipeline build`?")

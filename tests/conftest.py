@@ -29,14 +29,14 @@ def ray_local():
 
 @pytest.fixture(scope="session")
 def codec():
-    from model.codec import Codec
+    from autosong.model.codec import Codec
 
     return Codec.load("test")
 
 
 @pytest.fixture(scope="session")
 def tokenizer():
-    from model.lyrics import default_tokenizer
+    from autosong.model.lyrics import default_tokenizer
 
     return default_tokenizer()
 
@@ -56,8 +56,8 @@ def music_signal(seconds: float, sr: int = 24_000, seed: int = 0) -> np.ndarray:
 @pytest.fixture(scope="session")
 def small_data(tmp_path_factory, ray_local):
     """8 synth songs of 4 s in 8 shards (so two ranks get disjoint shards), built by the pipeline."""
-    from pipeline.build import BuildConfig, build
-    from pipeline.synth import synth_corpus
+    from autosong.pipeline.build import BuildConfig, build
+    from autosong.pipeline.synth import synth_corpus
 
     root = tmp_path_factory.mktemp("train_data")
     synth_corpus(root / "corpus", songs=8, seconds=4, seed=5)
@@ -68,7 +68,7 @@ def small_data(tmp_path_factory, ray_local):
 def train_cli(*args, launcher=None, timeout=600):
     """`autosong train ...` in a fresh process, as a user runs it."""
     env = {**os.environ, "OMP_NUM_THREADS": "1" if launcher else os.environ.get("OMP_NUM_THREADS", "2")}
-    cmd = (launcher or [sys.executable, "-m", "train"]) + list(args)
+    cmd = (launcher or [sys.executable, "-m", "autosong.train"]) + list(args)
     return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=timeout)
 
 
@@ -92,8 +92,8 @@ def trained_run(small_data, tmp_path_factory):
 @pytest.fixture(scope="session")
 def overfit_run(tmp_path_factory, ray_local):
     """The design's overfit test set-up: one 2 s song, a tiny model trained on it alone."""
-    from pipeline.build import BuildConfig, build
-    from pipeline.synth import synth_corpus
+    from autosong.pipeline.build import BuildConfig, build
+    from autosong.pipeline.synth import synth_corpus
 
     root = tmp_path_factory.mktemp("overfit")
     synth_corpus(root / "c", songs=1, seconds=2, seed=1)

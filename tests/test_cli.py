@@ -28,7 +28,7 @@ def test_every_command_help_shows_its_defaults():
 
 
 def test_python_m_pipeline_synth(tmp_path):
-    out = run("-m", "pipeline", "synth", str(tmp_path / "c"), "--songs", "2", "--seconds", "2")
+    out = run("-m", "autosong.pipeline", "synth", str(tmp_path / "c"), "--songs", "2", "--seconds", "2")
     assert out.returncode == 0, out.stderr
     assert sorted(p.name for p in (tmp_path / "c").iterdir()) == ["song_000", "song_001", "synth.json"]
 

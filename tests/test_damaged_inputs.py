@@ -56,7 +56,7 @@ def test_a_damaged_bundle_is_one_line(how, says, trained_run, tmp_path):
 
 
 def test_generate_reads_latin1_lyrics_like_the_build(trained_run, tmp_path):
-    from model.lyrics import read_lyrics_file
+    from autosong.model.lyrics import read_lyrics_file
 
     lyrics = tmp_path / "l.txt"
     lyrics.write_bytes("[verse]\nCafé crème, très bien, déjà vu\nà la française, garçon\n".encode("latin-1"))
@@ -97,7 +97,7 @@ def test_generate_refuses_in_one_line(case, trained_run, tmp_path):
     ("", "unknown"), ("\n \n", "unknown"),
 ])
 def test_genre_is_its_first_line_with_whitespace_collapsed(raw, genre):
-    from model.lyrics import normalize_genre
+    from autosong.model.lyrics import normalize_genre
 
     assert normalize_genre(raw) == genre
 

@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from manifests import read_manifest
+from autosong.manifests import read_manifest
 from tests.conftest import TINY, train_cli
 from tests.eval.test_eval import autosong
 
@@ -118,7 +118,7 @@ def test_training_refuses_a_shard_short_of_the_samples_the_manifest_lists(small_
     not read on as if nothing were missing."""
     import tarfile
 
-    from train.data import ShardStream, StreamConfig
+    from autosong.train.data import ShardStream, StreamConfig
 
     data = tmp_path / "data"
     shutil.copytree(small_data, data)
@@ -126,7 +126,7 @@ def test_training_refuses_a_shard_short_of_the_samples_the_manifest_lists(small_
     with tarfile.open(data / "shards" / shards[0], "w"):
         pass  # the same name, no samples
     stream = ShardStream(StreamConfig(str(data), micro_batch=1, window_frames=300, bucket_songs=1))
-    from manifests.errors import AutoSongError
+    from autosong.manifests.errors import AutoSongError
 
     with pytest.raises(AutoSongError, match=f"{shards[0]} lacks 1 of the 1 train samples the manifest lists"):
         for _, _ in zip(range(len(shards) + 1), stream):
@@ -136,7 +136,7 @@ def test_training_refuses_a_shard_short_of_the_samples_the_manifest_lists(small_
 def test_a_second_training_of_one_run_is_refused_naming_the_first(tmp_path):
     import os
 
-    from manifests.folder_lock import folder_lock
+    from autosong.manifests.folder_lock import folder_lock
 
     run = tmp_path / "run"
     run.mkdir()
@@ -151,10 +151,10 @@ def test_eval_maps_genres_by_name_and_refuses_ones_the_model_never_learned():
 
     import numpy as np
 
-    from eval.evaluate import in_model_genre_slots
-    from manifests.errors import AutoSongError
-    from model.lyrics import default_tokenizer
-    from pipeline.shards import Sample
+    from autosong.eval.evaluate import in_model_genre_slots
+    from autosong.manifests.errors import AutoSongError
+    from autosong.model.lyrics import default_tokenizer
+    from autosong.manifests.shard_reader import Sample
 
     tok = default_tokenizer()
     model = SimpleNamespace(genres=["unknown", "rock", "folk", "pop"], path="runs/base")

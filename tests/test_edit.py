@@ -15,23 +15,23 @@ NEW_LYRICS = "[verse]\nla la la la\nriver of golden stars\ndance in the summer r
 
 @pytest.fixture(scope="module")
 def song(trained_run):
-    from model.api import AutoSong
+    from autosong.model.api import AutoSong
 
     return AutoSong.load(trained_run, "cpu", "fp32")
 
 
 @pytest.fixture(scope="module")
 def source(song):
-    from model.edit import SourceSong
-    from model.sampling import SamplingConfig
+    from autosong.model.edit import SourceSong
+    from autosong.model.sampling import SamplingConfig
 
     made = song.generate(SOURCE_LYRICS, song.genres[-1], 3.0, SamplingConfig(seed=1))
     return SourceSong(made.codes[0], SOURCE_LYRICS, song.genres[-1], [0.0, 1.0, 2.0], "source")
 
 
 def test_an_edit_from_a_line_keeps_the_source_before_its_start_and_repeats_for_a_seed(song, source):
-    from model.edit import Edit, edit_song
-    from model.sampling import SamplingConfig
+    from autosong.model.edit import Edit, edit_song
+    from autosong.model.sampling import SamplingConfig
 
     edited = edit_song(song, source, Edit(from_line=2), NEW_LYRICS, SamplingConfig(seed=3))
     cut = 75  # line 2 starts at 1.0 s: a frame boundary at 75 frames/s
@@ -49,8 +49,8 @@ def test_an_edit_from_a_line_keeps_the_source_before_its_start_and_repeats_for_a
 
 
 def test_extend_continues_the_whole_source_and_instrumental_keeps_its_length(song, source):
-    from model.edit import Edit, edit_song
-    from model.sampling import SamplingConfig
+    from autosong.model.edit import Edit, edit_song
+    from autosong.model.sampling import SamplingConfig
 
     longer = edit_song(song, source, Edit(extend=2.0), SOURCE_LYRICS + "one more line\n", SamplingConfig(seed=2))
     T = source.codes.shape[1]
@@ -61,7 +61,7 @@ def test_extend_continues_the_whole_source_and_instrumental_keeps_its_length(son
 
 
 def test_edit_command_line_writes_its_files_and_refuses_bad_requests_in_one_line(trained_run, tmp_path):
-    from model.line_times import AlignmentHeads
+    from autosong.model.line_times import AlignmentHeads
 
     run = tmp_path / "run"
     shutil.copytree(trained_run, run, ignore=shutil.ignore_patterns("checkpoints"))

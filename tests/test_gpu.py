@@ -11,8 +11,8 @@ pytestmark = [pytest.mark.gpu,
 
 
 def test_bf16_training_and_cached_generation_on_cuda(small_data, tmp_path):
-    from model.bundle import load_bundle
-    from model.sampler import Sampler, SamplingConfig
+    from autosong.model.bundle import load_bundle
+    from autosong.model.sampler import Sampler, SamplingConfig
 
     run = tmp_path / "run"
     out = train_cli("--data", str(small_data), "--run", str(run), "--steps", "10", *TINY,
@@ -35,8 +35,8 @@ def test_bf16_training_and_cached_generation_on_cuda(small_data, tmp_path):
 def test_compiled_decode_on_cuda_matches_eager(trained_run):
     """torch.compile with CUDA graphs over the static cache: the greedy song of the eager sampler
     (bf16 kernels may flip a rare near-tie). Its speed is bench/generate.py's."""
-    from model.bundle import load_bundle
-    from model.sampler import Sampler, SamplingConfig
+    from autosong.model.bundle import load_bundle
+    from autosong.model.sampler import Sampler, SamplingConfig
 
     model = load_bundle(trained_run, device="cuda", dtype="bf16").model
     ids = torch.randint(5, 2800, (1, 30), device="cuda")
@@ -55,8 +55,8 @@ def test_compiled_decode_on_cuda_matches_eager(trained_run):
 def test_static_decode_steps_make_no_host_sync(trained_run):
     """Issue 27 item 5: sampling on a static cache never waits for the GPU between tokens. With
     CUDA's sync debug mode set to raise, a whole window samples (its prefill included)."""
-    from model.bundle import load_bundle
-    from model.sampler import Sampler, SamplingConfig
+    from autosong.model.bundle import load_bundle
+    from autosong.model.sampler import Sampler, SamplingConfig
 
     model = load_bundle(trained_run, device="cuda").model
     ids = torch.randint(5, 2800, (1, 30), device="cuda")
@@ -72,8 +72,8 @@ def test_static_decode_steps_make_no_host_sync(trained_run):
 
 
 def test_api_generates_on_cuda_in_bf16_beyond_the_window(trained_run):
-    from model.api import AutoSong
-    from model.sampler import SamplingConfig
+    from autosong.model.api import AutoSong
+    from autosong.model.sampler import SamplingConfig
 
     song = AutoSong.load(trained_run, device="cuda", dtype="auto")
     assert song.device.type == "cuda" and song.codec.device.type == "cuda"
@@ -84,8 +84,8 @@ def test_api_generates_on_cuda_in_bf16_beyond_the_window(trained_run):
 
 
 def test_eval_on_cuda_matches_cpu(trained_run, small_data):
-    from eval.evaluate import evaluate
-    from model.bundle import load_bundle
+    from autosong.eval.evaluate import evaluate
+    from autosong.model.bundle import load_bundle
 
     cpu = evaluate(load_bundle(trained_run), str(small_data), "val")
     gpu = evaluate(load_bundle(trained_run, device="cuda"), str(small_data), "val")
@@ -97,11 +97,11 @@ def test_encoders_on_the_gpu_build_what_cpu_encoders_build(small_data, tmp_path,
     except in rare near-ties, and the dataset verifies."""
     import io
 
-    from manifests import read_manifest
-    from pipeline.build import BuildConfig, build
-    from pipeline.shards import read_samples
-    from pipeline.synth import synth_corpus
-    from pipeline.verify import verify
+    from autosong.manifests import read_manifest
+    from autosong.pipeline.build import BuildConfig, build
+    from autosong.manifests.shard_reader import read_samples
+    from autosong.pipeline.synth import synth_corpus
+    from autosong.pipeline.verify import verify
 
     corpus = tmp_path / "corpus"
     synth_corpus(corpus, songs=4, seconds=4, seed=5)

@@ -1,7 +1,7 @@
 """The import graph of the library, read from the source (imports inside functions counted): no two
 modules import each other, directly or round a loop, and no import points from a lower layer to a
 higher one. The layers, from the ground: manifests, model, pipeline, train, eval, autosong (the
-commands). A package's `__main__` is an entry point (`python -m train`), outside the layers."""
+commands). A package's `__main__` is an entry point (`python -m autosong.train`), outside the layers."""
 import ast
 from pathlib import Path
 
@@ -10,13 +10,15 @@ LAYERS = ["manifests", "model", "pipeline", "train", "eval", "autosong"]
 
 
 def _modules() -> dict[str, Path]:
+    """Every library module by its import name (autosong.model.transformer for model/transformer.py)."""
     found = {}
     for package in LAYERS:
         for path in (ROOT / package).rglob("*.py"):
             parts = path.relative_to(ROOT).with_suffix("").parts
             if parts[-1] == "__main__":
                 continue
-            found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+            parts = parts[:-1] if parts[-1] == "__init__" else parts
+            found[".".join(parts if package == "autosong" else ("autosong", *parts))] = path
     return found
 
 
@@ -40,7 +42,8 @@ def _graph() -> dict[str, set[str]]:
 
 
 def _layer(module: str) -> int:
-    return LAYERS.index(module.split(".")[0])
+    stage = module.split(".")[1] if module.count(".") else "autosong"
+    return LAYERS.index(stage if stage in LAYERS else "autosong")
 
 
 def test_no_import_points_up_a_layer():
@@ -70,4 +73,40 @@ def test_no_modules_import_each_other_round_a_loop():
 def test_the_graph_is_read():  # the checks above would pass on an empty graph
     graph = _graph()
     assert len(graph) > 60
-    assert "model.model_config" in graph["model.transformer"] and "manifests.errors" in graph["model.bundle"]
+    assert "autosong.model.model_config" in graph["autosong.model.transformer"]
+    assert "autosong.manifests.errors" in graph["autosong.model.bundle"]
+    assert _layer("autosong.demo") == LAYERS.index("autosong") and _layer("autosong.train.codec.vq") == LAYERS.index("train")
+
+
+def test_one_import_name():
+    """Every module imports the project as `autosong....`: the old short names (`model`, `train`,
+    ...) would load a second copy of a module, or a user's own `model.py`."""
+    short = sorted(f"{path.relative_to(ROOT)}: {node.module if isinstance(node, ast.ImportFrom) else node.names[0].name}"
+                   for path in [*_modules().values(), *ROOT.glob("tests/**/*.py"), *ROOT.glob("bench/*.py")]
+                   for node in ast.walk(ast.parse(path.read_text()))
+                   if isinstance(node, (ast.Import, ast.ImportFrom)) and (
+                       (node.module or "") if isinstance(node, ast.ImportFrom) else node.names[0].name
+                   ).split(".")[0] in LAYERS[:-1])
+    assert short == [], short
+
+
+def test_imports_inside_functions_are_few_and_say_why():
+    """A project import inside a function hides a dependency from the reader and from the layer
+    check's eye at import time: at most 20, each with its reason on the line (start-up time, or
+    an optional heavy dependency)."""
+    inside = []
+    for path in _modules().values():
+        source = path.read_text()
+        lines = source.splitlines()
+        for function in ast.walk(ast.parse(source)):
+            if isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                inside += [(path, node.lineno, lines[node.end_lineno - 1]) for node in ast.walk(function)
+                           if isinstance(node, (ast.Import, ast.ImportFrom)) and _ours(node)]
+    assert len(inside) <= 20, [f"{p.relative_to(ROOT)}:{n}" for p, n, _ in inside]
+    unexplained = [f"{p.relative_to(ROOT)}:{n}" for p, n, line in inside if "#" not in line]
+    assert unexplained == [], unexplained
+
+
+def _ours(node) -> bool:
+    names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+    return any(n.split(".")[0] in LAYERS for n in names)

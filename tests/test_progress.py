@@ -1,8 +1,8 @@
 """Long work reports progress in plain lines when its output is a file, not a terminal."""
 import io
 
-from manifests import progress as progress_module
-from manifests.progress import PlainProgress, format_duration, progress
+from autosong.manifests import progress as progress_module
+from autosong.manifests.progress import PlainProgress, format_duration, progress
 
 
 def test_plain_lines_with_counts_and_eta_when_the_output_is_a_file(monkeypatch):

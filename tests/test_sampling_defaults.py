@@ -3,7 +3,7 @@ studio all take SamplingConfig's, so the figures the benchmark chose are what us
 import importlib.util
 from dataclasses import asdict
 
-from model.sampling import SamplingConfig
+from autosong.model.sampling import SamplingConfig
 from tests.conftest import ROOT
 
 

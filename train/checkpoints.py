@@ -9,10 +9,11 @@ from pathlib import Path
 
 import torch
 
-from manifests import DatasetCard
-from manifests.errors import AutoSongError, os_error_words
-from train.config import RunConfig
-from train.resume import DataPosition
+from autosong.manifests import DatasetCard
+from autosong.manifests.errors import AutoSongError, os_error_words
+from autosong.model.bundle import save_bundle
+from autosong.train.config import RunConfig
+from autosong.train.resume import DataPosition
 
 CKPT_DIR = "checkpoints"
 
@@ -62,8 +63,6 @@ def export_bundle(engine, run: Path, cfg: RunConfig, card: DatasetCard, step: in
     one at a time (gathered under ZeRO-3): ZeRO's own fp32 reconstruction leaves frozen ones out.
     A fine-tune (`tuning`, train/finetune.py) merges its adapters and records its base."""
     import deepspeed
-
-    from model.bundle import save_bundle
 
     from deepspeed.utils import safe_get_full_fp32_param
 

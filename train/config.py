@@ -11,12 +11,12 @@ from pathlib import Path
 
 import yaml
 
-from model.autoencoders import AEConfig
-from model.config_checks import check_ranges, ranged
-from manifests.errors import AutoSongError
-from model.stages import stage_named
-from model.model_config import ModelConfig
-from train.finetune import FinetuneConfig
+from autosong.manifests.errors import AutoSongError
+from autosong.model.autoencoders import AEConfig
+from autosong.model.config_checks import check_ranges, ranged
+from autosong.model.model_config import ModelConfig
+from autosong.model.stages import stage_named
+from autosong.train.finetune import FinetuneConfig, base_model_section
 
 @dataclass
 class TrainConfig:
@@ -176,8 +176,6 @@ def config_from_base(init_from: str, overrides: list[str] = ()) -> RunConfig:
     """A fine-tune's config with no --config: the base's stage and model section, the fine-tune
     preset's train section (configs/finetune.yaml), then the overrides (train/finetune.py checks
     the shape again)."""
-    from train.finetune import base_model_section
-
     stage, model = base_model_section(init_from)
     d = load_config(FINETUNE_PRESET).to_dict()
     d.update(stage=stage, model=model)

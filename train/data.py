@@ -14,23 +14,21 @@ import hashlib
 import json
 from dataclasses import dataclass
 from itertools import count
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from manifests import DatasetCard, refuse_missing_shards
-from manifests.codec_identity import require_same_codec
-from manifests.sample_rows import read_sample_rows
-from manifests.errors import AutoSongError
-from model.padding import line_inputs, text_inputs
-from pipeline.shards import Sample, iter_shard
+from autosong.manifests.codec_identity import require_same_codec
+from autosong.manifests.dataset import Dataset
+from autosong.manifests.errors import AutoSongError
+from autosong.manifests.shard_reader import Sample, iter_shard
+from autosong.model.padding import SongBatch, line_inputs, text_inputs
 
 
 @dataclass
 class StreamConfig:
-    data: str
+    data: str | Dataset  # an open Dataset (the trainer's), or its path
     split: str = "train"
     micro_batch: int = 4
     window_frames: int = 9000
@@ -44,19 +42,19 @@ class StreamConfig:
     verify: bool = False   # check each sample's codes against the hash the build recorded
 
 
-def collate(windows: list[dict], with_bert: bool) -> dict:
-    """Pad a list of windows into tensors: codes [B, C, T], text_ids/text_mask [B, L] ..."""
+def collate(windows: list[dict], with_bert: bool) -> SongBatch:
+    """Pad a list of windows into one SongBatch: codes [B, C, T], text_ids/text_mask [B, L] ..."""
     B = len(windows)
     C = windows[0]["codes"].shape[0]
     T = max(w["codes"].shape[1] for w in windows)
     codes = torch.zeros(B, C, T, dtype=torch.long)
     for i, w in enumerate(windows):
         codes[i, :, : w["codes"].shape[1]] = torch.from_numpy(w["codes"].astype(np.int64))
-    return {"codes": codes, "lengths": torch.tensor([w["codes"].shape[1] for w in windows]),
-            "frame_offset": torch.tensor([w["offset"] for w in windows]),
-            "song_frames": torch.tensor([w["song_frames"] for w in windows]), "keys": [w["key"] for w in windows],
-            **text_inputs([w["text"] for w in windows], [w["bert"] for w in windows] if with_bert else None),
-            **line_inputs([w.get("lines") for w in windows])}
+    return SongBatch(codes=codes, lengths=torch.tensor([w["codes"].shape[1] for w in windows]),
+                     frame_offset=torch.tensor([w["offset"] for w in windows]),
+                     song_frames=torch.tensor([w["song_frames"] for w in windows]), keys=[w["key"] for w in windows],
+                     **text_inputs([w["text"] for w in windows], [w["bert"] for w in windows] if with_bert else None),
+                     **line_inputs([w.get("lines") for w in windows]))
 
 
 class ShardStream(IterableDataset):
@@ -64,9 +62,9 @@ class ShardStream(IterableDataset):
 
     def __init__(self, cfg: StreamConfig):
         self.cfg = cfg
-        out = Path(cfg.data)
-        self.card = DatasetCard.load(out)
-        rows = read_sample_rows(out, cfg.split)
+        self.dataset = dataset = Dataset.of(cfg.data)
+        out, self.card = dataset.path, dataset.card
+        rows = dataset.split(cfg.split)
         if not rows:
             raise AutoSongError(f"{out} has no {cfg.split!r} songs (see `autosong pipeline inspect {out}`)")
         self.index = {(r.shard, r.key) for r in rows}  # what the manifest says is current
@@ -76,7 +74,7 @@ class ShardStream(IterableDataset):
             self.counts[r.shard] += 1
         self.decoded = 0  # samples whose arrays were loaded (resume reads at most one buffer's)
         self.shard_dir = out / "shards"
-        refuse_missing_shards(out, self.shards, cfg.split)  # before training starts, not mid-epoch
+        dataset.refuse_missing_shards(self.shards, cfg.split)  # before training starts, not mid-epoch
 
     def _my_plan(self, epoch: int, reader: int, readers: int) -> tuple[list[str], int, int]:
         """(shards to read, sample stride, sample phase) for one reader in one epoch."""
@@ -123,17 +121,17 @@ class ShardStream(IterableDataset):
             if n < listed:  # positions are counted from the manifest: a shard short of them would shift them all
                 raise AutoSongError(f"{self.shard_dir / shard} lacks {listed - n} of the {self.counts[shard]} "
                                     f"{self.cfg.split} samples the manifest lists there: run `autosong pipeline "
-                                    f"verify {self.cfg.data}`, then `autosong pipeline build` again to rebuild it")
+                                    f"verify {self.dataset.path}`, then `autosong pipeline build` again to rebuild it")
 
     def _checked(self, raw: dict, shard: str) -> Sample:
         """The decoded sample, refused in one line when it is not this dataset's codec, when a damaged
         shard put a code outside the codebook (always: one min/max) or, with `verify`, when its
         codes are not the bytes the build wrote."""
         where = f"{self.shard_dir / shard}: sample {raw['__key__']}"
-        fix = f"run `autosong pipeline verify {self.cfg.data}`, then `autosong pipeline build` again to rebuild it"
+        fix = f"run `autosong pipeline verify {self.dataset.path}`, then `autosong pipeline build` again to rebuild it"
         meta = json.loads(raw["meta.json"])
         require_same_codec(meta["codec"], self.card.codec, f"{shard}:{raw['__key__']} and "
-                           f"{self.cfg.data}/dataset.json", "rebuild the dataset")
+                           f"{self.dataset.path}/dataset.json", "rebuild the dataset")
         if self.cfg.verify and hashlib.sha256(raw["codes.npy"]).hexdigest() != meta["codes_sha256"]:
             raise AutoSongError(f"{where}: its codes differ from the hash the build recorded (a damaged shard); {fix}")
         sample = Sample.decode(raw)

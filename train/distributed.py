@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from manifests.errors import AutoSongError
+from autosong.manifests.errors import AutoSongError
 
 
 # Launchers that start every process themselves and say so in their own variables:

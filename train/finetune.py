@@ -11,11 +11,14 @@ from pathlib import Path
 
 import torch
 
-from manifests import UNUSED_SLOT, DatasetCard, file_sha256, require_same_genre_slots
-from manifests.codec_identity import require_same_codec
-from model.adapters import PROJECTIONS, WHOLE_MODULES, LoraSpec, add_lora, save_adapter
-from model.config_checks import check_ranges, ranged
-from manifests.errors import AutoSongError
+from autosong.manifests import DatasetCard, UNUSED_SLOT, file_sha256, require_same_genre_slots
+from autosong.manifests.codec_identity import require_same_codec
+from autosong.manifests.errors import AutoSongError
+from autosong.model.adapters import LoraSpec, PROJECTIONS, WHOLE_MODULES, add_lora, save_adapter
+from autosong.model.bundle import load_bundle
+from autosong.model.config_checks import check_ranges, ranged
+from autosong.model.lyrics import default_tokenizer
+from autosong.model.transformer import SoundTransformer
 
 ADAPTERS = ("none", "lora")
 # Model fields a fine-tune may change: none of them changes a weight's shape. The window may grow
@@ -111,9 +114,6 @@ class Tuning:
     run's weights into an export (merged) and, if asked, the adapter alone."""
 
     def __init__(self, model: torch.nn.Module, cfg, card: DatasetCard, data: str):
-        from model.bundle import load_bundle
-        from model.lyrics import default_tokenizer
-
         refuse_unlike_base(cfg, card, data)
         self.cfg, ft, self.genres = cfg, cfg.finetune, card.genres
         base = load_bundle(ft.init_from)
@@ -140,7 +140,6 @@ class Tuning:
         spec = self.cfg.finetune.lora
         if spec is None:
             return state
-        from model.transformer import SoundTransformer
 
         plain = SoundTransformer(self.cfg.stage_model)
         wrapped = add_lora(plain, spec)

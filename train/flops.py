@@ -9,6 +9,7 @@ Backward is twice the forward. Activation checkpointing's recompute is not count
 does not count it: it is the work the hardware did, not the work the model needs.
 """
 from __future__ import annotations
+from autosong.model import patterns
 
 # Dense bf16 tensor-core peak, FLOP/s, by a name fragment of torch.cuda.get_device_name()
 # (vendor datasheets; the SXM parts, the PCIe H100 apart). The first fragment found wins.
@@ -26,8 +27,6 @@ def matmul_flops(m, steps: int, text_len: int) -> float:
     """The weights' matmuls: per step each layer's projections and MLP, and the output heads once
     per prediction (delay: C per step, flatten: 1); per sequence the memory's projection and
     each layer's cross-attention keys/values."""
-    from model import patterns
-
     D, F, S, L, V = m.d_model, m.d_ff, steps, text_len, m.codebook_size
     predictions = len(patterns.get(m.pattern, m.num_codebooks, V).slots(0, 2))
     per_step = 2 * (3 * D * D + D * D) + 2 * (D * D + D * D) + 2 * 2 * D * F  # self, cross, MLP

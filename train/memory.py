@@ -20,6 +20,9 @@ estimate puts it at 48 GB, and at 6 GB with --model.dropout 0.
 from __future__ import annotations
 
 import os
+from autosong.manifests.errors import AutoSongError
+from autosong.model import patterns
+from autosong.model.transformer import SoundTransformer
 
 OVERHEAD = 1.5e9  # Python, torch, DeepSpeed and the data loader, measured at ~1.2 GB on the tiny preset
 
@@ -28,9 +31,6 @@ def training_step_bytes(cfg, text_len: int, device_type: str = "cpu") -> float:
     """Estimated peak bytes of one training step of `cfg` (a RunConfig, stage sound or latent)
     on a device of `device_type` (cpu | cuda)."""
     import torch
-
-    from model import patterns
-    from model.transformer import SoundTransformer
 
     m, t = cfg.model, cfg.train
     with torch.device("meta"):
@@ -88,8 +88,6 @@ def available_bytes(device) -> float | None:
 
 def refuse_if_too_big(cfg, text_len: int, available: float | None, where: str, device_type: str = "cpu") -> None:
     """One line with the fix when the estimate exceeds `available` bytes."""
-    from manifests.errors import AutoSongError
-
     need = training_step_bytes(cfg, text_len, device_type)
     if available is None or need <= available:
         return
@@ -105,14 +103,12 @@ def refuse_if_too_big(cfg, text_len: int, available: float | None, where: str, d
         f"(configs/model/tiny.yaml), or run on a GPU; --skip-memory-check trains anyway")
 
 
-def refuse_if_too_big_for(cfg, data: str) -> None:
-    """The check a run makes before it starts, on this process's device and `data`'s longest lyrics."""
+def refuse_if_too_big_for(cfg, data) -> None:
+    """The check a run makes before it starts, on this process's device and the longest lyrics of
+    `data` (an open manifests.dataset.Dataset)."""
     import torch
-
-    from manifests import read_manifest
 
     device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0))) if torch.cuda.is_available() \
         else torch.device("cpu")
-    text_len = max((r["text_len"] for r in read_manifest(data, "samples")), default=1)
-    refuse_if_too_big(cfg, text_len, available_bytes(device),
+    refuse_if_too_big(cfg, data.max_text_len(), available_bytes(device),
                       f"GPU {device.index}" if device.type == "cuda" else "this machine", device.type)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from manifests.errors import AutoSongError
+from autosong.manifests.errors import AutoSongError
 
 POSITION_FILE = "position.json"
 

@@ -18,21 +18,24 @@ from pathlib import Path
 
 import torch
 
-from manifests import DatasetCard, refuse_texts_longer_than, require_same_genre_slots
-from manifests.codec_identity import require_same_codec
-from manifests.folder_lock import folder_lock
-from manifests.progress import format_duration
-from manifests.errors import AutoSongError
-from model.run_metrics import MetricsLog
-from model.lyrics import default_tokenizer
-from train.checkpoints import CKPT_DIR, export_bundle, save_checkpoint
-from train.config import RunConfig, preset_path
-from train.data import ShardStream, StreamConfig, make_loader
-from train.distributed import ensure_distributed_env, rank_seed
-from train.finetune import Tuning
-from train.flops import peak_flops, train_flops
-from train.resume import load_newest_intact, rank_skip
-from train.step_log import LogWindow, reduce_step, step_row
+from autosong.manifests import DatasetCard, require_same_genre_slots
+from autosong.manifests.codec_identity import require_same_codec
+from autosong.manifests.dataset import Dataset
+from autosong.manifests.errors import AutoSongError
+from autosong.manifests.folder_lock import folder_lock
+from autosong.manifests.progress import format_duration
+from autosong.model.lyrics import default_tokenizer
+from autosong.model.padding import SongBatch
+from autosong.model.run_metrics import MetricsLog
+from autosong.train.checkpoints import CKPT_DIR, export_bundle, save_checkpoint
+from autosong.train.config import RunConfig, preset_path
+from autosong.train.data import ShardStream, StreamConfig, make_loader
+from autosong.train.distributed import ensure_distributed_env, rank_seed
+from autosong.train.finetune import Tuning
+from autosong.train.flops import peak_flops, train_flops
+from autosong.train.memory import refuse_if_too_big_for
+from autosong.train.resume import load_newest_intact, rank_skip
+from autosong.train.step_log import LogWindow, reduce_step, step_row
 
 class TrainingDiverged(AutoSongError):
     """Too many non-finite losses in a row."""
@@ -119,7 +122,7 @@ class TrainStep(torch.nn.Module):
     def window_frames(self) -> int:
         return self.model.cfg.window_frames
 
-    def forward(self, batch: dict, step: int):
+    def forward(self, batch: SongBatch, step: int):
         return self.stage.loss(self.model, batch, step)
 
 
@@ -131,8 +134,6 @@ def _param_groups(model: torch.nn.Module, weight_decay: float):
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def _to_device(batch: dict, device) -> dict:
-    return {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
 def saved_run_config(run: str | Path) -> RunConfig:
@@ -177,22 +178,22 @@ class Trainer:
     writes the export at the end, train/checkpoints.export_bundle). `train()` below is the
     one-call form the CLI uses."""
 
-    def __init__(self, data: str, cfg: RunConfig, run: str | Path, ds_config_path: str, resume: bool = False,
+    def __init__(self, data: str | Dataset, cfg: RunConfig, run: str | Path, ds_config_path: str, resume: bool = False,
                  check_memory: bool = True):
         init_method = ensure_distributed_env()
         if not torch.cuda.is_available():
             os.environ.setdefault("DS_ACCELERATOR", "cpu")
         import deepspeed
 
-        self.run, self.data = Path(run), data
-        self.card = card = DatasetCard.load(data)
+        self.run = Path(run)
+        self.data = data = Dataset.of(data)  # opened once: the loader, the memory check and the checks share it
+        self.card = card = data.card
         self.cfg = cfg = fill_from_dataset(cfg, card)
         if cfg.stage_kind.reads_lyrics and card.text.get("frontend") != "bert":
-            refuse_texts_longer_than(data, cfg.model.max_text_len)
+            data.refuse_texts_longer_than(cfg.model.max_text_len)
         if resume:
             _refuse_unresumable(self.run, data, card)
         if check_memory and not cfg.stage_kind.is_autoencoder:  # before DeepSpeed takes any of it
-            from train.memory import refuse_if_too_big_for
 
             refuse_if_too_big_for(cfg, data)
         self.rank, self.world, self.device = _join_process_group(init_method)
@@ -216,7 +217,7 @@ class Trainer:
             self.run.mkdir(parents=True, exist_ok=True)
             (self.run / "run_config.json").write_text(json.dumps({
                 "config": cfg.to_dict(), "codec": card.codec.to_dict(), "text": card.text, "genres": card.genres,
-                "data": str(data), "parent": card.parent, "deepspeed": ds}, indent=2))
+                "data": str(data.path), "parent": card.parent, "deepspeed": ds}, indent=2))
         stream = StreamConfig(data=data, split="train", micro_batch=t.micro_batch, window_frames=model.window_frames(),
                               max_frames=model.model.cfg.max_frames, bucket_songs=t.bucket_songs, seed=t.seed,
                               with_bert=cfg.model.bert_dim > 0, rank=self.rank, world_size=self.world,
@@ -263,7 +264,7 @@ class Trainer:
         done, flops, extras = 0, 0.0, {}
         loss_sum, cb_sum, cb_n = (torch.zeros(n, device=self.device) for n in ((), C, C))
         while done < t.grad_accum:
-            batch = _to_device(next(self.batches), self.device)
+            batch = next(self.batches).to(self.device)
             self.consumed += 1
             loss, s, n, extras = self.engine(batch, step)
             bad = (~torch.isfinite(loss.detach())).float().view(1)
@@ -288,13 +289,13 @@ class Trainer:
         self.step_count += 1
         return loss_sum / t.grad_accum, cb_sum, cb_n, extras, flops
 
-    def _flops(self, batch: dict) -> float:
+    def _flops(self, batch: SongBatch) -> float:
         """Model FLOPs of a micro-batch of a token or latent model (train/flops.py); 0 for an autoencoder."""
         if self.cfg.stage_kind.is_autoencoder:
             return 0.0
         m = self.cfg.stage_model
-        B, _, T = batch["codes"].shape
-        return train_flops(m, self.engine.module.model.pattern.steps(T), batch["text_ids"].shape[1], B)
+        B, _, T = batch.codes.shape
+        return train_flops(m, self.engine.module.model.pattern.steps(T), batch.text_ids.shape[1], B)
 
     def checkpoint(self) -> None:
         save_checkpoint(self.engine, self.run, self.step_count, self.consumed, self.cfg.train.num_workers, self.rank,
@@ -354,7 +355,7 @@ class Trainer:
                   f"tokens/s {row['tokens_per_s']:,.0f}{mfu}  ETA {format_duration(eta)}", flush=True)
 
 
-def train(data: str, cfg: RunConfig, run: str | Path, ds_config_path: str, resume: bool = False,
+def train(data: str | Dataset, cfg: RunConfig, run: str | Path, ds_config_path: str, resume: bool = False,
           stop_at: int | None = None, check_memory: bool = True) -> TrainResult:
     """Train to cfg.train.steps, or checkpoint and stop at `stop_at` (same schedule, resumable).
     `check_memory`: refuse a config whose step would not fit the device (train/memory.py). Rank 0

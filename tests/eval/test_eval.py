@@ -16,8 +16,8 @@ def autosong(*args, timeout=600, prefix=()):
 
 
 def test_evaluate_reports_per_codebook_ce_and_conditioning_gain(trained_run, small_data):
-    from eval.evaluate import CONDITIONS, evaluate
-    from model.bundle import load_bundle
+    from autosong.eval.evaluate import CONDITIONS, evaluate
+    from autosong.model.bundle import load_bundle
 
     result = evaluate(load_bundle(trained_run), str(small_data), "val")
     assert result["songs"] >= 1 and result["tokens"] > 0
@@ -36,7 +36,7 @@ def test_evaluate_reports_per_codebook_ce_and_conditioning_gain(trained_run, sma
 def test_the_gain_is_a_mean_over_songs_of_each_songs_ce_difference():
     """Hand-made scores: song a has 1 token per codebook, song b 3, so averaging over songs and
     over tokens give different answers; the gain is the song average."""
-    from eval.evaluate import conditioning_gains
+    from autosong.eval.evaluate import conditioning_gains
 
     def score(ce_sums, n):
         return {"ce_sum": np.array(ce_sums, float), "n": np.array([n, n], float)}
@@ -104,7 +104,7 @@ def test_cli_eval_writes_json_and_report(trained_run, small_data, tmp_path):
 
 
 def test_report_escapes_lyrics(tmp_path):
-    from eval.report import write_report
+    from autosong.eval.report import write_report
 
     result = {"checkpoint": "<run>", "step": 1, "data": "d", "split": "val", "songs": 1, "tokens": 10,
               "ce": {"q0": 1.0, "mean": 1.0}, "bits": {"q0": 1.4, "mean": 1.4}, "perplexity": {"q0": 2.7, "mean": 2.7},
@@ -116,8 +116,8 @@ def test_report_escapes_lyrics(tmp_path):
 
 def test_batched_scoring_equals_one_window_at_a_time(trained_run, small_data):
     """Windows of several songs and conditions share a forward pass; padding changes nothing."""
-    from eval.evaluate import CONDITIONS, _conditions, _score_all, load_split
-    from model.bundle import load_bundle
+    from autosong.eval.evaluate import CONDITIONS, _conditions, _score_all, load_split
+    from autosong.model.bundle import load_bundle
 
     model = load_bundle(trained_run).model
     card, songs = load_split(str(small_data), "train")
@@ -153,8 +153,7 @@ def test_report_of_a_four_minute_song(tmp_path):
     script = f"""
 import base64, io, re, sys
 import numpy as np, soundfile as sf
-sys.path.insert(0, {str(ROOT)!r})
-from eval.report import write_report
+from autosong.eval.report import write_report
 sr, seconds = 24_000, 240
 t = np.arange(sr * seconds) / sr
 wav = (0.3 * np.sin(2 * np.pi * 220 * t) * (1 + 0.2 * np.sin(2 * np.pi * 0.5 * t))).astype(np.float32)

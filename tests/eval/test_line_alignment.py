@@ -4,8 +4,8 @@ import json
 
 import numpy as np
 
-from model.lrc import parse_lrc
-from model.lyrics import lyric_words
+from autosong.model.lrc import parse_lrc
+from autosong.model.lyrics import lyric_words
 from tests.eval.test_eval import autosong
 
 
@@ -14,8 +14,8 @@ def prior_only_errors(run, data) -> np.ndarray:
     progress t/T meets its first slot's lyric progress: timing with no model at all."""
     import torch
 
-    from eval.evaluate import load_split
-    from model.bundle import load_bundle
+    from autosong.eval.evaluate import load_split
+    from autosong.model.bundle import load_bundle
 
     model, errors = load_bundle(run).model, []
     for song in load_split(data, "val")[1]:
@@ -27,7 +27,7 @@ def prior_only_errors(run, data) -> np.ndarray:
 
 
 def test_eval_chooses_alignment_heads_then_align_and_generate_write_lrc(small_data, tmp_path):
-    from manifests.sample_rows import read_sample_rows
+    from autosong.manifests.dataset import read_sample_rows
     from tests.conftest import TINY, train_cli
 
     run = tmp_path / "run"  # 150 steps: 20 leave the heads reading the prior and little else
@@ -89,9 +89,9 @@ def test_eval_chooses_alignment_heads_then_align_and_generate_write_lrc(small_da
 def test_heads_chosen_without_timed_songs_are_checked_on_timed_ones(trained_run, small_data):
     """A corpus of plain lyrics.txt still gets alignment heads (by their focus), and on the songs
     whose lyrics.lrc says the truth they place lines no worse than the prior alone does."""
-    from eval.evaluate import load_split
-    from model.bundle import load_bundle
-    from model.line_times import choose_heads_untimed, teacher_forced_errors
+    from autosong.eval.evaluate import load_split
+    from autosong.model.bundle import load_bundle
+    from autosong.model.line_times import choose_heads_untimed, teacher_forced_errors
 
     model = load_bundle(trained_run).model
     songs = load_split(small_data, "val")[1] + load_split(small_data, "train")[1]

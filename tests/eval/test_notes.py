@@ -1,7 +1,7 @@
 """The note error rate and its transcriber: exact on the synth rule's own audio, ~1 by chance."""
 import numpy as np
 
-from eval.notes import edit_distance, note_error_rate, transcribe
+from autosong.eval.notes import edit_distance, note_error_rate, transcribe
 
 
 def test_note_error_rate_is_zero_on_itself_and_near_one_by_chance():
@@ -21,8 +21,8 @@ def test_note_error_rate_is_zero_on_itself_and_near_one_by_chance():
 def test_transcriber_hears_the_synth_songs_notes(tokenizer):
     import soxr
 
-    from model.synth_music import expected_notes
-    from model.synth_music import GENRES, SAMPLE_RATE, make_lyrics, render_song, song_seconds
+    from autosong.model.synth_music import expected_notes
+    from autosong.model.synth_music import GENRES, SAMPLE_RATE, make_lyrics, render_song, song_seconds
 
     rates = []
     for i, genre in enumerate(sorted(GENRES)):
@@ -40,7 +40,7 @@ def test_transcriber_hears_the_synth_songs_notes(tokenizer):
 
 
 def test_singing_score_on_hand_made_sequences():
-    from eval.notes import singing_score
+    from autosong.eval.notes import singing_score
 
     expected = [60.0, 62.0, 64.0, 65.0, 67.0, 69.0]
     silence = singing_score([], expected)
@@ -69,7 +69,7 @@ def test_singing_score_on_hand_made_sequences():
 
 
 def test_the_report_lists_the_notes_asked_for_against_those_sung():
-    from eval.report import _note_rows, note_name
+    from autosong.eval.report import _note_rows, note_name
 
     assert [note_name(p) for p in (60, 61.2, 69, 47.6)] == ["C4", "C#4", "A4", "C3"]
     html = _note_rows({"expected": [(0, 1, 60), (1, 1, 62), (2, 1, 64)],

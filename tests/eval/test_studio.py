@@ -31,7 +31,7 @@ def _free_port() -> int:
 def studio(trained_run, tmp_path_factory):
     """The studio over two runs (copies of the trained one), on a free local port: (URL, runs, out)."""
     root = tmp_path_factory.mktemp("studio")
-    from model.line_times import AlignmentHeads
+    from autosong.model.line_times import AlignmentHeads
 
     for name in ("run_a", "run_b"):
         shutil.copytree(trained_run, root / "runs" / name, ignore=shutil.ignore_patterns("checkpoints"))
@@ -173,8 +173,8 @@ def test_concurrent_requests_both_finish_and_outside_paths_are_refused(studio):
 
 
 def test_the_service_refuses_runs_it_was_not_given(trained_run, tmp_path):
-    from eval.studio_service import Studio, find_runs
-    from manifests.errors import AutoSongError
+    from autosong.eval.studio_service import Studio, find_runs
+    from autosong.manifests.errors import AutoSongError
 
     studio = Studio(find_runs(None, [str(trained_run)]), tmp_path)
     name = trained_run.name  # the export, and the steps of its checkpoints (20 steps: one, at the end)

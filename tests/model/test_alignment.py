@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from model.attention import Alignment
-from model.model_config import ModelConfig
+from autosong.model.attention import Alignment
+from autosong.model.model_config import ModelConfig
 from tests.model.test_transformer import batch, tiny
 
 
@@ -84,8 +84,8 @@ def test_unknown_alignment_is_refused():
 
 
 def test_syllable_progress_counts_sung_time_not_ids(tokenizer):
-    from model.lyrics import sung_units
-    from model.attention import lyric_progress
+    from autosong.model.lyrics import sung_units
+    from autosong.model.attention import lyric_progress
 
     ids = tokenizer.encode("[verse]\n我爱你\nlove night", 1)
     units = torch.tensor(sung_units(tokenizer))[torch.tensor([ids])]
@@ -161,7 +161,7 @@ def test_the_prior_inside_flex_attention_equals_the_dense_bias(pattern, units):
 
 
 def test_timed_prior_puts_each_line_start_at_its_lyric_position_and_untimed_songs_stay_uniform():
-    from model.attention import timed_song_progress
+    from autosong.model.attention import timed_song_progress
 
     frames = torch.arange(10.0)[None].repeat(2, 1) + 0.5
     lyric = torch.linspace(0, 1, 6)[None].repeat(2, 1)  # slot l at l/5

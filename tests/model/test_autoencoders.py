@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from model.autoencoders import AEConfig, build_autoencoder, code_usage, compression_factor
+from autosong.model.autoencoders import AEConfig, build_autoencoder, code_usage, compression_factor
 from tests.conftest import music_signal
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from model.codec import Codec, CodecUnavailable
+from autosong.model.codec import Codec, CodecUnavailable
 from tests.conftest import music_signal
 
 
@@ -109,7 +109,7 @@ def test_tiny_codec_loads_offline_with_a_stable_identity(tmp_path):
 def test_tiny_codec_holds_a_note_that_is_no_multiple_of_the_frame_rate():
     """The hum's regression test: EnCodec's own decoder turns a held note into a waveform that
     repeats every frame, so 415 Hz came back near 450 Hz (6 x 75). Through tiny's VQ it stays."""
-    from eval.audio_metrics import estimate_pitch
+    from autosong.eval.audio_metrics import estimate_pitch
 
     tiny = Codec.load("tiny")
     t = np.arange(2 * 24_000) / 24_000

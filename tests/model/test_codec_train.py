@@ -4,15 +4,15 @@ import json
 import numpy as np
 import pytest
 
-from model.codec import Codec
+from autosong.model.codec import Codec
 from tests.eval.test_eval import autosong
 
 
 def _synth_song(seed: int, seconds: float = 6.0):
     import soxr
 
-    from model.lyrics import default_tokenizer
-    from model.synth_music import GENRES, SAMPLE_RATE, make_lyrics, note_timeline, render_song, song_seconds
+    from autosong.model.lyrics import default_tokenizer
+    from autosong.model.synth_music import GENRES, SAMPLE_RATE, make_lyrics, note_timeline, render_song, song_seconds
 
     tok = default_tokenizer()
     rng = np.random.default_rng([777, seed])
@@ -24,8 +24,8 @@ def _synth_song(seed: int, seconds: float = 6.0):
 
 
 def test_codec_train_quantizes_without_collapse_and_saves_a_loadable_codec(tmp_path):
-    from train.codec.config import CodecTrainConfig
-    from train.codec.trainer import train_codec
+    from autosong.train.codec.config import CodecTrainConfig
+    from autosong.train.codec.trainer import train_codec
 
     cfg = CodecTrainConfig(steps=60, songs=2, song_seconds=3.0, ae_warmup=0.5, save_every=30, threads=1)
     log = train_codec(cfg, tmp_path / "codec", log=lambda *_: None)
@@ -48,9 +48,9 @@ def test_centering_the_latents_leaves_the_codec_unchanged():
     import torch
     from transformers import EncodecModel
 
-    from train.codec.config import CodecTrainConfig, encodec_config
-    from train.codec.data import random_crops, training_audio
-    from train.codec.vq import center_latents
+    from autosong.train.codec.config import CodecTrainConfig, encodec_config
+    from autosong.train.codec.data import random_crops, training_audio
+    from autosong.train.codec.vq import center_latents
 
     torch.manual_seed(0)
     cfg = CodecTrainConfig(songs=2, song_seconds=3.0)
@@ -78,7 +78,7 @@ def test_codec_train_cli(tmp_path):
 
 
 def test_codec_strides_must_make_75_frames_a_second():
-    from train.codec.config import CodecTrainConfig, encodec_config
+    from autosong.train.codec.config import CodecTrainConfig, encodec_config
 
     one = encodec_config(CodecTrainConfig(upsampling_ratios="320", num_filters=4, hidden_size=8,
                                                 encoder_init="random"))
@@ -90,8 +90,8 @@ def test_codec_strides_must_make_75_frames_a_second():
 
 
 def test_codec_train_reads_a_corpus_folder_and_skips_what_does_not_decode(tmp_path):
-    from pipeline.synth import synth_corpus
-    from train.codec.data import corpus_audio
+    from autosong.pipeline.synth import synth_corpus
+    from autosong.train.codec.data import corpus_audio
 
     synth_corpus(tmp_path / "c", songs=2, seconds=2, seed=3)
     broken = tmp_path / "c/song_broken"

@@ -5,11 +5,11 @@ import dataclasses
 
 import pytest
 
-from model.autoencoders import AEConfig
-from model.config_checks import check_ranges
-from model.sampler import SamplingConfig
-from model.model_config import ModelConfig
-from train.config import TrainConfig
+from autosong.model.autoencoders import AEConfig
+from autosong.model.config_checks import check_ranges
+from autosong.model.model_config import ModelConfig
+from autosong.model.sampler import SamplingConfig
+from autosong.train.config import TrainConfig
 
 CONFIGS = [(ModelConfig, "model"), (TrainConfig, "train"), (AEConfig, "ae"), (SamplingConfig, "sampling")]
 FIELDS = [(cls, section, f) for cls, section in CONFIGS for f in dataclasses.fields(cls) if "range" in f.metadata]

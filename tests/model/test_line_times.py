@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from model.line_times import AlignmentHeads, line_states, line_times, sung_lines
+from autosong.model.line_times import AlignmentHeads, line_states, line_times, sung_lines
 
 
 def block_map(spans, L, T, noise=0.0, seed=0):
@@ -61,7 +61,7 @@ def test_sung_lines_are_the_lines_with_words_and_their_first_word_slots(tokenize
 
 
 def test_sung_notes_are_matched_to_the_expected_ones_in_order():
-    from eval.notes import matched_notes
+    from autosong.eval.notes import matched_notes
 
     expected = [60, 62, 64, 65, 67]
     sung = [60, 61.9, 70, 64, 67]  # 65 missed, 70 extra

@@ -2,7 +2,7 @@
 malformed files are one error that names the line."""
 import pytest
 
-from model.lrc import LrcError, LrcLine, parse_lrc, write_lrc
+from autosong.model.lrc import LrcError, LrcLine, parse_lrc, write_lrc
 
 VARIANTS = """\ufeff[ti:A Song]
 [ar:Someone]

@@ -1,4 +1,4 @@
-from model.lyrics import VOCAB_FILE, LyricsTokenizer, normalize_genre, normalize_lyrics
+from autosong.model.lyrics import VOCAB_FILE, LyricsTokenizer, normalize_genre, normalize_lyrics
 
 
 def tokens_of(tokenizer, ids):
@@ -50,7 +50,7 @@ def test_normalisation():
 
 
 def test_word_slots_point_at_each_words_first_id(tokenizer):
-    from model.lyrics import lyric_words
+    from autosong.model.lyrics import lyric_words
 
     text = "[verse]\nHello  world, my [x] friend\n\n[chorus] 我爱你 la-la\n"
     ids, words, slots = tokenizer.encode(text), lyric_words(text), tokenizer.word_slots(text)

@@ -1,7 +1,7 @@
 """The codebook layouts themselves, written out by hand for 2 codebooks x 3 frames."""
 import torch
 
-from model import patterns
+from autosong.model import patterns
 
 V = 10  # codebook size: EMPTY is id 10 of each block, block c starts at c * 11
 E = V

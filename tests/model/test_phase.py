@@ -2,9 +2,9 @@
 import numpy as np
 import torch
 
-from eval.audio_metrics import estimate_pitch
-from model.phase import griffin_lim, istft, stft, vocoder_phase
-from model.spectral_decoder import SpectralDecoder, SpectralDecoderConfig, magnitude_loss
+from autosong.eval.audio_metrics import estimate_pitch
+from autosong.model.phase import griffin_lim, istft, stft, vocoder_phase
+from autosong.model.spectral_decoder import SpectralDecoder, SpectralDecoderConfig, magnitude_loss
 
 
 def _note(hz: float, seconds: float = 1.0, sr: int = 24_000) -> np.ndarray:

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from model.sampler import Sampler, SamplingConfig
+from autosong.model.sampler import Sampler, SamplingConfig
 from tests.model.test_transformer import tiny
 
 
@@ -118,10 +118,10 @@ def test_length_beyond_the_frame_positions_is_refused():
 @pytest.mark.slow
 def test_overfit_song_is_reproduced_by_greedy_generation(overfit_run, codec):
     """The design's overfit test, end to end: lyrics in, >= 95% of the song's tokens out."""
-    from eval.evaluate import load_split
-    from model.bundle import load_bundle
-    from model.generate import generate_codes
-    from model.lyrics import default_tokenizer
+    from autosong.eval.evaluate import load_split
+    from autosong.model.bundle import load_bundle
+    from autosong.model.generate import generate_codes
+    from autosong.model.lyrics import default_tokenizer
 
     data, run = overfit_run
     bundle = load_bundle(run)

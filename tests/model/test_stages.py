@@ -4,13 +4,13 @@ from dataclasses import asdict
 
 import pytest
 
-from manifests.errors import AutoSongError
-from model.stages import STAGES, stage_named
+from autosong.manifests.errors import AutoSongError
+from autosong.model.stages import STAGES, stage_named
 
 
 @pytest.mark.parametrize("name", sorted(STAGES))
 def test_each_stage_builds_its_model_from_its_own_section(name):
-    from train.config import RunConfig
+    from autosong.train.config import RunConfig
 
     cfg = RunConfig(stage=name)
     stage = cfg.stage_kind
@@ -30,6 +30,6 @@ def test_an_unknown_stage_is_refused_naming_the_known_ones():
 
 
 def test_every_stage_has_a_row_in_the_eval_table():
-    from eval.stages import EVALS
+    from autosong.eval.stages import EVALS
 
     assert set(EVALS) == set(STAGES)

@@ -1,7 +1,7 @@
 """The lyrics encoding rule (model/text_encoding.py): what a corpus really holds comes back as written."""
 import pytest
 
-from model.text_encoding import decode_text
+from autosong.model.text_encoding import decode_text
 
 CASES = [  # (text, the encoding it is saved in, the encoding the rule must name)
     ("[verse]\nCafé crème, très bien, déjà vu\nà la française, garçon\n", "latin-1", "cp1252"),

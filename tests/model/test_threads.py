@@ -1,7 +1,7 @@
 """The CPU threads a command runs on: --threads, then OMP_NUM_THREADS, then the cores the load leaves."""
 import os
 
-from model.threads import cpu_threads
+from autosong.model.threads import cpu_threads
 
 
 def test_threads_follow_the_flag_the_environment_then_the_load(monkeypatch):

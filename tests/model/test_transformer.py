@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from model.model_config import ModelConfig
-from model.transformer import SoundTransformer
+from autosong.model.model_config import ModelConfig
+from autosong.model.transformer import SoundTransformer
 
 VARIANTS = [(p, n) for p in ("flatten", "delay") for n in ("post", "pre")]
 

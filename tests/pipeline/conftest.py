@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from pipeline.synth import synth_corpus
+from autosong.pipeline.synth import synth_corpus
 
 GOOD = ["song_000", "song_001", "song_002", "song_003", "song_latin1", "song_tagged", "song_garbled"]
 BAD = {  # key -> (stage, words the reason must contain)
@@ -65,7 +65,7 @@ def mixed_corpus(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def built(mixed_corpus, tmp_path_factory, ray_local):
-    from pipeline.build import BuildConfig, build
+    from autosong.pipeline.build import BuildConfig, build
 
     out = tmp_path_factory.mktemp("built") / "out"
     result = build(BuildConfig(str(mixed_corpus), str(out), codec="test", shard_samples=3))

@@ -6,12 +6,12 @@ import pyarrow.parquet as pq
 import pytest
 import webdataset as wds
 
-from manifests import DatasetCard, ManifestError
-from manifests.errors import AutoSongError
-from model.audio import load_audio
-from pipeline.build import BuildConfig, build, in_key_order
-from pipeline.encode import EncodedSong
-from pipeline.verify import verify
+from autosong.manifests import DatasetCard, ManifestError
+from autosong.manifests.errors import AutoSongError
+from autosong.model.audio import load_audio
+from autosong.pipeline.build import BuildConfig, build, in_key_order
+from autosong.pipeline.encode import EncodedSong
+from autosong.pipeline.verify import verify
 from tests.pipeline.conftest import BAD, GOOD, copy_tree
 
 
@@ -39,12 +39,13 @@ def test_in_key_order_writes_in_corpus_order_whatever_order_results_come_in():
 
 
 def test_sample_rows_are_the_samples_manifest_and_decode_from_the_shards(built):
-    from manifests import SAMPLES, read_manifest
-    from manifests.sample_rows import SAMPLE_ROW_FIELDS, read_sample_rows
-    from pipeline.shards import load_samples
+    from autosong.manifests import SAMPLES, read_manifest
+    from autosong.manifests.sample_rows import SAMPLE_ROW_FIELDS
+    from autosong.manifests.dataset import read_sample_rows
+    from autosong.manifests.shard_reader import load_samples
 
     out = built[0]
-    assert tuple(SAMPLES.names) == SAMPLE_ROW_FIELDS  # one record type, the schema's columns in order
+    assert tuple(SAMPLES.names) == SAMPLE_ROW_FIELDS  # the schema is SampleRow's fields (tests/manifests: round trip)
     rows = read_sample_rows(out)
     assert [r.to_dict() for r in rows] == sorted(read_manifest(out, "samples"), key=lambda r: r["key"])
     plain = read_shards(out)  # webdataset itself, no AutoSong code
@@ -141,7 +142,7 @@ def test_rebuild_adds_nothing_and_a_new_song_adds_one(built, mixed_corpus, tmp_p
 def test_a_local_copy_of_the_codec_keeps_the_older_songs_trainable(built, mixed_corpus, codec, tmp_path, ray_local):
     """A `save_pretrained` copy of the same weights is the same codec: a build with it adds songs,
     and verify and the training stream accept the songs the hub id encoded before."""
-    from train.data import ShardStream, StreamConfig
+    from autosong.train.data import ShardStream, StreamConfig
 
     out = copy_tree(built[0], tmp_path / "out")
     codec.save(tmp_path / "local_codec")
@@ -178,8 +179,8 @@ def test_a_changed_song_is_re_encoded_and_a_removed_one_leaves_the_index(built, 
 
 def test_a_deleted_shard_stops_training_in_one_line_and_the_next_build_restores_it(built, mixed_corpus, tmp_path,
                                                                                    ray_local):
-    from manifests import ManifestError
-    from train.data import ShardStream, StreamConfig
+    from autosong.manifests import ManifestError
+    from autosong.train.data import ShardStream, StreamConfig
 
     out = copy_tree(built[0], tmp_path / "out")
     rows = pq.read_table(out / "manifests/samples.parquet").to_pylist()
@@ -220,7 +221,7 @@ def test_a_rebuild_repairs_a_damaged_shard_the_manifest_lists(damage, built, mix
 def test_other_codec_or_text_front_end_is_refused(built, mixed_corpus, tmp_path, codec, ray_local):
     import torch
 
-    from model.codec import Codec
+    from autosong.model.codec import Codec
 
     out = built[0]
     with pytest.raises(AutoSongError, match="text front-end"):
@@ -234,7 +235,7 @@ def test_other_codec_or_text_front_end_is_refused(built, mixed_corpus, tmp_path,
 
 
 def test_max_seconds_and_bert_states(tmp_path, ray_local):
-    from pipeline.synth import synth_corpus
+    from autosong.pipeline.synth import synth_corpus
 
     synth_corpus(tmp_path / "c", songs=2, seconds=4, seed=3)
     out = tmp_path / "out"
@@ -250,12 +251,12 @@ def test_max_seconds_and_bert_states(tmp_path, ray_local):
 
 
 def test_an_unchanged_rebuild_reads_no_audio_bytes(built, mixed_corpus, tmp_path, ray_local, monkeypatch):
-    import pipeline.scan
+    from autosong.pipeline import scan
 
     out = copy_tree(built[0], tmp_path / "out")
     read = []
-    real_sha = pipeline.scan.file_sha256
-    monkeypatch.setattr(pipeline.scan, "file_sha256", lambda p: read.append(str(p)) or real_sha(p))
+    real_sha = scan.file_sha256
+    monkeypatch.setattr(scan, "file_sha256", lambda p: read.append(str(p)) or real_sha(p))
     again = build(BuildConfig(str(mixed_corpus), str(out), codec="test", shard_samples=3))
     assert (again.built, again.kept, again.hashed) == (0, len(GOOD), 0)
     assert read and all(p.endswith(("lyrics.txt", "lyrics.lrc")) for p in read)  # lyrics are hashed, audio is not

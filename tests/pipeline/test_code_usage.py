@@ -1,7 +1,7 @@
 """Code usage per codebook, and the warning for a collapsed codec (build and inspect print both)."""
 import numpy as np
 
-from pipeline.code_usage import DEGENERATE_BELOW, CodeUsage
+from autosong.pipeline.code_usage import DEGENERATE_BELOW, CodeUsage
 
 
 def test_a_collapsed_codec_is_named_and_a_healthy_one_is_not():

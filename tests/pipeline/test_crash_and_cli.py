@@ -7,8 +7,8 @@ import time
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.build import STOP_HOOK, BuildConfig, build
-from pipeline.verify import verify
+from autosong.pipeline.build import BuildConfig, STOP_HOOK, build
+from autosong.pipeline.verify import verify
 from tests.pipeline.conftest import BAD, GOOD
 from tests.pipeline.test_build import read_shards
 
@@ -76,7 +76,7 @@ def test_cli_build_prints_counts_and_exits_zero_with_rejects_on_a_private_ray(tm
     corpus = make_mixed_corpus(tmp_path / "dataset")
     # A dead cluster's address left for Ray to find: the build must start its own Ray, not join it.
     env = {**os.environ, "RAY_ADDRESS": "127.0.0.1:9"}
-    proc = subprocess.run([sys.executable, "-m", "pipeline", "build", str(corpus), "--out", str(tmp_path / "o"),
+    proc = subprocess.run([sys.executable, "-m", "autosong.pipeline", "build", str(corpus), "--out", str(tmp_path / "o"),
                            "--codec", "test"], capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr
     assert f"built {len(GOOD)} songs" in proc.stdout and f"rejected {len(BAD)}" in proc.stdout
@@ -88,7 +88,7 @@ def test_gpu_encoders_without_gpus_are_one_line(tmp_path):
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU: tests/test_gpu.py builds on it instead")
-    from pipeline.synth import synth_corpus
+    from autosong.pipeline.synth import synth_corpus
 
     synth_corpus(tmp_path / "c", songs=1, seconds=1, seed=0)
     proc = cli("pipeline", "build", str(tmp_path / "c"), "--out", str(tmp_path / "out"), "--codec", "test",

@@ -5,10 +5,10 @@ import shutil
 
 import pytest
 
-from manifests import DatasetCard, read_manifest
-from pipeline.build import BuildConfig, build
+from autosong.manifests import DatasetCard, read_manifest
+from autosong.pipeline.build import BuildConfig, build
+from autosong.pipeline.verify import verify
 from autosong.pipeline_cli import main as pipeline_main
-from pipeline.verify import verify
 from tests.pipeline.conftest import GOOD, copy_tree
 
 

@@ -8,9 +8,9 @@ import sys
 import pytest
 import torch
 
-from pipeline.build import BuildConfig
-from pipeline.encode import FAULT_HOOK, DeviceFault, SongEncoder, SongJob
-from pipeline.synth import synth_corpus
+from autosong.pipeline.build import BuildConfig
+from autosong.pipeline.encode import DeviceFault, FAULT_HOOK, SongEncoder, SongJob
+from autosong.pipeline.synth import synth_corpus
 from tests.conftest import ROOT
 
 

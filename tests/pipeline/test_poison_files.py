@@ -14,9 +14,9 @@ import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
 
-from pipeline.decode_worker import CRASH_HOOK
-from pipeline.synth import synth_corpus
-from pipeline.verify import verify
+from autosong.pipeline.decode_worker import CRASH_HOOK
+from autosong.pipeline.synth import synth_corpus
+from autosong.pipeline.verify import verify
 
 
 def unprivileged(cmd: list[str]) -> list[str] | None:
@@ -257,9 +257,9 @@ def _fill(disk: Path) -> Path:
 
 
 def test_a_full_disk_ends_the_build_in_one_line_and_the_next_build_finishes(tmp_path, ray_local, monkeypatch):
-    from manifests import read_manifest
-    from manifests.errors import AutoSongError
-    from pipeline.build import BuildConfig, build
+    from autosong.manifests import read_manifest
+    from autosong.manifests.errors import AutoSongError
+    from autosong.pipeline.build import BuildConfig, build
 
     corpus = tmp_path / "dataset"
     synth_corpus(corpus, songs=2, seconds=1, seed=4)
@@ -308,8 +308,8 @@ def test_a_full_disk_ends_the_build_in_one_line_and_the_next_build_finishes(tmp_
     ("audio is a directory", "decode", "is a directory"),
 ])
 def test_a_song_whose_files_change_after_the_scan_is_a_reject_row(case, stage, words, tmp_path):
-    from pipeline.build import BuildConfig
-    from pipeline.encode import SongEncoder, SongJob
+    from autosong.pipeline.build import BuildConfig
+    from autosong.pipeline.encode import SongEncoder, SongJob
 
     synth_corpus(tmp_path / "c", songs=1, seconds=1, seed=1)
     folder = tmp_path / "c" / "song_000"
@@ -328,8 +328,8 @@ def test_a_song_whose_files_change_after_the_scan_is_a_reject_row(case, stage, w
 
 
 def test_a_first_build_that_fails_leaves_no_out_folder(tmp_path):
-    from manifests.errors import AutoSongError
-    from pipeline.build import BuildConfig, build
+    from autosong.manifests.errors import AutoSongError
+    from autosong.pipeline.build import BuildConfig, build
 
     (tmp_path / "dataset" / "not_a_song").mkdir(parents=True)  # no song_* folder: refused at the scan
     with pytest.raises(AutoSongError, match="no song_\\* folders"):

@@ -3,9 +3,9 @@ import hashlib
 import numpy as np
 import pytest
 
-from model.audio import load_audio
-from model.synth_music import GENRES, melody_notes, song_seconds
-from pipeline.synth import synth_corpus
+from autosong.model.audio import load_audio
+from autosong.model.synth_music import GENRES, melody_notes, song_seconds
+from autosong.pipeline.synth import synth_corpus
 
 
 def digest(folder):
@@ -34,7 +34,7 @@ def test_synth_is_deterministic_per_seed_and_decodable(tmp_path, tokenizer):
 
 
 def test_lyrics_stop_at_the_line_that_fills_the_length(tokenizer):
-    from model.synth_music import make_lyrics, melody_seconds
+    from autosong.model.synth_music import make_lyrics, melody_seconds
 
     rng = np.random.default_rng(3)
     lyrics = make_lyrics(rng, 5.0, "pop", tokenizer)
@@ -44,7 +44,7 @@ def test_lyrics_stop_at_the_line_that_fills_the_length(tokenizer):
 
 
 def test_note_timeline_is_the_melody_in_seconds(tokenizer):
-    from model.synth_music import note_timeline
+    from autosong.model.synth_music import note_timeline
 
     notes = note_timeline("[verse]\n床前明月光", "pop", tokenizer)
     beat = 60 / GENRES["pop"].bpm
@@ -65,7 +65,7 @@ def test_melody_follows_lyrics_and_genre(tokenizer):
 
 
 def test_the_language_of_the_lyrics_sets_the_key(tokenizer):
-    from model.synth_music import key_offset
+    from autosong.model.synth_music import key_offset
 
     assert key_offset("[verse]\n床前明月光", tokenizer) == 0
     assert key_offset("[verse]\nlove night dream fire", tokenizer) == 5
@@ -77,7 +77,7 @@ def test_the_language_of_the_lyrics_sets_the_key(tokenizer):
 
 
 def test_each_lyric_line_starts_where_its_first_note_sounds(tokenizer):
-    from model.synth_music import line_starts, note_timeline
+    from autosong.model.synth_music import line_starts, note_timeline
 
     lyrics = "[verse]\n床前明月光\n疑是地上霜\n\n[chorus]\n举头望明月\n"  # a blank line between sections
     for breaks in ((), (2.0, 8.0)):
@@ -88,7 +88,7 @@ def test_each_lyric_line_starts_where_its_first_note_sounds(tokenizer):
 
 
 def test_breaks_move_the_lines_and_not_the_notes(tokenizer):
-    from model.synth_music import line_starts, note_timeline
+    from autosong.model.synth_music import line_starts, note_timeline
 
     lyrics = "[verse]\n床前明月光\n\n[chorus]\n举头望明月\n"
     beat = 60 / GENRES["pop"].bpm
@@ -103,8 +103,8 @@ def test_breaks_move_the_lines_and_not_the_notes(tokenizer):
 def test_a_corpus_with_breaks_times_its_lrc_by_them(tmp_path, tokenizer):
     import json
 
-    from model.lrc import parse_lrc
-    from model.synth_music import line_starts
+    from autosong.model.lrc import parse_lrc
+    from autosong.model.synth_music import line_starts
 
     plain = synth_corpus(tmp_path / "plain", songs=3, seconds=3, seed=5, workers=1)
     broken = synth_corpus(tmp_path / "breaks", songs=3, seconds=3, seed=5, workers=1, breaks=True)

@@ -3,17 +3,18 @@ The model reads the same complete lyrics; each line's start goes to the shard an
 and a bad LRC is a reject row that says why."""
 import json
 
-from model.lrc import parse_lrc
-from model.lyrics import default_tokenizer, lyric_words
+from autosong.model.lrc import parse_lrc
+from autosong.model.lyrics import default_tokenizer, lyric_words
 
 
 def test_a_timed_synth_corpus_builds_with_its_line_times_and_bad_lrc_files_are_rejects(tmp_path, ray_local):
-    from manifests import read_manifest
-    from manifests.sample_rows import read_sample_rows
-    from pipeline.build import BuildConfig, build
-    from pipeline.shards import load_samples, read_shard_meta
-    from pipeline.summary import summary
-    from pipeline.synth import synth_corpus
+    from autosong.manifests import read_manifest
+    from autosong.manifests.dataset import read_sample_rows
+    from autosong.manifests.sample_rows import SampleRow
+    from autosong.pipeline.build import BuildConfig, build
+    from autosong.manifests.shard_reader import load_samples, read_shard_meta
+    from autosong.pipeline.summary import summary
+    from autosong.pipeline.synth import synth_corpus
 
     songs = synth_corpus(tmp_path / "c", songs=6, seconds=4, seed=2, workers=1)
     truth = {s.name: parse_lrc((s / "lyrics.lrc").read_text()) for s in songs}
@@ -39,8 +40,7 @@ def test_a_timed_synth_corpus_builds_with_its_line_times_and_bad_lrc_files_are_r
         assert list(rows[key].line_starts_s) == [round(line.start, 2) for line in truth[key].lines]
     assert rows["song_005"].line_starts_s == ()  # lyrics.txt alone: untimed
     metas = {m["key"]: m for shard in sorted((out / "shards").glob("*.tar")) for m in read_shard_meta(shard)}
-    frames = metas["song_000"]["line_starts_frames"]
-    assert frames[0] == 0 and all(abs(f / 75 - t) < 0.02 for f, t in zip(frames, metas["song_000"]["line_starts_s"]))
+    assert SampleRow.from_dict({**metas["song_000"], "shard": rows["song_000"].shard}) == rows["song_000"]
     # the model reads the complete lyrics either way: from lyrics.lrc alone, what lyrics.txt said
     sample = {s.key: s for s in load_samples(out, list(rows.values()))}["song_001"]
     assert sample.lyrics.split() == only_lrc_text.split()
@@ -48,6 +48,8 @@ def test_a_timed_synth_corpus_builds_with_its_line_times_and_bad_lrc_files_are_r
     # each line's memory slot is its first word's first id (a line of a tag alone: the next word's)
     tokenizer = default_tokenizer()
     song0 = {s.key: s for s in load_samples(out, list(rows.values()))}["song_000"]
+    frames, _ = song0.line_timing()  # the line starts in frames of its codes
+    assert frames[0] == 0 and all(abs(f / 75 - t) < 0.02 for f, t in zip(frames, rows["song_000"].line_starts_s))
     frames, slots = song0.line_timing()
     assert len(slots) == len(truth["song_000"].lines) and list(slots) == sorted(slots)
     assert abs(frames[1] / 75 - truth["song_000"].lines[1].start) < 0.02

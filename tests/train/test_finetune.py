@@ -14,8 +14,8 @@ RECIPE = ["--train.log_every", "1", "--train.micro_batch", "2", "--train.warmup_
 def new_genre_data(trained_run, tmp_path_factory, ray_local):
     """6 new synth songs, three of them of a genre the base never heard ("jazz"), built with the
     base's genre slots."""
-    from pipeline.build import BuildConfig, build
-    from pipeline.synth import synth_corpus
+    from autosong.pipeline.build import BuildConfig, build
+    from autosong.pipeline.synth import synth_corpus
 
     root = tmp_path_factory.mktemp("new_genre")
     for song in synth_corpus(root / "corpus", songs=6, seconds=4, seed=9, workers=1)[:3]:
@@ -26,14 +26,14 @@ def new_genre_data(trained_run, tmp_path_factory, ray_local):
 
 
 def _state(path, **kw):
-    from model.bundle import load_bundle
+    from autosong.model.bundle import load_bundle
 
     return load_bundle(path, **kw)
 
 
 def test_a_full_fine_tune_starts_from_the_base_and_gives_a_new_genre_its_own_row(trained_run, new_genre_data,
                                                                                    tmp_path):
-    from model.lyrics import default_tokenizer
+    from autosong.model.lyrics import default_tokenizer
 
     run = tmp_path / "full"
     out = train_cli("--data", str(new_genre_data), "--init-from", str(trained_run), "--run", str(run),
@@ -67,8 +67,8 @@ def test_lora_trains_adapters_under_zero3_and_exports_a_merged_bundle_and_the_ad
         assert not torch.equal(m[trained], b[trained]), trained
     adapter_bytes = sum(f.stat().st_size for f in (run / "export/adapter").iterdir())
     assert adapter_bytes < 0.1 * (run / "export/model.safetensors").stat().st_size
-    from model.api import AutoSong
-    from manifests.errors import AutoSongError
+    from autosong.model.api import AutoSong
+    from autosong.manifests.errors import AutoSongError
 
     song = AutoSong.load(trained_run, device="cpu", dtype="fp32", adapter=run / "export/adapter")  # what generate uses
     assert torch.allclose(song.bundle.model.state_dict()["layers.0.mlp.fc.weight"], m["layers.0.mlp.fc.weight"], atol=1e-6)
@@ -89,12 +89,12 @@ def test_a_lora_fine_tune_resumes_exactly_under_zero2(trained_run, new_genre_dat
 
 
 def test_what_the_base_cannot_follow_is_refused_in_one_line(trained_run, new_genre_data, small_data, tmp_path):
-    from manifests import DatasetCard, ManifestError
-    from manifests.errors import AutoSongError
-    from pipeline.build import BuildConfig, build
-    from train.config import apply_overrides, config_from_base, load_config
-    from train.finetune import refuse_unlike_base
-    from train.trainer import fill_from_dataset
+    from autosong.manifests import DatasetCard, ManifestError
+    from autosong.manifests.errors import AutoSongError
+    from autosong.pipeline.build import BuildConfig, build
+    from autosong.train.config import apply_overrides, config_from_base, load_config
+    from autosong.train.finetune import refuse_unlike_base
+    from autosong.train.trainer import fill_from_dataset
 
     def check(overrides, data):
         card = DatasetCard.load(data)

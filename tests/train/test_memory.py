@@ -1,10 +1,10 @@
 """The memory check before a run: a config too big for the machine is one line with the fix."""
 import pytest
 
-from manifests.errors import AutoSongError
+from autosong.manifests.errors import AutoSongError
+from autosong.train.config import load_config
+from autosong.train.memory import refuse_if_too_big, training_step_bytes
 from tests.conftest import train_cli
-from train.config import load_config
-from train.memory import refuse_if_too_big, training_step_bytes
 
 
 def test_the_preset_the_kernel_killed_is_refused_and_its_fix_fits():
@@ -44,10 +44,10 @@ def test_train_refuses_before_deepspeed_starts(small_data, tmp_path):
 def test_a_lora_fine_tune_is_estimated_with_optimizer_state_for_its_adapters_only():
     """LoRA's adapters are what peft adds (counted on a real model), and the estimate keeps
     optimizer state for them alone."""
-    from model.adapters import LoraSpec, add_lora
-    from model.transformer import SoundTransformer
-    from train.config import load_config
-    from train.memory import lora_parameters, training_step_bytes
+    from autosong.model.adapters import LoraSpec, add_lora
+    from autosong.model.transformer import SoundTransformer
+    from autosong.train.config import load_config
+    from autosong.train.memory import lora_parameters, training_step_bytes
 
     full = load_config("configs/model/small.yaml", ["--finetune.init_from", "base", "--model.max_tokens", "1500"])
     lora = load_config("configs/model/small.yaml", ["--finetune.init_from", "base", "--model.max_tokens", "1500",

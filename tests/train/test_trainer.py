@@ -9,19 +9,19 @@ from tests.conftest import ROOT, TINY, read_metrics, train_cli
 
 
 def test_stream_gives_each_rank_disjoint_songs(small_data):
-    from manifests import read_manifest
-    from train.data import ShardStream, StreamConfig
+    from autosong.manifests import read_manifest
+    from autosong.train.data import ShardStream, StreamConfig
 
     train_keys = {r["key"] for r in read_manifest(small_data, "samples") if r["split"] == "train"}
     seen = []
     for rank in range(2):
         stream = iter(ShardStream(StreamConfig(str(small_data), micro_batch=1, window_frames=150, rank=rank,
                                                world_size=2, bucket_songs=1)))
-        seen.append({next(stream)["keys"][0] for _ in range(len(train_keys) // 2)})
+        seen.append({next(stream).keys[0] for _ in range(len(train_keys) // 2)})
     assert not seen[0] & seen[1] and seen[0] | seen[1] == train_keys
     lines = next(iter(ShardStream(StreamConfig(str(small_data), micro_batch=2, window_frames=150))))
-    assert lines["line_frames"].shape == lines["line_slots"].shape  # the synth songs' lyrics.lrc, padded
-    assert (lines["line_slots"] >= 0).sum(1).min() >= 2 and lines["line_frames"][:, 0].eq(0).all()
+    assert lines.line_frames.shape == lines.line_slots.shape  # the synth songs' lyrics.lrc, padded
+    assert (lines.line_slots >= 0).sum(1).min() >= 2 and lines.line_frames[:, 0].eq(0).all()
 
 
 @pytest.mark.parametrize("rank,world", [(0, 1), (1, 2)])
@@ -30,7 +30,7 @@ def test_a_resumed_stream_finds_its_place_without_reading_what_it_skips(rank, wo
     and loads at most one buffer of songs whatever N is."""
     from dataclasses import replace
 
-    from train.data import ShardStream, StreamConfig
+    from autosong.train.data import ShardStream, StreamConfig
 
     cfg = StreamConfig(str(small_data), micro_batch=2, window_frames=100, max_frames=300, bucket_songs=4,
                        seed=3, rank=rank, world_size=world)
@@ -39,8 +39,8 @@ def test_a_resumed_stream_finds_its_place_without_reading_what_it_skips(rank, wo
     for skip in (1, 2, 3, 4, 7, 13):
         stream = ShardStream(replace(cfg, skip_batches=skip))
         got = next(iter(stream))
-        assert got["keys"] == expected[skip]["keys"] and torch.equal(got["codes"], expected[skip]["codes"])
-        assert torch.equal(got["frame_offset"], expected[skip]["frame_offset"])
+        assert got.keys == expected[skip].keys and torch.equal(got.codes, expected[skip].codes)
+        assert torch.equal(got.frame_offset, expected[skip].frame_offset)
         assert stream.decoded <= cfg.bucket_songs
 
 
@@ -48,8 +48,8 @@ def test_a_position_remapped_to_other_readers_keeps_each_at_the_old_epoch_fracti
     """A job with other ranks or loader workers than the checkpoint's: every new reader starts at
     the mean progress of the old ones, to within one batch of its own epoch; the same layout
     goes on exactly."""
-    from train.data import ShardStream, StreamConfig
-    from train.resume import DataPosition, rank_skip
+    from autosong.train.data import ShardStream, StreamConfig
+    from autosong.train.resume import DataPosition, rank_skip
 
     stream = ShardStream(StreamConfig(str(small_data), micro_batch=1, window_frames=100, bucket_songs=2, seed=5))
     saved = DataPosition(step=9, consumed=[23], num_workers=2)  # one rank, two workers: 12 and 11 batches
@@ -71,7 +71,7 @@ def test_the_counted_flops_are_the_matmuls_torch_counts(pattern):
     from torch.utils.flop_counter import FlopCounterMode
 
     from tests.model.test_transformer import batch, tiny
-    from train.flops import matmul_flops
+    from autosong.train.flops import matmul_flops
 
     model = tiny(pattern=pattern, cross_align="prior", lora_rank=0).eval()
     for T in (9, 60):
@@ -96,7 +96,7 @@ def test_single_process_zero3_lowers_the_loss_and_exports(small_data, tmp_path):
     assert list((run / "tensorboard").iterdir())
     # stdout is a pipe here, as in a cluster's log: a plain line per logged step, not a silent bar
     assert sum(line.startswith("step ") for line in out.stdout.splitlines()) == 12 and "step 12/12  loss" in out.stdout
-    from model.bundle import load_bundle
+    from autosong.model.bundle import load_bundle
 
     assert load_bundle(run).step == 12  # the ZeRO-3 export gathers every parameter, frozen ones too
 
@@ -166,9 +166,9 @@ def test_a_resume_with_other_loader_workers_goes_on_from_the_same_point(small_da
 def test_export_reloads_to_the_same_logits(small_data, tmp_path):
     from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
 
-    from model.bundle import load_bundle
-    from model.model_config import ModelConfig
-    from model.transformer import SoundTransformer
+    from autosong.model.bundle import load_bundle
+    from autosong.model.model_config import ModelConfig
+    from autosong.model.transformer import SoundTransformer
 
     run = tmp_path / "run"
     assert train_cli("--data", str(small_data), "--run", str(run), "--steps", "3", *TINY).returncode == 0
@@ -206,7 +206,7 @@ def test_data_from_another_codec_is_refused(small_data, tmp_path):
 
 
 def test_lyrics_longer_than_the_model_reads_are_refused_before_training(small_data, tmp_path):
-    from manifests import read_manifest
+    from autosong.manifests import read_manifest
 
     longest = max(read_manifest(small_data, "samples"), key=lambda r: r["text_len"])
     out = train_cli("--data", str(small_data), "--run", str(tmp_path / "run"), "--steps", "2", *TINY,
@@ -220,14 +220,14 @@ def test_lyrics_longer_than_the_model_reads_are_refused_before_training(small_da
 @pytest.mark.slow
 def test_overfit_one_short_song_to_99_percent_token_accuracy(overfit_run):
     """The design's overfit test: teacher-forced accuracy on a single 2 s song."""
-    from model.bundle import load_bundle
-    from train.data import ShardStream, StreamConfig
+    from autosong.model.bundle import load_bundle
+    from autosong.train.data import ShardStream, StreamConfig
 
     data, run = overfit_run
     model = load_bundle(run).model
     batch = next(iter(ShardStream(StreamConfig(str(data), micro_batch=1, window_frames=750))))
     with torch.no_grad():
-        logits, pb = model(batch["codes"], batch["lengths"], batch["frame_offset"], batch["text_ids"], batch["text_mask"])
+        logits, pb = model(batch.codes, batch.lengths, batch.frame_offset, batch.text_ids, batch.text_mask)
     accuracy = (logits.argmax(-1) == pb.targets)[pb.valid].float().mean().item()
     assert accuracy >= 0.99, accuracy
 
@@ -281,7 +281,7 @@ def test_a_checkpoint_that_cannot_be_written_is_one_line_and_the_older_one_resum
     first = train_cli(*args, "--stop-at", "2")
     assert first.returncode == 0, first.stderr[-2000:]
     full = train_cli("--data", str(small_data), "--run", str(run), "--resume",
-                     launcher=["prlimit", "--fsize=1000000", sys.executable, "-m", "train"])
+                     launcher=["prlimit", "--fsize=1000000", sys.executable, "-m", "autosong.train"])
     assert full.returncode == 2 and "Traceback" not in full.stderr, full.stderr[-2000:]
     line = full.stderr.strip().splitlines()[-1]
     assert line.startswith("autosong: error: cannot write checkpoint") and "step_00000004" in line, line
@@ -314,7 +314,7 @@ def test_resume_with_no_intact_checkpoint_is_one_line(small_data, tmp_path):
     ({"SLURM_NTASKS": "8"}, None),  # an allocation's batch script, not a step srun started
 ])
 def test_srun_and_mpirun_processes_find_their_rank(environ, rank):
-    from train.distributed import launcher_env
+    from autosong.train.distributed import launcher_env
 
     found = launcher_env(environ)
     if rank is None:
@@ -325,8 +325,8 @@ def test_srun_and_mpirun_processes_find_their_rank(environ, rank):
 
 
 def test_srun_without_a_meeting_address_is_one_clear_error():
-    from manifests.errors import AutoSongError
-    from train.distributed import launcher_env
+    from autosong.manifests.errors import AutoSongError
+    from autosong.train.distributed import launcher_env
 
     with pytest.raises(AutoSongError, match="srun .* started 4 processes: set MASTER_ADDR"):
         launcher_env({"SLURM_STEP_NUM_TASKS": "4", "SLURM_PROCID": "0"})
@@ -335,8 +335,8 @@ def test_srun_without_a_meeting_address_is_one_clear_error():
 @pytest.mark.parametrize("preset,precision,fp32_sums", [("zero1", "bf16", True), ("zero1", "fp32", False),
                                                          ("zero2", "bf16", False), ("zero2_offload", "bf16", False)])
 def test_bf16_zero1_sums_gradients_in_fp32(preset, precision, fp32_sums):
-    from train.config import load_config
-    from train.trainer import deepspeed_config
+    from autosong.train.config import load_config
+    from autosong.train.trainer import deepspeed_config
 
     cfg = load_config("configs/model/tiny.yaml", ["--train.precision", precision])
     ds = deepspeed_config(f"configs/deepspeed/{preset}.json", cfg)
@@ -355,8 +355,8 @@ def test_a_bf16_run_exports_its_fp32_master_weights(small_data, tmp_path):
 
 
 def test_the_presets_are_found_from_any_folder(tmp_path, monkeypatch):
-    from train.config import PROJECT, load_config, preset_path
-    from train.trainer import deepspeed_config
+    from autosong.train.config import PROJECT, load_config, preset_path
+    from autosong.train.trainer import deepspeed_config
 
     monkeypatch.chdir(tmp_path)  # a user's own folder, as the README's workflow runs it
     assert preset_path("configs/model/tiny.yaml") == PROJECT / "configs/model/tiny.yaml"

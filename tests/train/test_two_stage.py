@@ -57,7 +57,7 @@ def test_latents_then_latent_stage_then_generation(vqvae_run, small_data, tmp_pa
     assert autosong("pipeline", "verify", str(latents)).returncode == 0
     parent = json.loads((small_data / "dataset.json").read_text())
     assert card["parent"]["audio_codec"] == parent["codec"]  # generation decodes with the parent's codec
-    from manifests import read_manifest
+    from autosong.manifests import read_manifest
 
     song_frames = [r["frames"] for r in read_manifest(small_data, "samples")]
     assert card["counts"]["frames"] == sum(-(-f // 4) for f in song_frames)  # each song: ceil(frames / stride)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from autosong.model.codec import spectral_encodec
+from autosong.model.spectral_decoder import SpectralDecoderConfig
 
 @dataclass
 class CodecTrainConfig:
@@ -66,9 +68,6 @@ def encodec_config(cfg: CodecTrainConfig):
 def codec_model(cfg: CodecTrainConfig):
     """A fresh `EncodecModel`; with `decoder: spectral`, its decoder is a `SpectralDecoder`."""
     from transformers import EncodecModel
-
-    from model.codec import spectral_encodec
-    from model.spectral_decoder import SpectralDecoderConfig
 
     config = encodec_config(cfg)
     if cfg.decoder == "encodec":

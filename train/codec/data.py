@@ -7,16 +7,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from train.codec.config import CodecTrainConfig
+from autosong.manifests.errors import AutoSongError
+from autosong.model.audio import load_audio
+from autosong.model.codec import reference_signal
+from autosong.model.lyrics import default_tokenizer
+from autosong.model.synth_music import GENRES, SAMPLE_RATE, make_lyrics, render_song
+from autosong.pipeline.scan import find_audio
+from autosong.train.codec.config import CodecTrainConfig
 
 
 
 def corpus_audio(dataset: Path, songs: int, seconds: float, sample_rate: int, log=print) -> list[np.ndarray]:
     """The first `seconds` of up to `songs` songs of a corpus folder, in folder order."""
-    from model.audio import load_audio
-    from manifests.errors import AutoSongError
-    from pipeline.scan import find_audio
-
     folders = sorted(p for p in dataset.glob("song_*") if p.is_dir()) if dataset.is_dir() else []
     clips = []
     for folder in folders:
@@ -40,13 +42,9 @@ def training_audio(cfg: CodecTrainConfig, sample_rate: int, log=print) -> list[n
     line), or synth songs."""
     import soxr
 
-    from model.codec import reference_signal
-
     if cfg.data:
         return [reference_signal(sr=sample_rate)] + corpus_audio(Path(cfg.data), cfg.songs, cfg.song_seconds,
                                                                     sample_rate, log)
-    from model.lyrics import default_tokenizer
-    from model.synth_music import GENRES, SAMPLE_RATE, make_lyrics, render_song
 
     tok = default_tokenizer()
     names = sorted(GENRES)

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from train.codec.data import random_crops  # the trainer's crop sampler
+from autosong.train.codec.data import random_crops  # the trainer's crop sampler
 
 INPUT_SCALE = 0.05  # signals this small pass an ELU almost unchanged (x < 0: e^x - 1 ~ x)
 LOWEST_HZ = 150.0   # the first analysis frequency; the rest follow at the decimated window's bin spacing

@@ -23,12 +23,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from model.audio_features import mel_filterbank
-from model.spectral_decoder import has_spectral_decoder
-from train.codec.config import COLLAPSED_BELOW, CodecTrainConfig, codec_model
-from train.codec.data import random_crops, training_audio
-from train.codec.encoder_init import fourier_init, keep_signal_channel
-from train.codec.vq import center_latents, quantize_train, seed_from_frames
+from autosong.model.audio_features import mel_filterbank
+from autosong.model.codec import save_spectral
+from autosong.model.spectral_decoder import has_spectral_decoder, magnitude_loss
+from autosong.train.codec.config import COLLAPSED_BELOW, CodecTrainConfig, codec_model
+from autosong.train.codec.data import random_crops, training_audio
+from autosong.train.codec.encoder_init import fourier_init, keep_signal_channel
+from autosong.train.codec.vq import center_latents, quantize_train, seed_from_frames
 
 
 # ---- losses ------------------------------------------------------------------------------
@@ -64,8 +65,6 @@ class SpectralLoss(torch.nn.Module):
 def _codec_loss(model, wav, quantizing: bool, spectral: SpectralLoss, cfg: CodecTrainConfig, n_q: int, gen):
     """(loss, spectral term, L1 term, commitment, codes) of one batch of audio [B, N]. Before the
     quantizer starts, the decoder reads the encoder's frames as they are."""
-    from model.spectral_decoder import magnitude_loss
-
     emb = model.encoder(wav[:, None])  # [B, D, F]
     if not quantizing:
         q, commit, codes = emb, emb.mean((0, 2)).pow(2).mean(), torch.zeros(n_q, 1)
@@ -161,8 +160,6 @@ def _save(model, cfg: CodecTrainConfig, history: list[dict], out: Path) -> None:
         device = next(model.parameters()).device
         model.eval().to("cpu")
         if has_spectral_decoder(model):
-            from model.codec import save_spectral
-
             save_spectral(model, tmp)
         else:
             model.save_pretrained(tmp)

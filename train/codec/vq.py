@@ -6,8 +6,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from model.spectral_decoder import has_spectral_decoder
-from train.codec.data import random_crops
+from autosong.model.spectral_decoder import has_spectral_decoder
+from autosong.train.codec.data import random_crops
 
 
 def quantize_train(model, emb: torch.Tensor, n_q: int, decay: float, dead_fraction: float,
