@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import soundfile
 
 from autosong.command_line import (HelpFormatter, add_sampling_arguments, check_writable_dir, real, run_cli,
                                    sampling_from_args, whole)
@@ -43,7 +44,8 @@ def parser() -> argparse.ArgumentParser:
                       help="keep the source before this line (1 = the first line with words), regenerate the rest")
     what.add_argument("--extend", type=real(0, above=True), default=None, metavar="SECONDS",
                       help="continue past the end for this many seconds")
-    what.add_argument("--instrumental", action="store_true", help="the same genre and length, without lyrics")
+    what.add_argument("--instrumental", action="store_true", help="the same genre and length, the backing alone (sung to the lyrics "
+                      "'[instrumental]': a model learns it from its corpus's instrumental tracks, tagged so)")
     p.add_argument("--out", default="edited.wav")
     add_sampling_arguments(p)
     add_arguments(p)
@@ -69,12 +71,22 @@ def load_source(song, path: Path, lyrics_file: str | None, genre: str | None):
         codes = np.load(path.with_suffix(".npy"))
         lrc = path.with_suffix(".lrc")
         starts = [line.start for line in parse_lrc(lrc.read_text(encoding="utf-8")).lines] if lrc.is_file() else None
-        return SourceSong(codes, lyrics, genre, starts, str(path))
+        return SourceSong(codes, lyrics, genre, starts, str(path), _own_audio(path, song.sample_rate))
     try:
         audio = load_audio(path, song.sample_rate, max_seconds=song.bundle.model.cfg.max_frames / song.codec.frame_rate)
     except AudioDecodeError as err:
         raise AutoSongError(f"--source {path}: {err}") from None
     return SourceSong(song.codec.encode(audio.wav, song.sample_rate), lyrics, genre, None, str(path))
+
+
+def _own_audio(path: Path, rate: int) -> np.ndarray | None:
+    """A generated song's WAV, kept as it is before the cut (so it is not decoded again); None when
+    it cannot be read at the codec's rate (its codes are decoded instead)."""
+    try:
+        wav, sr = soundfile.read(path, dtype="float32", always_2d=True)
+    except (RuntimeError, OSError):
+        return None
+    return wav.mean(axis=1) if sr == rate else None
 
 
 def run(argv) -> int:

@@ -14,7 +14,8 @@ from autosong.pipeline.verify import verify
 
 
 def _synth(args) -> int:
-    folders = synth_corpus(args.dir, songs=args.songs, seconds=args.seconds, seed=args.seed, breaks=args.breaks)
+    folders = synth_corpus(args.dir, songs=args.songs, seconds=args.seconds, seed=args.seed, breaks=args.breaks,
+                           instrumental=args.instrumental)
     print(f"wrote {len(folders)} songs of {args.seconds:g} s{' with instrumental breaks' if args.breaks else ''} to {args.dir}")
     return 0
 
@@ -113,6 +114,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=whole(0), default=0)
     s.add_argument("--breaks", action="store_true",
                    help="open sections with instrumental breaks of random length, so only lyrics.lrc times the lines")
+    s.add_argument("--instrumental", type=real(0, 1), default=0.0,
+                   help="share of songs that are the backing alone, their lyrics.txt '[instrumental]'")
     s.set_defaults(func=_synth)
     return p
 

@@ -11,8 +11,8 @@ cut. Reported:
 - line starts: where the alignment heads put the edited song's lines after the cut, against
   where its sung notes say they start, beside the same figure for the fresh sources;
 - the cost: an edit's seconds per regenerated second against a fresh song's per second;
-- an instrumental of each source: the share of its length that holds a sung note (the synth
-  melody's pitch track), against the source's own.
+- an instrumental of each source: the share of its length that holds a note in the lead's range
+  (at or above the genre's lowest lead note; the bass plays below it), against the source's own.
 
 Usage: python bench/edit.py RUN DATA [--songs 16] [--threads 2] [--out bench/results/edit.json]
 """
@@ -33,7 +33,7 @@ from autosong.eval.notes import singing_score, transcribe  # noqa: E402
 from autosong.model.edit import Edit, SourceSong  # noqa: E402
 from autosong.model.lyrics import default_tokenizer, lyric_words  # noqa: E402
 from autosong.model.sampling import SamplingConfig  # noqa: E402
-from autosong.model.synth_music import expected_notes, line_starts, sings_synth_notes  # noqa: E402
+from autosong.model.synth_music import expected_notes, line_starts, lowest_lead_pitch, sings_synth_notes  # noqa: E402
 
 FROM_LINE = 2
 
@@ -62,9 +62,11 @@ def notes_after_cut(lyrics: str, genre: str, seconds: float) -> list[float]:
     return [p for t, _, p in expected_notes(lyrics, genre) if at <= t < at + seconds]
 
 
-def voiced_share(notes, seconds: float) -> float:
-    """The share of the song's length covered by transcribed notes (the melody's pitch track)."""
-    return sum(n.length for n in notes) / seconds
+def lead_share(notes, seconds: float, genre: str) -> float:
+    """The share of the song's length covered by transcribed notes in the lead's range (the melody
+    band: at or above the genre's lowest lead note, model/synth_music.lowest_lead_pitch)."""
+    floor = lowest_lead_pitch(genre) - 0.5
+    return sum(n.length for n in notes if n.pitch >= floor) / seconds
 
 
 def line_errors(song, codes, lyrics: str, genre: str, notes, after_s: float = 0.0) -> list[float]:
@@ -99,10 +101,11 @@ def main() -> None:
     for i, s in enumerate(songs):
         other, third = songs[(i + 1) % n], songs[(i + 2) % n]
         seconds = s.codes.shape[1] / rate
-        t0 = time.perf_counter()
+        t0 = time.perf_counter()  # a fresh song as `generate` makes it: its audio and its song.lrc
         made = song.generate(s.lyrics, s.genre, seconds, cfg)
+        _, times = song.line_times(made.codes[0], s.lyrics, s.genre)
         fresh_s = time.perf_counter() - t0
-        source = SourceSong(made.codes[0], s.lyrics, s.genre, name=s.key)
+        source = SourceSong(made.codes[0], s.lyrics, s.genre, times.starts, s.key, made.audio[0])  # as edit reads it
         mine, theirs = new_lyrics(s.lyrics, other.lyrics), new_lyrics(s.lyrics, third.lyrics)
         try:
             t0 = time.perf_counter()
@@ -127,8 +130,8 @@ def main() -> None:
             "fresh_s_per_s": fresh_s / seconds, "edit_s_per_s": edit_s / max(seconds - cut_s, 1 / rate),
             "edit_line_errors": line_errors(song, edited.codes, mine, s.genre, edited_notes, cut_s),
             "fresh_line_errors": line_errors(song, made.codes[0], s.lyrics, s.genre, source_notes),
-            "voiced_source": voiced_share(source_notes, seconds),
-            "voiced_instrumental": voiced_share(transcribe(backing.audio, sr), len(backing.audio) / sr)})
+            "lead_source": lead_share(source_notes, seconds, s.genre),
+            "lead_instrumental": lead_share(transcribe(backing.audio, sr), len(backing.audio) / sr, s.genre)})
         print(f"{i + 1}/{n} {s.key}: cut {cut_s:.2f} s, kept identical {rows[-1]['kept_identical']}, "
               f"NER own {own.ner:.2f} control {ctl.ner:.2f}", flush=True)
     done = [r for r in rows if "refused" not in r]
@@ -145,7 +148,7 @@ def main() -> None:
         "line_error_edit": {"median": float(np.median(edit_err)) if len(edit_err) else None, "lines": len(edit_err)},
         "line_error_fresh": {"median": float(np.median(fresh_err)) if len(fresh_err) else None, "lines": len(fresh_err)},
         "fresh_s_per_s": mean("fresh_s_per_s"), "edit_s_per_s": mean("edit_s_per_s"),
-        "voiced_source": mean("voiced_source"), "voiced_instrumental": mean("voiced_instrumental")}
+        "lead_source": mean("lead_source"), "lead_instrumental": mean("lead_instrumental")}
     print(json.dumps({k: v for k, v in summary.items() if k != "refused"}, indent=2))
     Path(args.out).write_text(json.dumps({"args": vars(args), "summary": summary, "rows": rows}, indent=2))
     print(f"wrote {args.out}")

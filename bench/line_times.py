@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 from autosong.eval.evaluate import load_split  # noqa: E402
 from autosong.model.bundle import load_bundle  # noqa: E402
 from autosong.model.line_times import (choose_heads, choose_heads_untimed, onset_error_summary,  # noqa: E402
-                              teacher_forced_errors)
+                                       teacher_forced_errors)
 
 
 def prior_only(model, songs, frame_rate: float) -> np.ndarray:

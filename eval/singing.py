@@ -26,7 +26,7 @@ def note_error_rates(song, data: str, split: str, count: int, seconds: float | N
     notes matched, sung and expected over all songs (recall, precision, sung/expected and the
     edits apart), and per song what was expected and sung (for the report)."""
     card, songs = load_split(data, split, model=song.bundle)
-    songs = [s for s in songs if sings_synth_notes(card, s.genre)][:count]
+    songs = [s for s in songs if sings_synth_notes(card, s.genre) and expected_notes(s.lyrics, s.genre)][:count]
     if len(songs) < 2:
         raise ValueError(f"the note error rate needs 2 or more held-out synth songs, {data} has {len(songs)}")
     rng = np.random.default_rng(settings.seed)

@@ -8,11 +8,13 @@ classifier-free guidance trains.
   codes), regenerate the rest with the new lyrics. The memory holds the complete new lyrics, so the
   kept part reads as their opening.
 - extend: continue the whole source for more seconds, singing the new (longer) lyrics.
-- instrumental: the same genre and length, sampled from the null memory alone (no lyrics to sing).
+- instrumental: the same genre and length, sung to the lyrics "[instrumental]": the backing alone,
+  as a model learns it from the instrumental tracks of its corpus (tagged so in their lyrics.txt).
 
-The audio before the cut is the source's own, joined to the new part by a 10 ms crossfade at the
-cut's frame boundary (the codec's decoder looks a few frames either side, so the decoded new codes
-differ a little near the cut).
+The audio before the cut is the source's own (its WAV when given, else its codes decoded up to the
+cut), joined to the new part by a 10 ms crossfade at the cut's frame boundary. Only the new part is
+decoded, from half a second before the cut (the decoder settles in that context, which is then
+dropped), so an edit costs about the generation of what it regenerates.
 """
 from __future__ import annotations
 
@@ -26,8 +28,10 @@ from autosong.model.generate import generate_codes
 from autosong.model.line_times import sung_lines
 from autosong.model.lyrics import default_tokenizer
 from autosong.model.sampling import SamplingConfig
+from autosong.model.synth_music import INSTRUMENTAL_LYRICS
 
 CROSSFADE_SECONDS = 0.01
+DECODE_CONTEXT_SECONDS = 0.5  # the new part is decoded from this far before the cut
 
 
 @dataclass
@@ -39,6 +43,7 @@ class SourceSong:
     genre: str
     line_starts: list[float] | None = None  # seconds per line that holds words (its song.lrc); None: align
     name: str = ""                     # where it came from, for settings.json
+    audio: np.ndarray | None = None    # float32 [samples] at the codec's rate, when at hand (its WAV); None: decode
 
 
 @dataclass
@@ -62,7 +67,7 @@ class EditedSong:
     codes: np.ndarray        # int16 [C, frames]: the whole edited song
     audio: np.ndarray        # float32 [samples]
     sample_rate: int
-    lyrics: str              # what it sings (the new lyrics; the source's for an instrumental)
+    lyrics: str              # what it sings (the new lyrics; INSTRUMENTAL_LYRICS for an instrumental)
     cut_frame: int           # frames kept from the source (0 for an instrumental)
     settings: dict = field(default_factory=dict)
 
@@ -78,10 +83,10 @@ def edit_song(song, source: SourceSong, edit: Edit, new_lyrics: str | None = Non
                             f"a song from another codec cannot be edited with {song.bundle.path}")
     seconds = codes.shape[1] / rate
     lyrics = new_lyrics if new_lyrics is not None else source.lyrics
-    if edit.instrumental:  # the null memory alone: what guidance's unconditional half learned
-        quiet = dataclasses.replace(sampling, guidance=0.0, lyric_guidance=None)
-        made, _ = generate_codes(song.bundle, [source.lyrics], [source.genre], seconds, quiet, rate, progress=False)
-        return _finish(song, source, made[0], source.lyrics, 0, edit, quiet)
+    if edit.instrumental:  # what the corpus's instrumental tracks taught it
+        made, _ = generate_codes(song.bundle, [INSTRUMENTAL_LYRICS], [source.genre], seconds, sampling, rate,
+                                 progress=False)
+        return _finish(song, source, made[0], INSTRUMENTAL_LYRICS, 0, edit, sampling)
     if edit.extend is not None:
         cut = codes.shape[1]
         total = seconds + edit.extend
@@ -115,16 +120,26 @@ def _finish(song, source: SourceSong, codes: np.ndarray, lyrics: str, cut: int, 
             sampling: SamplingConfig) -> EditedSong:
     """Decode, keep the source's own audio before the cut (crossfaded in), and say what was done."""
     rate, sr = song.codec.frame_rate, song.codec.sample_rate
-    audio = song.decode(codes)
     if cut:
-        kept = song.decode(np.asarray(source.codes))
-        at = int(cut * sr / rate)
+        hop = sr // rate
+        context = min(cut, int(DECODE_CONTEXT_SECONDS * rate))
+        new = song.decode(codes[:, cut - context :])[context * hop - min(int(CROSSFADE_SECONDS * sr), cut * hop):]
+        kept = _kept_audio(song, source, cut)
+        at = cut * hop
         fade = min(int(CROSSFADE_SECONDS * sr), at)
         ramp = np.linspace(0.0, 1.0, fade, dtype=np.float32)
-        audio = audio.copy()
-        audio[: at - fade] = kept[: at - fade]
-        audio[at - fade : at] = kept[at - fade : at] * (1 - ramp) + audio[at - fade : at] * ramp
+        audio = np.concatenate([kept[: at - fade], kept[at - fade : at] * (1 - ramp) + new[:fade] * ramp, new[fade:]])
+    else:
+        audio = song.decode(codes)
     settings = {"source": source.name, "edit": dataclasses.asdict(edit), "cut_frame": cut, "cut_s": cut / rate,
                 "genre": source.genre, "lyrics": lyrics, "sampling": sampling.to_dict(), "seed": sampling.seed,
                 "checkpoint": str(song.bundle.path), "codec": song.bundle.codec.to_dict()}
     return EditedSong(codes.astype(np.int16), audio.astype(np.float32), sr, lyrics, cut, settings)
+
+
+def _kept_audio(song, source: SourceSong, cut: int) -> np.ndarray:
+    """The source's audio, at least up to the cut: its WAV when given, else its codes decoded."""
+    hop = song.codec.sample_rate // song.codec.frame_rate
+    if source.audio is not None and len(source.audio) >= cut * hop:
+        return np.asarray(source.audio, dtype=np.float32)
+    return song.decode(np.asarray(source.codes))

@@ -48,8 +48,6 @@ class ModelConfig:
                                        # predicts codebook 0 in training (multi-token prediction; unused when sampling)
     future_weight: float = ranged(0.5, low=0)  # that loss's weight against the next-token loss
     future_stride: int = ranged(1, low=1)  # predicted from every n-th step only (neighbours' targets overlap)
-    lyric_summary: bool = False        # the genre slot also carries a pooled summary of all the lyrics (their
-                                       # language, their words), which the alignment prior lets every frame read
     activation_checkpointing: bool = False
     recompute_every: int = ranged(1, low=1)  # with activation_checkpointing: recompute every k-th layer only
 

@@ -68,6 +68,9 @@ def _lyric_line(rng: np.random.Generator) -> str:
 
 
 TAIL_SECONDS = 0.5  # the last note rings out after the lyrics end
+# An instrumental song's lyrics: the section tag alone, which sings no note (the backing plays on).
+# A real corpus marks its instrumental tracks the same way; `autosong edit --instrumental` asks for it.
+INSTRUMENTAL_LYRICS = "[instrumental]\n"
 BREAK_BEATS = (0, 0, 2, 4, 8)  # an instrumental break's length, drawn per section (0: none)
 
 
@@ -242,6 +245,13 @@ def expected_notes(lyrics: str, genre: str) -> list[tuple[float, float, int]]:
     """(start s, length s, MIDI) of the sung notes the rule gives these lyrics: the truth a
     generated song's transcribed notes are scored against (eval/notes.py)."""
     return note_timeline(lyrics, genre, default_tokenizer())
+
+
+def lowest_lead_pitch(genre: str) -> int:
+    """The lowest MIDI note the lead can sing in this genre (its tonic; a key or section shift only
+    raises it). The bass plays below it (two octaves down, at most a major seventh up), so a pitch at
+    or above it is the melody: what tells a song with a lead from its backing alone."""
+    return GENRES[genre].root
 
 
 def sings_synth_notes(card, genre: str) -> bool:

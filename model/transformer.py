@@ -78,9 +78,6 @@ class TextMemory(nn.Module):
         self.proj = nn.Linear(cfg.d_model, cfg.d_model)
         self.bert_proj = nn.Linear(cfg.bert_dim, cfg.d_model) if cfg.bert_dim else None
         self.null = nn.Parameter(torch.randn(1, 1, cfg.d_model) * 0.02)
-        # lyric_summary: each lyric slot through a small MLP, averaged, added to the genre slot (slot 0)
-        self.summary = (nn.Sequential(nn.Linear(cfg.d_model, cfg.d_model), nn.GELU(), nn.Linear(cfg.d_model, cfg.d_model))
-                        if cfg.lyric_summary else None)
 
     def forward(self, text_ids, text_mask, bert=None, bert_mask=None, drop=None, drop_lyrics=None):
         """drop [B] bool: these samples get the null memory (conditioning dropout, or the
@@ -99,8 +96,6 @@ class TextMemory(nn.Module):
             mask = torch.cat([text_mask[:, :1], bert_mask], dim=1)
         if drop_lyrics is not None:
             mask = mask & ~(drop_lyrics[:, None] & (torch.arange(mask.shape[1], device=mask.device) > 0))
-        if self.summary is not None:
-            memory = self.with_summary(memory, mask)
         if drop is not None:  # always through torch.where: the null memory gets a gradient (zero when unused) on
             # every rank, so ZeRO's buckets match when ranks draw different dropouts, and no host sync
             null_mask = torch.zeros_like(mask)
@@ -108,13 +103,6 @@ class TextMemory(nn.Module):
             memory = torch.where(drop[:, None, None], self.null.to(memory.dtype).expand_as(memory), memory)
             mask = torch.where(drop[:, None], null_mask, mask)
         return memory, mask
-
-    def with_summary(self, memory, mask):
-        """memory [B, L, D] with the mean of the summary MLP over its valid lyric slots (not the
-        genre's) added to slot 0; lyrics with no valid slot (dropped) add nothing."""
-        lyric = (mask & (torch.arange(mask.shape[1], device=mask.device) > 0)).to(memory.dtype)[..., None]
-        pooled = (self.summary(memory) * lyric).sum(1) / lyric.sum(1).clamp(min=1)  # [B, D]
-        return torch.cat([memory[:, :1] + pooled[:, None], memory[:, 1:]], dim=1)
 
 
 class SoundTransformer(nn.Module):

@@ -12,28 +12,31 @@ import soundfile as sf
 
 from autosong.model.lrc import LrcLine, write_lrc
 from autosong.model.lyrics import default_tokenizer
-from autosong.model.synth_music import (GENRES, SAMPLE_RATE, SYNTH_RULE, draw_breaks, line_starts, make_lyrics,
-                                        render_song, song_seconds)
+from autosong.model.synth_music import (GENRES, INSTRUMENTAL_LYRICS, SAMPLE_RATE, SYNTH_RULE, draw_breaks, line_starts,
+                                        make_lyrics, render_song, song_seconds)
 
 MARKER = "synth.json"  # at the corpus root: the build records the rule in dataset.json
 
 
 def synth_corpus(out_dir: str | Path, songs: int = 8, seconds: float = 10.0, seed: int = 0,
-                 workers: int | None = None, breaks: bool = False) -> list[Path]:
+                 workers: int | None = None, breaks: bool = False, instrumental: float = 0.0) -> list[Path]:
     """Write `out_dir/song_XXX/{lyrics.txt, lyrics.lrc, audio.mp3|audio.flac, genre.txt}`; returns the
     folders. lyrics.lrc holds the time each line starts to be sung.
     Each song lasts at least `seconds`: its complete lyrics' melody, so up to a line longer (and its breaks).
     Songs are independent (song i draws from its own seeded generator), so `workers` processes
     (default: the CPUs, up to 8) write the same corpus as one would. `breaks`: instrumental breaks
-    before sections (model/synth_music.py), off by default."""
+    before sections (model/synth_music.py), off by default. `instrumental`: the share of songs that
+    are backing alone (bass and drums, no lead), whose lyrics are INSTRUMENTAL_LYRICS, as a real
+    corpus tags its instrumental tracks; the other songs are the same whatever the share."""
     import json
     import os
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    marker = {"rule": SYNTH_RULE, "songs": songs, "seconds": seconds, "seed": seed} | ({"breaks": True} if breaks else {})
+    marker = {"rule": SYNTH_RULE, "songs": songs, "seconds": seconds, "seed": seed} | ({"breaks": True} if breaks else {}) \
+        | ({"instrumental": instrumental} if instrumental else {})
     (out_dir / MARKER).write_text(json.dumps(marker) + "\n")
-    jobs = [(out_dir, i, seconds, seed, breaks) for i in range(songs)]
+    jobs = [(out_dir, i, seconds, seed, breaks, instrumental) for i in range(songs)]
     workers = min(workers or min(8, os.cpu_count() or 1), songs)
     if workers <= 1:
         return [_write_song(*job) for job in jobs]
@@ -44,14 +47,19 @@ def synth_corpus(out_dir: str | Path, songs: int = 8, seconds: float = 10.0, see
         return list(pool.map(_write_song, *zip(*jobs), chunksize=max(1, songs // (4 * workers))))
 
 
-def _write_song(out_dir: Path, i: int, seconds: float, seed: int, breaks: bool) -> Path:
+def _write_song(out_dir: Path, i: int, seconds: float, seed: int, breaks: bool, instrumental: float = 0.0) -> Path:
     tokenizer = default_tokenizer()
     names = sorted(GENRES)
     rng = np.random.default_rng([seed, i])
     genre = names[int(rng.integers(len(names)))]
-    lyrics = make_lyrics(rng, seconds, genre, tokenizer)
-    rests = draw_breaks(rng, lyrics) if breaks else []  # drawn only when asked: the default corpus stays as it was
-    audio = render_song(lyrics, genre, song_seconds(lyrics, genre, tokenizer, rests), rng, tokenizer, rests)
+    rests = []
+    if np.random.default_rng([seed, i, 1]).random() < instrumental:  # its own draw: other songs stay as they were
+        lyrics = INSTRUMENTAL_LYRICS
+        audio = render_song(lyrics, genre, seconds * (1 + rng.random()), rng, tokenizer)  # no notes: the backing
+    else:
+        lyrics = make_lyrics(rng, seconds, genre, tokenizer)
+        rests = draw_breaks(rng, lyrics) if breaks else []  # drawn only when asked: the default corpus stays as it was
+        audio = render_song(lyrics, genre, song_seconds(lyrics, genre, tokenizer, rests), rng, tokenizer, rests)
     folder = out_dir / f"song_{i:03d}"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "lyrics.txt").write_text(lyrics, encoding="utf-8")

@@ -48,6 +48,23 @@ def test_an_edit_from_a_line_keeps_the_source_before_its_start_and_repeats_for_a
     assert edited.settings["cut_s"] == pytest.approx(1.0) and edited.settings["seed"] == 3
 
 
+def test_an_edit_keeps_the_sources_own_audio_and_decodes_only_the_new_part(song, source):
+    """Given the source's WAV, the edit keeps its samples before the cut (not a decode of its
+    codes), and after the crossfade its audio is the new codes decoded from half a second before
+    the cut: a tail decoded apart matches the whole song's decode there."""
+    from dataclasses import replace
+
+    from autosong.model.edit import Edit, edit_song
+    from autosong.model.sampling import SamplingConfig
+
+    heard = np.linspace(-0.5, 0.5, source.codes.shape[1] * 320, dtype=np.float32)  # not what the codes decode to
+    edited = edit_song(song, replace(source, audio=heard), Edit(from_line=2), NEW_LYRICS, SamplingConfig(seed=3))
+    at = 75 * 320
+    assert np.array_equal(edited.audio[: at - 240], heard[: at - 240]) and len(edited.audio) == len(heard)
+    whole = song.decode(edited.codes)
+    assert np.abs(edited.audio[at + 8000 :] - whole[at + 8000 :]).max() < 1e-3
+
+
 def test_extend_continues_the_whole_source_and_instrumental_keeps_its_length(song, source):
     from autosong.model.edit import Edit, edit_song
     from autosong.model.sampling import SamplingConfig
@@ -57,7 +74,7 @@ def test_extend_continues_the_whole_source_and_instrumental_keeps_its_length(son
     assert longer.codes.shape[1] == T + 150 and np.array_equal(longer.codes[:, :T], source.codes)
     backing = edit_song(song, source, Edit(instrumental=True), None, SamplingConfig(seed=2))
     assert backing.codes.shape == source.codes.shape and backing.cut_frame == 0
-    assert backing.settings["sampling"]["guidance"] == 0.0  # the null memory alone
+    assert backing.lyrics == backing.settings["lyrics"] == "[instrumental]\n"  # what instrumental tracks are tagged
 
 
 def test_edit_command_line_writes_its_files_and_refuses_bad_requests_in_one_line(trained_run, tmp_path):

@@ -121,3 +121,30 @@ def test_a_corpus_with_breaks_times_its_lrc_by_them(tmp_path, tokenizer):
         audio = load_audio(next(b.glob("audio.*")), 24_000)
         assert audio.seconds >= load_audio(next(a.glob("audio.*")), 24_000).seconds
     assert later > 0  # some section did open with a break
+
+
+def test_instrumental_songs_are_the_backing_alone_and_leave_the_others_as_they_were(tmp_path):
+    """A share of instrumental tracks, tagged '[instrumental]' as a real corpus would: no note in
+    the lead's range (only the bass below it), while every other song is the one a corpus
+    without them writes."""
+    from autosong.eval.notes import transcribe
+    from autosong.model.synth_music import INSTRUMENTAL_LYRICS, lowest_lead_pitch
+
+    mixed = synth_corpus(tmp_path / "mixed", songs=8, seconds=3, seed=4, workers=1, instrumental=0.5)
+    plain = synth_corpus(tmp_path / "plain", songs=8, seconds=3, seed=4, workers=1)
+    backing = [f for f in mixed if (f / "lyrics.txt").read_text(encoding="utf-8") == INSTRUMENTAL_LYRICS]
+    assert 0 < len(backing) < len(mixed)
+    for a, b in zip(mixed, plain):
+        if a not in backing:
+            assert digest(a) == digest(b)
+    for folder in backing:
+        genre = (folder / "genre.txt").read_text().strip()
+        audio = load_audio(next(folder.glob("audio.*")), 24_000)
+        notes = transcribe(audio.wav.mean(axis=1) if audio.wav.ndim == 2 else audio.wav, 24_000)
+        assert audio.seconds >= 3.0 and np.abs(audio.wav).max() > 0.1  # the bass and drums play
+        assert not [n for n in notes if n.pitch >= lowest_lead_pitch(genre) - 0.5]
+    sung = next(f for f in mixed if f not in backing)
+    genre = (sung / "genre.txt").read_text().strip()
+    audio = load_audio(next(sung.glob("audio.*")), 24_000)
+    wav = audio.wav.mean(axis=1) if audio.wav.ndim == 2 else audio.wav
+    assert [n for n in transcribe(wav, 24_000) if n.pitch >= lowest_lead_pitch(genre) - 0.5]  # the lead's there
