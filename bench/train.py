@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from autosong.train.losses import token_ce
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("DS_ACCELERATOR", "cpu")
@@ -55,7 +56,7 @@ def plain_loop(model, batches, device, bf16: bool) -> float:
             start = time.perf_counter()  # two warm-up steps
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             logits, pb = model(*_args(b, device))
-        loss = model.loss(logits, pb)[0]
+        loss = token_ce(model, logits, pb)[0]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -85,7 +86,7 @@ def deepspeed_loop(model, batches, device, cfg, bf16: bool) -> float:
         if i == 2:
             start = time.perf_counter()
         logits, pb = engine(*_args(b, device))
-        loss = engine.module.loss(logits, pb)[0]
+        loss = token_ce(engine.module, logits, pb)[0]
         engine.backward(loss)
         engine.step()
     if device.type == "cuda":
@@ -114,7 +115,7 @@ def memory_child(config: str, tokens: int, ckpt: bool) -> dict:
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             logits, pb = model(*_args(batches[0], device))
-        loss = model.loss(logits, pb)[0]
+        loss = token_ce(model, logits, pb)[0]
     loss.backward()
     row = {"tokens": tokens, "activation_checkpointing": ckpt, "saved_activations_mb": sum(seen.values()) / 2**20,
            "device": device.type}

@@ -266,10 +266,6 @@ class SoundTransformer(nn.Module):
             logits = logits + (states @ self.lora_u[0]) @ self.lora_v[0].T
         return FuturePrediction(logits, targets, valid)
 
-    def future_loss(self, future: "FuturePrediction") -> torch.Tensor:
-        ce = F.cross_entropy(future.logits.float().flatten(0, 2), future.targets.flatten(), reduction="none")
-        return (ce * future.valid.flatten()).sum() / future.valid.sum().clamp(min=1)
-
     @torch.no_grad()
     def cross_attention_map(self, codes, text_ids, text_mask, song_frames=None, bert=None, bert_mask=None,
                             prior: bool = True, heads=None, lines=None):
@@ -300,15 +296,3 @@ class SoundTransformer(nn.Module):
                      cond_drop=torch.zeros(B, dtype=torch.bool, device=codes.device), song_frames=song_frames,
                      line_frames=line_frames, line_slots=line_slots, recording=recording)
         return recording.kept, pb
-
-    def loss(self, logits, batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Mean CE over real targets, and per-codebook CE sums and counts (for logging)."""
-        targets = batch.targets.masked_fill(~batch.valid, 0)  # delay fill is EMPTY, masked below
-        ce = F.cross_entropy(logits.float().flatten(0, 2), targets.flatten(), reduction="none")
-        ce = ce.view(batch.targets.shape) * batch.valid  # [B, S, P]
-        C = self.cfg.num_codebooks
-        cb = self.pattern.target_codebooks(batch.codebook, ce.shape[0], ce.shape[1]).expand_as(ce)
-        per_cb_sum = torch.zeros(C, device=ce.device).index_add_(0, cb.flatten(), ce.flatten())
-        per_cb_n = torch.zeros(C, device=ce.device).index_add_(0, cb.flatten(), batch.valid.flatten().float())
-        total = ce.sum() / batch.valid.sum().clamp(min=1)
-        return total, per_cb_sum, per_cb_n

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from tests.conftest import TINY, read_metrics, train_cli
+from autosong.train.losses import token_ce
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
@@ -133,7 +134,7 @@ def test_flex_attention_prior_trains_as_the_dense_bias_on_cuda():
         codes, lengths, off, ids, mask = (t.cuda() for t in batch(B=2, T=300))
         mask[1, 4:] = False
         logits, pb = model(codes, lengths, off, ids, mask, song_frames=torch.tensor([400, 300], device="cuda"))
-        loss = model.loss(logits, pb)[0]
+        loss = token_ce(model, logits, pb)[0]
         loss.backward()
         grads[kernel] = (loss.detach(), {n: p.grad.detach().clone() for n, p in model.named_parameters()
                                          if p.grad is not None})

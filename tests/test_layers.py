@@ -110,3 +110,12 @@ def test_imports_inside_functions_are_few_and_say_why():
 def _ours(node) -> bool:
     names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
     return any(n.split(".")[0] in LAYERS for n in names)
+
+
+def test_every_stage_has_its_loss_and_its_eval():
+    """A stage is a class in model/stages.py plus a row in each layer's table, keyed by its name."""
+    from autosong.eval.stages import EVALS
+    from autosong.model.stages import STAGES
+    from autosong.train.losses import LOSSES
+
+    assert set(STAGES) == set(LOSSES) == set(EVALS)

@@ -33,6 +33,7 @@ from autosong.train.data import ShardStream, StreamConfig, make_loader
 from autosong.train.distributed import ensure_distributed_env, rank_seed
 from autosong.train.finetune import Tuning
 from autosong.train.flops import peak_flops, train_flops
+from autosong.train.losses import LOSSES
 from autosong.train.memory import refuse_if_too_big_for
 from autosong.train.resume import load_newest_intact, rank_skip
 from autosong.train.step_log import LogWindow, reduce_step, step_row
@@ -116,14 +117,14 @@ class TrainStep(torch.nn.Module):
 
     def __init__(self, cfg: RunConfig):
         super().__init__()
-        self.stage = cfg.stage_kind
-        self.model = self.stage.build(cfg.stage_model)
+        self.model = cfg.stage_kind.build(cfg.stage_model)
+        self.loss = LOSSES[cfg.stage][0]
 
     def window_frames(self) -> int:
         return self.model.cfg.window_frames
 
     def forward(self, batch: SongBatch, step: int):
-        return self.stage.loss(self.model, batch, step)
+        return self.loss(self.model, batch, step)
 
 
 def _param_groups(model: torch.nn.Module, weight_decay: float):
@@ -346,7 +347,7 @@ class Trainer:
         extras = {**extras, "counts": extras["counts"].cpu()}
         started, first = self.clock
         row["elapsed_s"] = time.perf_counter() - started  # wall time of this process's steps so far
-        log.write({**row, **self.cfg.stage_kind.train_metrics(extras, extras["counts"], self.cfg.stage_model)})
+        log.write({**row, **LOSSES[self.cfg.stage][1](extras, extras["counts"], self.cfg.stage_model)})
         bar.set_postfix(loss=f"{row['loss']:.3f}", lr=f"{row['lr']:.2e}")
         if bar.disable:  # no terminal (a cluster's log file): a plain line per logged step
             mfu = f"  MFU {row['mfu']:.1%}" if row["mfu"] is not None else ""

@@ -5,6 +5,7 @@ import torch
 from autosong.model.attention import Alignment
 from autosong.model.model_config import ModelConfig
 from tests.model.test_transformer import batch, tiny
+from autosong.train.losses import token_ce
 
 
 def test_distance_is_zero_on_the_diagonal_and_spares_the_genre_slot():
@@ -50,7 +51,7 @@ def test_the_prior_depends_on_the_song_length_and_is_learned():
     widths = [n for n, p in model.named_parameters() if "prior_log_w" in n]
     assert len(widths) == 2  # one per layer, a width per head
     model.train()
-    loss = model.loss(*model(codes, lengths, off, ids, mask, song_frames=torch.tensor([12])))[0]
+    loss = token_ce(model, *model(codes, lengths, off, ids, mask, song_frames=torch.tensor([12])))[0]
     loss.backward()
     assert all(dict(model.named_parameters())[n].grad.abs().sum() > 0 for n in widths)
 

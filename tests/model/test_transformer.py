@@ -3,6 +3,7 @@ import torch
 
 from autosong.model.model_config import ModelConfig
 from autosong.model.transformer import SoundTransformer
+from autosong.train.losses import token_ce
 
 VARIANTS = [(p, n) for p in ("flatten", "delay") for n in ("post", "pre")]
 
@@ -46,7 +47,7 @@ def test_padding_never_changes_another_samples_loss(pattern):
                    mask[i : i + 1, : int(mask[i].sum())]) for i in range(2)]
     for i in range(2):
         la, pa = alone[i]
-        solo = model.loss(la, pa)[0]
+        solo = token_ce(model, la, pa)[0]
         ce = torch.nn.functional.cross_entropy(logits[i].flatten(0, 1), pb.targets[i].masked_fill(~pb.valid[i], 0).flatten(),
                                                reduction="none").view(pb.valid[i].shape)
         assert torch.allclose(ce[pb.valid[i]].mean(), solo, atol=1e-5)
@@ -59,7 +60,7 @@ def test_each_variant_trains(pattern, norm):
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     losses = []
     for _ in range(30):
-        loss = model.loss(*model(codes, lengths, off, ids, mask))[0]
+        loss = token_ce(model, *model(codes, lengths, off, ids, mask))[0]
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -71,7 +72,7 @@ def test_activation_checkpointing_gives_the_same_loss_and_gradients():
     grads = []
     for ckpt in (False, True):
         model = tiny(activation_checkpointing=ckpt).train()
-        loss = model.loss(*model(*batch(T=10)))[0]
+        loss = token_ce(model, *model(*batch(T=10)))[0]
         loss.backward()
         grads.append((loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
     assert torch.equal(grads[0][0], grads[1][0])
@@ -185,7 +186,7 @@ def test_selective_activation_checkpointing_keeps_less_and_changes_nothing():
 
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
             logits, pb = model(codes, lengths, off, ids, mask)
-            loss = model.loss(logits, pb)[0]
+            loss = token_ce(model, logits, pb)[0]
         loss.backward()
         saved[name] = sum(storages.values())
         grads[name] = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
