@@ -16,6 +16,7 @@ from autosong.manifests.errors import AutoSongError
 from autosong.model.api import AutoSong, song_paths
 from autosong.model.audio import load_audio
 from autosong.model.devices import add_arguments
+from autosong.model.line_times import has_words
 from autosong.model.lyrics import read_lyrics_file, weak_encoding_warning
 from autosong.model.threads import use_threads
 
@@ -76,8 +77,9 @@ def run(argv) -> int:
     n = args.num_songs
     songs = song.generate([lyrics] * n, [args.genre] * n, args.seconds, settings, prompt, progress=True)
     timing = songs.timing
-    timed = song.bundle.alignment is not None and song.autoencoder is None
+    timed = song.bundle.alignment is not None and song.autoencoder is None and has_words(lyrics)
     why_untimed = ("a latent-stage model has no line times" if song.autoencoder is not None else
+                   "the lyrics hold no line with words to time" if not has_words(lyrics) else
                    f"{song.bundle.path} has no alignment heads (`autosong eval` chooses them on data with lyrics.lrc)")
     for path, codes in zip(songs.save(args.out), songs.codes):
         np.save(path.with_suffix(".npy"), codes)

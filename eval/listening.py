@@ -11,6 +11,7 @@ from autosong.eval.notes import transcribe
 from autosong.eval.report import write_report
 from autosong.model.audio import write_wav
 from autosong.model.generate import text_batch
+from autosong.model.line_times import has_words
 from autosong.model.run_metrics import read_metrics
 from autosong.model.synth_music import expected_notes, sings_synth_notes
 
@@ -39,7 +40,7 @@ def generate_for_report(song, data: str, split: str, count: int, seconds: float 
             "codes": c, "reference_wav": ref, "alignment": amap, "frame_rate": rate, "prior_share": share}
            for s, text, c, wav, ref, (amap, rate, share) in zip(songs, lyrics, codes, wavs, refs, maps)]
     if bundle.alignment is not None and not bundle.parent:  # where the alignment heads put each line's start
-        for item in out:
+        for item in (item for item in out if has_words(item["lyrics"])):  # an instrumental track has no lines
             item["lines"], times = song.line_times(item["codes"], item["lyrics"], item["genre"])
             item["line_starts"] = times.starts
     for s, item in zip(songs, out):  # on synth data: the notes the lyrics call for, and those heard

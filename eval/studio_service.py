@@ -21,6 +21,7 @@ from autosong.model.bundle import load_bundle
 from autosong.model.checkpoint_weights import checkpoint_steps
 from autosong.model.devices import resolve_device, resolve_dtype
 from autosong.model.edit import Edit, SourceSong
+from autosong.model.line_times import has_words
 from autosong.model.lrc import parse_lrc
 from autosong.model.run_metrics import read_metrics
 
@@ -130,7 +131,7 @@ class Studio:
             "genre": genre, "seconds": seconds, "sampling": settings.to_dict()}, indent=2, ensure_ascii=False))
         files = [wav_path, folder / "song.npy", folder / "settings.json"]
         lines, starts = [], None
-        if song.bundle.alignment is not None and song.autoencoder is None:
+        if song.bundle.alignment is not None and song.autoencoder is None and has_words(lyrics):
             texts, times = song.line_times(codes, lyrics, genre)
             starts, lines = times.starts, list(zip(times.starts, texts))
             (folder / "song.lrc").write_text(song.lrc(codes, lyrics, genre), encoding="utf-8")

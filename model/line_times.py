@@ -197,6 +197,12 @@ def onset_errors(found: list[float], truth: list[float]) -> np.ndarray:
     return np.abs(np.asarray(found) - np.asarray(truth))
 
 
+def has_words(lyrics: str) -> bool:
+    """Whether the lyrics hold a line with words, so there is a line start to read (an instrumental
+    track's '[instrumental]' holds none)."""
+    return bool(sung_lines(lyrics, default_tokenizer())[0])
+
+
 def sung_lines(lyrics: str, tokenizer) -> tuple[list[str], list[int]]:
     """The lines of the lyrics that hold words (what an LRC times; tags dropped) and the memory
     slot of each one's first word."""

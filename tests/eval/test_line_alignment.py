@@ -84,6 +84,12 @@ def test_eval_chooses_alignment_heads_then_align_and_generate_write_lrc(small_da
     assert made.returncode == 0, made.stderr[-2000:]
     sung = parse_lrc((tmp_path / "song.lrc").read_text()).lines
     assert len(sung) == len(truth) and all(0 <= line.start < 1.5 for line in sung)
+    (tmp_path / "backing.txt").write_text("[instrumental]\n", encoding="utf-8")  # no line with words: no song.lrc
+    backing = autosong("generate", "--checkpoint", str(run), "--lyrics", str(tmp_path / "backing.txt"),
+                       "--genre", row.genre, "--seconds", "1", "--out", str(tmp_path / "backing.wav"))
+    assert backing.returncode == 0, backing.stderr[-2000:]
+    assert (tmp_path / "backing.wav").is_file() and not (tmp_path / "backing.lrc").exists()
+    assert "no .lrc written: the lyrics hold no line with words to time" in backing.stderr
 
 
 def test_heads_chosen_without_timed_songs_are_checked_on_timed_ones(trained_run, small_data):
