@@ -1,0 +1,62 @@
+"""Where a model's sung notes go wrong, from an eval.json with note errors (autosong eval or the
+demo): recall by the kind of lyric token (a pinyin syllable, one id; a Latin word, spelled), the
+interval of the nearest-in-time sung note for each expected note left unsung, and how far matched
+notes' onsets stray.
+
+Usage: python bench/sung_errors.py EVAL_JSON DATA
+"""
+import sys, json, collections
+import numpy as np
+from autosong.eval.notes import PITCH_TOLERANCE, matched_notes
+from autosong.eval.evaluate import load_split
+from autosong.model.synth_music import _is_syllable
+from autosong.model.lyrics import default_tokenizer
+
+ev = json.load(open(sys.argv[1])); data = sys.argv[2]
+card, songs = load_split(data, 'val')
+by_key = {s.key: s for s in songs}
+tok = default_tokenizer()
+intervals = collections.Counter(); typ_tot = collections.Counter(); typ_hit = collections.Counter()
+onset_err = []
+for row in ev['note_errors']['per_song']:
+    s = by_key[row['key']]
+    # label each sung (non-rest) note of the melody by kind: zh syllable or latin word, and section
+    kinds = []
+    section = 'verse'
+    toks = [tok.tokens[i] for i in tok.encode(s.lyrics)[1:]]
+    word = ''
+    for t in toks:
+        if t.startswith('['):
+            if word: kinds.append(('en', section)); word = ''
+            section = t.strip('[]')
+        elif _is_syllable(t):
+            if word: kinds.append(('en', section)); word = ''
+            kinds.append(('zh', section))
+        elif len(t) == 1 and t.isalnum(): word += t
+        else:
+            if word: kinds.append(('en', section)); word = ''
+    if word: kinds.append(('en', section))
+    exp = row['expected']
+    kinds = kinds[:len(exp)]
+    # collapse while keeping labels
+    e_p, e_k, e_t = [], [], []
+    for (st, ln, p), k in zip(exp, kinds):
+        if not e_p or abs(p - e_p[-1]) > PITCH_TOLERANCE:
+            e_p.append(p); e_k.append(k); e_t.append(st)
+    sung = row['sung']; s_p, s_t = [], []
+    for st, ln, p in sung:
+        if not s_p or abs(p - s_p[-1]) > PITCH_TOLERANCE:
+            s_p.append(p); s_t.append(st)
+    pairs = matched_notes(s_p, e_p)
+    hit = {i for i, _ in pairs}
+    for i, j in pairs: onset_err.append(s_t[j] - e_t[i])
+    for i, k in enumerate(e_k):
+        typ_tot[k[0]] += 1; typ_tot[k[1]] += 1; typ_hit[k[0]] += i in hit; typ_hit[k[1]] += i in hit
+    # nearest-in-time sung note for each missed expected note: interval
+    for i, (p, t) in enumerate(zip(e_p, e_t)):
+        if i in hit or not s_p: continue
+        j = int(np.argmin([abs(x - t) for x in s_t]))
+        intervals[int(round(s_p[j] - p))] += 1
+print('recall by kind:', {k: f"{typ_hit[k]}/{typ_tot[k]}={typ_hit[k]/typ_tot[k]:.2f}" for k in typ_tot})
+print('missed notes: interval of the nearest-in-time sung note:', sorted(intervals.items(), key=lambda x: -x[1])[:15])
+oe = np.array(onset_err); print('matched onset error s: median', np.median(oe), 'abs median', np.median(abs(oe)), 'p90 abs', np.percentile(abs(oe), 90))
