@@ -59,22 +59,7 @@ def load_bundle(path: str | Path, device: str | torch.device = "cpu", dtype: tor
     if not (directory / "config.json").exists():
         raise AutoSongError(f"{path} holds no exported model (expected {path}/export/config.json): "
                             f"train it to the end, or point at RUN/export")
-    try:
-        meta = json.loads((directory / "config.json").read_text())
-        if not isinstance(meta, dict):
-            raise ValueError("not a JSON object")
-        absent = [k for k in ("model", "codec", "text", "genres", "step") if k not in meta]
-        if absent:
-            raise ValueError(f"no {', '.join(repr(k) for k in absent)}")
-        if not (isinstance(meta["genres"], list) and meta["genres"] and all(isinstance(g, str) for g in meta["genres"])):
-            raise ValueError("'genres' is not a list of genre names")
-        try:
-            codec = CodecIdentity.of(meta["codec"])
-        except (KeyError, TypeError):
-            raise ValueError("'codec' is not a codec identity (source, config_sha256, weights_sha256)") from None
-    except (ValueError, UnicodeDecodeError) as err:
-        raise AutoSongError(f"{directory}/config.json is damaged ({err}): re-export the run "
-                            f"(train it again to its last step, or copy the export from where it was made)") from None
+    meta, codec = _read_config(directory)
     if meta.get("vocab_version") != VOCAB_VERSION:
         raise AutoSongError(f"{directory} uses lyrics vocabulary {meta.get('vocab_version')}, this AutoSong {VOCAB_VERSION}")
     stage = meta.get("stage", "sound")
@@ -105,6 +90,27 @@ def load_bundle(path: str | Path, device: str | torch.device = "cpu", dtype: tor
     return Bundle(model.to(device=device, dtype=dtype).eval(), codec, meta["text"], genres,
                   meta["step"] if step is None else step, directory, stage, meta.get("parent"), origin,
                   AlignmentHeads.load(directory) if adapter is None and step is None else None)  # chosen for the export
+
+
+def _read_config(directory: Path) -> tuple[dict, CodecIdentity]:
+    """An export's config.json and its codec identity, refused in one line when it is damaged."""
+    try:
+        meta = json.loads((directory / "config.json").read_text())
+        if not isinstance(meta, dict):
+            raise ValueError("not a JSON object")
+        absent = [k for k in ("model", "codec", "text", "genres", "step") if k not in meta]
+        if absent:
+            raise ValueError(f"no {', '.join(repr(k) for k in absent)}")
+        if not (isinstance(meta["genres"], list) and meta["genres"] and all(isinstance(g, str) for g in meta["genres"])):
+            raise ValueError("'genres' is not a list of genre names")
+        try:
+            codec = CodecIdentity.of(meta["codec"])
+        except (KeyError, TypeError):
+            raise ValueError("'codec' is not a codec identity (source, config_sha256, weights_sha256)") from None
+    except (ValueError, UnicodeDecodeError) as err:
+        raise AutoSongError(f"{directory}/config.json is damaged ({err}): re-export the run "
+                            f"(train it again to its last step, or copy the export from where it was made)") from None
+    return meta, codec
 
 
 def ae_identity(bundle: Bundle) -> CodecIdentity:

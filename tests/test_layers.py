@@ -119,3 +119,16 @@ def test_every_stage_has_its_loss_and_its_eval():
     from autosong.train.losses import LOSSES
 
     assert set(STAGES) == set(LOSSES) == set(EVALS)
+
+
+def test_files_and_functions_stay_short():
+    """What a reader takes in at once: no library file over 400 lines, no function over 60."""
+    long_files, long_functions = [], []
+    for name, path in _modules().items():
+        source = path.read_text()
+        if source.count("\n") > 400:
+            long_files.append(name)
+        long_functions += [f"{name}.{node.name}" for node in ast.walk(ast.parse(source))
+                           if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+                           and node.end_lineno - node.lineno + 1 > 60]
+    assert long_files == [] and long_functions == [], (long_files, long_functions)
