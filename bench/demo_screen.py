@@ -9,12 +9,12 @@ os.environ.setdefault("DS_ACCELERATOR", "cpu"); os.environ.setdefault("RAY_AUTH_
 from pathlib import Path
 import torch.distributed as dist
 from autosong.demo import DEMO_TRAINING, CONFIGS
-from eval.singing import note_error_rates
-from model.api import AutoSong
-from model.sampling import SamplingConfig
-from model.threads import use_threads
-from train.config import load_config
-from train.trainer import train
+from autosong.eval.singing import note_error_rates
+from autosong.model.api import AutoSong
+from autosong.model.sampling import SamplingConfig
+from autosong.model.threads import use_threads
+from autosong.train.config import load_config
+from autosong.train.trainer import train
 data, out, seed, steps = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 extra = sys.argv[6:] if len(sys.argv) > 5 and sys.argv[5] == '--' else []
 use_threads(int(os.environ.get('THREADS', '2')))
