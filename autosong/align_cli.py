@@ -7,11 +7,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from autosong.command_line import HelpFormatter, check_writable_dir, run_cli
+from autosong.command_line import HelpFormatter, add_device_arguments, check_writable_dir, run_cli
 from autosong.manifests.errors import AutoSongError
 from autosong.model.api import AutoSong
 from autosong.model.audio import AudioDecodeError, load_audio
-from autosong.model.devices import add_arguments
 from autosong.model.lyrics import lyric_words, read_lyrics_file, weak_encoding_warning
 from autosong.model.threads import use_threads
 
@@ -24,7 +23,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--genre", default="unknown")
     p.add_argument("--out", default="song.lrc")
     p.add_argument("--codec", default=None, help="codec source if not the one recorded in the bundle (same weights)")
-    add_arguments(p)
+    add_device_arguments(p)
     return p
 
 

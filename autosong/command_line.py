@@ -2,7 +2,8 @@
 (`whole(1)`: an integer >= 1, `real(0, 1)`: a finite float in [0, 1]), the --help format, a check
 that an output folder is writable before long work, and `run_cli`, which runs a command's
 `main` so that a user's error prints one line and exits 2 instead of a traceback, and the sampling
-flags every command that samples takes (`add_sampling_arguments`, defaults from SamplingConfig).
+flags every command that samples takes (`add_sampling_arguments`, defaults from SamplingConfig),
+and where a model runs (`add_device_arguments`: --device, --dtype, --threads).
 
 Each command's module (autosong/*_cli.py, autosong/demo.py) imports this one; it imports no command.
 """
@@ -16,6 +17,7 @@ import os
 import sys
 
 from autosong.manifests.errors import AutoSongError, os_error_words
+from autosong.model.devices import DEVICES
 from autosong.model.sampling import SamplingConfig
 
 _ENVIRONMENT_ERRNOS = (errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT, errno.EROFS)
@@ -134,3 +136,18 @@ def sampling_from_args(args, **fields) -> SamplingConfig:
     """The SamplingConfig that add_sampling_arguments' flags ask for (plus `fields`)."""
     return SamplingConfig(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, guidance=args.cfg,
                           lyric_guidance=args.lyric_cfg, seed=args.seed, **fields)
+
+
+def add_threads_argument(parser) -> None:
+    parser.add_argument("--threads", type=whole(1), default=None,
+                        help="CPU threads for the model (default: OMP_NUM_THREADS if set, else the cores "
+                             "this machine's load leaves free, at least 1)")
+
+
+def add_device_arguments(parser) -> None:
+    """--device, --dtype and --threads, the same on every command that runs a model
+    (model/devices.py and model/threads.py resolve them)."""
+    parser.add_argument("--device", default="auto", help=f"where the model runs: {DEVICES} (default auto: "
+                                                         "the GPU if there is one)")
+    parser.add_argument("--dtype", default="auto", help="auto (bf16 on a GPU, fp32 on the CPU), fp32, bf16, fp16")
+    add_threads_argument(parser)

@@ -12,7 +12,7 @@ import argparse
 import time
 from pathlib import Path
 
-from autosong.command_line import HelpFormatter, real, run_cli, whole
+from autosong.command_line import HelpFormatter, add_device_arguments, real, run_cli, whole
 from autosong.eval.evaluate import evaluate, format_interval, format_table
 from autosong.eval.line_alignment import format_line_alignment
 from autosong.eval.listening import write_outputs
@@ -20,7 +20,6 @@ from autosong.eval.singing import format_notes
 from autosong.eval_cli import add_line_alignment, add_note_errors
 from autosong.manifests.dataset import Dataset
 from autosong.model.api import AutoSong
-from autosong.model.devices import add_arguments
 from autosong.model.sampling import SamplingConfig
 from autosong.model.threads import use_threads
 from autosong.pipeline.build import BuildConfig, build
@@ -66,7 +65,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--generate-seconds", type=real(0.5), default=6.0)
     p.add_argument("--notes", type=whole(0), default=32, help="held-out songs generated for the note error rate")
     p.add_argument("--seed", type=whole(0), default=0)
-    add_arguments(p)
+    add_device_arguments(p)
     p.add_argument("override", nargs="*", help="config overrides, e.g. --model.dropout 0.1 (after --)")
     return p
 

@@ -18,13 +18,12 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from autosong.command_line import (HelpFormatter, add_sampling_arguments, check_writable_dir, real, run_cli,
-                                   sampling_from_args, whole)
+from autosong.command_line import (HelpFormatter, add_device_arguments, add_sampling_arguments, check_writable_dir,
+                                   real, run_cli, sampling_from_args, whole)
 from autosong.manifests.codec_identity import require_same_codec
 from autosong.manifests.errors import AutoSongError
 from autosong.model.api import AutoSong
 from autosong.model.audio import AudioDecodeError, load_audio, write_wav
-from autosong.model.devices import add_arguments
 from autosong.model.edit import Edit, SourceSong
 from autosong.model.lrc import parse_lrc
 from autosong.model.lyrics import read_lyrics_file
@@ -48,7 +47,7 @@ def parser() -> argparse.ArgumentParser:
                       "'[instrumental]': a model learns it from its corpus's instrumental tracks, tagged so)")
     p.add_argument("--out", default="edited.wav")
     add_sampling_arguments(p)
-    add_arguments(p)
+    add_device_arguments(p)
     return p
 
 

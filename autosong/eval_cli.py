@@ -5,7 +5,8 @@ import argparse
 import json
 from pathlib import Path
 
-from autosong.command_line import HelpFormatter, add_sampling_arguments, real, run_cli, sampling_from_args, whole
+from autosong.command_line import (HelpFormatter, add_device_arguments, add_sampling_arguments, real, run_cli,
+                                   sampling_from_args, whole)
 from autosong.eval.evaluate import load_split
 from autosong.eval.line_alignment import format_line_alignment, generated_line_errors, line_alignment
 from autosong.eval.listening import write_outputs
@@ -15,7 +16,7 @@ from autosong.manifests.dataset import Dataset
 from autosong.manifests.errors import AutoSongError
 from autosong.model.api import AutoSong
 from autosong.model.bundle import load_bundle
-from autosong.model.devices import add_arguments, resolve_device, resolve_dtype
+from autosong.model.devices import resolve_device, resolve_dtype
 from autosong.model.stages import stage_named
 from autosong.model.threads import use_threads
 
@@ -37,7 +38,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--notes", type=whole(0), default=16, help="held-out songs generated for the note error rate "
                    "(synth data only; 0 = skip)")
     add_sampling_arguments(p)
-    add_arguments(p)
+    add_device_arguments(p)
     return p
 
 

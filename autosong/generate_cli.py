@@ -10,12 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
-from autosong.command_line import (HelpFormatter, add_sampling_arguments, check_writable_dir, real, run_cli,
-                                   sampling_from_args, whole)
+from autosong.command_line import (HelpFormatter, add_device_arguments, add_sampling_arguments, check_writable_dir,
+                                   real, run_cli, sampling_from_args, whole)
 from autosong.manifests.errors import AutoSongError
 from autosong.model.api import AutoSong, song_paths
 from autosong.model.audio import load_audio
-from autosong.model.devices import add_arguments
 from autosong.model.line_times import has_words
 from autosong.model.lyrics import read_lyrics_file, weak_encoding_warning
 from autosong.model.threads import use_threads
@@ -42,7 +41,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--compile", action="store_true",
                    help="compile the decode step over a static cache (torch.compile; CUDA graphs on a GPU): "
                         "a one-off trace of tens of seconds, then faster steps; for long songs")
-    add_arguments(p)
+    add_device_arguments(p)
     return p
 
 

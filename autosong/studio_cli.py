@@ -8,9 +8,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from autosong.command_line import HelpFormatter, run_cli, whole
+from autosong.command_line import HelpFormatter, add_device_arguments, run_cli, whole
 from autosong.eval.studio_service import Studio, find_runs
-from autosong.model.devices import add_arguments
 from autosong.model.threads import use_threads
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -23,7 +22,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to bind; anything but this machine is a warning")
     p.add_argument("--port", type=whole(1, 65535), default=7860)
     p.add_argument("--out", default=None, help="where generated songs are written (default: a new temporary folder)")
-    add_arguments(p)
+    add_device_arguments(p)
     return p
 
 

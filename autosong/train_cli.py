@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import argparse
 
-from autosong.command_line import HelpFormatter, check_writable_dir, run_cli, whole
+from autosong.command_line import HelpFormatter, add_threads_argument, check_writable_dir, run_cli, whole
 from autosong.model.stages import STAGES
-from autosong.model.threads import add_threads_argument, use_threads
+from autosong.model.threads import use_threads
 from autosong.train.config import DEFAULT_PRESET, RunConfig, apply_overrides, config_from_base, load_config
 from autosong.train.trainer import saved_run_config, train
 

@@ -3,14 +3,13 @@
 auto picks the first CUDA GPU when one is visible, else the CPU; the auto dtype is bf16 on a GPU
 that supports it (fp16 on one that does not) and fp32 on the CPU, where half precision is slower.
 Asking for a GPU that is not there is one line, not a CUDA traceback. torch is imported where it is
-used, so the command lines' --help (which add_arguments feeds) starts without it.
+used. The flags themselves are autosong/command_line.add_device_arguments.
 """
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from autosong.manifests.errors import AutoSongError
-from autosong.model.threads import add_threads_argument
 
 if TYPE_CHECKING:
     import torch
@@ -50,11 +49,3 @@ def resolve_dtype(name: str, device: "torch.device") -> "torch.dtype":
     if name not in DTYPES:
         raise AutoSongError(f"--dtype {name!r}: expected auto, {', '.join(DTYPES)}")
     return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
-
-
-def add_arguments(parser) -> None:
-    """--device, --dtype and --threads, the same on every command that runs a model."""
-    parser.add_argument("--device", default="auto", help=f"where the model runs: {DEVICES} (default auto: "
-                                                         "the GPU if there is one)")
-    parser.add_argument("--dtype", default="auto", help="auto (bf16 on a GPU, fp32 on the CPU), fp32, bf16, fp16")
-    add_threads_argument(parser)  # model/threads.py

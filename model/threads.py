@@ -6,20 +6,6 @@ import os
 import sys
 
 
-def add_threads_argument(parser) -> None:
-    parser.add_argument("--threads", type=_positive_int, default=None,
-                        help="CPU threads for the model (default: OMP_NUM_THREADS if set, else the cores "
-                             "this machine's load leaves free, at least 1)")
-
-
-def _positive_int(raw: str) -> int:
-    import argparse
-
-    if not raw.isdigit() or int(raw) < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {raw!r}")
-    return int(raw)
-
-
 def cpu_threads(requested: int | None = None) -> tuple[int, str]:
     """(threads, why): `requested`, else OMP_NUM_THREADS, else the cores the 1-minute load average
     leaves free (at least 1). Torch's own default, every core, turns a busy machine's CPU into a
