@@ -76,9 +76,10 @@ def run(argv) -> int:
     n = args.num_songs
     songs = song.generate([lyrics] * n, [args.genre] * n, args.seconds, settings, prompt, progress=True)
     timing = songs.timing
-    timed = song.bundle.alignment is not None and song.autoencoder is None and has_words(lyrics)
+    words = has_words(lyrics)
+    timed = song.bundle.alignment is not None and song.autoencoder is None and words
     why_untimed = ("a latent-stage model has no line times" if song.autoencoder is not None else
-                   "the lyrics hold no line with words to time" if not has_words(lyrics) else
+                   "the lyrics hold no line with words to time" if not words else
                    f"{song.bundle.path} has no alignment heads (`autosong eval` chooses them on data with lyrics.lrc)")
     for path, codes in zip(songs.save(args.out), songs.codes):
         np.save(path.with_suffix(".npy"), codes)

@@ -23,7 +23,6 @@ from autosong.manifests.sample_rows import DEFAULTS, SAMPLE_SCHEMA
 SCHEMA_VERSION = 2  # manifests as folders of parts (1: one file per manifest, still read)
 CARD_VERSION = 1
 
-SAMPLES = SAMPLE_SCHEMA              # from SampleRow's fields (manifests/sample_rows.py)
 OPTIONAL_COLUMNS = {"samples": set(DEFAULTS)}  # added since: older manifests lack them
 REJECTS = pa.schema([
     ("key", pa.string()),
@@ -46,7 +45,8 @@ STAT_CACHE = pa.schema([             # the scan's memo of audio hashes, so a reb
     ("tag", pa.string()),            # the file's genre tag, if it was read
     ("tagged", pa.bool_()),          # whether the tag was read
 ])
-SCHEMAS = {"samples": SAMPLES, "rejects": REJECTS, "shards": SHARDS, "stat_cache": STAT_CACHE}
+SCHEMAS = {"samples": SAMPLE_SCHEMA,  # from SampleRow's fields (manifests/sample_rows.py)
+           "rejects": REJECTS, "shards": SHARDS, "stat_cache": STAT_CACHE}
 
 
 def split_for_key(key: str, val_fraction: float) -> str:

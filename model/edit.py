@@ -11,8 +11,7 @@ classifier-free guidance trains.
 - instrumental: the same genre and length, sung to the lyrics "[instrumental]": the backing alone,
   as a model learns it from the instrumental tracks of its corpus (tagged so in their lyrics.txt).
 
-The audio before the cut is the source's own (its WAV when given, else its codes decoded up to the
-cut), joined to the new part by a 10 ms crossfade at the cut's frame boundary. Only the new part is
+The audio before the cut is the source's own (its WAV when given, else its codes decoded), joined to the new part by a 10 ms crossfade at the cut's frame boundary. Only the new part is
 decoded, from half a second before the cut (the decoder settles in that context, which is then
 dropped), so an edit costs about the generation of what it regenerates.
 """
@@ -26,9 +25,8 @@ import numpy as np
 from autosong.manifests.errors import AutoSongError
 from autosong.model.generate import generate_codes
 from autosong.model.line_times import sung_lines
-from autosong.model.lyrics import default_tokenizer
+from autosong.model.lyrics import INSTRUMENTAL_LYRICS, default_tokenizer
 from autosong.model.sampling import SamplingConfig
-from autosong.model.synth_music import INSTRUMENTAL_LYRICS
 
 CROSSFADE_SECONDS = 0.01
 DECODE_CONTEXT_SECONDS = 0.5  # the new part is decoded from this far before the cut
@@ -122,11 +120,10 @@ def _finish(song, source: SourceSong, codes: np.ndarray, lyrics: str, cut: int, 
     rate, sr = song.codec.frame_rate, song.codec.sample_rate
     if cut:
         hop = sr // rate
-        context = min(cut, int(DECODE_CONTEXT_SECONDS * rate))
-        new = song.decode(codes[:, cut - context :])[context * hop - min(int(CROSSFADE_SECONDS * sr), cut * hop):]
-        kept = _kept_audio(song, source, cut)
-        at = cut * hop
+        at, context = cut * hop, min(cut, int(DECODE_CONTEXT_SECONDS * rate))
         fade = min(int(CROSSFADE_SECONDS * sr), at)
+        new = song.decode(codes[:, cut - context :])[context * hop - fade :]  # from the crossfade's start on
+        kept = _kept_audio(song, source, cut)
         ramp = np.linspace(0.0, 1.0, fade, dtype=np.float32)
         audio = np.concatenate([kept[: at - fade], kept[at - fade : at] * (1 - ramp) + new[:fade] * ramp, new[fade:]])
     else:

@@ -23,6 +23,9 @@ UNKNOWN_GENRE = "unknown"
 
 PAD, UNK, EOS, NEWLINE, SPACE = "<pad>", "<unk>", "<eos>", "<nl>", "<sp>"
 OTHER_TAG = "<tag:other>"
+# An instrumental track's lyrics: the section tag alone, no line of words. A corpus marks its
+# instrumental tracks so (lyrics.txt), and `autosong edit --instrumental` asks a model for it.
+INSTRUMENTAL_LYRICS = "[instrumental]\n"
 
 # CJK and full-width punctuation -> the ASCII graphemes the vocabulary has.
 _PUNCT = str.maketrans({

@@ -5,8 +5,7 @@ Each stage says which config section holds its model, how to build the model, wh
 on and whether it reads lyrics. How it is trained and evaluated are tables keyed by the stage's
 name, in the layers that own them: train/losses.py and eval/stages.py. The config, the trainer,
 the bundle loader and the CLIs ask the stage instead of testing its name, so a new stage is one
-class in `STAGES` (and a row of each table). Importing this module loads no torch (the CLIs' --help
-lists the stages); each method imports what it builds.
+class in `STAGES` (and a row of each table).
 """
 from __future__ import annotations
 

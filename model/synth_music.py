@@ -68,9 +68,6 @@ def _lyric_line(rng: np.random.Generator) -> str:
 
 
 TAIL_SECONDS = 0.5  # the last note rings out after the lyrics end
-# An instrumental song's lyrics: the section tag alone, which sings no note (the backing plays on).
-# A real corpus marks its instrumental tracks the same way; `autosong edit --instrumental` asks for it.
-INSTRUMENTAL_LYRICS = "[instrumental]\n"
 BREAK_BEATS = (0, 0, 2, 4, 8)  # an instrumental break's length, drawn per section (0: none)
 
 

@@ -11,9 +11,9 @@ import numpy as np
 import soundfile as sf
 
 from autosong.model.lrc import LrcLine, write_lrc
-from autosong.model.lyrics import default_tokenizer
-from autosong.model.synth_music import (GENRES, INSTRUMENTAL_LYRICS, SAMPLE_RATE, SYNTH_RULE, draw_breaks, line_starts,
-                                        make_lyrics, render_song, song_seconds)
+from autosong.model.lyrics import INSTRUMENTAL_LYRICS, default_tokenizer
+from autosong.model.synth_music import (GENRES, SAMPLE_RATE, SYNTH_RULE, draw_breaks, line_starts, make_lyrics,
+                                        render_song, song_seconds)
 
 MARKER = "synth.json"  # at the corpus root: the build records the rule in dataset.json
 

@@ -39,13 +39,13 @@ def test_in_key_order_writes_in_corpus_order_whatever_order_results_come_in():
 
 
 def test_sample_rows_are_the_samples_manifest_and_decode_from_the_shards(built):
-    from autosong.manifests import SAMPLES, read_manifest
-    from autosong.manifests.sample_rows import SAMPLE_ROW_FIELDS
+    from autosong.manifests import read_manifest
+    from autosong.manifests.sample_rows import SAMPLE_ROW_FIELDS, SAMPLE_SCHEMA
     from autosong.manifests.dataset import read_sample_rows
     from autosong.manifests.shard_reader import load_samples
 
     out = built[0]
-    assert tuple(SAMPLES.names) == SAMPLE_ROW_FIELDS  # the schema is SampleRow's fields (tests/manifests: round trip)
+    assert tuple(SAMPLE_SCHEMA.names) == SAMPLE_ROW_FIELDS  # the schema is SampleRow's fields (tests/manifests: round trip)
     rows = read_sample_rows(out)
     assert [r.to_dict() for r in rows] == sorted(read_manifest(out, "samples"), key=lambda r: r["key"])
     plain = read_shards(out)  # webdataset itself, no AutoSong code

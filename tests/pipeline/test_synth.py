@@ -128,7 +128,8 @@ def test_instrumental_songs_are_the_backing_alone_and_leave_the_others_as_they_w
     the lead's range (only the bass below it), while every other song is the one a corpus
     without them writes."""
     from autosong.eval.notes import transcribe
-    from autosong.model.synth_music import INSTRUMENTAL_LYRICS, lowest_lead_pitch
+    from autosong.model.lyrics import INSTRUMENTAL_LYRICS
+    from autosong.model.synth_music import lowest_lead_pitch
 
     mixed = synth_corpus(tmp_path / "mixed", songs=8, seconds=3, seed=4, workers=1, instrumental=0.5)
     plain = synth_corpus(tmp_path / "plain", songs=8, seconds=3, seed=4, workers=1)
