@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -53,16 +54,25 @@ def music_signal(seconds: float, sr: int = 24_000, seed: int = 0) -> np.ndarray:
 
 
 
-@pytest.fixture(scope="session")
-def small_data(tmp_path_factory, ray_local):
+def build_small_data(root: Path) -> Path:
     """8 synth songs of 4 s in 8 shards (so two ranks get disjoint shards), built by the pipeline."""
     from autosong.pipeline.build import BuildConfig, build
     from autosong.pipeline.synth import synth_corpus
 
-    root = tmp_path_factory.mktemp("train_data")
     synth_corpus(root / "corpus", songs=8, seconds=4, seed=5)
     build(BuildConfig(str(root / "corpus"), str(root / "out"), codec="test", shard_samples=1, val_fraction=0.25))
     return root / "out"
+
+
+@pytest.fixture(scope="session")
+def small_data(tmp_path_factory, request):
+    """build_small_data's dataset. AUTOSONG_SMALL_DATA names one built before, on a machine without
+    Ray (the lent GPU machines: bench/gpu_check.sh); the tests read a copy of it."""
+    root = tmp_path_factory.mktemp("train_data")
+    if os.environ.get("AUTOSONG_SMALL_DATA"):
+        return Path(shutil.copytree(os.environ["AUTOSONG_SMALL_DATA"], root / "out"))
+    request.getfixturevalue("ray_local")
+    return build_small_data(root)
 
 
 def train_cli(*args, launcher=None, timeout=600):
