@@ -30,6 +30,7 @@ import numpy as np  # noqa: E402
 from autosong.eval.evaluate import bootstrap_ci, load_split  # noqa: E402
 from autosong.eval.line_alignment import sung_line_starts  # noqa: E402
 from autosong.eval.notes import singing_score, transcribe  # noqa: E402
+from autosong.model import edit as edit_module  # noqa: E402
 from autosong.model.edit import Edit, SourceSong  # noqa: E402
 from autosong.model.lyrics import default_tokenizer, lyric_words  # noqa: E402
 from autosong.model.sampling import SamplingConfig  # noqa: E402
@@ -84,7 +85,11 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=str(ROOT / "bench/results/edit.json"))
+    p.add_argument("--uniform-prior", action="store_true", help="ablation: the alignment prior's uniform t/T after "
+                   "the cut, not passing through the kept lines' starts")
     args = p.parse_args()
+    if args.uniform_prior:
+        edit_module._line_anchors = lambda *a, **k: None
 
     import torch
 

@@ -6,6 +6,8 @@ over songs. Whole songs are scored in consecutive windows at their absolute fram
 """
 from __future__ import annotations
 
+import dataclasses
+
 import math
 from pathlib import Path
 
@@ -36,17 +38,16 @@ def load_split(data: str | Dataset, split: str, max_songs: int | None = None,
 
 
 def in_model_genre_slots(songs: list[Sample], data: str | Path, model: Bundle) -> list[Sample]:
-    """The songs with their genre token moved to the slot `model` learned their genre in (two
-    builds may number the same genres apart)."""
+    """Copies of the songs with their genre token moved to the slot `model` learned their genre in
+    (two builds may number the same genres apart); the songs given are left as they are."""
     unknown = sorted({s.genre for s in songs} - set(model.genres))
     if unknown:
         raise AutoSongError(f"{data} holds songs of genre(s) {', '.join(map(repr, unknown[:5]))}, which {model.path} "
                             f"never learned (it knows {', '.join(model.genres)}): evaluate it on songs of its genres, "
                             f"or fine-tune it on these first (`autosong train --init-from {model.path}`)")
     tok = default_tokenizer()
-    for s in songs:
-        s.text = np.concatenate([[tok.genre_id(model.genres.index(s.genre))], s.text[1:]]).astype(s.text.dtype)
-    return songs
+    return [dataclasses.replace(s, text=np.concatenate([[tok.genre_id(model.genres.index(s.genre))], s.text[1:]])
+                                .astype(s.text.dtype)) for s in songs]
 
 
 def _conditions(songs: list[Sample], genres: list[str], seed: int, times: bool = True) -> dict[str, list[tuple]]:

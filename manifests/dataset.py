@@ -23,6 +23,8 @@ class Dataset:
     path: Path
     card: DatasetCard = field(repr=False)
     rows: tuple[SampleRow, ...] = field(repr=False)  # every current sample, in key order
+    # each split's songs decoded so far (a prefix in key order): the eval's parts read them once
+    _decoded: dict[str, list[Sample]] = field(default_factory=dict, repr=False, compare=False)
 
     def __str__(self) -> str:  # messages name a dataset by its folder
         return str(self.path)
@@ -46,13 +48,16 @@ class Dataset:
         return [r for r in self.rows if r.split == name]
 
     def samples(self, split: str, max_songs: int | None = None) -> list[Sample]:
-        """The songs of a split (the first `max_songs` in key order), decoded from their shards (each
-        shard read once); refused in one line when the split is empty or a shard it needs is gone."""
+        """The songs of a split (the first `max_songs` in key order), decoded from their shards once
+        per Dataset (each shard read once; callers get a new list and must not change the songs in
+        it); refused in one line when the split is empty or a shard it needs is gone."""
         rows = self.split(split)[: max_songs or None]
         if not rows:
             raise AutoSongError(f"{self.path} has no {split!r} songs (see `autosong pipeline inspect {self.path}`)")
-        self.refuse_missing_shards(sorted({r.shard for r in rows}), split)
-        return load_samples(self.path, rows)
+        if len(self._decoded.get(split, ())) < len(rows):
+            self.refuse_missing_shards(sorted({r.shard for r in rows}), split)
+            self._decoded[split] = load_samples(self.path, rows)
+        return self._decoded[split][: len(rows)]
 
     def max_text_len(self) -> int:
         """The longest lyrics (ids, or BERT positions) of any sample: what a model must read."""

@@ -109,9 +109,22 @@ def edit_song(song, source: SourceSong, edit: Edit, new_lyrics: str | None = Non
         if not 0 < cut < codes.shape[1]:
             raise AutoSongError(f"line {n} starts at {starts[n - 1]:.2f} s, outside the {seconds:.1f} s source")
         total = seconds
+    anchors = None if edit.extend is not None else _line_anchors(song, lyrics, starts[: n - 1], cut / rate)
     made, _ = generate_codes(song.bundle, [lyrics], [source.genre], total, sampling, rate,
-                             prompt=codes[:, :cut].astype(np.int64), progress=False)
+                             prompt=codes[:, :cut].astype(np.int64), progress=False, line_starts=anchors)
     return _finish(song, source, made[0], lyrics, cut, edit, sampling)
+
+
+def _line_anchors(song, lyrics: str, kept_starts: list[float], cut_s: float) -> list[tuple[float, int]] | None:
+    """Where the alignment prior must be at the kept lines' starts and at the cut: the new lyrics'
+    line N sits wherever its words fall in them, and the uniform t/T would put the cut elsewhere
+    (the new lines are longer or shorter than the old). None when the memory is not lyric ids."""
+    cfg = song.bundle.model.cfg
+    if cfg.cross_align != "prior" or cfg.bert_dim:
+        return None
+    _, slots = sung_lines(lyrics, default_tokenizer())
+    times = [*kept_starts, cut_s]
+    return list(zip(times, slots[: len(times)])) or None
 
 
 def _finish(song, source: SourceSong, codes: np.ndarray, lyrics: str, cut: int, edit: Edit,

@@ -63,9 +63,11 @@ class Sampler:
 
     @torch.inference_mode()
     def generate(self, text_ids, text_mask, frames: int, settings: SamplingConfig, prompt=None,
-                 bert=None, bert_mask=None, progress=None) -> torch.Tensor:
+                 bert=None, bert_mask=None, progress=None, lines=None) -> torch.Tensor:
         """Args: text_ids/text_mask [B, L] (genre token first), frames to produce, prompt codes
-        [B, C, P] (optional), progress(frames_done, frames, seconds) called as frames complete.
+        [B, C, P] (optional), progress(frames_done, frames, seconds) called as frames complete,
+        lines (line_frames, line_slots) [B, N]: line starts the alignment prior must pass through
+        (an edit's; model/padding.line_inputs), or None: the uniform t/T.
         Returns codes [B, C, frames] (the prompt included)."""
         model, C, W = self.model, self.cfg.num_codebooks, self.cfg.window_frames
         B, dev = text_ids.shape[0], text_ids.device
@@ -83,6 +85,8 @@ class Sampler:
         memory, mask = torch.cat([m for m, _ in parts]), torch.cat([k for _, k in parts])
         lyric = model.lyric_progress(text_ids, text_mask)  # None unless the prior counts syllables
         lyric = None if lyric is None else lyric.repeat(len(terms), 1)  # masked slots read nothing
+        if lines is not None:
+            lines = tuple(x.to(dev).repeat(len(terms), 1) for x in lines)
         song_frames = torch.full((memory.shape[0],), frames, device=dev)  # the song is as long as asked
         codes = torch.zeros(B, C, frames, dtype=torch.long, device=dev)
         known = torch.zeros(C, frames, dtype=torch.bool)  # on the host: read every step, no sync
@@ -101,7 +105,7 @@ class Sampler:
             report = None if progress is None else \
                 (lambda done, _s=start: progress(_s + done, frames, time.perf_counter() - started))
             window = Window(start, stop - start, codes[..., start:stop], known[:, start:stop], terms)
-            self._window(TextMemory(memory, mask, lyric), song_frames, window, settings, gen, report, cache)
+            self._window(TextMemory(memory, mask, lyric, lines), song_frames, window, settings, gen, report, cache)
             if stop == frames:
                 return codes
             start = stop - keep
@@ -168,7 +172,7 @@ class Sampler:
         pos = torch.cat([p[2] for p in parts], 1) + window.start  # absolute frames
         if len(window.terms) > 1:  # every guidance term's memory in one batch
             ids, pos = ids.repeat(len(window.terms), 1, 1), pos.repeat(len(window.terms), 1)
-        return step_fn(ids, cb, pos, text.memory, text.mask, cache, song_frames, text.lyric)[:, -1].clone()
+        return step_fn(ids, cb, pos, text.memory, text.mask, cache, song_frames, text.lyric, text.lines)[:, -1].clone()
 
 
 @dataclass
@@ -178,6 +182,7 @@ class TextMemory:
     memory: torch.Tensor               # [B(x2), L, D]
     mask: torch.Tensor                 # [B(x2), L]
     lyric: torch.Tensor | None         # the alignment prior's syllable progress, when it counts them
+    lines: tuple | None = None         # (line_frames, line_slots): line starts the prior passes through
 
 
 @dataclass

@@ -185,13 +185,16 @@ class SoundTransformer(nn.Module):
         p = next(self.parameters())
         return KVCache(self.cfg, batch, max_steps, p.device, p.dtype)
 
-    def step(self, inputs, codebook, positions, memory, memory_mask, cache: KVCache, song_frames=None, lyric=None):
+    def step(self, inputs, codebook, positions, memory, memory_mask, cache: KVCache, song_frames=None, lyric=None,
+             lines=None):
         """Run S new steps (S > 1 for a prompt) on top of `cache`. inputs [B, S, K] ids,
         codebook [S] or [B, S], positions [B, S], song_frames [B] (the song's whole length,
         for the alignment prior), lyric [B, L] (self.lyric_progress of the lyrics; needed when
-        the prior counts syllables). Returns logits [B, S, P, V]."""
+        the prior counts syllables), lines (line_frames, line_slots) [B, N]: where lines are
+        known to start (an edit's kept lines and its cut), which the prior then passes through
+        whatever align_source trained it. Returns logits [B, S, P, V]."""
         x = self.embed_steps(inputs, codebook, positions)
-        h = self.decode(x, memory, memory_mask, cache, self._align(positions, song_frames, memory_mask, lyric))
+        h = self.decode(x, memory, memory_mask, cache, self._align(positions, song_frames, memory_mask, lyric, lines))
         return self.logits(h, codebook)
 
     def lyric_progress(self, text_ids, text_mask):
@@ -211,15 +214,14 @@ class SoundTransformer(nn.Module):
 
     def _align(self, positions, song_frames, memory_mask, lyric=None, lines=None):
         """What cross-attention's prior needs (an Alignment), or None when it has none. lines:
-        (line_frames, line_slots) [B, N] (model/padding.line_inputs), used by align_source timed."""
+        (line_frames, line_slots) [B, N] (model/padding.line_inputs) or None (uniform t/T)."""
         if self.cfg.cross_align == "none":
             return None
         if song_frames is None:
             raise ValueError("this model's cross-attention prior needs song_frames (the song's length in frames)")
         if lyric is None and self._counts_syllables:
             raise ValueError("this model's alignment prior counts sung syllables: pass lyric=model.lyric_progress(ids, mask)")
-        return Alignment.of(positions, song_frames, memory_mask, lyric,
-                            lines if self.cfg.align_source == "timed" else None)
+        return Alignment.of(positions, song_frames, memory_mask, lyric, lines)
 
     # ---- training ---------------------------------------------------------------------------
     def forward(self, codes, lengths, frame_offset, text_ids, text_mask, bert=None, bert_mask=None,
@@ -242,7 +244,8 @@ class SoundTransformer(nn.Module):
             song_frames = frame_offset + lengths
         x = self.embed_steps(batch.inputs, batch.codebook, batch.positions)
         lyric = self.lyric_progress(text_ids, text_mask)
-        lines = None if line_slots is None else (line_frames, line_slots)
+        timed = line_slots is not None and self.cfg.align_source == "timed"  # trains on the lines' times
+        lines = (line_frames, line_slots) if timed else None
         prior = recording is None or recording.prior
         align = self._align(batch.positions, song_frames, memory_mask, lyric, lines) if prior else None
         h = self.decode(x, memory, memory_mask, align=align, recording=recording)

@@ -117,3 +117,27 @@ def test_edit_command_line_writes_its_files_and_refuses_bad_requests_in_one_line
         out = autosong(*base, *args, "--out", str(tmp_path / "bad.wav"))
         assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
         assert says in out.stderr.strip().splitlines()[-1], (args, out.stderr)
+
+
+def test_the_prior_of_an_edit_passes_through_the_kept_lines_and_the_cut(song):
+    """The uniform t/T would put the cut wherever the new lyrics' length says; an edit pins the
+    prior's song coordinate to the new lyrics' own line at the cut (and at each kept line)."""
+    import torch
+
+    from autosong.model.edit import _line_anchors
+    from autosong.model.line_times import sung_lines
+    from autosong.model.lyrics import default_tokenizer
+
+    _, slots = sung_lines(NEW_LYRICS, default_tokenizer())
+    anchors = _line_anchors(song, NEW_LYRICS, [0.0], 1.0)
+    assert anchors == [(0.0, slots[0]), (1.0, slots[1])]
+    model = song.bundle.model
+    ids = torch.tensor([default_tokenizer().encode(NEW_LYRICS)])
+    mask = torch.ones_like(ids, dtype=torch.bool)
+    lyric = model.lyric_progress(ids, mask)
+    positions = torch.arange(225)[None]
+    lines = (torch.tensor([[0.0, 75.0]]), torch.tensor([[slots[0], slots[1]]]))
+    pinned = model._align(positions, torch.tensor([225]), mask, lyric, lines).song[0]
+    uniform = model._align(positions, torch.tensor([225]), mask, lyric).song[0]
+    assert pinned[75].item() == pytest.approx(lyric[0, slots[1]].item(), abs=0.01)
+    assert abs(uniform[75].item() - lyric[0, slots[1]].item()) > 0.02  # so the pin moved it

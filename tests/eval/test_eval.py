@@ -169,3 +169,21 @@ print(len(back) / rate)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert float(done.stdout.split()[-1]) == pytest.approx(240, abs=0.1)
+
+
+def test_a_split_is_decoded_once_per_dataset_and_the_model_slots_are_copies(small_data, trained_run):
+    """The eval's parts (CE, line times, note errors, the report) share one Dataset: its songs are
+    read from the shards once, and moving their genre token to a model's slot changes copies."""
+    from autosong.eval.evaluate import load_split
+    from autosong.manifests.dataset import Dataset
+    from autosong.model.bundle import load_bundle
+
+    data = Dataset.open(small_data)
+    first = data.samples("val")
+    texts = [s.text.copy() for s in first]
+    _, moved = load_split(data, "val", model=load_bundle(trained_run))
+    assert all(m is not s for m, s in zip(moved, first)) and [m.key for m in moved] == [s.key for s in first]
+    again = data.samples("val")
+    assert len(again) == len(first) and all(a is s for a, s in zip(again, first))
+    assert data.samples("val", 1)[0] is first[0]
+    assert all(np.array_equal(s.text, t) for s, t in zip(again, texts))
