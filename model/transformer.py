@@ -22,7 +22,6 @@ from autosong.model import patterns
 from autosong.model.attention import (Alignment, CrossAttention, KVCache, Recording, SelfAttention, lyric_progress,
                                       per_frame)
 from autosong.model.lyrics import default_tokenizer, sung_units
-from autosong.model.word_ids import letter_mask, word_buckets
 from autosong.model.model_config import ModelConfig
 
 @dataclass
@@ -79,15 +78,6 @@ class TextMemory(nn.Module):
         self.proj = nn.Linear(cfg.d_model, cfg.d_model)
         self.bert_proj = nn.Linear(cfg.bert_dim, cfg.d_model) if cfg.bert_dim else None
         self.null = nn.Parameter(torch.randn(1, 1, cfg.d_model) * 0.02)
-        self.word = nn.Embedding(cfg.lyric_word_buckets + 1, cfg.d_model) if cfg.lyric_word_buckets else None
-        if self.word is not None:  # bucket 0 (not a letter) adds nothing
-            self.register_buffer("is_letter", letter_mask(), persistent=False)
-        # Each id's memory alone is a letter's code; these layers let a slot read its neighbours, so
-        # the slot under the alignment prior carries the word it spells (bench/RESULTS.md, "Singing").
-        self.encoder = nn.ModuleList(
-            nn.TransformerEncoderLayer(cfg.d_model, cfg.n_heads, cfg.d_ff, cfg.dropout, activation="gelu",
-                                       batch_first=True, norm_first=True)
-            for _ in range(cfg.lyric_encoder_layers))
 
     def forward(self, text_ids, text_mask, bert=None, bert_mask=None, drop=None, drop_lyrics=None):
         """drop [B] bool: these samples get the null memory (conditioning dropout, or the
@@ -97,11 +87,7 @@ class TextMemory(nn.Module):
         if L > self.cfg.max_text_len:
             raise ValueError(f"lyrics of {L} ids exceed model.max_text_len {self.cfg.max_text_len}")
         pos = torch.arange(L, device=text_ids.device)
-        codes = self.embed(text_ids) + self.pos(pos)
-        if self.word is not None:
-            buckets = word_buckets(text_ids, self.is_letter, self.cfg.lyric_word_buckets)
-            codes = codes + self.word(buckets) * (buckets > 0)[..., None]
-        memory = self.proj(codes)  # [B, L, D]
+        memory = self.proj(self.embed(text_ids) + self.pos(pos))  # [B, L, D]
         mask = text_mask
         if self.bert_proj is not None:
             if bert is None:
@@ -110,8 +96,6 @@ class TextMemory(nn.Module):
             mask = torch.cat([text_mask[:, :1], bert_mask], dim=1)
         if drop_lyrics is not None:
             mask = mask & ~(drop_lyrics[:, None] & (torch.arange(mask.shape[1], device=mask.device) > 0))
-        for layer in self.encoder:  # after the lyric dropout's mask: a genre-only memory never reads lyrics
-            memory = layer(memory, src_key_padding_mask=~mask)
         if drop is not None:  # always through torch.where: the null memory gets a gradient (zero when unused) on
             # every rank, so ZeRO's buckets match when ranks draw different dropouts, and no host sync
             null_mask = torch.zeros_like(mask)
