@@ -46,6 +46,8 @@ DESIGNS: dict[str, list[str]] = {
     "stack4": ["--model.pattern", "delay", "--model.frames_per_step", "4"],
     "future": ["--model.pattern", "delay", "--model.future_frames", "[8,16,32]"],
     "future+learned": ["--model.pattern", "delay", "--model.future_frames", "[8,16,32]", "--model.align_units", "learned"],
+    "future+learned+dropout": ["--model.pattern", "delay", "--model.future_frames", "[8,16,32]", "--model.align_units",
+                               "learned", "--model.dropout", "0.2"],  # against the count's drift with epochs
     "future+lyric-dropout": ["--model.pattern", "delay", "--model.future_frames", "[8,16,32]",
                              "--model.lyric_dropout", "0.2"],
     "two-stage": [],  # the seed's path: a Gumbel autoencoder (stride 4), then the delay model over its latents
