@@ -88,6 +88,7 @@ def edit_song(song, source: SourceSong, edit: Edit, new_lyrics: str | None = Non
     if edit.extend is not None:
         cut = codes.shape[1]
         total = seconds + edit.extend
+        anchors = None
     else:
         lines, _ = sung_lines(source.lyrics, default_tokenizer())
         n = edit.from_line
@@ -109,7 +110,7 @@ def edit_song(song, source: SourceSong, edit: Edit, new_lyrics: str | None = Non
         if not 0 < cut < codes.shape[1]:
             raise AutoSongError(f"line {n} starts at {starts[n - 1]:.2f} s, outside the {seconds:.1f} s source")
         total = seconds
-    anchors = None if edit.extend is not None else _line_anchors(song, lyrics, starts[: n - 1], cut / rate)
+        anchors = _line_anchors(song, lyrics, starts[: n - 1], cut / rate)
     made, _ = generate_codes(song.bundle, [lyrics], [source.genre], total, sampling, rate,
                              prompt=codes[:, :cut].astype(np.int64), progress=False, line_starts=anchors)
     return _finish(song, source, made[0], lyrics, cut, edit, sampling)
