@@ -11,8 +11,9 @@ classifier-free guidance trains.
 - instrumental: the same genre and length, sung to the lyrics "[instrumental]": the backing alone,
   as a model learns it from the instrumental tracks of its corpus (tagged so in their lyrics.txt).
 
-The audio before the cut is the source's own (its WAV when given, else its codes decoded), joined to the new part by a 10 ms crossfade at the cut's frame boundary. Only the new part is
-decoded, from half a second before the cut (the decoder settles in that context, which is then
+The audio before the cut is the source's own (its WAV when given, else its codes decoded), joined
+to the new part by a 10 ms crossfade at the cut's frame boundary. Only the new part is decoded,
+from half a second before the cut (the decoder settles in that context, which is then
 dropped), so an edit costs about the generation of what it regenerates.
 """
 from __future__ import annotations
