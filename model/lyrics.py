@@ -229,22 +229,27 @@ class LyricsTokenizer:
 SUNG_UNITS = {"syllable": 1.0, "letter": 1 / 3, "newline": 1.0, "silent": 0.0}
 
 
+def id_kind(tok: str) -> str:
+    """What a vocabulary token is sung as: a syllable, a letter (of a spelled word, or a byte of
+    one in another script), a newline (a breath), or silent (tags, spaces, punctuation, specials)."""
+    if tok == NEWLINE:
+        return "newline"
+    if tok.startswith(("<", "[")) or not tok:
+        return "letter" if tok.startswith("<0x") and int(tok[3:5], 16) >= 0x80 else "silent"  # non-ASCII bytes
+    if tok[-1].isdigit() and len(tok) > 1:
+        return "syllable"
+    return "letter" if len(tok) == 1 and tok.isalnum() else "silent"
+
+
 def sung_units(tokenizer: LyricsTokenizer) -> list[float]:
     """Syllables of singing per vocabulary id (SUNG_UNITS by the id's kind)."""
-    out = []
-    for tok in tokenizer.tokens:
-        if tok == NEWLINE:
-            kind = "newline"
-        elif tok.startswith(("<", "[")) or not tok:
-            kind = "letter" if tok.startswith("<0x") and int(tok[3:5], 16) >= 0x80 else "silent"  # non-ASCII bytes
-        elif tok[-1].isdigit() and len(tok) > 1:
-            kind = "syllable"
-        elif len(tok) == 1 and tok.isalnum():
-            kind = "letter"
-        else:
-            kind = "silent"
-        out.append(SUNG_UNITS[kind])
-    return out
+    return [SUNG_UNITS[id_kind(tok)] for tok in tokenizer.tokens]
+
+
+def sung_content(tokenizer: LyricsTokenizer) -> list[bool]:
+    """Per vocabulary id: whether it is words (a syllable or a letter), which a structure-only memory
+    hides, rather than the song's shape (line breaks, section tags, spaces)."""
+    return [id_kind(tok) in ("syllable", "letter") for tok in tokenizer.tokens]
 
 
 @lru_cache(maxsize=1)
