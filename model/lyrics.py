@@ -246,12 +246,6 @@ def sung_units(tokenizer: LyricsTokenizer) -> list[float]:
     return [SUNG_UNITS[id_kind(tok)] for tok in tokenizer.tokens]
 
 
-def sung_content(tokenizer: LyricsTokenizer) -> list[bool]:
-    """Per vocabulary id: whether it is words (a syllable or a letter), which a structure-only memory
-    hides, rather than the song's shape (line breaks, section tags, spaces)."""
-    return [id_kind(tok) in ("syllable", "letter") for tok in tokenizer.tokens]
-
-
 @lru_cache(maxsize=1)
 def default_tokenizer() -> LyricsTokenizer:
     return LyricsTokenizer()

@@ -36,9 +36,6 @@ class ModelConfig:
     cond_dropout: float = ranged(0.1, low=0, high=0.95)
     lyric_dropout: float = ranged(0.0, low=0, high=0.95)  # the genre token alone (lyrics masked): what
                                        # lyric-only guidance (SamplingConfig.lyric_guidance) contrasts
-    content_dropout: float = ranged(0.0, low=0, high=0.95)  # the lyrics' words hidden, their slots and the
-                                       # prior's timing kept: the structure memory that structure guidance
-                                       # (SamplingConfig.guidance_base) contrasts with
     cross_align: str = "none"          # none | prior (lyric position l/L near song progress t/T)
     align_units: str = "tokens"        # the prior's lyric coordinate: tokens (slots) | syllables (sung time;
                                        # a BERT memory has no ids to weigh, so it counts slots) | learned
@@ -74,8 +71,6 @@ class ModelConfig:
         if self.align_source == "timed" and (self.cross_align != "prior" or self.bert_dim):
             raise ValueError("model.align_source timed moves the alignment prior: it needs model.cross_align prior "
                              "and lyric ids as the memory (model.bert_dim 0)")
-        if self.content_dropout and self.bert_dim:
-            raise ValueError("model.content_dropout hides lyric ids: it needs lyric ids as the memory (model.bert_dim 0)")
         if self.prior_kernel not in PRIOR_KERNELS:
             raise ValueError(f"model.prior_kernel {self.prior_kernel!r}: expected one of {PRIOR_KERNELS}")
         if self.d_model % self.n_heads:

@@ -80,8 +80,7 @@ class Sampler:
         everyone = torch.ones(B, dtype=torch.bool, device=dev)
         made = {"cond": lambda: model.text(text_ids, text_mask, bert, bert_mask),
                 "genre_only": lambda: model.text(text_ids, text_mask, bert, bert_mask, drop_lyrics=everyone),
-                "null": lambda: model.text(text_ids, text_mask, bert, bert_mask, drop=everyone),
-                "structure": lambda: model.text(text_ids, text_mask, bert, bert_mask, hide_words=everyone)}
+                "null": lambda: model.text(text_ids, text_mask, bert, bert_mask, drop=everyone)}
         parts = [made[kind]() for kind, _ in terms]  # [(memory, mask)] per term, base last
         memory, mask = torch.cat([m for m, _ in parts]), torch.cat([k for _, k in parts])
         lyric = model.lyric_progress(text_ids, text_mask)  # None unless the prior counts syllables

@@ -8,9 +8,6 @@ from dataclasses import asdict, dataclass
 from autosong.model.config_checks import check_ranges, ranged
 
 
-GUIDANCE_BASES = ("null", "structure")
-
-
 @dataclass(kw_only=True)
 class SamplingConfig:
     temperature: float = ranged(0.25, low=0)  # 0 = greedy (argmax); low: songs sing their notes (bench/sing.py)
@@ -18,8 +15,6 @@ class SamplingConfig:
     top_p: float = ranged(0.0, low=0, high=1)  # 0 = off
     guidance: float = ranged(3.0, low=0)  # classifier-free guidance weight (--cfg); 1 = no guidance
     lyric_guidance: float | None = None  # weight of what the lyrics add over the genre alone; None = guidance
-    guidance_base: str = "null"  # what guidance contrasts with: null (no conditioning) | structure (the words
-                                 # hidden, slots and timing kept; a model trained with model.content_dropout)
     seed: int = ranged(0, low=0)
     context: float = ranged(0.5, low=0, high=0.95)  # past the window: the fraction of a window each new one continues
     compile: bool = False     # decode steps compiled over a static cache (torch.compile; CUDA graphs on a GPU)
@@ -29,21 +24,16 @@ class SamplingConfig:
         if self.lyric_guidance is not None and not (isinstance(self.lyric_guidance, (int, float))
                                                     and 0 <= self.lyric_guidance < float("inf")):
             raise ValueError(f"sampling.lyric_guidance must be a number of at least 0, got {self.lyric_guidance!r}")
-        if self.guidance_base not in GUIDANCE_BASES:
-            raise ValueError(f"sampling.guidance_base {self.guidance_base!r}: expected one of {GUIDANCE_BASES}")
-        if self.guidance_base == "structure" and self.lyric_guidance is not None:
-            raise ValueError("sampling.guidance_base structure is plain guidance against the structure memory: "
-                             "leave lyric_guidance unset")
 
     def guidance_terms(self) -> list[tuple[str, float]]:
         """The memories one step is run with and the weight of each one's difference from the last
-        (the base): [("cond", 1.0)] unguided; else some of cond, genre_only and null (or structure), base last."""
+        (the base): [("cond", 1.0)] unguided; else some of cond, genre_only and null, base last."""
         w = self.guidance
         w_lyrics = w if self.lyric_guidance is None else self.lyric_guidance
         if w == 1.0 and w_lyrics == 1.0:
             return [("cond", 1.0)]
-        if w_lyrics == w:  # plain classifier-free guidance (against the structure memory: what the words add)
-            return [("cond", w), (self.guidance_base, 0.0)]
+        if w_lyrics == w:  # plain classifier-free guidance
+            return [("cond", w), ("null", 0.0)]
         if w == 1.0:  # lyric-only guidance: the genre-only memory is the base
             return [("cond", w_lyrics), ("genre_only", 0.0)]
         return [("cond", w_lyrics), ("genre_only", w - w_lyrics), ("null", 0.0)]

@@ -21,7 +21,7 @@ from torch.utils.checkpoint import checkpoint
 from autosong.model import patterns
 from autosong.model.attention import (Alignment, CrossAttention, KVCache, Recording, SelfAttention, lyric_progress,
                                       per_frame)
-from autosong.model.lyrics import default_tokenizer, sung_content, sung_units
+from autosong.model.lyrics import default_tokenizer, sung_units
 from autosong.model.model_config import ModelConfig
 
 @dataclass
@@ -78,32 +78,16 @@ class TextMemory(nn.Module):
         self.proj = nn.Linear(cfg.d_model, cfg.d_model)
         self.bert_proj = nn.Linear(cfg.bert_dim, cfg.d_model) if cfg.bert_dim else None
         self.null = nn.Parameter(torch.randn(1, 1, cfg.d_model) * 0.02)
-        self.hidden_word = None
-        if cfg.content_dropout:  # what a hidden word's slot holds (unit scale, as the frozen codes)
-            self.hidden_word = nn.Parameter(torch.randn(1, 1, cfg.d_model))
-            content = sung_content(default_tokenizer())
-            if len(content) != cfg.text_vocab_size:
-                raise ValueError(f"model.content_dropout needs the lyrics vocabulary ({len(content)} ids), "
-                                 f"not model.text_vocab_size {cfg.text_vocab_size}")
-            self.register_buffer("is_word", torch.tensor(content), persistent=False)
 
-    def forward(self, text_ids, text_mask, bert=None, bert_mask=None, drop=None, drop_lyrics=None, hide_words=None):
+    def forward(self, text_ids, text_mask, bert=None, bert_mask=None, drop=None, drop_lyrics=None):
         """drop [B] bool: these samples get the null memory (conditioning dropout, or the
         unconditional half of classifier-free guidance); drop_lyrics [B] bool: these keep only
-        their genre token (lyric dropout, or the lyric-free term of lyric-only guidance);
-        hide_words [B] bool: these keep every slot, but each word's (syllable or letter) holds
-        the same learned vector (content dropout, or the base of structure guidance)."""
+        their genre token (lyric dropout, or the lyric-free term of lyric-only guidance)."""
         L = text_ids.shape[1]
         if L > self.cfg.max_text_len:
             raise ValueError(f"lyrics of {L} ids exceed model.max_text_len {self.cfg.max_text_len}")
         pos = torch.arange(L, device=text_ids.device)
-        tokens = self.embed(text_ids)
-        if hide_words is not None:
-            if self.hidden_word is None:
-                raise ValueError("this model was trained without model.content_dropout: it has no structure memory")
-            hidden = (hide_words[:, None] & self.is_word[text_ids])[..., None]  # [B, L, 1]
-            tokens = torch.where(hidden, self.hidden_word.to(tokens.dtype), tokens)
-        memory = self.proj(tokens + self.pos(pos))  # [B, L, D]
+        memory = self.proj(self.embed(text_ids) + self.pos(pos))  # [B, L, D]
         mask = text_mask
         if self.bert_proj is not None:
             if bert is None:
@@ -252,12 +236,10 @@ class SoundTransformer(nn.Module):
         batch = self.pattern.build(codes.long(), lengths, frame_offset)
         if cond_drop is None and self.training and self.cfg.cond_dropout > 0:
             cond_drop = torch.rand(codes.shape[0], device=codes.device) < self.cfg.cond_dropout
-        lyric_drop = hide = None
+        lyric_drop = None
         if self.training and self.cfg.lyric_dropout > 0:
             lyric_drop = torch.rand(codes.shape[0], device=codes.device) < self.cfg.lyric_dropout
-        if self.training and self.cfg.content_dropout > 0:
-            hide = torch.rand(codes.shape[0], device=codes.device) < self.cfg.content_dropout
-        memory, memory_mask = self.text(text_ids, text_mask, bert, bert_mask, cond_drop, lyric_drop, hide)
+        memory, memory_mask = self.text(text_ids, text_mask, bert, bert_mask, cond_drop, lyric_drop)
         if song_frames is None:
             song_frames = frame_offset + lengths
         x = self.embed_steps(batch.inputs, batch.codebook, batch.positions)

@@ -21,21 +21,6 @@ def test_cache_and_recompute_samplers_agree(pattern, guidance):
     assert fast.shape == (2, 2, 12) and torch.equal(fast, slow)
 
 
-def test_structure_guidance_contrasts_the_words_alone():
-    """guidance_base structure: the base pass reads the structure memory (the same slots, the words
-    hidden), batched as the null one is; the cache and the recompute agree, and the songs differ
-    from those guided against the null memory."""
-    model = tiny(pattern="delay", content_dropout=0.1).eval()
-    ids, mask = text()
-    s = SamplingConfig(temperature=0.0, guidance=3.0, guidance_base="structure")
-    assert s.guidance_terms() == [("cond", 3.0), ("structure", 0.0)]
-    fast = Sampler(model).generate(ids, mask, 12, s)
-    assert torch.equal(fast, Sampler(model, recompute=True).generate(ids, mask, 12, s))
-    assert not torch.equal(fast, Sampler(model).generate(ids, mask, 12, SamplingConfig(temperature=0.0, guidance=3.0)))
-    with pytest.raises(ValueError, match="guidance_base"):
-        SamplingConfig(guidance_base="genre")
-
-
 @pytest.mark.parametrize("pattern", ["flatten", "delay"])
 def test_prompt_is_kept_and_continued(pattern):
     model = tiny(pattern=pattern).eval()

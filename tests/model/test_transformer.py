@@ -107,27 +107,6 @@ def test_null_memory_ignores_the_lyrics():
     assert torch.allclose(a, b) and not torch.allclose(a, c)
 
 
-def test_the_structure_memory_hides_the_words_and_keeps_the_shape():
-    """Structure guidance's base: two lyrics of the same shape (sections, lines, syllables and
-    letters in the same places) but other words get one memory; another shape gets another."""
-    from autosong.model.lyrics import default_tokenizer
-
-    model = tiny(content_dropout=0.1).eval()
-    tok = default_tokenizer()
-    same_shape = [tok.encode(t, 2) for t in ("[verse]\n我爱你\nlove sky\n", "[verse]\n他想天\nfire sky\n")]
-    other_shape = tok.encode("[verse]\n我爱\n你\nlove sky\n", 2)
-    ids = torch.tensor(same_shape + [other_shape[: len(same_shape[0])]])
-    mask = torch.ones(ids.shape, dtype=torch.bool)
-    words, _ = model.text(ids, mask)
-    shape, shape_mask = model.text(ids, mask, hide_words=torch.ones(3, dtype=torch.bool))
-    assert not torch.allclose(words[0], words[1])  # the words differ ...
-    assert torch.allclose(shape[0], shape[1])  # ... and the structure memory cannot tell them apart
-    assert not torch.allclose(shape[0], shape[2])  # a line break elsewhere can
-    assert torch.equal(shape_mask, mask) and torch.allclose(shape[:, 0], words[:, 0])  # every slot kept, the genre's too
-    with pytest.raises(ValueError, match="content_dropout"):
-        tiny().text(ids, mask, hide_words=torch.ones(3, dtype=torch.bool))
-
-
 def test_bad_config_is_refused():
     with pytest.raises(ValueError, match="pattern"):
         ModelConfig(pattern="zigzag")
