@@ -1,5 +1,7 @@
 """A trained model's singing under other sampler settings: note_error_rates on 32 held-out songs
 (at most 6 s each), one line per setting (JSON of SamplingConfig fields; seed 0 unless given).
+With SAVE=DIR each setting's whole result (per song: expected and sung notes) is written to
+DIR/N.json, N the setting's place on the command line (0 first), for bench/sung_errors.py.
 
 Usage: python bench/sampler_sweep.py RUN DATA '{"guidance": 5.0}' '{"temperature": 0.0}'   (THREADS=1 by default)
 """
@@ -11,9 +13,12 @@ from autosong.model.threads import use_threads
 run, data = sys.argv[1], sys.argv[2]
 use_threads(int(os.environ.get('THREADS', '1')))
 song = AutoSong.load(run, 'cpu', 'fp32')
-for spec in sys.argv[3:]:
+for n, spec in enumerate(sys.argv[3:]):
     kw = json.loads(spec)
     r = note_error_rates(song, data, 'val', 32, 6.0, SamplingConfig(**{'seed': 0, **kw}))
+    if os.environ.get('SAVE'):
+        os.makedirs(os.environ['SAVE'], exist_ok=True)
+        json.dump(r, open(os.path.join(os.environ['SAVE'], f'{n}.json'), 'w'))
     o, d = r['own'], r['difference']
     print(f"RESULT {run} {kw}: own {r['ner_true']:.3f} ctl {r['ner_control']:.3f} diff {d['mean']:+.2f} "
           f"[{d['ci95'][0]:+.2f}, {d['ci95'][1]:+.2f}] rec {o['recall']:.2f} prec {o['precision']:.2f} ratio {o['sung_ratio']:.2f}", flush=True)
