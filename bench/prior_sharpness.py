@@ -15,14 +15,15 @@ from autosong.model.threads import use_threads
 
 run, data, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
 use_threads(int(os.environ.get('THREADS', '1')))
+song = AutoSong.load(run, 'cpu', 'fp32')  # once: each K is set from the trained widths, not stacked
+heads = [m for m in song.bundle.model.modules() if isinstance(m, CrossAttention) and m.prior_log_w is not None]
+if not heads:
+    sys.exit(f"{run} has no alignment prior (model.cross_align none)")
+trained = [m.prior_log_w.detach().clone() for m in heads]
 for k in map(float, sys.argv[4:]):
-    song = AutoSong.load(run, 'cpu', 'fp32')
-    heads = [m for m in song.bundle.model.modules() if isinstance(m, CrossAttention) and m.prior_log_w is not None]
-    if not heads:
-        sys.exit(f"{run} has no alignment prior (model.cross_align none)")
     with torch.no_grad():
-        for m in heads:
-            m.prior_log_w += math.log(k)
+        for m, w in zip(heads, trained):
+            m.prior_log_w.copy_(w + math.log(k))
     r = note_error_rates(song, data, 'val', 32, 6.0, SamplingConfig(seed=seed))
     o, d = r['own'], r['difference']
     print(f"RESULT {run} seed {seed} sharpness {k:g}: own {r['ner_true']:.3f} ctl {r['ner_control']:.3f} "

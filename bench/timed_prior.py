@@ -4,8 +4,9 @@
 lyrics.lrc: an oracle for when each line is due, passed as an edit passes its kept lines), and
 pinned at the first line's start alone (the rest before the singing starts), and pinned at the
 genre's usual start (the median first-line start of the training songs of that genre, from their
-lyrics.lrc: no oracle, what a model could learn from its corpus). All are scored against the notes the lyrics call for. If pinned songs sing much better, a predictor of
-line times from the lyrics is worth building; if not, the notes are wrong for other reasons.
+lyrics.lrc: no oracle, what a model could learn from its corpus). All are scored against the
+notes the lyrics call for. If pinned songs sing much better, a predictor of line times from the
+lyrics is worth building; if not, the notes are wrong for other reasons.
 
 Usage: python bench/timed_prior.py RUN DATA SEED   (THREADS=1 by default)
 """
