@@ -120,12 +120,17 @@ def check_writable_dir(folder) -> None:
 
 
 def add_sampling_arguments(parser) -> None:
-    """--temperature, --top-k, --top-p, --cfg, --lyric-cfg, --seed on an argparse parser, each
+    """--temperature, --top-k, --top-p, --note-hold, --note-fade, --cfg, --lyric-cfg, --seed on an argparse parser, each
     defaulting to SamplingConfig's field: one set of defaults for every command that samples."""
     d = SamplingConfig()
     parser.add_argument("--temperature", type=real(0), default=d.temperature, help="0 = greedy")
     parser.add_argument("--top-k", type=whole(0), default=d.top_k, help="0 = off")
     parser.add_argument("--top-p", type=real(0, 1), default=d.top_p, help="0 = off")
+    parser.add_argument("--note-hold", type=real(0), default=d.note_hold,
+                        help="nats by which a note just begun is held (codebook 0 drawn note by note; 0 = off: "
+                             "drawn code by code)")
+    parser.add_argument("--note-fade", type=real(0), default=d.note_fade,
+                        help="seconds over which that hold fades to none")
     parser.add_argument("--cfg", type=real(0), default=d.guidance, help="classifier-free guidance weight (1 = off)")
     parser.add_argument("--lyric-cfg", type=real(0), default=d.lyric_guidance,
                         help="weight of what the lyrics add over the genre alone (default: --cfg's)")
@@ -134,8 +139,8 @@ def add_sampling_arguments(parser) -> None:
 
 def sampling_from_args(args, **fields) -> SamplingConfig:
     """The SamplingConfig that add_sampling_arguments' flags ask for (plus `fields`)."""
-    return SamplingConfig(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, guidance=args.cfg,
-                          lyric_guidance=args.lyric_cfg, seed=args.seed, **fields)
+    return SamplingConfig(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, note_hold=args.note_hold,
+                          note_fade=args.note_fade, guidance=args.cfg, lyric_guidance=args.lyric_cfg, seed=args.seed, **fields)
 
 
 def add_threads_argument(parser) -> None:

@@ -1,5 +1,5 @@
 """A trained model's singing under other sampler settings: note_error_rates on 32 held-out songs
-(at most 6 s each), one line per setting (JSON of SamplingConfig fields; seed 0 unless given).
+(at most 6 s each; CAP=SECONDS for another cap), one line per setting (JSON of SamplingConfig fields; seed 0 unless given).
 With SAVE=DIR each setting's whole result (per song: expected and sung notes) is written to
 DIR/N.json, N the setting's place on the command line (0 first), for bench/sung_errors.py.
 
@@ -15,7 +15,7 @@ use_threads(int(os.environ.get('THREADS', '1')))
 song = AutoSong.load(run, 'cpu', 'fp32')
 for n, spec in enumerate(sys.argv[3:]):
     kw = json.loads(spec)
-    r = note_error_rates(song, data, 'val', 32, 6.0, SamplingConfig(**{'seed': 0, **kw}))
+    r = note_error_rates(song, data, 'val', 32, float(os.environ.get('CAP', '6')), SamplingConfig(**{'seed': 0, **kw}))
     if os.environ.get('SAVE'):
         os.makedirs(os.environ['SAVE'], exist_ok=True)
         json.dump(r, open(os.path.join(os.environ['SAVE'], f'{n}.json'), 'w'))

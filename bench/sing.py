@@ -56,7 +56,9 @@ TWO_STAGE_AE_SHARE = 0.25  # of the budget, for the autoencoder
 # Sampler rows; "default" is SamplingConfig() itself, what generate, eval, the demo and the studio use.
 SAMPLERS: dict[str, dict] = {
     "default": {},
-    "T1 k250 cfg3": {"temperature": 1.0, "top_k": 250, "guidance": 3.0},  # the defaults before this benchmark
+    "T1 k250 cfg3": {"temperature": 1.0, "top_k": 250, "guidance": 3.0, "note_hold": 0.0},  # before this benchmark
+    "code by code": {"note_hold": 0.0},  # the default before the note hold (fifth round)
+    "hold 2, no fade": {"note_hold": 2.0, "note_fade": 100.0},
     "T0.7": {"temperature": 0.7},
     "T0.5": {"temperature": 0.5},
     "greedy": {"temperature": 0.0},

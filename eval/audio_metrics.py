@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 from autosong.model.audio_features import mel_filterbank
-
-LEAD_RANGE = (54.0, 108.0)  # MIDI: the synth's melodies lie here, its bass below
+from autosong.model.pitch import LEAD_RANGE, harmonic_salience
 
 
 def log_mel(wav: np.ndarray, sr: int, n_fft: int = 1024, n_mels: int = 64) -> np.ndarray:
@@ -28,20 +27,6 @@ def mel_distance(reference: np.ndarray, other: np.ndarray, sr: int) -> float:
     """Mean |log-mel difference| (nats) over the common length; 0 = identical spectra."""
     n = min(len(reference), len(other))
     return float(np.abs(log_mel(reference[:n], sr) - log_mel(other[:n], sr)).mean())
-
-
-def harmonic_salience(spec: np.ndarray, sr: int, n_fft: int, lo: float = LEAD_RANGE[0], hi: float = LEAD_RANGE[1],
-                      harmonics: int = 5) -> tuple[np.ndarray, np.ndarray]:
-    """Magnitude spectra [..., n_fft // 2 + 1] -> (MIDI candidates [P] on a quarter-semitone grid
-    in [lo, hi), the sum of each candidate's first harmonics' magnitudes, 1/k weighted [..., P])."""
-    candidates = np.arange(lo, hi, 0.25)
-    f0 = 440.0 * 2 ** ((candidates - 69) / 12)
-    salience = np.zeros(spec.shape[:-1] + (len(candidates),))
-    for k in range(1, harmonics + 1):
-        bins = np.round(f0 * k * n_fft / sr).astype(int)
-        ok = bins < spec.shape[-1]
-        salience[..., ok] += spec[..., bins[ok]] / k
-    return candidates, salience
 
 
 def estimate_pitch(segment: np.ndarray, sr: int, lo: float = LEAD_RANGE[0], hi: float = LEAD_RANGE[1],

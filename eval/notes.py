@@ -2,8 +2,8 @@
 notes the synth corpus's rule gives those lyrics: the note error rate (NER), an offline analogue
 of the phoneme error rate other song generators get from a hub ASR model.
 
-Transcription: a pitch track (the harmonic-sum estimator of eval/audio_metrics.py, every 10 ms),
-voiced where most of the melody band's energy lies on the harmonics of that pitch; a note starts
+Transcription: a pitch track (model/pitch.py: the harmonic-sum estimator, every 10 ms, voiced
+where most of the melody band's energy lies on the harmonics of that pitch); a note starts
 where the voiced pitch moves to another semitone and lasts while it stays there, and its pitch is
 the median over its frames. The model chooses its own timing, so sequences of pitches are
 compared, not times, and a pitch repeated in a row counts once on both sides: a repeated note and
@@ -15,10 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from autosong.eval.audio_metrics import LEAD_RANGE, harmonic_salience
+from autosong.model.pitch import pitch_track
 
 PITCH_TOLERANCE = 0.5  # semitones: a sung pitch matches an expected one within this
-BAND = (180.0, 5000.0)  # Hz: the melody's harmonics; the synth's bass and kick lie below
 
 
 @dataclass(frozen=True)
@@ -26,32 +25,6 @@ class Note:
     start: float   # seconds
     length: float  # seconds
     pitch: float   # MIDI
-
-
-def pitch_track(wav: np.ndarray, sr: int, hop: float = 0.01, window: int = 2048,
-                voiced_share: float = 0.5) -> np.ndarray:
-    """MIDI pitch per `hop` seconds [frames] (frame i centred at i * hop), NaN where no pitched
-    voice sounds (less than `voiced_share` of the band's energy on the pitch's harmonics)."""
-    step = max(1, int(hop * sr))
-    padded = np.pad(np.asarray(wav, dtype=np.float64), (window // 2, window // 2))
-    if len(padded) < window:
-        return np.full(0, np.nan)
-    frames = np.lib.stride_tricks.sliding_window_view(padded, window)[::step]  # [T, window]
-    n_fft = 2 * window
-    spec = np.abs(np.fft.rfft(frames * np.hanning(window), n_fft, axis=1))  # [T, F]
-    candidates, salience = harmonic_salience(spec, sr, n_fft, *LEAD_RANGE)  # [P], [T, P]
-    best = salience.argmax(1)
-    pitch = candidates[best]
-    freqs = np.arange(spec.shape[1]) * sr / n_fft
-    band = (freqs >= BAND[0]) & (freqs <= BAND[1])
-    power = spec ** 2
-    f0 = 440.0 * 2 ** ((pitch - 69) / 12)  # [T]
-    ratio = freqs[None, band] / f0[:, None]  # [T, F_band]: which harmonic each bin sits nearest
-    harmonic = np.round(ratio)
-    near = (harmonic >= 1) & (harmonic <= 5) & (np.abs(ratio - harmonic) <= harmonic * (2 ** (0.5 / 12) - 1))
-    total = power[:, band].sum(1)
-    share = np.where(total > 0, (power[:, band] * near).sum(1) / np.maximum(total, 1e-30), 0.0)
-    return np.where(share >= voiced_share, pitch, np.nan)
 
 
 def transcribe(wav: np.ndarray, sr: int, hop: float = 0.01, min_seconds: float = 0.06) -> list[Note]:

@@ -30,9 +30,9 @@ def theme() -> gr.themes.Base:
     return gr.themes.Default(font=SYSTEM_FONTS, font_mono=["ui-monospace", "monospace"])
 
 
-def _settings(guidance, temperature, top_k, top_p, seed):
+def _settings(guidance, temperature, top_k, top_p, note_hold, seed):
     return SamplingConfig(temperature=float(temperature), top_k=int(top_k), top_p=float(top_p),
-                          guidance=float(guidance), seed=int(seed))
+                          note_hold=float(note_hold), guidance=float(guidance), seed=int(seed))
 
 
 def _checked(values, choices, what: str) -> None:
@@ -109,10 +109,11 @@ def _first_named(genres: list[str]) -> str:
 
 def _generate_tab(studio: Studio, names: list[str], genres: list[str]) -> list:
     """The Generate view; returns its sampling controls, which Compare uses too."""
-    def generate(run, lyrics, genre, seconds, guidance, temperature, top_k, top_p, seed, prompt,
+    def generate(run, lyrics, genre, seconds, guidance, temperature, top_k, top_p, note_hold, seed, prompt,
                  progress=gr.Progress(track_tqdm=True)):
         try:
-            take = studio.generate(run, lyrics, genre, float(seconds), _settings(guidance, temperature, top_k, top_p, seed),
+            settings = _settings(guidance, temperature, top_k, top_p, note_hold, seed)
+            take = studio.generate(run, lyrics, genre, float(seconds), settings,
                                    prompt, progress=True)
         except (AutoSongError, ValueError) as err:
             _refuse(err)
@@ -139,6 +140,7 @@ def _generate_tab(studio: Studio, names: list[str], genres: list[str]) -> list:
                             gr.Slider(0, 2, d.temperature, step=0.05, label="temperature (0 = greedy)"),
                             gr.Slider(0, 1024, d.top_k, step=1, label="top-k (0 = off)"),
                             gr.Slider(0, 1, d.top_p, step=0.05, label="top-p (0 = off)"),
+                            gr.Slider(0, 4, d.note_hold, step=0.25, label="note hold (0 = off)"),
                             gr.Number(d.seed, precision=0, label="seed")]
             prompt = gr.Audio(type="filepath", label="audio prompt (optional: continue it)", sources=["upload"])
             go = gr.Button("Generate", variant="primary", elem_id="generate")
@@ -153,12 +155,12 @@ def _generate_tab(studio: Studio, names: list[str], genres: list[str]) -> list:
 
 def _compare_tab(studio: Studio, names: list[str], genres: list[str], sampling: list) -> None:
     """The Compare view: one request through two to four runs, side by side."""
-    def compare(runs, lyrics, genre, seconds, guidance, temperature, top_k, top_p, seed,
+    def compare(runs, lyrics, genre, seconds, guidance, temperature, top_k, top_p, note_hold, seed,
                 progress=gr.Progress(track_tqdm=True)):
         runs = list(runs or [])
         if not 2 <= len(runs) <= MAX_COMPARED:
             _refuse(AutoSongError(f"pick two to {MAX_COMPARED} runs to compare ({len(runs)} picked)"))
-        settings = _settings(guidance, temperature, top_k, top_p, seed)
+        settings = _settings(guidance, temperature, top_k, top_p, note_hold, seed)
         try:
             takes = [(studio.generate(run, lyrics, genre, float(seconds), settings, None, progress=True),
                       studio.summary(run)) for run in runs]
@@ -186,7 +188,7 @@ def _compare_tab(studio: Studio, names: list[str], genres: list[str], sampling: 
         for _ in range(MAX_COMPARED):
             with gr.Column():
                 slots += [gr.Audio(type="filepath", visible=False, interactive=False), gr.HTML(visible=False)]
-    go.click(compare, [picked, lyrics, genre, seconds, *sampling[:4], seed], slots)
+    go.click(compare, [picked, lyrics, genre, seconds, *sampling[:5], seed], slots)
 
 
 def _edit_tab(studio: Studio, sampling: list, view) -> None:
@@ -202,11 +204,13 @@ def _edit_tab(studio: Studio, sampling: list, view) -> None:
         except AutoSongError as err:
             _refuse(err)
 
-    def edit(take, lyrics, line, guidance, temperature, top_k, top_p, seed, progress=gr.Progress(track_tqdm=True)):
+    def edit(take, lyrics, line, guidance, temperature, top_k, top_p, note_hold, seed,
+             progress=gr.Progress(track_tqdm=True)):
         if not take:
             _refuse(AutoSongError("generate a song first (the Generate view), then pick it here"))
         try:
-            before, after = studio.edit(take, lyrics, int(line), _settings(guidance, temperature, top_k, top_p, seed))
+            settings = _settings(guidance, temperature, top_k, top_p, note_hold, seed)
+            before, after = studio.edit(take, lyrics, int(line), settings)
         except (AutoSongError, ValueError) as err:
             _refuse(err)
         return str(before), str(after.wav), _figures(after), [str(f) for f in after.files]

@@ -21,6 +21,7 @@ import torch
 from autosong.manifests.errors import AutoSongError
 from autosong.model.audio import write_wav
 from autosong.model.bundle import Bundle, load_bundle
+from autosong.model.code_notes import code_notes
 from autosong.model.codec import Codec
 from autosong.model.devices import resolve_device, resolve_dtype
 from autosong.model.edit import Edit, EditedSong, SourceSong, edit_song
@@ -91,6 +92,11 @@ class AutoSong:
     def sample_rate(self) -> int:
         return self.codec.sample_rate
 
+    def code_notes_for(self, sampling: SamplingConfig) -> np.ndarray | None:
+        """The note each codebook-0 code sounds, where `sampling` holds notes (model/code_notes.py);
+        None when it does not, or for a latent model, whose positions are not codec codes."""
+        return code_notes(self.codec) if sampling.note_hold > 0 and self.autoencoder is None else None
+
     def generate(self, lyrics: str | list[str], genres: str | list[str], seconds: float,
                  sampling: SamplingConfig | None = None, prompt_audio: np.ndarray | None = None,
                  progress: bool = False) -> Songs:
@@ -102,8 +108,9 @@ class AutoSong:
         if len(genres) != len(lyrics):
             raise ValueError(f"{len(lyrics)} lyrics but {len(genres)} genres")
         prompt = None if prompt_audio is None else self.codec.encode(prompt_audio, self.codec.sample_rate)
-        codes, timing = generate_codes(self.bundle, lyrics, genres, seconds, sampling or SamplingConfig(),
-                                       self.codec.frame_rate, prompt, progress, self.autoencoder)
+        sampling = sampling or SamplingConfig()
+        codes, timing = generate_codes(self.bundle, lyrics, genres, seconds, sampling, self.codec.frame_rate, prompt,
+                                       progress, self.autoencoder, code_notes=self.code_notes_for(sampling))
         t0 = time.perf_counter()
         audio = [self.decode(c) for c in codes]
         timing["seconds_decode"] = time.perf_counter() - t0

@@ -84,7 +84,7 @@ def edit_song(song, source: SourceSong, edit: Edit, new_lyrics: str | None = Non
     lyrics = new_lyrics if new_lyrics is not None else source.lyrics
     if edit.instrumental:  # what the corpus's instrumental tracks taught it
         made, _ = generate_codes(song.bundle, [INSTRUMENTAL_LYRICS], [source.genre], seconds, sampling, rate,
-                                 progress=False)
+                                 progress=False, code_notes=song.code_notes_for(sampling))
         return _finish(song, source, made[0], INSTRUMENTAL_LYRICS, 0, edit, sampling)
     if edit.extend is not None:
         cut = codes.shape[1]
@@ -113,7 +113,8 @@ def edit_song(song, source: SourceSong, edit: Edit, new_lyrics: str | None = Non
         total = seconds
         anchors = _line_anchors(song, lyrics, starts[: n - 1], cut / rate)
     made, _ = generate_codes(song.bundle, [lyrics], [source.genre], total, sampling, rate,
-                             prompt=codes[:, :cut].astype(np.int64), progress=False, line_starts=anchors)
+                             prompt=codes[:, :cut].astype(np.int64), progress=False, line_starts=anchors,
+                             code_notes=song.code_notes_for(sampling))
     return _finish(song, source, made[0], lyrics, cut, edit, sampling)
 
 

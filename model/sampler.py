@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import torch
 
+from autosong.model.code_notes import NoteHold
 from autosong.model.sampling import SamplingConfig
 from autosong.model.transformer import SoundTransformer
 
@@ -54,8 +55,11 @@ class Sampler:
     """`recompute=True` re-runs the whole prefix at every step instead of reusing the cache: the
     same math, O(n^2); the baseline that bench/generate.py measures the cache against."""
 
-    def __init__(self, model: SoundTransformer, recompute: bool = False, static: bool = False):
+    def __init__(self, model: SoundTransformer, recompute: bool = False, static: bool = False, code_notes=None,
+                 frame_rate: float = 75.0):
         self.model = model.eval()
+        self.code_notes = code_notes  # the note each codebook-0 code sounds (model/code_notes.py): for note_hold
+        self.frame_rate = frame_rate  # the codes' frames a second: the note hold's fade is in seconds
         self.cfg = model.cfg
         self.pattern = model.pattern
         self.recompute = recompute
@@ -94,6 +98,9 @@ class Sampler:
             P = min(prompt.shape[-1], frames)
             codes[..., :P], known[:, :P] = prompt[..., :P].to(dev).long(), True
         gen = torch.Generator(device=dev).manual_seed(settings.seed)
+        hold = None  # without a table (a latent model's positions are no codec codes), codes are drawn as codes
+        if settings.note_hold > 0 and self.code_notes is not None:
+            hold = NoteHold(self.code_notes, settings.note_hold, round(settings.note_fade * self.frame_rate), dev)
         started = time.perf_counter()
         keep = min(W - 1, int(W * settings.context))
         # One cache for every window, the last and shorter one included: a compiled step keeps
@@ -105,12 +112,13 @@ class Sampler:
             report = None if progress is None else \
                 (lambda done, _s=start: progress(_s + done, frames, time.perf_counter() - started))
             window = Window(start, stop - start, codes[..., start:stop], known[:, start:stop], terms)
-            self._window(TextMemory(memory, mask, lyric, lines), song_frames, window, settings, gen, report, cache)
+            self._window(TextMemory(memory, mask, lyric, lines), song_frames, window, Draw(settings, gen, hold),
+                         report, cache)
             if stop == frames:
                 return codes
             start = stop - keep
 
-    def _window(self, text: "TextMemory", song_frames, window: "Window", settings, gen, report, cache):
+    def _window(self, text: "TextMemory", song_frames, window: "Window", draw: "Draw", report, cache):
         """Fill one window's codes (frames already known there are the prompt or the previous
         window's end): one prefill of every step the known frames decide, then one-token decode
         steps, in the song's cache, rewound."""
@@ -122,9 +130,9 @@ class Sampler:
         step = max(1, first)
         logits = self._prefill(text, song_frames, window, step, cache)
         step_fn = None
-        if (settings.compile or self.static) and not self.recompute:
+        if (draw.settings.compile or self.static) and not self.recompute:
             cache.static_step = cache.step_index
-            step_fn = _compiled_step(self.model, cache) if settings.compile else self.model.step
+            step_fn = _compiled_step(self.model, cache) if draw.settings.compile else self.model.step
         done = 0
         while True:
             if len(window.terms) > 1:  # mixed in fp32: bf16 loses the differences
@@ -133,9 +141,13 @@ class Sampler:
                 for (_, weight), part in zip(window.terms[:-1], parts[:-1]):
                     mixed = mixed + weight * (part - parts[-1])
                 logits = mixed
-            picked = _pick(logits, settings, gen)  # [B, P]
+            picked = draw.codes(logits)  # [B, P]
             for p, slot in enumerate(self.pattern.slots(step - 1, n)):
                 if slot is not None and not window.known[slot]:
+                    if draw.hold is not None and slot[0] == 0:  # the frames before are known: patterns go in time order
+                        before = window.codes[:, 0, max(0, slot[1] - draw.hold.fade - 1):slot[1]]
+                        picked[:, p] = draw.hold.pick(logits[:, p], before, draw.codes, draw.settings.temperature,
+                                                      draw.gen)
                     window.codes[:, slot[0], slot[1]] = picked[:, p]
                     window.known[slot] = True
             if report is not None:
@@ -183,6 +195,19 @@ class TextMemory:
     mask: torch.Tensor                 # [B(x2), L]
     lyric: torch.Tensor | None         # the alignment prior's syllable progress, when it counts them
     lines: tuple | None = None         # (line_frames, line_slots): line starts the prior passes through
+
+
+@dataclass
+class Draw:
+    """How a step's logits become codes: the settings, the device generator, and the note hold
+    codebook 0 is drawn through (None: every codebook drawn as codes)."""
+
+    settings: SamplingConfig
+    gen: torch.Generator
+    hold: NoteHold | None
+
+    def codes(self, logits: torch.Tensor) -> torch.Tensor:
+        return _pick(logits, self.settings, self.gen)
 
 
 @dataclass

@@ -13,6 +13,8 @@ class SamplingConfig:
     temperature: float = ranged(0.25, low=0)  # 0 = greedy (argmax); low: songs sing their notes (bench/sing.py)
     top_k: int = ranged(250, low=0)
     top_p: float = ranged(0.0, low=0, high=1)  # 0 = off
+    note_hold: float = ranged(4.0, low=0)  # nats a note just begun is held by (model/code_notes.py); 0 = off
+    note_fade: float = ranged(0.25, low=0)  # seconds over which that hold fades to none
     guidance: float = ranged(3.0, low=0)  # classifier-free guidance weight (--cfg); 1 = no guidance
     lyric_guidance: float | None = None  # weight of what the lyrics add over the genre alone; None = guidance
     seed: int = ranged(0, low=0)

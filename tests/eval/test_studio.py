@@ -144,7 +144,7 @@ def test_concurrent_requests_both_finish_and_outside_paths_are_refused(studio):
 
     url, runs, _ = studio
     client = Client(url, verbose=False)
-    request = (LYRICS, "unknown", 0.5, 3, 1, 250, 0, 0, None)
+    request = (LYRICS, "unknown", 0.5, 3, 1, 250, 0, 4, 0, None)  # ... top-p, note hold, seed, prompt
     with ThreadPoolExecutor(2) as pool:  # two requests at once: the second queues behind the first
         jobs = [pool.submit(client.predict, name, *request, api_name="/generate") for name in ("run_a", "run_b")]
         results = [job.result(timeout=300) for job in jobs]
@@ -156,7 +156,7 @@ def test_concurrent_requests_both_finish_and_outside_paths_are_refused(studio):
         with pytest.raises(Exception, match="is not one of this studio's"):
             client.predict(name, *request, api_name="/generate")
     with pytest.raises(Exception, match="is not one of this studio's"):
-        client.predict(["run_a", "../../etc"], LYRICS, "unknown", 0.5, 3, 1, 250, 0, 0, api_name="/compare")
+        client.predict(["run_a", "../../etc"], LYRICS, "unknown", 0.5, 3, 1, 250, 0, 4, 0, api_name="/compare")
     with pytest.raises(Exception, match="unknown genre 'jazz'"):
         client.predict("run_a", LYRICS, "jazz", *request[2:], api_name="/generate")
     with pytest.raises(Exception, match="the lyrics are empty"):
