@@ -47,6 +47,11 @@ def _held_code_notes(codec, batch: int = 128) -> np.ndarray:
     return notes
 
 
+def note_classes(notes: np.ndarray) -> np.ndarray:
+    """int64 [V]: each code's note as an index 0..K-1 (the notes a table holds, in order)."""
+    return np.unique(notes, return_inverse=True)[1].reshape(-1).astype(np.int64)
+
+
 class NoteHold:
     """Codebook 0 drawn note first. The probabilities of the codes that sound one note are pooled,
     the note the song is on gets a bonus, a note is drawn (argmax at temperature 0), then a code
@@ -58,9 +63,8 @@ class NoteHold:
     have it."""
 
     def __init__(self, notes: np.ndarray, bonus: float, fade: int, device: torch.device | str):
-        _, index = np.unique(notes, return_inverse=True)
-        self.note = torch.as_tensor(index.reshape(-1), device=device)  # [V]: the note of each code
-        self.count = int(index.max()) + 1
+        self.note = torch.as_tensor(note_classes(notes), device=device)  # [V]: the note of each code
+        self.count = int(self.note.max()) + 1
         self.bonus, self.fade = bonus, max(1, fade)
 
     def pick(self, logits: torch.Tensor, before: torch.Tensor, draw_code, temperature: float,
