@@ -48,8 +48,6 @@ class ModelConfig:
                                        # predicts codebook 0 in training (multi-token prediction; unused when sampling)
     future_weight: float = ranged(0.5, low=0)  # that loss's weight against the next-token loss
     future_stride: int = ranged(1, low=1)  # predicted from every n-th step only (neighbours' targets overlap)
-    future_target: str = "codes"       # what that loss scores: codes (codebook 0's) | notes (the note each code
-                                       # sounds, model/code_notes.py: a note's codes pooled; the trainer finds them)
     activation_checkpointing: bool = False
     recompute_every: int = ranged(1, low=1)  # with activation_checkpointing: recompute every k-th layer only
 
@@ -73,8 +71,6 @@ class ModelConfig:
         if self.align_source == "timed" and (self.cross_align != "prior" or self.bert_dim):
             raise ValueError("model.align_source timed moves the alignment prior: it needs model.cross_align prior "
                              "and lyric ids as the memory (model.bert_dim 0)")
-        if self.future_target not in ("codes", "notes"):
-            raise ValueError(f"model.future_target {self.future_target!r}: expected codes or notes")
         if self.prior_kernel not in PRIOR_KERNELS:
             raise ValueError(f"model.prior_kernel {self.prior_kernel!r}: expected one of {PRIOR_KERNELS}")
         if self.d_model % self.n_heads:

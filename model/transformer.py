@@ -31,7 +31,6 @@ class FuturePrediction:
     logits: torch.Tensor   # [B, S, F, V]
     targets: torch.Tensor  # [B, S, F]
     valid: torch.Tensor    # [B, S, F] bool: the frame lies inside the window's real frames
-    notes: torch.Tensor | None = None  # [V]: each code's note index (model.future_target notes), else None
 
 
 class MLP(nn.Module):
@@ -124,8 +123,6 @@ class SoundTransformer(nn.Module):
         self.lora_v = nn.Parameter(torch.zeros(C, V, r)) if r else None  # LoRA: starts as a no-op
         # which future frame an auxiliary prediction is for, added to the state before the shared head
         self.future_embed = nn.Embedding(len(cfg.future_frames), D) if cfg.future_frames else None
-        if cfg.future_frames and cfg.future_target == "notes":  # each codebook-0 code's note index (model/code_notes.py),
-            self.register_buffer("code_note", torch.zeros(cfg.codebook_size, dtype=torch.long))  # set by the trainer
         self.apply(self._init)
         if self._counts_syllables:  # fixed by the vocabulary, not saved
 
@@ -270,7 +267,7 @@ class SoundTransformer(nn.Module):
         logits = self.out_shared(states)
         if self.lora_u is not None:  # codebook 0's low-rank head
             logits = logits + (states @ self.lora_u[0]) @ self.lora_v[0].T
-        return FuturePrediction(logits, targets, valid, getattr(self, "code_note", None))
+        return FuturePrediction(logits, targets, valid)
 
     @torch.no_grad()
     def cross_attention_map(self, codes, text_ids, text_mask, song_frames=None, bert=None, bert_mask=None,

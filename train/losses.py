@@ -29,16 +29,8 @@ def token_ce(model, logits: torch.Tensor, batch: PatternBatch) -> tuple[torch.Te
 
 def future_ce(future: FuturePrediction) -> torch.Tensor:
     """The auxiliary loss of model.future_frames: CE of codebook 0 some frames ahead, over the
-    frames inside the window; of its note where future.notes says each code's (the probabilities
-    of a note's codes summed: any code of the right note is right)."""
-    logits, targets = future.logits.float().flatten(0, 2), future.targets.flatten()
-    if future.notes is None:
-        ce = F.cross_entropy(logits, targets, reduction="none")
-    else:
-        probs = logits.softmax(-1)
-        pooled = torch.zeros(probs.shape[0], int(future.notes.max()) + 1, device=probs.device)
-        pooled = pooled.index_add(1, future.notes, probs)
-        ce = -pooled.gather(1, future.notes[targets][:, None])[:, 0].clamp_min(1e-30).log()
+    frames inside the window."""
+    ce = F.cross_entropy(future.logits.float().flatten(0, 2), future.targets.flatten(), reduction="none")
     return (ce * future.valid.flatten()).sum() / future.valid.sum().clamp(min=1)
 
 

@@ -365,19 +365,3 @@ def test_the_presets_are_found_from_any_folder(tmp_path, monkeypatch):
     (tmp_path / "configs/model").mkdir(parents=True)
     (tmp_path / "configs/model/tiny.yaml").write_text("model:\n  d_model: 64\n")
     assert load_config("configs/model/tiny.yaml").model.d_model == 64  # a file of the user's own comes first
-
-
-def test_a_future_loss_over_notes_takes_them_from_the_dataset_s_codec(small_data, tmp_path):
-    from autosong.model.bundle import load_bundle
-    from autosong.model.code_notes import code_notes, note_classes
-    from autosong.model.codec import Codec
-
-    run = tmp_path / "run"
-    out = train_cli("--data", str(small_data), "--run", str(run), "--steps", "2", *TINY, "--model.pattern", "delay",
-                    "--model.future_frames", "[4,8]", "--model.future_target", "notes")
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert "future_ce" in (run / "metrics.jsonl").read_text()
-    bundle = load_bundle(run)
-    source = json.loads((small_data / "dataset.json").read_text())["codec"]["source"]
-    expected = note_classes(code_notes(Codec.load(source)))
-    assert torch.equal(bundle.model.code_note, torch.from_numpy(expected))  # kept in the bundle with the weights
