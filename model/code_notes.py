@@ -5,7 +5,7 @@ The table comes from the codec alone: every code held for a moment, decoded with
 codebooks (the first one is the coarse sound, the rest refine it), pitch-tracked (model/pitch.py).
 Within one sung note the first codebook runs through several codes (five for one note of a demo
 song), so a code change is not a note change. On the demo's corpus this table names the pitch
-tracked from the decoded songs on 86 % of voiced frames (bench/RESULTS.md, "note hold").
+tracked from the decoded songs on 86 % of voiced frames (bench/RESULTS.md, "Singing, fifth round").
 """
 from __future__ import annotations
 
@@ -16,8 +16,6 @@ from autosong.model.pitch import pitch_track
 
 UNVOICED = -1     # a code that sounds no pitch for most of its held frames
 HELD_FRAMES = 24  # how long each code is held; a quarter at each end is left out (the decoder's edges)
-
-
 _FOUND: dict = {}  # codec identity -> its table: found once per process
 
 
@@ -70,8 +68,8 @@ class NoteHold:
     def pick(self, logits: torch.Tensor, before: torch.Tensor, draw_code, temperature: float,
              gen: torch.Generator) -> torch.Tensor:
         """logits [B, V] (guidance mixed), before [B, F]: codebook 0's codes of the frames before
-        (the last `fade` + 1 suffice; F = 0 at a song's start), draw_code(logits [B, V]) -> codes
-        [B]: the sampler's draw. Returns codes [B]."""
+        (only the last `fade` + 1 are read; F = 0 at a song's start), draw_code(logits [B, V]) ->
+        codes [B]: the sampler's draw. Returns codes [B]."""
         probs = logits.float().softmax(-1)
         pooled = torch.zeros(probs.shape[0], self.count, device=probs.device).index_add_(1, self.note, probs)
         score = pooled.clamp_min(1e-30).log()

@@ -144,10 +144,8 @@ class Sampler:
             picked = draw.codes(logits)  # [B, P]
             for p, slot in enumerate(self.pattern.slots(step - 1, n)):
                 if slot is not None and not window.known[slot]:
-                    if draw.hold is not None and slot[0] == 0:  # the frames before are known: patterns go in time order
-                        before = window.codes[:, 0, max(0, slot[1] - draw.hold.fade - 1):slot[1]]
-                        picked[:, p] = draw.hold.pick(logits[:, p], before, draw.codes, draw.settings.temperature,
-                                                      draw.gen)
+                    if slot[0] == 0 and draw.hold is not None:  # the frames before are known (time order)
+                        picked[:, p] = draw.note(logits[:, p], window.codes[:, 0, :slot[1]])
                     window.codes[:, slot[0], slot[1]] = picked[:, p]
                     window.known[slot] = True
             if report is not None:
@@ -207,7 +205,12 @@ class Draw:
     hold: NoteHold | None
 
     def codes(self, logits: torch.Tensor) -> torch.Tensor:
+        """logits [..., V] -> codes [...]."""
         return _pick(logits, self.settings, self.gen)
+
+    def note(self, logits: torch.Tensor, before: torch.Tensor) -> torch.Tensor:
+        """Codebook 0 by note: logits [B, V], before [B, F] (that codebook's codes so far) -> codes [B]."""
+        return self.hold.pick(logits, before, self.codes, self.settings.temperature, self.gen)
 
 
 @dataclass
