@@ -28,3 +28,5 @@ def test_the_benchmarks_default_row_is_what_generate_and_eval_sample_with():
     old = bench.sampler("T1 k250 cfg3", 0)  # the defaults before the benchmark chose, kept as a row
     assert (old.temperature, old.top_k, old.guidance) == (1.0, 250, 3.0)
     assert asdict(SamplingConfig())["temperature"] < 1.0
+    assert SamplingConfig().note_hold > 0 and bench.sampler("code by code", 0).note_hold == 0  # fifth round's A/B
+    assert old.note_hold == 0
