@@ -9,6 +9,11 @@ tracked from the decoded songs on 86 % of voiced frames (bench/RESULTS.md, "Sing
 """
 from __future__ import annotations
 
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -16,16 +21,57 @@ from autosong.model.pitch import pitch_track
 
 UNVOICED = -1     # a code that sounds no pitch for most of its held frames
 HELD_FRAMES = 24  # how long each code is held; a quarter at each end is left out (the decoder's edges)
-_FOUND: dict = {}  # codec identity -> its table: found once per process
+METHOD = f"held{HELD_FRAMES}-v1"  # in the cache's key: a new way of finding notes finds them anew
+_FOUND: dict = {}  # codec identity -> its table, within a process
 
 
 def code_notes(codec) -> np.ndarray:
     """int64 [codebook_size]: the MIDI note (rounded) each first-codebook code sounds when held,
-    or UNVOICED. `codec`: a model/codec.py Codec. About 10 s for 1,024 codes on 2 CPU cores, the
-    first time a process asks for a codec's table."""
+    or UNVOICED. `codec`: a model/codec.py Codec. Found once per codec on a machine (about 10 s
+    for 1,024 codes on 2 CPU cores) and kept in cache_folder(), keyed by the codec's weights."""
     if codec.identity not in _FOUND:
-        _FOUND[codec.identity] = _held_code_notes(codec)
+        path = cache_folder() / f"{_key(codec.identity)}.npy"
+        table = _read(path, codec.codebook_size)
+        if table is None:
+            table = _held_code_notes(codec)
+            _write(path, table)
+        _FOUND[codec.identity] = table
     return _FOUND[codec.identity]
+
+
+def cache_folder() -> Path:
+    """$AUTOSONG_CACHE/code_notes, else $XDG_CACHE_HOME/autosong/code_notes (~/.cache by default)."""
+    root = os.environ.get("AUTOSONG_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "autosong"
+    return Path(root) / "code_notes"
+
+
+def _key(identity) -> str:
+    return hashlib.sha256(f"{identity.config_sha256}/{identity.weights_sha256}/{METHOD}".encode()).hexdigest()[:32]
+
+
+def _read(path: Path, size: int) -> np.ndarray | None:
+    """A cached table, or None where there is none or it is not one (a torn or foreign file)."""
+    try:
+        table = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return None
+    return table if table.shape == (size,) and table.dtype == np.int64 else None
+
+
+def _write(path: Path, table: np.ndarray) -> None:
+    """Whole or not at all (a temporary file renamed); a folder that cannot be written only means the
+    table is found again next time."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as f:
+            try:
+                np.save(f, table, allow_pickle=False)
+            except OSError:
+                os.unlink(f.name)
+                raise
+        os.replace(f.name, path)
+    except OSError:
+        pass
 
 
 @torch.inference_mode()

@@ -91,3 +91,23 @@ def test_the_tiny_codec_names_the_note_a_tone_sounds():
                + 0.06 * np.sin(6 * np.pi * hz * t)).astype(np.float32)
         first = tiny_codec.encode(wav, 24_000)[0, 10:-10]
         assert (np.abs(table[first] - midi) <= 1).mean() > 0.6, (midi, np.bincount(table[first] + 1).argmax() - 1)
+
+
+def test_a_codec_s_table_is_kept_on_disk_and_a_bad_copy_is_found_anew(codec, tmp_path, monkeypatch):
+    import autosong.model.code_notes as found
+
+    monkeypatch.setenv("AUTOSONG_CACHE", str(tmp_path))
+    monkeypatch.setattr(found, "_FOUND", {})
+    table = code_notes(codec)
+    kept = list((tmp_path / "code_notes").iterdir())
+    assert [p.suffix for p in kept] == [".npy"] and np.array_equal(np.load(kept[0]), table)
+    monkeypatch.setattr(found, "_FOUND", {})  # a new process: read, not found again
+    monkeypatch.setattr(found, "_held_code_notes", lambda codec: pytest.fail("found again"))
+    assert np.array_equal(code_notes(codec), table)
+    kept[0].write_bytes(kept[0].read_bytes()[:40])  # torn
+    monkeypatch.setattr(found, "_FOUND", {})
+    monkeypatch.setattr(found, "_held_code_notes", lambda codec: table + 0)
+    assert np.array_equal(code_notes(codec), table) and np.array_equal(np.load(kept[0]), table)  # written whole again
+    monkeypatch.setenv("AUTOSONG_CACHE", str(kept[0]))  # a file where the folder should be: nothing kept, no error
+    monkeypatch.setattr(found, "_FOUND", {})
+    assert np.array_equal(code_notes(codec), table)
