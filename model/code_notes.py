@@ -41,7 +41,8 @@ def code_notes(codec) -> np.ndarray:
 
 def cache_folder() -> Path:
     """$AUTOSONG_CACHE/code_notes, else $XDG_CACHE_HOME/autosong/code_notes (~/.cache by default)."""
-    root = os.environ.get("AUTOSONG_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "autosong"
+    root = os.environ.get("AUTOSONG_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"),
+                                                     "autosong")
     return Path(root) / "code_notes"
 
 
