@@ -1,6 +1,7 @@
 """`autosong edit`: keep what you like of a song and regenerate the rest (model/edit.py).
 
     autosong edit --checkpoint RUN --source song.wav --lyrics new.txt --from-line 3 --out edited.wav
+    autosong edit --checkpoint RUN --source song.wav --lyrics new.txt --from-line 3 --seconds 40 --out edited.wav
     autosong edit --checkpoint RUN --source song.wav --lyrics longer.txt --extend 10 --out longer.wav
     autosong edit --checkpoint RUN --source song.wav --instrumental --out backing.wav
 
@@ -45,6 +46,9 @@ def parser() -> argparse.ArgumentParser:
                       help="continue past the end for this many seconds")
     what.add_argument("--instrumental", action="store_true", help="the same genre and length, the backing alone (sung to the lyrics "
                       "'[instrumental]': a model learns it from its corpus's instrumental tracks, tagged so)")
+    p.add_argument("--seconds", type=real(0, above=True), default=None,
+                   help="the edited song's whole length (--from-line, --instrumental); default: the source's for an "
+                   "instrumental, and for --from-line the kept part then the new lines at the pace the source sang")
     p.add_argument("--out", default="edited.wav")
     add_sampling_arguments(p)
     add_device_arguments(p)
@@ -97,7 +101,7 @@ def run(argv) -> int:
     check_writable_dir(out.parent)
     if args.lyrics and not Path(args.lyrics).is_file():
         raise AutoSongError(f"--lyrics {args.lyrics}: no such file")
-    edit = Edit(args.from_line, args.extend, args.instrumental)
+    edit = Edit(args.from_line, args.extend, args.instrumental, args.seconds)
     song = AutoSong.load(args.checkpoint, args.device, args.dtype)
     source = load_source(song, Path(args.source), args.source_lyrics, args.genre)
     new_lyrics = read_lyrics_file(args.lyrics).text if args.lyrics else None

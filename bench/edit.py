@@ -5,12 +5,14 @@ For each of `--songs` held-out songs: a source is generated from its lyrics at i
 Then it is edited from its second line with new lyrics: its first line kept, the rest another
 held-out song's lines (the "new lines"). As the control, the same source is edited with a third
 song's lines, and both edits are scored against the notes of the new lines that fit after the
-cut. Reported:
+cut (the control is made as long as the edit, so the two differ only in their words). Reported:
 - kept-prefix identity: the edit's codes before the cut equal the source's, bit for bit;
 - NER after the cut, own against control, the difference with a bootstrap 95 % interval;
 - line starts: where the alignment heads put the edited song's lines after the cut, against
   where its sung notes say they start, beside the same figure for the fresh sources;
 - the cost: an edit's seconds per regenerated second against a fresh song's per second;
+- the edited song's length (fitted to the new lines unless --source-length) against the synth
+  rule's length of the new lyrics;
 - an instrumental of each source: the share of its length that holds a note in the lead's range
   (at or above the genre's lowest lead note; the bass plays below it), against the source's own.
 
@@ -34,7 +36,8 @@ from autosong.model import edit as edit_module  # noqa: E402
 from autosong.model.edit import Edit, SourceSong  # noqa: E402
 from autosong.model.lyrics import default_tokenizer, lyric_words  # noqa: E402
 from autosong.model.sampling import SamplingConfig  # noqa: E402
-from autosong.model.synth_music import expected_notes, line_starts, lowest_lead_pitch, sings_synth_notes  # noqa: E402
+from autosong.model.synth_music import (expected_notes, line_starts, lowest_lead_pitch, sings_synth_notes,  # noqa: E402
+                                         song_seconds)
 
 FROM_LINE = 2
 
@@ -85,6 +88,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=str(ROOT / "bench/results/edit.json"))
+    p.add_argument("--source-length", action="store_true", help="ablation: the edited song as long as the source "
+                   "(before --seconds was fitted to the new lines)")
     p.add_argument("--uniform-prior", action="store_true", help="ablation: the alignment prior's uniform t/T after "
                    "the cut, not passing through the kept lines' starts")
     args = p.parse_args()
@@ -114,25 +119,28 @@ def main() -> None:
         mine, theirs = new_lyrics(s.lyrics, other.lyrics), new_lyrics(s.lyrics, third.lyrics)
         try:
             t0 = time.perf_counter()
-            edited = song.edit(source, Edit(from_line=FROM_LINE), mine, cfg)
+            edited = song.edit(source, Edit(from_line=FROM_LINE, seconds=seconds if args.source_length else None),
+                               mine, cfg)
             edit_s = time.perf_counter() - t0
         except Exception as err:  # a weak alignment of the source: counted, not fatal
             rows.append({"key": s.key, "refused": str(err)})
             continue
-        control = song.edit(source, Edit(from_line=FROM_LINE), theirs, cfg)
+        edited_s = edited.codes.shape[1] / rate
+        control = song.edit(source, Edit(from_line=FROM_LINE, seconds=edited_s), theirs, cfg)  # the same length
         cut, cut_s = edited.cut_frame, edited.cut_frame / rate
-        expected = notes_after_cut(mine, s.genre, seconds - cut_s)
+        expected = notes_after_cut(mine, s.genre, edited_s - cut_s)
         at = int(cut_s * sr)
         source_notes, edited_notes = transcribe(made.audio[0], sr), transcribe(edited.audio, sr)
         own = singing_score([x.pitch for x in transcribe(edited.audio[at:], sr)], expected)
         ctl = singing_score([x.pitch for x in transcribe(control.audio[at:], sr)], expected)
         backing = song.edit(source, Edit(instrumental=True), None, cfg)
         rows.append({
-            "key": s.key, "seconds": seconds, "cut_s": cut_s,
+            "key": s.key, "seconds": seconds, "cut_s": cut_s, "edited_s": edited_s,
+            "rule_s": song_seconds(mine, s.genre, default_tokenizer()),
             "kept_identical": bool(np.array_equal(edited.codes[:, :cut], np.asarray(made.codes[0])[:, :cut])),
             "ner_own": own.ner, "ner_control": ctl.ner, "expected": len(expected),
             "recall": own.recall, "precision": own.precision,
-            "fresh_s_per_s": fresh_s / seconds, "edit_s_per_s": edit_s / max(seconds - cut_s, 1 / rate),
+            "fresh_s_per_s": fresh_s / seconds, "edit_s_per_s": edit_s / max(edited_s - cut_s, 1 / rate),
             "edit_line_errors": line_errors(song, edited.codes, mine, s.genre, edited_notes, cut_s),
             "fresh_line_errors": line_errors(song, made.codes[0], s.lyrics, s.genre, source_notes),
             "lead_source": lead_share(source_notes, seconds, s.genre),
@@ -153,6 +161,8 @@ def main() -> None:
         "line_error_edit": {"median": float(np.median(edit_err)) if len(edit_err) else None, "lines": len(edit_err)},
         "line_error_fresh": {"median": float(np.median(fresh_err)) if len(fresh_err) else None, "lines": len(fresh_err)},
         "fresh_s_per_s": mean("fresh_s_per_s"), "edit_s_per_s": mean("edit_s_per_s"),
+        "length_error_s": {"median": float(np.median([abs(r["edited_s"] - r["rule_s"]) for r in done])),
+                           "source_median": float(np.median([abs(r["seconds"] - r["rule_s"]) for r in done]))},
         "lead_source": mean("lead_source"), "lead_instrumental": mean("lead_instrumental")}
     print(json.dumps({k: v for k, v in summary.items() if k != "refused"}, indent=2))
     Path(args.out).write_text(json.dumps({"args": vars(args), "summary": summary, "rows": rows}, indent=2))

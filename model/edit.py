@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from autosong.manifests.errors import AutoSongError
-from autosong.model.generate import generate_codes
+from autosong.model.generate import generate_codes, text_batch
 from autosong.model.line_times import sung_lines
 from autosong.model.lyrics import INSTRUMENTAL_LYRICS, default_tokenizer
 from autosong.model.sampling import SamplingConfig
@@ -47,11 +47,15 @@ class SourceSong:
 
 @dataclass
 class Edit:
-    """One of: from_line (1-based, a line that holds words), extend (seconds), instrumental."""
+    """One of: from_line (1-based, a line that holds words), extend (seconds), instrumental.
+    seconds: the edited song's whole length, for from_line or instrumental. None: an instrumental
+    lasts as long as the source, and a from-line edit gives the new lines the time they take at
+    the pace the source sang its own (fitted_seconds)."""
 
     from_line: int | None = None
     extend: float | None = None
     instrumental: bool = False
+    seconds: float | None = None
 
     def __post_init__(self):
         chosen = [self.from_line is not None, self.extend is not None, self.instrumental]
@@ -59,6 +63,11 @@ class Edit:
             raise AutoSongError("an edit is one of --from-line N, --extend SECONDS or --instrumental")
         if self.extend is not None and not self.extend > 0:
             raise AutoSongError(f"--extend {self.extend:g}: extend by a positive number of seconds")
+        if self.seconds is not None and self.extend is not None:
+            raise AutoSongError("--seconds sets the length of a --from-line or --instrumental edit; --extend "
+                                "already says how long the song becomes")
+        if self.seconds is not None and not self.seconds > 0:
+            raise AutoSongError(f"--seconds {self.seconds:g}: give the edited song a positive length")
 
 
 @dataclass
@@ -83,7 +92,8 @@ def edit_song(song, source: SourceSong, edit: Edit, new_lyrics: str | None = Non
     seconds = codes.shape[1] / rate
     lyrics = new_lyrics if new_lyrics is not None else source.lyrics
     if edit.instrumental:  # what the corpus's instrumental tracks taught it
-        made, _ = generate_codes(song.bundle, [INSTRUMENTAL_LYRICS], [source.genre], seconds, sampling, rate,
+        made, _ = generate_codes(song.bundle, [INSTRUMENTAL_LYRICS], [source.genre], edit.seconds or seconds,
+                                 sampling, rate,
                                  progress=False, code_notes=song.code_notes_for(sampling))
         return _finish(song, source, made[0], INSTRUMENTAL_LYRICS, 0, edit, sampling)
     if edit.extend is not None:
@@ -110,12 +120,44 @@ def edit_song(song, source: SourceSong, edit: Edit, new_lyrics: str | None = Non
         cut = int(round(starts[n - 1] * rate))
         if not 0 < cut < codes.shape[1]:
             raise AutoSongError(f"line {n} starts at {starts[n - 1]:.2f} s, outside the {seconds:.1f} s source")
-        total = seconds
+        new_lines, _ = sung_lines(lyrics, default_tokenizer())
+        if len(new_lines) < n:
+            raise AutoSongError(f"--from-line {n}: the new lyrics have {len(new_lines)} lines that hold words, so "
+                                f"none is line {n}; give the complete lyrics, the kept lines included")
+        total = edit.seconds or fitted_seconds(song, source, lyrics, n, cut / rate)
+        if total * rate <= cut + 1:
+            raise AutoSongError(f"--seconds {total:g} ends before line {n}, which starts at {cut / rate:.2f} s: "
+                                f"ask for a longer song")
         anchors = _line_anchors(song, lyrics, starts[: n - 1], cut / rate)
     made, _ = generate_codes(song.bundle, [lyrics], [source.genre], total, sampling, rate,
                              prompt=codes[:, :cut].astype(np.int64), progress=False, line_starts=anchors,
                              code_notes=song.code_notes_for(sampling))
     return _finish(song, source, made[0], lyrics, cut, edit, sampling)
+
+
+def fitted_seconds(song, source: SourceSong, lyrics: str, n: int, cut_s: float) -> float:
+    """How long the song edited from line n lasts when no length is asked for: the kept part, then
+    the new lines at the pace the source sang its own from line n on (its seconds after the cut per
+    unit the alignment prior counts: learned sung lengths, syllables, or slots). New lines twice as
+    long as the old get twice the time, so the prior does not squeeze them into the old one's place.
+    At most what the model has frame positions for."""
+    old = _units_from_line(song, source.lyrics, source.genre, n)
+    new = _units_from_line(song, lyrics, source.genre, n)
+    source_s = np.asarray(source.codes).shape[1] / song.codec.frame_rate
+    cfg = song.bundle.model.cfg
+    limit = (cfg.max_frames - cfg.num_codebooks) / song.codec.frame_rate
+    return min(cut_s + (source_s - cut_s) * new / max(old, 1e-6), limit)
+
+
+def _units_from_line(song, lyrics: str, genre: str, n: int) -> float:
+    """The units of lyrics' lines from line n (1-based, lines with words) on, as the model counts them."""
+    import torch
+
+    ids = text_batch(song.bundle, [lyrics], [genre], next(song.bundle.model.parameters()).device)["text_ids"]
+    _, slots = sung_lines(lyrics, default_tokenizer())
+    with torch.no_grad():
+        units = song.bundle.model.lyric_units(ids)[0]
+    return float(units[slots[n - 1]:].sum())
 
 
 def _line_anchors(song, lyrics: str, kept_starts: list[float], cut_s: float) -> list[tuple[float, int]] | None:
@@ -145,6 +187,7 @@ def _finish(song, source: SourceSong, codes: np.ndarray, lyrics: str, cut: int, 
     else:
         audio = song.decode(codes)
     settings = {"source": source.name, "edit": dataclasses.asdict(edit), "cut_frame": cut, "cut_s": cut / rate,
+                "seconds": codes.shape[1] / rate,
                 "genre": source.genre, "lyrics": lyrics, "sampling": sampling.to_dict(), "seed": sampling.seed,
                 "checkpoint": str(song.bundle.path), "codec": song.bundle.codec.to_dict()}
     return EditedSong(codes.astype(np.int16), audio.astype(np.float32), sr, lyrics, cut, settings)

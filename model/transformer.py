@@ -202,10 +202,18 @@ class SoundTransformer(nn.Module):
         or None when the prior counts slots (the default coordinate needs no ids)."""
         if not self._counts_syllables:
             return None
+        return lyric_progress(text_mask, self.lyric_units(text_ids))
+
+    def lyric_units(self, text_ids):
+        """[B, L] how long each slot is sung, in the units the alignment prior counts: sung
+        syllables (scaled by what training learned of each id, align_units learned), or one per
+        slot when the prior counts slots. Slot 0 (the genre) is counted by lyric_progress as nothing."""
+        if not self._counts_syllables:
+            return torch.ones(text_ids.shape, device=text_ids.device)
         units = self.sung_units[text_ids]
         if self.cfg.align_units == "learned":
             units = units * self.unit_log_scale.clamp(-3, 3).exp()[text_ids]
-        return lyric_progress(text_mask, units)
+        return units
 
     @property
     def _counts_syllables(self) -> bool:

@@ -33,7 +33,7 @@ def test_an_edit_from_a_line_keeps_the_source_before_its_start_and_repeats_for_a
     from autosong.model.edit import Edit, edit_song
     from autosong.model.sampling import SamplingConfig
 
-    edited = edit_song(song, source, Edit(from_line=2), NEW_LYRICS, SamplingConfig(seed=3))
+    edited = edit_song(song, source, Edit(from_line=2, seconds=3.0), NEW_LYRICS, SamplingConfig(seed=3))
     cut = 75  # line 2 starts at 1.0 s: a frame boundary at 75 frames/s
     assert edited.cut_frame == cut and edited.codes.shape == source.codes.shape
     assert np.array_equal(edited.codes[:, :cut], source.codes[:, :cut])  # the kept part, bit for bit
@@ -41,9 +41,9 @@ def test_an_edit_from_a_line_keeps_the_source_before_its_start_and_repeats_for_a
     at = cut * song.sample_rate // 75
     kept = song.decode(source.codes)
     assert np.array_equal(edited.audio[: at - 240], kept[: at - 240])  # the source's own audio, then a crossfade
-    again = song.edit(source, Edit(from_line=2), NEW_LYRICS, SamplingConfig(seed=3))  # the API: the same edit
+    again = song.edit(source, Edit(from_line=2, seconds=3.0), NEW_LYRICS, SamplingConfig(seed=3))  # the API
     assert np.array_equal(again.codes, edited.codes) and np.array_equal(again.audio, edited.audio)
-    other = edit_song(song, source, Edit(from_line=2), NEW_LYRICS, SamplingConfig(seed=4, temperature=1.0))
+    other = edit_song(song, source, Edit(from_line=2, seconds=3.0), NEW_LYRICS, SamplingConfig(seed=4, temperature=1.0))
     assert np.array_equal(other.codes[:, :cut], source.codes[:, :cut]) and not np.array_equal(other.codes, edited.codes)
     assert edited.settings["cut_s"] == pytest.approx(1.0) and edited.settings["seed"] == 3
 
@@ -58,11 +58,31 @@ def test_an_edit_keeps_the_sources_own_audio_and_decodes_only_the_new_part(song,
     from autosong.model.sampling import SamplingConfig
 
     heard = np.linspace(-0.5, 0.5, source.codes.shape[1] * 320, dtype=np.float32)  # not what the codes decode to
-    edited = edit_song(song, replace(source, audio=heard), Edit(from_line=2), NEW_LYRICS, SamplingConfig(seed=3))
+    edited = edit_song(song, replace(source, audio=heard), Edit(from_line=2, seconds=3.0), NEW_LYRICS,
+                       SamplingConfig(seed=3))
     at = 75 * 320
     assert np.array_equal(edited.audio[: at - 240], heard[: at - 240]) and len(edited.audio) == len(heard)
     whole = song.decode(edited.codes)
     assert np.abs(edited.audio[at + 8000 :] - whole[at + 8000 :]).max() < 1e-3
+
+
+def test_new_lines_get_the_time_they_take_at_the_sources_pace(song, source):
+    """Without --seconds, the part after the cut lasts as long as the source's own lines from the
+    cut on, scaled by how much longer or shorter the new lines are sung (in the units the model's
+    alignment prior counts): the same lines keep the source's length, the rest sung twice gets
+    twice the time, so the prior never squeezes new lines into the old ones' place."""
+    from autosong.model.edit import Edit, edit_song, fitted_seconds
+    from autosong.model.sampling import SamplingConfig
+
+    rest = "shine away tonight\nhold me forever\n"
+    assert fitted_seconds(song, source, SOURCE_LYRICS, 2, 1.0) == pytest.approx(3.0, abs=1e-6)
+    twice = fitted_seconds(song, source, "[verse]\nla la la la\n" + rest * 2, 2, 1.0)
+    assert 5.0 < twice < 5.3  # twice the lines, and the line break between the two copies
+    shorter = fitted_seconds(song, source, "[verse]\nla la la la\nshine\n", 2, 1.0)
+    assert 1.0 < shorter < 2.0
+    edited = edit_song(song, source, Edit(from_line=2), "[verse]\nla la la la\n" + rest * 2, SamplingConfig(seed=3))
+    assert edited.codes.shape[1] == round(twice * 75) and edited.settings["seconds"] == pytest.approx(twice, abs=0.01)
+    assert np.array_equal(edited.codes[:, :75], source.codes[:, :75])
 
 
 def test_extend_continues_the_whole_source_and_instrumental_keeps_its_length(song, source):
@@ -105,11 +125,15 @@ def test_edit_command_line_writes_its_files_and_refuses_bad_requests_in_one_line
     shutil.copy(tmp_path / "song.npy", tmp_path / "other.npy")
     (tmp_path / "other.json").write_text(json.dumps(record))
     (tmp_path / "plain.wav").write_bytes((tmp_path / "song.wav").read_bytes())  # a recording, no records beside it
+    (tmp_path / "short.txt").write_text("[verse]\nla la la la\nriver of golden stars\n")
     (tmp_path / "long.txt").write_text("[verse]\n" + "shine away forever tonight\n" * 30)  # not what 3 s can sing
     cases = [(["--from-line", "7"], "the source's lyrics have 3 lines"),
              (["--from-line", "2", "--source", str(tmp_path / "plain.wav"), "--source-lyrics", str(tmp_path / "long.txt"),
                "--genre", "unknown"], "a weak alignment"),
              (["--from-line", "1"], "that is `autosong generate`"),
+             (["--from-line", "3", "--lyrics", str(tmp_path / "short.txt")], "the new lyrics have 2 lines"),
+             (["--from-line", "2", "--seconds", "0.5"], "ends before line 2"),
+             (["--extend", "2", "--seconds", "9"], "--extend already says"),
              (["--extend", "1e6"], "model.max_frames"),
              (["--instrumental", "--source", str(tmp_path / "plain.wav")], "say what it sings with --source-lyrics"),
              (["--instrumental", "--source", str(tmp_path / "other.wav")], "different codecs")]
