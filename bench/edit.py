@@ -73,9 +73,10 @@ def lead_share(notes, seconds: float, genre: str) -> float:
     return sum(n.length for n in notes if n.pitch >= floor) / seconds
 
 
-def line_errors(song, codes, lyrics: str, genre: str, notes, after_s: float = 0.0) -> list[float]:
-    """|found - sung| line starts (seconds) for the lines starting after `after_s` whose notes were sung."""
-    _, times = song.line_times(codes, lyrics, genre)
+def line_errors(song, codes, lyrics: str, genre: str, notes, after_s: float = 0.0, known=None) -> list[float]:
+    """|found - sung| line starts (seconds) for the lines starting after `after_s` whose notes were
+    sung; `known`: an edit's known_starts, as its song.lrc takes them."""
+    _, times = song.line_times(codes, lyrics, genre, known)
     truth = sung_line_starts(lyrics, genre, [[n.start, n.length, n.pitch] for n in notes])
     return [abs(f - t) for f, t in zip(times.starts, truth) if t is not None and t > after_s]
 
@@ -90,6 +91,8 @@ def main() -> None:
     p.add_argument("--out", default=str(ROOT / "bench/results/edit.json"))
     p.add_argument("--source-length", action="store_true", help="ablation: the edited song as long as the source "
                    "(before --seconds was fitted to the new lines)")
+    p.add_argument("--heads-only", action="store_true", help="ablation: the edited song's line starts all from "
+                   "the alignment heads under the uniform prior (before song.lrc kept the known starts)")
     p.add_argument("--uniform-prior", action="store_true", help="ablation: the alignment prior's uniform t/T after "
                    "the cut, not passing through the kept lines' starts")
     args = p.parse_args()
@@ -141,7 +144,8 @@ def main() -> None:
             "ner_own": own.ner, "ner_control": ctl.ner, "expected": len(expected),
             "recall": own.recall, "precision": own.precision,
             "fresh_s_per_s": fresh_s / seconds, "edit_s_per_s": edit_s / max(edited_s - cut_s, 1 / rate),
-            "edit_line_errors": line_errors(song, edited.codes, mine, s.genre, edited_notes, cut_s),
+            "edit_line_errors": line_errors(song, edited.codes, mine, s.genre, edited_notes, cut_s,
+                                            None if args.heads_only else edited.known_starts),
             "fresh_line_errors": line_errors(song, made.codes[0], s.lyrics, s.genre, source_notes),
             "lead_source": lead_share(source_notes, seconds, s.genre),
             "lead_instrumental": lead_share(transcribe(backing.audio, sr), len(backing.audio) / sr, s.genre)})

@@ -22,7 +22,7 @@ from autosong.model.checkpoint_weights import checkpoint_steps
 from autosong.model.devices import resolve_device, resolve_dtype
 from autosong.model.edit import Edit, SourceSong
 from autosong.model.line_times import has_words
-from autosong.model.lrc import parse_lrc
+from autosong.model.lrc import LrcLine, parse_lrc, write_lrc
 from autosong.model.run_metrics import read_metrics
 
 
@@ -118,7 +118,7 @@ class Studio:
             made = song.generate(lyrics, genre, seconds, settings, wav, progress=progress)
             return self._write(name, song, made, lyrics, genre, seconds, settings)
 
-    def _write(self, name, song, made, lyrics, genre, seconds, settings) -> Take:
+    def _write(self, name, song, made, lyrics, genre, seconds, settings, known=None) -> Take:
         import numpy as np
 
         folder = self.out / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
@@ -132,9 +132,9 @@ class Studio:
         files = [wav_path, folder / "song.npy", folder / "settings.json"]
         lines, starts = [], None
         if song.bundle.alignment is not None and song.autoencoder is None and has_words(lyrics):
-            texts, times = song.line_times(codes, lyrics, genre)
+            texts, times = song.line_times(codes, lyrics, genre, known)
             starts, lines = times.starts, list(zip(times.starts, texts))
-            (folder / "song.lrc").write_text(song.lrc(codes, lyrics, genre), encoding="utf-8")
+            (folder / "song.lrc").write_text(write_lrc([LrcLine(t, text) for t, text in lines]), encoding="utf-8")
             files.append(folder / "song.lrc")
         amap, rate, _ = alignment_maps(song, [codes], [lyrics], [genre], song.codec.frame_rate)[0]
         self.takes[f"{folder.name} ({name})"] = (name, folder)
@@ -167,7 +167,8 @@ class Studio:
             edited = song.edit(source, Edit(from_line=int(from_line)), lyrics, settings)
             made = _Made([edited.audio], edited.codes[None], song.sample_rate)
             return folder / "song.wav", self._write(name, song, made, lyrics, record["genre"],
-                                                    edited.codes.shape[-1] / song.codec.frame_rate, settings)
+                                                    edited.codes.shape[-1] / song.codec.frame_rate, settings,
+                                                    edited.known_starts)
 
     def summary(self, name: str) -> dict:
         """What a run's page shows: step, genres, its eval's figures (RUN/eval/eval.json), curves."""

@@ -26,7 +26,8 @@ from autosong.model.codec import Codec
 from autosong.model.devices import resolve_device, resolve_dtype
 from autosong.model.edit import Edit, EditedSong, SourceSong, edit_song
 from autosong.model.generate import autoencoder_for, codec_for, generate_codes, real_time_factor, text_batch
-from autosong.model.line_times import LineTimes, attention_map, line_times, line_units, sung_lines, weak_alignment
+from autosong.model.line_times import (LineTimes, attention_map, keep_known, line_times, line_units, sung_lines,
+                                       weak_alignment)
 from autosong.model.lrc import LrcLine, write_lrc
 from autosong.model.lyrics import default_tokenizer
 from autosong.model.sampler import SamplingConfig
@@ -132,24 +133,31 @@ class AutoSong:
                                 f"have lyrics.lrc, which chooses them")
         return bundle
 
-    def line_times(self, codes: np.ndarray, lyrics: str, genre: str = "unknown") -> tuple[list[str], LineTimes]:
+    def line_times(self, codes: np.ndarray, lyrics: str, genre: str = "unknown",
+                   known: list[float] | None = None) -> tuple[list[str], LineTimes]:
         """Where the song of these EnCodec codes [C, frames] sings each line of `lyrics` (the lines
         that hold words), read from the bundle's alignment heads teacher-forced over the codes:
-        (the lines, their LineTimes). The codes may be generated or encoded from a recording."""
+        (the lines, their LineTimes). The codes may be generated or encoded from a recording.
+        known: the starts (s) of the first lines, when known (an edit's kept lines and its cut,
+        EditedSong.known_starts): kept as they are, and the prior is pinned through them as the
+        edit generated; the heads time the lines after them."""
         bundle = self.require_alignment()
         ids = text_batch(bundle, [lyrics], [genre])["text_ids"][0].numpy()
         lines, slots = sung_lines(lyrics, default_tokenizer())
         if not lines:
             raise AutoSongError("the lyrics have no words to time")
-        amap = attention_map(bundle.model, codes, ids, bundle.alignment.heads)
-        times = line_times(amap, slots, self.codec.frame_rate, offsets=bundle.alignment.offsets)
+        rate = self.codec.frame_rate
+        pinned = [(t * rate, slot) for t, slot in zip(known or [], slots)]
+        amap = attention_map(bundle.model, codes, ids, bundle.alignment.heads, pinned)
+        times = line_times(amap, slots, rate, offsets=bundle.alignment.offsets)
+        times.starts = keep_known(times.starts, (known or [])[: len(lines)])
         times.doubt = weak_alignment(times.starts, codes.shape[-1] / self.codec.frame_rate, line_units(ids, slots),
                                      bundle.alignment.usual_rates)
         return lines, times
 
-    def lrc(self, codes: np.ndarray, lyrics: str, genre: str = "unknown") -> str:
+    def lrc(self, codes: np.ndarray, lyrics: str, genre: str = "unknown", known: list[float] | None = None) -> str:
         """line_times as an LRC file's text."""
-        lines, times = self.line_times(codes, lyrics, genre)
+        lines, times = self.line_times(codes, lyrics, genre, known)
         return write_lrc([LrcLine(start, text) for start, text in zip(times.starts, lines)])
 
     def edit(self, source: SourceSong, edit: Edit, new_lyrics: str | None = None,

@@ -78,6 +78,8 @@ class EditedSong:
     lyrics: str              # what it sings (the new lyrics; INSTRUMENTAL_LYRICS for an instrumental)
     cut_frame: int           # frames kept from the source (0 for an instrumental)
     settings: dict = field(default_factory=dict)
+    known_starts: list[float] = field(default_factory=list)  # seconds: the kept lines' starts and the cut's line
+    # (a from-line edit; what its song.lrc keeps, AutoSong.line_times(known=...)), else empty
 
 
 def edit_song(song, source: SourceSong, edit: Edit, new_lyrics: str | None = None,
@@ -95,11 +97,11 @@ def edit_song(song, source: SourceSong, edit: Edit, new_lyrics: str | None = Non
         made, _ = generate_codes(song.bundle, [INSTRUMENTAL_LYRICS], [source.genre], edit.seconds or seconds,
                                  sampling, rate,
                                  progress=False, code_notes=song.code_notes_for(sampling))
-        return _finish(song, source, made[0], INSTRUMENTAL_LYRICS, 0, edit, sampling)
+        return _finish(song, source, made[0], INSTRUMENTAL_LYRICS, 0, edit, sampling, [])
     if edit.extend is not None:
         cut = codes.shape[1]
         total = seconds + edit.extend
-        anchors = None
+        anchors, known = None, []
     else:
         lines, _ = sung_lines(source.lyrics, default_tokenizer())
         n = edit.from_line
@@ -128,11 +130,12 @@ def edit_song(song, source: SourceSong, edit: Edit, new_lyrics: str | None = Non
         if total * rate <= cut + 1:
             raise AutoSongError(f"--seconds {total:g} ends before line {n}, which starts at {cut / rate:.2f} s: "
                                 f"ask for a longer song")
-        anchors = _line_anchors(song, lyrics, starts[: n - 1], cut / rate)
+        known = [*starts[: n - 1], cut / rate]
+        anchors = _line_anchors(song, lyrics, known[:-1], known[-1])
     made, _ = generate_codes(song.bundle, [lyrics], [source.genre], total, sampling, rate,
                              prompt=codes[:, :cut].astype(np.int64), progress=False, line_starts=anchors,
                              code_notes=song.code_notes_for(sampling))
-    return _finish(song, source, made[0], lyrics, cut, edit, sampling)
+    return _finish(song, source, made[0], lyrics, cut, edit, sampling, known)
 
 
 def fitted_seconds(song, source: SourceSong, lyrics: str, n: int, cut_s: float) -> float:
@@ -173,7 +176,7 @@ def _line_anchors(song, lyrics: str, kept_starts: list[float], cut_s: float) -> 
 
 
 def _finish(song, source: SourceSong, codes: np.ndarray, lyrics: str, cut: int, edit: Edit,
-            sampling: SamplingConfig) -> EditedSong:
+            sampling: SamplingConfig, known: list[float]) -> EditedSong:
     """Decode, keep the source's own audio before the cut (crossfaded in), and say what was done."""
     rate, sr = song.codec.frame_rate, song.codec.sample_rate
     if cut:
@@ -190,7 +193,7 @@ def _finish(song, source: SourceSong, codes: np.ndarray, lyrics: str, cut: int, 
                 "seconds": codes.shape[1] / rate,
                 "genre": source.genre, "lyrics": lyrics, "sampling": sampling.to_dict(), "seed": sampling.seed,
                 "checkpoint": str(song.bundle.path), "codec": song.bundle.codec.to_dict()}
-    return EditedSong(codes.astype(np.int16), audio.astype(np.float32), sr, lyrics, cut, settings)
+    return EditedSong(codes.astype(np.int16), audio.astype(np.float32), sr, lyrics, cut, settings, known)
 
 
 def _kept_audio(song, source: SourceSong, cut: int) -> np.ndarray:

@@ -229,10 +229,25 @@ def _song_inputs(model, codes, text_ids):
     return codes, ids, torch.ones_like(ids, dtype=torch.bool), torch.tensor([T], device=dev)
 
 
-def attention_map(model, codes, text_ids, heads=None) -> np.ndarray:
-    """[T, L]: the mean cross-attention of `heads` (all when None) per frame of a song's codes [C, T]."""
+def attention_map(model, codes, text_ids, heads=None, pinned=None) -> np.ndarray:
+    """[T, L]: the mean cross-attention of `heads` (all when None) per frame of a song's codes [C, T].
+    pinned: [(frame, memory slot)] of lines known to start there (an edit's kept lines and its
+    cut), which the alignment prior passes through, as it did when the song was generated."""
+    from autosong.model.padding import line_inputs  # imports torch; the readout here is numpy alone
+
     codes, ids, mask, T = _song_inputs(model, codes, text_ids)
-    return model.cross_attention_map(codes, ids, mask, song_frames=T, heads=heads)[0].cpu().numpy()
+    lines = None
+    if pinned:
+        rows = line_inputs([(np.array([f for f, _ in pinned], np.float32), np.array([s for _, s in pinned], np.int64))])
+        lines = (rows["line_frames"].to(codes.device), rows["line_slots"].to(codes.device))
+    return model.cross_attention_map(codes, ids, mask, song_frames=T, heads=heads, lines=lines)[0].cpu().numpy()
+
+
+def keep_known(starts: list[float], known: list[float]) -> list[float]:
+    """Line starts with the first len(known) replaced by the known ones, and none after them
+    earlier than the last known."""
+    k = len(known)
+    return [float(t) for t in known] + [max(float(t), float(known[-1])) for t in starts[k:]] if k else list(starts)
 
 
 def _head_maps(model, codes, text_ids, heads) -> np.ndarray:

@@ -2,6 +2,7 @@
 the cut lands on the line's start, an edit is the same for the same seed, and bad requests are
 one line each."""
 import json
+import re
 import shutil
 
 import numpy as np
@@ -85,6 +86,21 @@ def test_new_lines_get_the_time_they_take_at_the_sources_pace(song, source):
     assert np.array_equal(edited.codes[:, :75], source.codes[:, :75])
 
 
+def test_lengths_an_edit_cannot_take_are_refused_with_the_reason(song, source):
+    """What the command line prints in one line (AutoSongError, as the bad requests below)."""
+    from autosong.manifests.errors import AutoSongError
+    from autosong.model.edit import Edit, edit_song
+
+    cases = [(lambda: edit_song(song, source, Edit(from_line=3), "[verse]\nla la la la\nriver of golden stars\n"),
+              "the new lyrics have 2 lines"),
+             (lambda: edit_song(song, source, Edit(from_line=2, seconds=0.5), NEW_LYRICS), "ends before line 2"),
+             (lambda: Edit(extend=2.0, seconds=9.0), "--extend already says"),
+             (lambda: Edit(instrumental=True, seconds=0.0), "a positive length")]
+    for make, says in cases:
+        with pytest.raises(AutoSongError, match=re.escape(says)):
+            make()
+
+
 def test_extend_continues_the_whole_source_and_instrumental_keeps_its_length(song, source):
     from autosong.model.edit import Edit, edit_song
     from autosong.model.sampling import SamplingConfig
@@ -99,6 +115,7 @@ def test_extend_continues_the_whole_source_and_instrumental_keeps_its_length(son
 
 def test_edit_command_line_writes_its_files_and_refuses_bad_requests_in_one_line(trained_run, tmp_path):
     from autosong.model.line_times import AlignmentHeads
+    from autosong.model.lrc import parse_lrc
 
     run = tmp_path / "run"
     shutil.copytree(trained_run, run, ignore=shutil.ignore_patterns("checkpoints"))
@@ -117,7 +134,10 @@ def test_edit_command_line_writes_its_files_and_refuses_bad_requests_in_one_line
     codes, source = np.load(tmp_path / "e.npy"), np.load(tmp_path / "song.npy")
     assert settings["cut_frame"] > 0 and np.array_equal(codes[:, : settings["cut_frame"]],
                                                          source[:, : settings["cut_frame"]])
-    assert len((tmp_path / "e.lrc").read_text().strip().splitlines()) == 3
+    stamps = [line.start for line in parse_lrc((tmp_path / "e.lrc").read_text()).lines]
+    kept = [line.start for line in parse_lrc((tmp_path / "song.lrc").read_text()).lines]
+    assert len(stamps) == 3 and stamps[0] == kept[0]  # the kept line where the source's song.lrc has it
+    assert stamps[1] == pytest.approx(settings["cut_s"], abs=0.01) and stamps[1] <= stamps[2]  # line 2 at the cut
 
     record = json.loads((tmp_path / "song.json").read_text())
     record["codec"]["weights_sha256"] = "0" * 64
@@ -125,15 +145,11 @@ def test_edit_command_line_writes_its_files_and_refuses_bad_requests_in_one_line
     shutil.copy(tmp_path / "song.npy", tmp_path / "other.npy")
     (tmp_path / "other.json").write_text(json.dumps(record))
     (tmp_path / "plain.wav").write_bytes((tmp_path / "song.wav").read_bytes())  # a recording, no records beside it
-    (tmp_path / "short.txt").write_text("[verse]\nla la la la\nriver of golden stars\n")
     (tmp_path / "long.txt").write_text("[verse]\n" + "shine away forever tonight\n" * 30)  # not what 3 s can sing
     cases = [(["--from-line", "7"], "the source's lyrics have 3 lines"),
              (["--from-line", "2", "--source", str(tmp_path / "plain.wav"), "--source-lyrics", str(tmp_path / "long.txt"),
                "--genre", "unknown"], "a weak alignment"),
              (["--from-line", "1"], "that is `autosong generate`"),
-             (["--from-line", "3", "--lyrics", str(tmp_path / "short.txt")], "the new lyrics have 2 lines"),
-             (["--from-line", "2", "--seconds", "0.5"], "ends before line 2"),
-             (["--extend", "2", "--seconds", "9"], "--extend already says"),
              (["--extend", "1e6"], "model.max_frames"),
              (["--instrumental", "--source", str(tmp_path / "plain.wav")], "say what it sings with --source-lyrics"),
              (["--instrumental", "--source", str(tmp_path / "other.wav")], "different codecs")]
