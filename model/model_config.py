@@ -48,8 +48,6 @@ class ModelConfig:
                                        # predicts codebook 0 in training (multi-token prediction; unused when sampling)
     future_weight: float = ranged(0.5, low=0)  # that loss's weight against the next-token loss
     future_stride: int = ranged(1, low=1)  # predicted from every n-th step only (neighbours' targets overlap)
-    note_weight: float = ranged(0.0, low=0)  # a loss on codebook 0's next note (its codes' probabilities pooled
-                                             # by the codec's note table, model/code_notes.py), this much of it
     activation_checkpointing: bool = False
     recompute_every: int = ranged(1, low=1)  # with activation_checkpointing: recompute every k-th layer only
 

@@ -123,8 +123,6 @@ class SoundTransformer(nn.Module):
         self.lora_v = nn.Parameter(torch.zeros(C, V, r)) if r else None  # LoRA: starts as a no-op
         # which future frame an auxiliary prediction is for, added to the state before the shared head
         self.future_embed = nn.Embedding(len(cfg.future_frames), D) if cfg.future_frames else None
-        if cfg.note_weight:  # each codebook-0 code's note index (model/code_notes.note_classes), set by the trainer
-            self.register_buffer("code_note", torch.zeros(cfg.codebook_size, dtype=torch.long))
         self.apply(self._init)
         if self._counts_syllables:  # fixed by the vocabulary, not saved
 

@@ -34,17 +34,6 @@ def future_ce(future: FuturePrediction) -> torch.Tensor:
     return (ce * future.valid.flatten()).sum() / future.valid.sum().clamp(min=1)
 
 
-def note_ce(model, logits: torch.Tensor, batch: PatternBatch) -> torch.Tensor:
-    """CE of codebook 0's next note: the probabilities of the codes that sound one note (the
-    model's code_note table) summed, so any code of the right note is right. Mean over real targets."""
-    cb = model.pattern.target_codebooks(batch.codebook, logits.shape[0], logits.shape[1]).expand_as(batch.targets)
-    first = (cb == 0) & batch.valid
-    probs = logits[first].float().softmax(-1)  # [N, V]
-    notes = model.code_note
-    pooled = torch.zeros(probs.shape[0], int(notes.max()) + 1, device=probs.device).index_add(1, notes, probs)
-    return -pooled.gather(1, notes[batch.targets[first]][:, None]).clamp_min(1e-30).log().mean()
-
-
 def token_model_loss(model, batch: SongBatch, step: int):
     """(loss, per-codebook CE sums [C], token counts [C], extras for logging) of a token or latent model."""
     cfg = model.cfg
@@ -52,8 +41,6 @@ def token_model_loss(model, batch: SongBatch, step: int):
                 batch.bert_mask, song_frames=batch.song_frames, line_frames=batch.line_frames,
                 line_slots=batch.line_slots, with_future=bool(cfg.future_frames))
     loss, ce_sums, counts = token_ce(model, out[0], out[1])
-    if cfg.note_weight:
-        loss = loss + cfg.note_weight * note_ce(model, out[0], out[1])
     if len(out) == 3:
         future = future_ce(out[2])
         return loss + cfg.future_weight * future, ce_sums, counts, {"future_ce": future.detach()}

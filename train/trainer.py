@@ -24,8 +24,6 @@ from autosong.manifests.dataset import Dataset
 from autosong.manifests.errors import AutoSongError
 from autosong.manifests.folder_lock import folder_lock
 from autosong.manifests.progress import format_duration
-from autosong.model.code_notes import code_notes, note_classes
-from autosong.model.codec import Codec
 from autosong.model.lyrics import default_tokenizer
 from autosong.model.padding import SongBatch
 from autosong.model.run_metrics import MetricsLog
@@ -205,8 +203,6 @@ class Trainer:
         if t.deterministic:  # bitwise-repeatable runs (multi-threaded CPU reductions are not, by default)
             torch.use_deterministic_algorithms(True, warn_only=True)
         model = TrainStep(cfg)
-        if getattr(cfg.model, "note_weight", 0):  # the note loss: which note each code sounds, from the dataset's codec
-            model.model.code_note.copy_(torch.from_numpy(note_classes(code_notes(Codec.load(card.codec.source)))))
         # a fine-tune: the base's weights, new genres' rows, adapters (train/finetune.py); before
         # DeepSpeed, which partitions what is trainable then
         self.tuning = Tuning(model.model, cfg, card, data) if cfg.finetune.init_from else None

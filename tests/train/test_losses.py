@@ -1,5 +1,4 @@
-"""The auxiliary losses: codebook 0's CE some frames ahead (model.future_frames), and of its next
-note (model.note_weight)."""
+"""The auxiliary future loss (model.future_frames): codebook 0's CE some frames ahead."""
 import math
 
 import torch
@@ -31,23 +30,3 @@ def test_the_model_predicts_codebook_0_at_each_horizon_inside_the_window():
     frames = torch.arange(S)[:, None] + torch.tensor([4, 8])  # the delay pattern: step s predicts frame s of codebook 0
     assert torch.equal(future.valid[0], frames < 12)
     assert torch.equal(future.targets[0][future.valid[0]], codes[0, 0][frames[frames < 12]])
-
-
-def test_the_note_loss_counts_any_code_of_the_right_note_as_right():
-    """model.note_weight: codebook 0's probabilities pooled by the note each code sounds; the other
-    codebooks' predictions are not scored."""
-    from autosong.train.losses import note_ce
-
-    model = tiny(pattern="delay", note_weight=1.0).eval()
-    model.code_note.copy_(torch.arange(1024) % 4)  # four notes, the codes taking turns
-    codes, lengths, off, ids, mask = batch(T=6)
-    logits, pb = model(codes, lengths, off, ids, mask)
-    spread = torch.full_like(logits, -30.0)
-    first = model.pattern.target_codebooks(pb.codebook, *logits.shape[:2]).expand_as(pb.targets) == 0
-    right = pb.targets % 4  # a note's codes: right, right + 4, right + 8, ...
-    for k in range(4):  # a quarter on each of four codes of the right note: CE log 4 by code, 0 by note
-        spread.scatter_(-1, ((right + 4 * k + 4 * 17) % 1024)[..., None], 0.0)
-    loss = note_ce(model, spread, pb)
-    assert loss.item() < 1e-4 and first.any()
-    wrong = spread.roll(1, dims=-1)  # every code one up: the next note's codes
-    assert note_ce(model, wrong, pb).item() > 20  # the right note holds next to nothing
