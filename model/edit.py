@@ -148,7 +148,8 @@ def fitted_seconds(song, source: SourceSong, lyrics: str, n: int, cut_s: float) 
     new = _units_from_line(song, lyrics, source.genre, n)
     source_s = np.asarray(source.codes).shape[1] / song.codec.frame_rate
     cfg = song.bundle.model.cfg
-    limit = (cfg.max_frames - cfg.num_codebooks) / song.codec.frame_rate
+    stride = song.autoencoder.model.cfg.stride if song.autoencoder is not None else 1  # a latent model's positions
+    limit = (cfg.max_frames - cfg.num_codebooks) * stride / song.codec.frame_rate
     return min(cut_s + (source_s - cut_s) * new / max(old, 1e-6), limit)
 
 
