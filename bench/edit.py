@@ -32,6 +32,7 @@ import numpy as np  # noqa: E402
 from autosong.eval.evaluate import bootstrap_ci, load_split  # noqa: E402
 from autosong.eval.line_alignment import sung_line_starts  # noqa: E402
 from autosong.eval.notes import singing_score, transcribe  # noqa: E402
+from autosong.model import api as api_module  # noqa: E402
 from autosong.model import edit as edit_module  # noqa: E402
 from autosong.model.edit import Edit, SourceSong  # noqa: E402
 from autosong.model.lyrics import default_tokenizer, lyric_words  # noqa: E402
@@ -97,7 +98,7 @@ def main() -> None:
                    "the cut, not passing through the kept lines' starts")
     args = p.parse_args()
     if args.uniform_prior:
-        edit_module._line_anchors = lambda *a, **k: None
+        edit_module.prior_anchors = api_module.prior_anchors = lambda *a, **k: None  # sampled and read on t/T
 
     import torch
 

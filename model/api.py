@@ -24,7 +24,7 @@ from autosong.model.bundle import Bundle, load_bundle
 from autosong.model.code_notes import code_notes
 from autosong.model.codec import Codec
 from autosong.model.devices import resolve_device, resolve_dtype
-from autosong.model.edit import Edit, EditedSong, SourceSong, edit_song
+from autosong.model.edit import Edit, EditedSong, SourceSong, edit_song, prior_anchors
 from autosong.model.generate import autoencoder_for, codec_for, generate_codes, real_time_factor, text_batch
 from autosong.model.line_times import (LineTimes, attention_map, keep_known, line_times, line_units, sung_lines,
                                        weak_alignment)
@@ -147,7 +147,7 @@ class AutoSong:
         if not lines:
             raise AutoSongError("the lyrics have no words to time")
         rate = self.codec.frame_rate
-        pinned = [(t * rate, slot) for t, slot in zip(known or [], slots)]
+        pinned = [(t * rate, slot) for t, slot in prior_anchors(self, lyrics, known or []) or []]
         amap = attention_map(bundle.model, codes, ids, bundle.alignment.heads, pinned)
         times = line_times(amap, slots, rate, offsets=bundle.alignment.offsets)
         times.starts = keep_known(times.starts, (known or [])[: len(lines)])

@@ -131,7 +131,7 @@ def edit_song(song, source: SourceSong, edit: Edit, new_lyrics: str | None = Non
             raise AutoSongError(f"--seconds {total:g} ends before line {n}, which starts at {cut / rate:.2f} s: "
                                 f"ask for a longer song")
         known = [*starts[: n - 1], cut / rate]
-        anchors = _line_anchors(song, lyrics, known[:-1], known[-1])
+        anchors = prior_anchors(song, lyrics, known)
     made, _ = generate_codes(song.bundle, [lyrics], [source.genre], total, sampling, rate,
                              prompt=codes[:, :cut].astype(np.int64), progress=False, line_starts=anchors,
                              code_notes=song.code_notes_for(sampling))
@@ -164,16 +164,18 @@ def _units_from_line(song, lyrics: str, genre: str, n: int) -> float:
     return float(units[slots[n - 1]:].sum())
 
 
-def _line_anchors(song, lyrics: str, kept_starts: list[float], cut_s: float) -> list[tuple[float, int]] | None:
-    """Where the alignment prior must be at the kept lines' starts and at the cut: the new lyrics'
-    line N sits wherever its words fall in them, and the uniform t/T would put the cut elsewhere
-    (the new lines are longer or shorter than the old). None when the memory is not lyric ids."""
+def prior_anchors(song, lyrics: str, starts: list[float]) -> list[tuple[float, int]] | None:
+    """(seconds, memory slot of the line's first word) where the alignment prior must be for the
+    first len(starts) lines of `lyrics` with words, known to start at `starts` (an edit's kept
+    lines and its cut): line N of new lyrics sits wherever its words fall in them, and the uniform
+    t/T would put the cut elsewhere (the new lines are longer or shorter than the old). None when
+    nothing is known or the memory is not lyric ids. The edit samples through these, and its
+    song.lrc is read through them (AutoSong.line_times)."""
     cfg = song.bundle.model.cfg
-    if cfg.cross_align != "prior" or cfg.bert_dim:
+    if not starts or cfg.cross_align != "prior" or cfg.bert_dim:
         return None
     _, slots = sung_lines(lyrics, default_tokenizer())
-    times = [*kept_starts, cut_s]
-    return list(zip(times, slots[: len(times)])) or None
+    return list(zip(starts, slots[: len(starts)])) or None
 
 
 def _finish(song, source: SourceSong, codes: np.ndarray, lyrics: str, cut: int, edit: Edit,

@@ -164,12 +164,12 @@ def test_the_prior_of_an_edit_passes_through_the_kept_lines_and_the_cut(song):
     prior's song coordinate to the new lyrics' own line at the cut (and at each kept line)."""
     import torch
 
-    from autosong.model.edit import _line_anchors
+    from autosong.model.edit import prior_anchors
     from autosong.model.line_times import sung_lines
     from autosong.model.lyrics import default_tokenizer
 
     _, slots = sung_lines(NEW_LYRICS, default_tokenizer())
-    anchors = _line_anchors(song, NEW_LYRICS, [0.0], 1.0)
+    anchors = prior_anchors(song, NEW_LYRICS, [0.0, 1.0])
     assert anchors == [(0.0, slots[0]), (1.0, slots[1])]
     model = song.bundle.model
     ids = torch.tensor([default_tokenizer().encode(NEW_LYRICS)])
