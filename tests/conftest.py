@@ -84,6 +84,29 @@ def train_cli(*args, launcher=None, timeout=600):
     return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=timeout)
 
 
+def autosong_here(*args) -> subprocess.CompletedProcess:
+    """`autosong ARGS` run in this process, its stdout and stderr captured: for the refusal tables,
+    where a fresh interpreter per case costs seconds and checks nothing more (the exit code and the
+    one line a user reads come from the same run_cli). What a command sets for the process (its
+    torch threads) is put back. `autosong` in tests/eval/test_eval.py runs a fresh process."""
+    import contextlib
+    import io
+
+    import torch
+
+    from autosong_cli import main
+
+    out, err, threads = io.StringIO(), io.StringIO(), torch.get_num_threads()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(list(args))
+        except SystemExit as stop:  # argparse refuses with exit 2
+            code = stop.code if isinstance(stop.code, int) else 1
+        finally:
+            torch.set_num_threads(threads)
+    return subprocess.CompletedProcess(["autosong", *args], code, out.getvalue(), err.getvalue())
+
+
 def read_metrics(run):
     return [json.loads(line) for line in (Path(run) / "metrics.jsonl").read_text().splitlines() if line]
 

@@ -1,7 +1,7 @@
 """Bad numbers are refused at parse time: one line, exit 2, no traceback (table-driven)."""
 import pytest
 
-from tests.eval.test_eval import autosong
+from tests.conftest import autosong_here as autosong
 
 GENERATE = [
     (["--seconds", "nan"], "--seconds"), (["--seconds", "inf"], "--seconds"), (["--seconds", "0"], "--seconds"),

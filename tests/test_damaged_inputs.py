@@ -5,6 +5,7 @@ import shutil
 
 import pytest
 
+from tests.conftest import autosong_here
 from tests.eval.test_eval import autosong
 
 
@@ -48,8 +49,8 @@ def test_a_damaged_bundle_is_one_line(how, says, trained_run, tmp_path):
     _damage(export, how)
     lyrics = tmp_path / "l.txt"
     lyrics.write_text("[verse]\nla la\n")
-    out = autosong("generate", "--checkpoint", str(export), "--lyrics", str(lyrics), "--seconds", "0.5",
-                   "--out", str(tmp_path / "s.wav"))
+    out = autosong_here("generate", "--checkpoint", str(export), "--lyrics", str(lyrics), "--seconds", "0.5",
+                        "--out", str(tmp_path / "s.wav"))
     assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-1500:]
     line = out.stderr.strip().splitlines()[-1]
     assert line.startswith("autosong: error:") and says in line and str(export) in line, line
@@ -86,8 +87,8 @@ def test_generate_refuses_in_one_line(case, trained_run, tmp_path):
         limit = json.loads((trained_run / "export/config.json").read_text())["model"]["max_text_len"]
         lyrics.write_text("la " * limit)
         says = f"this model reads at most {limit}"
-    out = autosong("generate", "--checkpoint", str(trained_run), "--lyrics", str(lyrics), "--seconds", "0.5",
-                   "--out", str(out_path), *args)
+    out = autosong_here("generate", "--checkpoint", str(trained_run), "--lyrics", str(lyrics), "--seconds", "0.5",
+                        "--out", str(out_path), *args)
     assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-1500:]
     assert says in out.stderr.strip().splitlines()[-1]
 

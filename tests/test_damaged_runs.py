@@ -6,7 +6,7 @@ import shutil
 import pytest
 
 from autosong.manifests import read_manifest
-from tests.conftest import TINY, train_cli
+from tests.conftest import TINY, autosong_here, train_cli
 from tests.eval.test_eval import autosong
 
 
@@ -32,7 +32,7 @@ def test_a_missing_shard_is_one_line_in_eval_as_it_is_in_train(small_data, train
 @pytest.mark.parametrize("flag,value", [("--seconds", "nan"), ("--cfg", "nan"), ("--max-songs", "-1"),
                                         ("--notes", "-2"), ("--generate", "1.5"), ("--seconds", "0")])
 def test_eval_refuses_bad_arguments_before_it_loads_anything(flag, value, tmp_path):
-    out = autosong("eval", "--checkpoint", str(tmp_path / "none"), "--data", str(tmp_path / "none"), flag, value)
+    out = autosong_here("eval", "--checkpoint", str(tmp_path / "none"), "--data", str(tmp_path / "none"), flag, value)
     _one_line(out, flag)
 
 

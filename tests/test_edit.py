@@ -8,6 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
+from tests.conftest import autosong_here
 from tests.eval.test_eval import autosong
 
 SOURCE_LYRICS = "[verse]\nla la la la\nshine away tonight\nhold me forever\n"
@@ -154,7 +155,7 @@ def test_edit_command_line_writes_its_files_and_refuses_bad_requests_in_one_line
              (["--instrumental", "--source", str(tmp_path / "plain.wav")], "say what it sings with --source-lyrics"),
              (["--instrumental", "--source", str(tmp_path / "other.wav")], "different codecs")]
     for args, says in cases:
-        out = autosong(*base, *args, "--out", str(tmp_path / "bad.wav"))
+        out = autosong_here(*base, *args, "--out", str(tmp_path / "bad.wav"))
         assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
         assert says in out.stderr.strip().splitlines()[-1], (args, out.stderr)
 

@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, autosong_here
 
 
 def autosong(*args, timeout=600, prefix=()):
@@ -79,7 +79,7 @@ def test_cli_generate_refuses_bad_requests(trained_run, tmp_path):
              (["--lyrics", str(lyrics), "--dtype", "fp8"], "--dtype 'fp8': expected auto, fp32, bf16, fp16"),
              (["--lyrics", str(lyrics), "--device", "tpu"], "--device 'tpu': expected one of auto, cpu, cuda")]
     for args, words in cases:
-        out = autosong("generate", "--checkpoint", str(trained_run), "--out", str(tmp_path / "x.wav"), *args)
+        out = autosong_here("generate", "--checkpoint", str(trained_run), "--out", str(tmp_path / "x.wav"), *args)
         assert out.returncode == 2 and words in out.stderr and "Traceback" not in out.stderr, out.stderr
 
 

@@ -6,6 +6,7 @@ import numpy as np
 
 from autosong.model.lrc import parse_lrc
 from autosong.model.lyrics import lyric_words
+from tests.conftest import autosong_here
 from tests.eval.test_eval import autosong
 
 
@@ -41,7 +42,7 @@ def test_eval_chooses_alignment_heads_then_align_and_generate_write_lrc(small_da
     align = ["align", "--checkpoint", str(run), "--audio", str(audio), "--lyrics", str(lyrics), "--genre", row.genre,
              "--out", str(found)]
 
-    refused = autosong(*align)
+    refused = autosong_here(*align)
     assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
     assert "has no alignment heads to read line times from: run `autosong eval" in refused.stderr
 
