@@ -111,6 +111,15 @@ def timed_song_progress(frames, song_frames, line_frames, line_slots, lyric):
     return y0 + (y1 - y0) * ((frames - x0) / (x1 - x0).clamp(min=1e-6)).clamp(0, 1)
 
 
+def pinned_progress_table(song_frames, lines, lyric, length: int):
+    """timed_song_progress at every frame 0..length-1, [B, length]: a generation's song coordinate
+    when its line starts are pinned (an edit's), computed once so that each decode step reads its
+    own frames' entries (Alignment.of takes the table in place of the lines) instead of redoing the
+    piecewise-linear search. lines (line_frames, line_slots) [B, N], lyric [B, L]."""
+    frames = torch.arange(length, device=song_frames.device).float()[None].expand(len(song_frames), -1) + 0.5
+    return timed_song_progress(frames, song_frames, *lines, lyric)
+
+
 @dataclass
 class Alignment:
     """What the alignment prior needs, as two vectors: where each query step is in the song,
@@ -124,10 +133,13 @@ class Alignment:
     def of(cls, positions, song_frames, memory_mask, lyric=None, lines=None) -> "Alignment":
         """positions [B, S] absolute frames, song_frames [B] frames in the whole song, memory_mask
         [B, L] (valid slots first), lyric [B, L] (default: lyric_progress(memory_mask), by slot),
-        lines: timed lines (line_frames, line_slots) [B, N] (slot -1 pads), or None: uniform t/T."""
+        lines: timed lines (line_frames, line_slots) [B, N] (slot -1 pads), their song coordinate
+        at every frame (pinned_progress_table, [B, frames]), or None: uniform t/T."""
         lyric = lyric_progress(memory_mask) if lyric is None else lyric
         if lines is None:
             song = (positions.float() + 0.5) / song_frames.float().clamp(min=1)[:, None]
+        elif isinstance(lines, torch.Tensor):
+            song = lines.gather(1, positions.clamp(0, lines.shape[1] - 1))
         else:
             song = timed_song_progress(positions.float() + 0.5, song_frames, *lines, lyric)
         return cls(song.clamp(0, 1), lyric)

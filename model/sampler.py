@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import torch
 
+from autosong.model.attention import lyric_progress, pinned_progress_table
 from autosong.model.code_notes import NoteHold
 from autosong.model.sampling import SamplingConfig
 from autosong.model.transformer import SoundTransformer
@@ -89,9 +90,11 @@ class Sampler:
         memory, mask = torch.cat([m for m, _ in parts]), torch.cat([k for _, k in parts])
         lyric = model.lyric_progress(text_ids, text_mask)  # None unless the prior counts syllables
         lyric = None if lyric is None else lyric.repeat(len(terms), 1)  # masked slots read nothing
-        if lines is not None:
-            lines = tuple(x.to(dev).repeat(len(terms), 1) for x in lines)
         song_frames = torch.full((memory.shape[0],), frames, device=dev)  # the song is as long as asked
+        if lines is not None:  # the pinned prior's coordinate for every frame a step can stand on, once
+            lines = tuple(x.to(dev).repeat(len(terms), 1) for x in lines)
+            lines = pinned_progress_table(song_frames, lines, lyric_progress(mask) if lyric is None else lyric,
+                                          self.pattern.steps(frames) * getattr(self.pattern, "frames_per_step", 1) + 1)
         codes = torch.zeros(B, C, frames, dtype=torch.long, device=dev)
         known = torch.zeros(C, frames, dtype=torch.bool)  # on the host: read every step, no sync
         if prompt is not None:
@@ -192,7 +195,8 @@ class TextMemory:
     memory: torch.Tensor               # [B(x2), L, D]
     mask: torch.Tensor                 # [B(x2), L]
     lyric: torch.Tensor | None         # the alignment prior's syllable progress, when it counts them
-    lines: tuple | None = None         # (line_frames, line_slots): line starts the prior passes through
+    lines: torch.Tensor | None = None  # [B(x2), frames]: the prior's song coordinate where line starts are
+    # pinned (attention.pinned_progress_table); None: t/T
 
 
 @dataclass

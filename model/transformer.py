@@ -192,7 +192,8 @@ class SoundTransformer(nn.Module):
         for the alignment prior), lyric [B, L] (self.lyric_progress of the lyrics; needed when
         the prior counts syllables), lines (line_frames, line_slots) [B, N]: where lines are
         known to start (an edit's kept lines and its cut), which the prior then passes through
-        whatever align_source trained it. Returns logits [B, S, P, V]."""
+        whatever align_source trained it, or their coordinate per frame (a sampler's, computed
+        once: attention.pinned_progress_table). Returns logits [B, S, P, V]."""
         x = self.embed_steps(inputs, codebook, positions)
         h = self.decode(x, memory, memory_mask, cache, self._align(positions, song_frames, memory_mask, lyric, lines))
         return self.logits(h, codebook)

@@ -175,6 +175,23 @@ def test_timed_prior_puts_each_line_start_at_its_lyric_position_and_untimed_song
     assert torch.allclose(song[1], frames[1] / 10)  # t/T
 
 
+def test_a_pinned_prior_read_from_its_table_is_the_prior_searched_step_by_step():
+    """The sampler computes a pinned prior's coordinate for every frame once; a step reading its
+    frames there (past the song's end too, where a delay pattern's last steps stand) gets the
+    values the piecewise-linear search gives."""
+    from autosong.model.attention import Alignment, pinned_progress_table
+
+    mask = torch.ones(2, 6, dtype=torch.bool)
+    lyric = torch.linspace(0, 1, 6)[None].repeat(2, 1)
+    lines = (torch.tensor([[0.0, 4.0], [2.0, 7.0]]), torch.tensor([[1, 3], [2, -1]]))
+    song_frames = torch.tensor([10, 10])
+    table = pinned_progress_table(song_frames, lines, lyric, 13)
+    positions = torch.tensor([[0, 3, 4, 9, 12], [1, 2, 6, 10, 11]])
+    searched = Alignment.of(positions, song_frames, mask, lyric, lines).song
+    assert torch.equal(Alignment.of(positions, song_frames, mask, lyric, table).song, searched)
+    assert not torch.equal(searched, Alignment.of(positions, song_frames, mask, lyric).song)  # pinned, not t/T
+
+
 def test_timed_prior_is_only_for_a_prior_over_lyric_ids():
     with pytest.raises(ValueError, match="align_source timed moves the alignment prior"):
         ModelConfig(align_source="timed")
