@@ -10,7 +10,8 @@ cut (the control is made as long as the edit, so the two differ only in their wo
 - NER after the cut, own against control, the difference with a bootstrap 95 % interval;
 - line starts: where the alignment heads put the edited song's lines after the cut, against
   where its sung notes say they start, beside the same figure for the fresh sources;
-- the cost: an edit's seconds per regenerated second against a fresh song's per second;
+- the cost: an edit's seconds per regenerated second against a fresh song's per second (its
+  song.lrc included), and against `generate` of a song as long as the regenerated part;
 - the edited song's length (fitted to the new lines unless --source-length) against the synth
   rule's length of the new lyrics;
 - an instrumental of each source: the share of its length that holds a note in the lead's range
@@ -82,6 +83,19 @@ def line_errors(song, codes, lyrics: str, genre: str, notes, after_s: float = 0.
     return [abs(f - t) for f, t in zip(times.starts, truth) if t is not None and t > after_s]
 
 
+def leading(anchors, lead: float):
+    """prior_anchors with the last anchor (the cut's line) `lead` seconds earlier, never before the
+    kept line's anchor."""
+    def moved(song, lyrics, starts):
+        found = anchors(song, lyrics, starts)
+        if found:
+            floor = found[-2][0] + 0.05 if len(found) > 1 else 0.0
+            found[-1] = (max(found[-1][0] - lead, floor), found[-1][1])
+        return found
+
+    return moved
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run")
@@ -96,9 +110,13 @@ def main() -> None:
                    "the alignment heads under the uniform prior (before song.lrc kept the known starts)")
     p.add_argument("--uniform-prior", action="store_true", help="ablation: the alignment prior's uniform t/T after "
                    "the cut, not passing through the kept lines' starts")
+    p.add_argument("--prior-lead", type=float, default=0.0, metavar="S", help="ablation: the prior reaches line N's "
+                   "first word S seconds before the cut (sampled and read so; song.lrc still says the cut)")
     args = p.parse_args()
     if args.uniform_prior:
         edit_module.prior_anchors = api_module.prior_anchors = lambda *a, **k: None  # sampled and read on t/T
+    if args.prior_lead:
+        edit_module.prior_anchors = api_module.prior_anchors = leading(edit_module.prior_anchors, args.prior_lead)
 
     import torch
 
@@ -130,6 +148,9 @@ def main() -> None:
             rows.append({"key": s.key, "refused": str(err)})
             continue
         edited_s = edited.codes.shape[1] / rate
+        t0 = time.perf_counter()  # what the edit regenerates, generated on its own: a song that long
+        song.generate(mine, s.genre, edited_s - edited.cut_frame / rate, cfg)
+        part_s = time.perf_counter() - t0
         control = song.edit(source, Edit(from_line=FROM_LINE, seconds=edited_s), theirs, cfg)  # the same length
         cut, cut_s = edited.cut_frame, edited.cut_frame / rate
         expected = notes_after_cut(mine, s.genre, edited_s - cut_s)
@@ -145,6 +166,7 @@ def main() -> None:
             "ner_own": own.ner, "ner_control": ctl.ner, "expected": len(expected),
             "recall": own.recall, "precision": own.precision,
             "fresh_s_per_s": fresh_s / seconds, "edit_s_per_s": edit_s / max(edited_s - cut_s, 1 / rate),
+            "part_s_per_s": part_s / max(edited_s - cut_s, 1 / rate),
             "edit_line_errors": line_errors(song, edited.codes, mine, s.genre, edited_notes, cut_s,
                                             None if args.heads_only else edited.known_starts),
             "fresh_line_errors": line_errors(song, made.codes[0], s.lyrics, s.genre, source_notes),
@@ -166,6 +188,7 @@ def main() -> None:
         "line_error_edit": {"median": float(np.median(edit_err)) if len(edit_err) else None, "lines": len(edit_err)},
         "line_error_fresh": {"median": float(np.median(fresh_err)) if len(fresh_err) else None, "lines": len(fresh_err)},
         "fresh_s_per_s": mean("fresh_s_per_s"), "edit_s_per_s": mean("edit_s_per_s"),
+        "part_s_per_s": mean("part_s_per_s"),
         "length_error_s": {"median": float(np.median([abs(r["edited_s"] - r["rule_s"]) for r in done])),
                            "source_median": float(np.median([abs(r["seconds"] - r["rule_s"]) for r in done]))},
         "lead_source": mean("lead_source"), "lead_instrumental": mean("lead_instrumental")}
