@@ -27,13 +27,13 @@ ROOT = Path(__file__).resolve().parents[1]
 from autosong.eval.evaluate import load_split  # noqa: E402
 from autosong.model.bundle import load_bundle  # noqa: E402
 from autosong.model.line_times import (choose_heads, choose_heads_untimed, onset_error_summary,  # noqa: E402
-                                       teacher_forced_errors)
+                                       teacher_forced_errors, true_line_starts)
 
 
 def prior_only(model, songs, frame_rate: float) -> np.ndarray:
     errors = []
     for song in songs:
-        frames, slots = song.line_timing()
+        frames, slots = true_line_starts(model, song)
         ids = torch.as_tensor(song.text.astype(np.int64))[None]
         progress = model.lyric_progress(ids, torch.ones_like(ids, dtype=torch.bool))
         progress = progress[0].detach().numpy() if progress is not None else np.linspace(0, 1, ids.shape[1])

@@ -270,7 +270,7 @@ def _line_mass_by_head(model, song) -> np.ndarray:
     import torch
 
     codes, ids, mask, T = _song_inputs(model, song.codes, song.text)
-    line_frames, line_slots = _true_lines(model, song)
+    line_frames, line_slots = true_line_starts(model, song)
     positions = model.pattern.build(codes, T, torch.zeros_like(T)).positions[0].clamp(max=int(T) - 1)
     sung = np.searchsorted(line_frames, positions.cpu().numpy() + 0.5, side="right")  # state of each step
     on_line = torch.as_tensor(line_states(line_slots, ids.shape[1])[None, :] == sung[:, None], device=codes.device)
@@ -284,9 +284,15 @@ def onset_error_summary(errors: np.ndarray) -> dict:
             "p90_s": float(np.percentile(errors, 90)) if len(errors) else float("nan")}
 
 
-def _true_lines(model, song) -> tuple[np.ndarray, np.ndarray]:
-    """A timed song's line starts (frames) and slots, those within model.max_frames."""
+def true_line_starts(model, song) -> tuple[np.ndarray, np.ndarray]:
+    """A timed song's lines with words, as `align` times them: their starts (frames) and first
+    memory slots, those within the codes and model.max_frames. lyrics.lrc also stamps a section's
+    tag line ([chorus]), which holds no words: the build gives that stamp the slot of the line after
+    it, so a line's own start is the last stamp with its slot (the tag's, a break before it, is
+    dropped; the timed prior of training keeps it)."""
     frames, slots = song.line_timing()
+    own = np.append(slots[1:] != slots[:-1], True)
+    frames, slots = frames[own], slots[own]
     kept = frames < min(song.codes.shape[1], model.cfg.max_frames)
     return frames[kept], slots[kept]
 
@@ -295,7 +301,7 @@ def teacher_forced_errors(model, songs, heads, frame_rate: float, offsets=(0.0, 
     """|found - true| line starts (s) over held-out songs with lyrics.lrc, with `heads`' map."""
     errors = []
     for song in songs:
-        frames, slots = _true_lines(model, song)
+        frames, slots = true_line_starts(model, song)
         found = line_times(attention_map(model, song.codes, song.text, heads), slots, frame_rate, offsets=offsets)
         errors.append(onset_errors(found.starts, frames / frame_rate))
     return np.concatenate(errors) if errors else np.zeros(0)
@@ -312,7 +318,7 @@ def choose_heads(model, songs, frame_rate: float, described: dict | None = None)
     order = np.argsort(-scores, axis=None)[:MAX_HEADS]
     ranked = [tuple(int(i) for i in np.unravel_index(o, scores.shape)) for o in order]
     maps = [_head_maps(model, s.codes, s.text, ranked) for s in songs]
-    truth = [_true_lines(model, s) for s in songs]
+    truth = [true_line_starts(model, s) for s in songs]
     best = None
     for k in range(1, len(ranked) + 1):
         found = [np.asarray(line_times(m[:k].mean(0), slots, frame_rate).starts) for m, (_, slots) in zip(maps, truth)]

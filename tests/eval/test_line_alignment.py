@@ -17,10 +17,11 @@ def prior_only_errors(run, data) -> np.ndarray:
 
     from autosong.eval.evaluate import load_split
     from autosong.model.bundle import load_bundle
+    from autosong.model.line_times import true_line_starts
 
     model, errors = load_bundle(run).model, []
     for song in load_split(data, "val")[1]:
-        frames, slots = song.line_timing()
+        frames, slots = true_line_starts(model, song)
         ids = torch.as_tensor(song.text.astype(np.int64))[None]
         progress = model.lyric_progress(ids, torch.ones_like(ids, dtype=torch.bool))[0].numpy()
         errors += list(np.abs(progress[slots] * song.codes.shape[1] - frames) / 75)

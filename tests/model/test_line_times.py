@@ -66,3 +66,19 @@ def test_sung_notes_are_matched_to_the_expected_ones_in_order():
     expected = [60, 62, 64, 65, 67]
     sung = [60, 61.9, 70, 64, 67]  # 65 missed, 70 extra
     assert matched_notes(sung, expected) == [(0, 0), (1, 1), (2, 3), (4, 4)]
+
+
+def test_the_true_starts_are_the_lines_with_words_a_tag_s_stamp_dropped():
+    """lyrics.lrc stamps [verse] at 0.00 and its first line at 0.48 s: the build gives both the
+    line's first slot. What `align` times, and heads are chosen and scored on, is the line's own
+    stamp; lines past the codes are left out."""
+    from types import SimpleNamespace
+
+    from autosong.model.line_times import true_line_starts
+
+    frames = np.array([0.0, 36.0, 196.7, 634.4, 670.4, 900.0], np.float32)  # [verse], 3 lines, [chorus], a line
+    slots = np.array([3, 3, 20, 48, 48, 60])
+    song = SimpleNamespace(line_timing=lambda: (frames, slots), codes=np.zeros((2, 800)))
+    model = SimpleNamespace(cfg=SimpleNamespace(max_frames=27000))
+    got_frames, got_slots = true_line_starts(model, song)
+    assert got_slots.tolist() == [3, 20, 48] and np.allclose(got_frames, [36.0, 196.7, 670.4])
