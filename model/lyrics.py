@@ -241,9 +241,10 @@ def id_kind(tok: str) -> str:
     return "letter" if len(tok) == 1 and tok.isalnum() else "silent"
 
 
-def sung_units(tokenizer: LyricsTokenizer) -> list[float]:
-    """Syllables of singing per vocabulary id (SUNG_UNITS by the id's kind)."""
-    return [SUNG_UNITS[id_kind(tok)] for tok in tokenizer.tokens]
+def sung_units(tokenizer: LyricsTokenizer, tag: float = 0.0) -> list[float]:
+    """Syllables of singing per vocabulary id (SUNG_UNITS by the id's kind); a section tag counts
+    `tag` (model.tag_units: the intro or break before its lines), else nothing."""
+    return [tag if tok.startswith("[") and tok.endswith("]") else SUNG_UNITS[id_kind(tok)] for tok in tokenizer.tokens]
 
 
 @lru_cache(maxsize=1)

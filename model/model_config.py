@@ -40,6 +40,9 @@ class ModelConfig:
     align_units: str = "tokens"        # the prior's lyric coordinate: tokens (slots) | syllables (sung time;
                                        # a BERT memory has no ids to weigh, so it counts slots) | learned
                                        # (syllables to start, each id's length then learned with the model)
+    tag_units: float = ranged(0.0, low=0)  # what a section tag ([verse], [chorus]) counts in a prior over
+                                       # syllables: 0 silent; > 0 the intro or break before its lines gets
+                                       # prior time (learned from there under align_units learned)
     align_source: str = "uniform"      # the prior's song coordinate: uniform (t/T) | timed (a song with
                                        # lyrics.lrc: piecewise through its lines' starts; others uniform)
     prior_kernel: str = "auto"         # where the prior is added: auto (FlexAttention on CUDA, dense on

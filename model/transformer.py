@@ -126,7 +126,7 @@ class SoundTransformer(nn.Module):
         self.apply(self._init)
         if self._counts_syllables:  # fixed by the vocabulary, not saved
 
-            units = sung_units(default_tokenizer())
+            units = sung_units(default_tokenizer(), cfg.tag_units)
             if len(units) != cfg.text_vocab_size:
                 raise ValueError(f"model.align_units syllables needs the lyrics vocabulary ({len(units)} ids), "
                                  f"not model.text_vocab_size {cfg.text_vocab_size}")

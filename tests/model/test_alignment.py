@@ -105,6 +105,23 @@ def test_syllable_progress_counts_sung_time_not_ids(tokenizer):
     assert torch.isfinite(silent).all() and silent.max() <= 1
 
 
+def test_a_section_tag_counts_what_model_tag_units_says(tokenizer):
+    """Silent by default (a model trained before keeps its prior); with tag_units the tag's slot
+    holds prior time, the intro or break before its lines, and the words after it move later."""
+    from autosong.model.lyrics import sung_units
+
+    ids = torch.tensor([tokenizer.encode("[verse]\n我爱你\nlove night", 1)])
+    assert sung_units(tokenizer)[ids[0, 1]] == 0 and sung_units(tokenizer, 1.5)[ids[0, 1]] == 1.5
+    silent = tiny(cross_align="prior", align_units="learned")
+    counted = tiny(cross_align="prior", align_units="learned", tag_units=1.0)
+    mask = torch.ones_like(ids, dtype=torch.bool)
+    assert silent.lyric_units(ids)[0, 1] == 0 and counted.lyric_units(ids)[0, 1] == 1.0
+    first_word = [tokenizer.tokens[i] for i in ids[0]].index("wo3")
+    assert counted.lyric_progress(ids, mask)[0, first_word] > silent.lyric_progress(ids, mask)[0, first_word] + 0.05
+    with pytest.raises(ValueError, match="tag_units"):
+        ModelConfig(tag_units=-1.0)
+
+
 @pytest.mark.parametrize("pattern", ["flatten", "delay"])
 def test_syllable_prior_cached_steps_equal_the_full_forward(pattern, tokenizer):
     model = tiny(pattern=pattern, cross_align="prior", align_units="syllables").eval()
