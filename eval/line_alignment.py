@@ -3,7 +3,8 @@ with true line times (lyrics.lrc): the median and 90th percentile of the absolut
 teacher-forced over the true songs' codes (what `autosong align` does), and for generated songs
 against the notes they really sing (synth data: the sung notes matched to the notes the lyrics
 call for); and how many lines generated songs skip or sing again. A model without alignment heads
-gets them chosen here, on these songs, and recorded in its bundle."""
+(or with heads chosen on the tag lines' stamps too, before true_line_starts) gets them chosen here,
+on these songs, and recorded in its bundle."""
 from __future__ import annotations
 
 import numpy as np
@@ -35,6 +36,7 @@ def line_alignment(song, songs: list, data: str, split: str) -> dict | None:
                 "method": bundle.alignment.chosen_on["method"], "recorded_in": str(bundle.path / ALIGNMENT_FILE)}
     if not timed:
         return None
+    chose = chose or bundle.alignment.scored_on_stamps  # chosen before the tags' own stamps were left out
     if chose:
         bundle.alignment = choose_heads(bundle.model, timed[:CHOICE_SONGS], frame_rate, described)
         bundle.alignment.save(bundle.path)

@@ -22,6 +22,7 @@ from autosong.model.attention import per_frame
 from autosong.model.lyrics import default_tokenizer, lyric_words, normalize_lyrics, sung_units, without_tags
 
 ALIGNMENT_FILE = "alignment.json"
+TRUTH = "lines with words"  # what choose_heads scores against (true_line_starts), recorded with the choice
 NOTE_SECONDS = 0.2  # a line sung for less than this was skipped; attention back on a line this long repeats it
 MAX_HEADS = 8
 
@@ -35,6 +36,13 @@ class AlignmentHeads:
     heads: list[tuple[int, int]]
     chosen_on: dict = field(default_factory=dict)
     offsets: tuple[float, float] = (0.0, 0.0)  # (first line, later lines); files from before them: none
+
+    @property
+    def scored_on_stamps(self) -> bool:
+        """Chosen on true times before they were the lines with words (true_line_starts): a
+        section tag's own stamp counted as a line. Eval chooses such heads again."""
+        timed_choice = "lines" in self.chosen_on and "method" not in self.chosen_on  # not by focus, not by hand
+        return timed_choice and self.chosen_on.get("truth") != TRUTH
 
     @property
     def usual_rates(self) -> tuple[float, float]:
@@ -332,7 +340,8 @@ def choose_heads(model, songs, frame_rate: float, described: dict | None = None)
     rates = np.concatenate([sung_rates(frames / frame_rate, s.codes.shape[1] / frame_rate, line_units(s.text, slots))
                             for s, (frames, slots) in zip(songs, truth)])
     rates = rates[rates > 0]  # a line stamped twice (a repeated chorus) has its words once
-    return AlignmentHeads(ranked[:k], {**(described or {}), "songs": len(songs), **onset_error_summary(errors),
+    return AlignmentHeads(ranked[:k], {**(described or {}), "songs": len(songs), "truth": TRUTH,
+                                       **onset_error_summary(errors),
                                        "sung_rate": [round(float(np.percentile(rates, 5)), 3) if len(rates) else 0.0,
                                                      round(float(np.percentile(rates, 95)), 3) if len(rates) else 1e9],
                                        "line_mass": {f"{a}.{b}": round(float(scores[a, b]), 4) for a, b in ranked}},

@@ -82,3 +82,14 @@ def test_the_true_starts_are_the_lines_with_words_a_tag_s_stamp_dropped():
     model = SimpleNamespace(cfg=SimpleNamespace(max_frames=27000))
     got_frames, got_slots = true_line_starts(model, song)
     assert got_slots.tolist() == [3, 20, 48] and np.allclose(got_frames, [36.0, 196.7, 670.4])
+
+
+def test_heads_chosen_on_the_tags_stamps_too_are_known_for_eval_to_choose_again():
+    from autosong.model.line_times import TRUTH
+
+    before = AlignmentHeads([(0, 0)], {"songs": 32, "lines": 157, "median_s": 0.08})  # a 2026-12-05 file
+    now = AlignmentHeads([(0, 0)], {"songs": 32, "lines": 88, "median_s": 0.086, "truth": TRUTH})
+    by_focus = AlignmentHeads([(0, 0)], {"songs": 8, "method": "focus: no timed songs"})
+    by_hand = AlignmentHeads([(0, 0), (1, 1)])
+    assert before.scored_on_stamps
+    assert not now.scored_on_stamps and not by_focus.scored_on_stamps and not by_hand.scored_on_stamps
