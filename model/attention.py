@@ -115,7 +115,9 @@ def pinned_progress_table(song_frames, lines, lyric, length: int):
     """timed_song_progress at every frame 0..length-1, [B, length]: a generation's song coordinate
     when its line starts are pinned (an edit's), computed once so that each decode step reads its
     own frames' entries (Alignment.of takes the table in place of the lines) instead of redoing the
-    piecewise-linear search. lines (line_frames, line_slots) [B, N], lyric [B, L]."""
+    piecewise-linear search. Past the song's end the coordinate is the same at every frame, so a
+    table one entry longer than the song serves every step (a position beyond it reads the last
+    entry). lines (line_frames, line_slots) [B, N], lyric [B, L]."""
     frames = torch.arange(length, device=song_frames.device).float()[None].expand(len(song_frames), -1) + 0.5
     return timed_song_progress(frames, song_frames, *lines, lyric)
 

@@ -226,14 +226,17 @@ class LyricsTokenizer:
 # lyric coordinate when model.align_units is "syllables". A toned pinyin syllable is one sung
 # syllable, a Latin letter a third of one (English runs ~3 letters per syllable), a line break
 # a breath; tags, spaces, punctuation and the genre token take no time.
-SUNG_UNITS = {"syllable": 1.0, "letter": 1 / 3, "newline": 1.0, "silent": 0.0}
+SUNG_UNITS = {"syllable": 1.0, "letter": 1 / 3, "newline": 1.0, "tag": 0.0, "silent": 0.0}
 
 
 def id_kind(tok: str) -> str:
     """What a vocabulary token is sung as: a syllable, a letter (of a spelled word, or a byte of
-    one in another script), a newline (a breath), or silent (tags, spaces, punctuation, specials)."""
+    one in another script), a newline (a breath), a section tag ([verse]: not sung), or silent
+    (spaces, punctuation, specials)."""
     if tok == NEWLINE:
         return "newline"
+    if tok.startswith("[") and tok.endswith("]"):
+        return "tag"
     if tok.startswith(("<", "[")) or not tok:
         return "letter" if tok.startswith("<0x") and int(tok[3:5], 16) >= 0x80 else "silent"  # non-ASCII bytes
     if tok[-1].isdigit() and len(tok) > 1:
@@ -244,7 +247,8 @@ def id_kind(tok: str) -> str:
 def sung_units(tokenizer: LyricsTokenizer, tag: float = 0.0) -> list[float]:
     """Syllables of singing per vocabulary id (SUNG_UNITS by the id's kind); a section tag counts
     `tag` (model.tag_units: the intro or break before its lines), else nothing."""
-    return [tag if tok.startswith("[") and tok.endswith("]") else SUNG_UNITS[id_kind(tok)] for tok in tokenizer.tokens]
+    units = {**SUNG_UNITS, "tag": tag}
+    return [units[id_kind(tok)] for tok in tokenizer.tokens]
 
 
 @lru_cache(maxsize=1)

@@ -94,7 +94,7 @@ class Sampler:
         if lines is not None:  # the pinned prior's coordinate for every frame a step can stand on, once
             lines = tuple(x.to(dev).repeat(len(terms), 1) for x in lines)
             lines = pinned_progress_table(song_frames, lines, lyric_progress(mask) if lyric is None else lyric,
-                                          self.pattern.steps(frames) * getattr(self.pattern, "frames_per_step", 1) + 1)
+                                          frames + 1)  # every step past the song's end reads its last entry
         codes = torch.zeros(B, C, frames, dtype=torch.long, device=dev)
         known = torch.zeros(C, frames, dtype=torch.bool)  # on the host: read every step, no sync
         if prompt is not None:

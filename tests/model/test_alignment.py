@@ -202,7 +202,7 @@ def test_a_pinned_prior_read_from_its_table_is_the_prior_searched_step_by_step()
     lyric = torch.linspace(0, 1, 6)[None].repeat(2, 1)
     lines = (torch.tensor([[0.0, 4.0], [2.0, 7.0]]), torch.tensor([[1, 3], [2, -1]]))
     song_frames = torch.tensor([10, 10])
-    table = pinned_progress_table(song_frames, lines, lyric, 13)
+    table = pinned_progress_table(song_frames, lines, lyric, 11)  # the song's frames and one past its end
     positions = torch.tensor([[0, 3, 4, 9, 12], [1, 2, 6, 10, 11]])
     searched = Alignment.of(positions, song_frames, mask, lyric, lines).song
     assert torch.equal(Alignment.of(positions, song_frames, mask, lyric, table).song, searched)
