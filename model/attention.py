@@ -49,6 +49,28 @@ class KVCache:
         self.length, self.static_step = 0, None
 
 
+@dataclass
+class Rotation:
+    """Rotary frame positions (`model.frame_positions: rotary`): each self-attention query and key
+    is turned, pair of channels by pair, through an angle proportional to its step's frame, so a
+    score depends on how many frames apart two steps are, not on where in the song they stand. A
+    frame past the training songs' length is then no untrained position. cos/sin [B, 1, S, Dh/2]."""
+    cos: torch.Tensor
+    sin: torch.Tensor
+
+    @classmethod
+    def of(cls, positions, head_dim: int, base: float = 10_000.0) -> "Rotation":
+        """positions [B, S] absolute frames; channel pair i turns at base^(-2i/head_dim) per frame."""
+        rates = base ** (-torch.arange(0, head_dim, 2, device=positions.device, dtype=torch.float32) / head_dim)
+        angles = positions.float()[:, None, :, None] * rates  # [B, 1, S, Dh/2]
+        return cls(angles.cos(), angles.sin())
+
+    def turn(self, x):
+        """x [B, H, S, Dh] -> the same, each pair (x_i, x_{i + Dh/2}) rotated by its angle."""
+        a, b = x.float().chunk(2, dim=-1)
+        return torch.cat([a * self.cos - b * self.sin, a * self.sin + b * self.cos], -1).to(x.dtype)
+
+
 class SelfAttention(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -56,9 +78,13 @@ class SelfAttention(nn.Module):
         self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
         self.out = nn.Linear(cfg.d_model, cfg.d_model)
 
-    def forward(self, x, cache: KVCache | None = None, layer: int = 0):
+    def forward(self, x, cache: KVCache | None = None, layer: int = 0, rotation: Rotation | None = None):
+        """rotation: the steps' rotary positions (None: positions are in x already, a learned embedding).
+        The cache holds keys already turned."""
         B, S, D = x.shape
         q, k, v = self.qkv(x).view(B, S, 3, self.n_heads, D // self.n_heads).permute(2, 0, 3, 1, 4)  # [B, H, S, Dh]
+        if rotation is not None:
+            q, k = rotation.turn(q), rotation.turn(k)
         drop = self.dropout if self.training else 0.0
         if cache is None:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=drop)

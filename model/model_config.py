@@ -12,6 +12,7 @@ CROSS_ALIGN = ("none", "prior")
 ALIGN_UNITS = ("tokens", "syllables", "learned")
 ALIGN_SOURCES = ("uniform", "timed")
 PRIOR_KERNELS = ("auto", "dense", "flex")
+FRAME_POSITIONS = ("learned", "rotary")
 
 
 @dataclass
@@ -24,6 +25,8 @@ class ModelConfig:
     d_ff: int = ranged(1024, low=1)
     dropout: float = ranged(0.0, low=0, high=0.95)
     max_frames: int = ranged(27_000, low=1)  # absolute frame positions (6 min at 75 frames/s)
+    frame_positions: str = "learned"   # learned (an embedding per absolute frame, the design's PosEmb) |
+                                       # rotary (self-attention sees frames apart only; attention.Rotation)
     max_tokens: int = ranged(18_000, low=1)  # training window, in audio tokens (frames x codebooks)
     text_vocab_size: int = ranged(2808, low=1)
     max_text_len: int = ranged(4096, low=1)
@@ -59,6 +62,11 @@ class ModelConfig:
         self.future_frames = tuple(self.future_frames)
         if self.max_tokens < self.num_codebooks:
             raise ValueError(f"model.max_tokens {self.max_tokens} holds not one frame of {self.num_codebooks} codebooks")
+        if self.frame_positions not in FRAME_POSITIONS:
+            raise ValueError(f"model.frame_positions {self.frame_positions!r}: expected one of {FRAME_POSITIONS}")
+        if self.frame_positions == "rotary" and (self.d_model // self.n_heads) % 2:
+            raise ValueError(f"model.frame_positions rotary turns channel pairs: d_model / n_heads "
+                             f"({self.d_model // self.n_heads}) must be even")
         if self.norm not in ("post", "pre"):
             raise ValueError(f"model.norm {self.norm!r}: expected post or pre")
         if self.pattern not in patterns.PATTERNS:

@@ -1,6 +1,7 @@
 """SoundTransformer: the design's decoder over EnCodec tokens with the lyrics as memory.
 
-x = Embed(token) + CodebookEmb(c) + PosEmb(t), t the absolute frame in the song; L decoder
+x = Embed(token) + CodebookEmb(c) + PosEmb(t), t the absolute frame in the song (or, with
+`frame_positions: rotary`, t turns self-attention's queries and keys instead); L decoder
 layers (causal self-attention, cross-attention to the lyric memory, GELU MLP; post-LN as in
 the design, or pre-LN); logits = H W_shared^T + (H U_c) V_c^T per codebook c (LoRA, rank 0 =
 off). Memory M = Linear(PhonemeEmbed(ids) + PosEmb_text), or Linear(BERT states) after the
@@ -19,8 +20,8 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from autosong.model import patterns
-from autosong.model.attention import (Alignment, CrossAttention, KVCache, Recording, SelfAttention, lyric_progress,
-                                      per_frame)
+from autosong.model.attention import (Alignment, CrossAttention, KVCache, Recording, Rotation, SelfAttention,
+                                      lyric_progress, per_frame)
 from autosong.model.lyrics import default_tokenizer, sung_units
 from autosong.model.model_config import ModelConfig
 
@@ -51,11 +52,11 @@ class DecoderLayer(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
 
     def forward(self, x, memory, memory_mask, cache: KVCache | None = None, layer: int = 0, align: Alignment | None = None,
-                recording: Recording | None = None):
+                recording: Recording | None = None, rotation: Rotation | None = None):
         cross_kv = cache.cross[layer] if cache is not None else None
         if cache is not None and cross_kv is None:
             cross_kv = cache.cross[layer] = self.cross_attn.memory_kv(memory)
-        blocks = (lambda h: self.self_attn(h, cache, layer),
+        blocks = (lambda h: self.self_attn(h, cache, layer, rotation),
                   lambda h: self.cross_attn(h, memory, memory_mask, cross_kv, align, recording, layer),
                   self.mlp)
         for norm, block in zip(self.norms, blocks):
@@ -113,7 +114,9 @@ class SoundTransformer(nn.Module):
         self.pattern = patterns.get(cfg.pattern, C, V, cfg.frames_per_step)  # the codebook layout (model/patterns.py)
         self.token_embed = nn.Embedding(self.pattern.input_blocks * (V + 1), D)  # blocks; id V of a block = EMPTY
         self.codebook_embed = nn.Embedding(self.pattern.prediction_kinds, D)
-        self.pos_embed = nn.Embedding(cfg.max_frames + C * cfg.frames_per_step, D)
+        self.position_limit = cfg.max_frames + C * cfg.frames_per_step  # a delayed codebook's last frame included
+        learned = cfg.frame_positions == "learned"
+        self.pos_embed = nn.Embedding(self.position_limit, D) if learned else None
         self.text = TextMemory(cfg)
         self.layers = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.n_layers))
         self.final_norm = nn.LayerNorm(D) if cfg.norm == "pre" else nn.Identity()
@@ -146,12 +149,14 @@ class SoundTransformer(nn.Module):
     # ---- pieces shared by training and incremental decoding ----------------------------------
     def embed_steps(self, inputs, codebook, positions):
         """inputs [B, S, K] ids, codebook [S] or [B, S], positions [B, S] -> x [B, S, D]."""
-        limit = self.pos_embed.num_embeddings
+        limit = self.position_limit
         if positions.is_cuda or torch.compiler.is_compiling():  # checked on the device: no host sync, no graph break
             torch._assert_async(positions.max() < limit, f"a frame position is beyond model.max_frames {self.cfg.max_frames}")
         elif positions.max() >= limit:
             raise ValueError(f"frame position {int(positions.max())} beyond model.max_frames {self.cfg.max_frames}")
-        x = self.token_embed(inputs).sum(dim=2) + self.pos_embed(positions)
+        x = self.token_embed(inputs).sum(dim=2)
+        if self.pos_embed is not None:
+            x = x + self.pos_embed(positions)
         return self.pattern.embed_inputs(x, codebook, self.codebook_embed)
 
     def logits(self, h, codebook):
@@ -163,13 +168,17 @@ class SoundTransformer(nn.Module):
             out = out + self.pattern.low_rank_logits(h, cb, self.lora_u, self.lora_v)
         return out
 
-    def decode(self, x, memory, memory_mask, cache: KVCache | None = None, align: Alignment | None = None,
+    def decode(self, x, positions, memory, memory_mask, cache: KVCache | None = None, align: Alignment | None = None,
                recording: Recording | None = None):
+        """x [B, S, D] the embedded steps, positions [B, S] their absolute frames -> states [B, S, D]."""
+        rotation = None
+        if self.cfg.frame_positions == "rotary":
+            rotation = Rotation.of(positions, self.cfg.d_model // self.cfg.n_heads)
         for i, layer in enumerate(self.layers):
             if self._recomputes(i) and cache is None:
-                x = checkpoint(layer, x, memory, memory_mask, None, i, align, recording, use_reentrant=False)
+                x = checkpoint(layer, x, memory, memory_mask, None, i, align, recording, rotation, use_reentrant=False)
             else:
-                x = layer(x, memory, memory_mask, cache, i, align, recording)
+                x = layer(x, memory, memory_mask, cache, i, align, recording, rotation)
         if cache is not None and cache.static_step is None:  # a static step's index is the caller's
             cache.length += x.shape[1]
         return self.final_norm(x)
@@ -195,7 +204,8 @@ class SoundTransformer(nn.Module):
         whatever align_source trained it, or their coordinate per frame (a sampler's, computed
         once: attention.pinned_progress_table). Returns logits [B, S, P, V]."""
         x = self.embed_steps(inputs, codebook, positions)
-        h = self.decode(x, memory, memory_mask, cache, self._align(positions, song_frames, memory_mask, lyric, lines))
+        h = self.decode(x, positions, memory, memory_mask, cache,
+                        self._align(positions, song_frames, memory_mask, lyric, lines))
         return self.logits(h, codebook)
 
     def lyric_progress(self, text_ids, text_mask):
@@ -257,7 +267,7 @@ class SoundTransformer(nn.Module):
         lines = (line_frames, line_slots) if timed else None
         prior = recording is None or recording.prior
         align = self._align(batch.positions, song_frames, memory_mask, lyric, lines) if prior else None
-        h = self.decode(x, memory, memory_mask, align=align, recording=recording)
+        h = self.decode(x, batch.positions, memory, memory_mask, align=align, recording=recording)
         if with_future and self.future_embed is not None:
             return self.logits(h, batch.codebook), batch, self.future(h, batch, codes, lengths, frame_offset)
         return self.logits(h, batch.codebook), batch

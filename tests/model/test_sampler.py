@@ -68,11 +68,13 @@ def test_long_songs_with_the_alignment_prior_use_absolute_positions():
     assert not torch.equal(codes[..., 20:30], codes[..., 10:20])
 
 
-@pytest.mark.parametrize("pattern", ["flatten", "delay"])
-def test_the_static_cache_decodes_what_the_growing_cache_decodes(pattern):
+@pytest.mark.parametrize("pattern,positions", [("flatten", "learned"), ("delay", "learned"), ("delay", "rotary")])
+def test_the_static_cache_decodes_what_the_growing_cache_decodes(pattern, positions):
     """The compiled decode's step (fixed shapes: the whole cache under a mask) gives the same
-    codes, guided, with a prompt, with the syllable prior, across windows."""
-    model = tiny(pattern=pattern, max_tokens=40, cross_align="prior", align_units="syllables").eval()
+    codes, guided, with a prompt, with the syllable prior, across windows (rotary positions too:
+    the cache holds turned keys, and a later window's prefill turns them at their own frames)."""
+    model = tiny(pattern=pattern, max_tokens=40, cross_align="prior", align_units="syllables",
+                 frame_positions=positions).eval()
     ids, mask = text(B=2, L=12)
     prompt = torch.randint(0, 1024, (2, 2, 4))
     for s in (SamplingConfig(temperature=0.0, guidance=3.0), SamplingConfig(temperature=1.0, top_k=20, guidance=1.0, seed=5)):

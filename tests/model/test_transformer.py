@@ -81,9 +81,9 @@ def test_activation_checkpointing_gives_the_same_loss_and_gradients():
         assert torch.allclose(grads[0][1][name], grads[1][1][name], atol=1e-6), name
 
 
-@pytest.mark.parametrize("pattern", ["flatten", "delay"])
-def test_cached_steps_equal_the_full_forward(pattern):
-    model = tiny(pattern=pattern).eval()
+@pytest.mark.parametrize("pattern,positions", [("flatten", "learned"), ("delay", "learned"), ("delay", "rotary")])
+def test_cached_steps_equal_the_full_forward(pattern, positions):
+    model = tiny(pattern=pattern, frame_positions=positions).eval()
     codes, lengths, off, ids, mask = batch(B=2, T=9)
     with torch.no_grad():
         full, pb = model(codes, lengths, off + 3, ids, mask)
@@ -95,6 +95,20 @@ def test_cached_steps_equal_the_full_forward(pattern):
         for s in range(5, S):  # then one step at a time
             pieces.append(model.step(pb.inputs[:, s : s + 1], cb[s : s + 1], pb.positions[:, s : s + 1], memory, mmask, cache))
     assert torch.allclose(torch.cat(pieces, dim=1), full, atol=1e-4)
+
+
+@pytest.mark.parametrize("positions", ["learned", "rotary"])
+def test_rotary_positions_see_frames_apart_not_where_in_the_song(positions):
+    """Without the alignment prior, a window 300 frames into the song gives the logits the same codes
+    give at its start when positions are rotary; a learned embedding per frame does not."""
+    model = tiny(pattern="delay", frame_positions=positions).eval()
+    with torch.no_grad():
+        if model.pos_embed is not None:
+            model.pos_embed.weight.normal_(std=1.0)  # make position matter to a random model
+        codes, lengths, off, ids, mask = batch(B=2, T=12)
+        start, later = model(codes, lengths, off, ids, mask)[0], model(codes, lengths, off + 300, ids, mask)[0]
+    assert torch.allclose(start, later, atol=1e-4) == (positions == "rotary")
+    assert model.pos_embed is None if positions == "rotary" else model.pos_embed.num_embeddings == 500 + 2
 
 
 def test_null_memory_ignores_the_lyrics():
@@ -112,6 +126,10 @@ def test_bad_config_is_refused():
         ModelConfig(pattern="zigzag")
     with pytest.raises(ValueError, match="norm"):
         ModelConfig(norm="mid")
+    with pytest.raises(ValueError, match="frame_positions"):
+        ModelConfig(frame_positions="absolute")
+    with pytest.raises(ValueError, match="even"):
+        ModelConfig(d_model=60, n_heads=4, frame_positions="rotary")
 
 
 def _gathered_lora(model, h, cb):
