@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from autosong.command_line import HelpFormatter, real, run_cli, whole
+from autosong.manifests.errors import AutoSongError
 from autosong.pipeline.build import BuildConfig, build
 from autosong.pipeline.latents import encode_latents
 from autosong.pipeline.summary import summary
@@ -14,9 +15,12 @@ from autosong.pipeline.verify import verify
 
 
 def _synth(args) -> int:
+    if args.longest is not None and args.longest < args.seconds:
+        raise AutoSongError(f"--longest {args.longest:g} s is shorter than --seconds {args.seconds:g} s")
     folders = synth_corpus(args.dir, songs=args.songs, seconds=args.seconds, seed=args.seed, breaks=args.breaks,
-                           instrumental=args.instrumental)
-    print(f"wrote {len(folders)} songs of {args.seconds:g} s{' with instrumental breaks' if args.breaks else ''} to {args.dir}")
+                           instrumental=args.instrumental, longest=args.longest)
+    length = f"{args.seconds:g}-{args.longest:g}" if args.longest else f"{args.seconds:g}"
+    print(f"wrote {len(folders)} songs of {length} s{' with instrumental breaks' if args.breaks else ''} to {args.dir}")
     return 0
 
 
@@ -112,6 +116,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--songs", type=whole(1), default=8)
     s.add_argument("--seconds", type=real(0, above=True), default=10.0)
     s.add_argument("--seed", type=whole(0), default=0)
+    s.add_argument("--longest", type=real(0, above=True), default=None,
+                   help="songs of several lengths: each at least a length drawn from [--seconds, --longest]")
     s.add_argument("--breaks", action="store_true",
                    help="open sections with instrumental breaks of random length, so only lyrics.lrc times the lines")
     s.add_argument("--instrumental", type=real(0, 1), default=0.0,

@@ -19,7 +19,8 @@ MARKER = "synth.json"  # at the corpus root: the build records the rule in datas
 
 
 def synth_corpus(out_dir: str | Path, songs: int = 8, seconds: float = 10.0, seed: int = 0,
-                 workers: int | None = None, breaks: bool = False, instrumental: float = 0.0) -> list[Path]:
+                 workers: int | None = None, breaks: bool = False, instrumental: float = 0.0,
+                 longest: float | None = None) -> list[Path]:
     """Write `out_dir/song_XXX/{lyrics.txt, lyrics.lrc, audio.mp3|audio.flac, genre.txt}`; returns the
     folders. lyrics.lrc holds the time each line starts to be sung.
     Each song lasts at least `seconds`: its complete lyrics' melody, so up to a line longer (and its breaks).
@@ -27,16 +28,20 @@ def synth_corpus(out_dir: str | Path, songs: int = 8, seconds: float = 10.0, see
     (default: the CPUs, up to 8) write the same corpus as one would. `breaks`: instrumental breaks
     before sections (model/synth_music.py), off by default. `instrumental`: the share of songs that
     are backing alone (bass and drums, no lead), whose lyrics are INSTRUMENTAL_LYRICS, as a real
-    corpus tags its instrumental tracks; the other songs are the same whatever the share."""
+    corpus tags its instrumental tracks; the other songs are the same whatever the share. `longest`:
+    each song lasts at least a length drawn uniformly from [seconds, longest] by its own generator
+    (songs of several lengths, so a model sees the later lines and sections of long songs too)."""
     import json
     import os
 
+    if longest is not None and longest < seconds:
+        raise ValueError(f"longest {longest:g} s is shorter than seconds {seconds:g} s")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     marker = {"rule": SYNTH_RULE, "songs": songs, "seconds": seconds, "seed": seed} | ({"breaks": True} if breaks else {}) \
-        | ({"instrumental": instrumental} if instrumental else {})
+        | ({"instrumental": instrumental} if instrumental else {}) | ({"longest": longest} if longest else {})
     (out_dir / MARKER).write_text(json.dumps(marker) + "\n")
-    jobs = [(out_dir, i, seconds, seed, breaks, instrumental) for i in range(songs)]
+    jobs = [(out_dir, i, song_length(seconds, longest, seed, i), seed, breaks, instrumental) for i in range(songs)]
     workers = min(workers or min(8, os.cpu_count() or 1), songs)
     if workers <= 1:
         return [_write_song(*job) for job in jobs]
@@ -45,6 +50,13 @@ def synth_corpus(out_dir: str | Path, songs: int = 8, seconds: float = 10.0, see
 
     with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:  # no fork of torch's threads
         return list(pool.map(_write_song, *zip(*jobs), chunksize=max(1, songs // (4 * workers))))
+
+
+def song_length(seconds: float, longest: float | None, seed: int, i: int) -> float:
+    """The least length of song i: `seconds`, or drawn from [seconds, longest] by its own generator."""
+    if not longest or longest == seconds:
+        return seconds
+    return seconds + (longest - seconds) * float(np.random.default_rng([seed, i, 2]).random())
 
 
 def _write_song(out_dir: Path, i: int, seconds: float, seed: int, breaks: bool, instrumental: float = 0.0) -> Path:

@@ -149,3 +149,23 @@ def test_instrumental_songs_are_the_backing_alone_and_leave_the_others_as_they_w
     audio = load_audio(next(sung.glob("audio.*")), 24_000)
     wav = audio.wav.mean(axis=1) if audio.wav.ndim == 2 else audio.wav
     assert [n for n in transcribe(wav, 24_000) if n.pitch >= lowest_lead_pitch(genre) - 0.5]  # the lead's there
+
+
+def test_songs_of_several_lengths_each_last_their_own_drawn_length(tmp_path, tokenizer):
+    """`longest`: song i lasts at least a length drawn from [seconds, longest] by its own generator,
+    so the corpus spans short and long songs (with their later lines and sections), and a corpus
+    without it is the one it always was."""
+    import json
+
+    from autosong.pipeline.synth import song_length
+
+    mixed = synth_corpus(tmp_path / "mixed", songs=6, seconds=3, seed=4, workers=1, longest=12)
+    drawn = [song_length(3, 12, 4, i) for i in range(6)]
+    assert all(3 <= d <= 12 for d in drawn) and max(drawn) - min(drawn) > 3
+    assert json.loads((tmp_path / "mixed" / "synth.json").read_text())["longest"] == 12
+    for folder, least in zip(mixed, drawn):
+        lyrics, genre = (folder / "lyrics.txt").read_text(encoding="utf-8"), (folder / "genre.txt").read_text().strip()
+        assert song_seconds(lyrics, genre, tokenizer) >= least
+    assert [song_length(3, None, 4, i) for i in range(6)] == [3] * 6
+    with pytest.raises(ValueError, match="shorter"):
+        synth_corpus(tmp_path / "bad", songs=1, seconds=5, longest=4)
