@@ -7,6 +7,7 @@ songs follow their lyrics; the true audio through the codec gives the ceiling.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict
 
 import numpy as np
@@ -15,14 +16,12 @@ from autosong.eval.evaluate import bootstrap_ci, format_interval, load_split
 from autosong.eval.line_alignment import sung_line_starts
 from autosong.eval.notes import SingingScore, singing_score, transcribe
 from autosong.manifests.progress import progress
-from autosong.model.lyrics import default_tokenizer
-from autosong.model.synth_music import expected_notes, lyrics_within, sings_synth_notes, song_seconds
+from autosong.model.synth_music import expected_notes, sings_synth_notes
 
 
 def note_error_rates(song, data: str, split: str, count: int, seconds: float | None, settings) -> dict:
     """Generate `count` held-out songs (each as long as the true one, up to `seconds`: a longer one
-    is asked for the lines of its lyrics that a song of `seconds` holds, at their length) and their
-    controls with `song` (a model.api.AutoSong) and `settings` (a SamplingConfig); returns
+    is drawn as its whole length's opening, so its lyrics keep their pace) and their controls with `song` (a model.api.AutoSong) and `settings` (a SamplingConfig); returns
     NER(true), NER(control), their difference with a 95 % interval, the codec's ceiling, the
     notes matched, sung and expected over all songs (recall, precision, sung/expected and the
     edits apart), and per song what was expected and sung (for the report)."""
@@ -37,25 +36,27 @@ def note_error_rates(song, data: str, split: str, count: int, seconds: float | N
     bar = progress(len(songs), "singing held-out lyrics", "song")
     for i, s in enumerate(songs):
         other = songs[(i + shift) % len(songs)]
-        lyrics, control_lyrics, length = cut_short(s, other, seconds, codec.frame_rate)
-        heard = [n for n in expected_notes(lyrics, s.genre) if n[0] < length]  # the notes a song of this length can hold
+        whole = s.codes.shape[1] / codec.frame_rate
+        length = min(seconds or math.inf, whole)
+        expected = expected_notes(s.lyrics, s.genre)
+        heard = [n for n in expected if n[0] < length]  # the notes a song of this length can hold
         pitches = [p for _, _, p in heard]
-        made = song.generate(lyrics, s.genre, length, settings)
-        control_wav = song.generate(control_lyrics, s.genre, length, settings).audio[0]
+        made = song.generate(s.lyrics, s.genre, length, settings, song_seconds=whole)
+        control_wav = song.generate(other.lyrics, s.genre, length, settings, song_seconds=whole).audio[0]
         reference_wav = codec.decode(s.codes[:, : int(length * codec.frame_rate)])
         sung = transcribe(made.audio[0], rate)
         for kind, notes in (("own", sung), ("control", transcribe(control_wav, rate)),
                             ("codec", transcribe(reference_wav, rate))):
             scores[kind].append(singing_score([n.pitch for n in notes], pitches))
         rows.append({
-            "key": s.key, "control_lyrics_of": other.key, "seconds": length, "lines_asked": lyrics.count("\n"),
+            "key": s.key, "control_lyrics_of": other.key, "seconds": length,
             "ner_true": scores["own"][-1].ner, "ner_control": scores["control"][-1].ner,
             "ner_codec": scores["codec"][-1].ner, "score": asdict(scores["own"][-1]),
             "expected": [list(n) for n in heard], "sung": [[n.start, n.length, n.pitch] for n in sung]})
         if song.bundle.alignment is not None:  # where it sings each line, and where its notes say it does
-            _, times = song.line_times(made.codes[0], lyrics, s.genre)
+            _, times = song.line_times(made.codes[0], s.lyrics, s.genre)
             rows[-1].update(line_starts=times.starts, skipped=times.skipped, repeated=times.repeated,
-                            line_truth=sung_line_starts(lyrics, s.genre, rows[-1]["sung"]))
+                            line_truth=sung_line_starts(s.lyrics, s.genre, rows[-1]["sung"]))
         bar.update(1)
     bar.close()
     true, control, ceiling = (np.array([x.ner for x in scores[k]]) for k in ("own", "control", "codec"))
@@ -64,19 +65,6 @@ def note_error_rates(song, data: str, split: str, count: int, seconds: float | N
             "ner_true": float(true.mean()), "ner_control": float(control.mean()), "ner_codec": float(ceiling.mean()),
             "difference": {"mean": float(difference.mean()), "ci95": bootstrap_ci(difference, settings.seed)},
             "own": pooled(scores["own"]), "control": pooled(scores["control"]), "per_song": rows}
-
-
-def cut_short(song, other, seconds: float | None, frame_rate: float) -> tuple[str, str, float]:
-    """(its lyrics, the control's lyrics, seconds) to generate a held-out `song` (a Sample) at: the
-    whole song when it fits in `seconds`; else the lines of each lyrics that a song of `seconds`
-    sings whole, at the length their song lasts (so a cut song is not asked for its complete
-    lyrics in less time, and the control sings as many lines)."""
-    whole = song.codes.shape[1] / frame_rate
-    if seconds is None or whole <= seconds:
-        return song.lyrics, other.lyrics, whole
-    lyrics = lyrics_within(song.lyrics, song.genre, seconds)
-    length = min(seconds, song_seconds(lyrics, song.genre, default_tokenizer()))
-    return lyrics, lyrics_within(other.lyrics, song.genre, length), length
 
 
 def pooled(scores: list[SingingScore]) -> dict:

@@ -100,10 +100,11 @@ class AutoSong:
 
     def generate(self, lyrics: str | list[str], genres: str | list[str], seconds: float,
                  sampling: SamplingConfig | None = None, prompt_audio: np.ndarray | None = None,
-                 progress: bool = False) -> Songs:
+                 progress: bool = False, song_seconds: float | None = None) -> Songs:
         """lyrics, genres: one song, or lists of equal length (one batch); seconds: each song's
         length (longer than the training window is fine); prompt_audio: mono float32 at
-        `sample_rate`, continued by every song."""
+        `sample_rate`, continued by every song; song_seconds: the whole song's length when only its
+        first `seconds` are wanted (the lyrics then keep the pace of the whole song)."""
         lyrics = [lyrics] if isinstance(lyrics, str) else list(lyrics)
         genres = [genres] * len(lyrics) if isinstance(genres, str) else list(genres)
         if len(genres) != len(lyrics):
@@ -111,7 +112,8 @@ class AutoSong:
         prompt = None if prompt_audio is None else self.codec.encode(prompt_audio, self.codec.sample_rate)
         sampling = sampling or SamplingConfig()
         codes, timing = generate_codes(self.bundle, lyrics, genres, seconds, sampling, self.codec.frame_rate, prompt,
-                                       progress, self.autoencoder, code_notes=self.code_notes_for(sampling))
+                                       progress, self.autoencoder, code_notes=self.code_notes_for(sampling),
+                                       song_seconds=song_seconds)
         t0 = time.perf_counter()
         audio = [self.decode(c) for c in codes]
         timing["seconds_decode"] = time.perf_counter() - t0

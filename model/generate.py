@@ -88,14 +88,15 @@ def real_time_factor(timing: dict) -> float:
 def generate_codes(bundle: Bundle, lyrics: list[str], genres: list[str], seconds: float, settings: SamplingConfig,
                    frame_rate: int = 75, prompt: np.ndarray | None = None, progress: bool = True,
                    autoencoder: Bundle | None = None, line_starts: list[tuple[float, int]] | None = None,
-                   code_notes: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
+                   code_notes: np.ndarray | None = None, song_seconds: float | None = None) -> tuple[np.ndarray, dict]:
     """Returns codes int16 [N, C, frames] and timing figures. Runs where the bundle's model is.
     Songs longer than the training window are generated window by window (model/sampler.py).
     `autoencoder`: a latent model's, if already loaded (else it is loaded from the bundle).
     `line_starts`: (seconds, memory slot of the line's first word) that every song's alignment
     prior passes through (an edit's kept lines and its cut); None: the uniform t/T.
     `code_notes`: the note each codebook-0 code sounds, for settings.note_hold (AutoSong.code_notes_for);
-    None: codes are drawn as codes."""
+    None: codes are drawn as codes. `song_seconds`: the whole song's length when only its first
+    `seconds` are drawn (the alignment prior's song length; default `seconds`)."""
     model = bundle.model
     ae = autoencoder if autoencoder is not None else autoencoder_for(bundle)
     stride = ae.model.cfg.stride if ae else 1
@@ -129,8 +130,10 @@ def generate_codes(bundle: Bundle, lyrics: list[str], genres: list[str], seconds
                               np.array([slot for _, slot in line_starts], np.int64))] * len(lyrics))
         lines = (lines["line_frames"], lines["line_slots"])
     sampler = Sampler(model, code_notes=code_notes, frame_rate=frame_rate / stride)
+    whole = None if song_seconds is None else math.ceil(round(song_seconds * frame_rate) / stride)
     codes = sampler.generate(batch["text_ids"], batch["text_mask"], frames, settings, prompt=prompt_t,
-                             bert=batch.get("bert"), bert_mask=batch.get("bert_mask"), progress=hook, lines=lines)
+                             bert=batch.get("bert"), bert_mask=batch.get("bert_mask"), progress=hook, lines=lines,
+                             song_frames=whole)
     if ae is not None:
         with torch.no_grad():
             codes = ae.model.decode(codes)  # latents -> EnCodec codes [N, C, frames * stride]

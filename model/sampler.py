@@ -68,11 +68,13 @@ class Sampler:
 
     @torch.inference_mode()
     def generate(self, text_ids, text_mask, frames: int, settings: SamplingConfig, prompt=None,
-                 bert=None, bert_mask=None, progress=None, lines=None) -> torch.Tensor:
+                 bert=None, bert_mask=None, progress=None, lines=None, song_frames: int | None = None) -> torch.Tensor:
         """Args: text_ids/text_mask [B, L] (genre token first), frames to produce, prompt codes
         [B, C, P] (optional), progress(frames_done, frames, seconds) called as frames complete,
         lines (line_frames, line_slots) [B, N]: line starts the alignment prior must pass through
-        (an edit's; model/padding.line_inputs), or None: the uniform t/T.
+        (an edit's; model/padding.line_inputs), or None: the uniform t/T. song_frames: the whole
+        song's length when only its opening `frames` are drawn (what the alignment prior's T is;
+        default `frames`).
         Returns codes [B, C, frames] (the prompt included)."""
         model, C, W = self.model, self.cfg.num_codebooks, self.cfg.window_frames
         B, dev = text_ids.shape[0], text_ids.device
@@ -90,7 +92,8 @@ class Sampler:
         memory, mask = torch.cat([m for m, _ in parts]), torch.cat([k for _, k in parts])
         lyric = model.lyric_progress(text_ids, text_mask)  # None unless the prior counts syllables
         lyric = None if lyric is None else lyric.repeat(len(terms), 1)  # masked slots read nothing
-        song_frames = torch.full((memory.shape[0],), frames, device=dev)  # the song is as long as asked
+        whole = frames if song_frames is None else max(frames, song_frames)
+        song_frames = torch.full((memory.shape[0],), whole, device=dev)  # the song is as long as asked
         if lines is not None:  # the pinned prior's coordinate for every frame a step can stand on, once
             lines = tuple(x.to(dev).repeat(len(terms), 1) for x in lines)
             lines = pinned_progress_table(song_frames, lines, lyric_progress(mask) if lyric is None else lyric,

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from autosong.model.lyrics import LyricsTokenizer, default_tokenizer, lyric_words, normalize_lyrics
+from autosong.model.lyrics import LyricsTokenizer, default_tokenizer, normalize_lyrics
 
 SAMPLE_RATE = 44_100  # written as real corpora are: 44.1 kHz stereo, so the build resamples
 SYNTH_RULE = "autosong-synth-v1"  # names the lyrics -> notes rule below; bump it when the rule changes
@@ -242,24 +242,6 @@ def expected_notes(lyrics: str, genre: str) -> list[tuple[float, float, int]]:
     """(start s, length s, MIDI) of the sung notes the rule gives these lyrics: the truth a
     generated song's transcribed notes are scored against (eval/notes.py)."""
     return note_timeline(lyrics, genre, default_tokenizer())
-
-
-def lyrics_within(lyrics: str, genre: str, seconds: float) -> str:
-    """The opening of `lyrics` that a song of `seconds` sings whole under the rule: its first lines
-    (section tags and blank lines with the line after them) while their song lasts no longer, and at
-    least the first line with words. What a song cut to `seconds` should be asked to sing, rather
-    than its complete lyrics squeezed into less time."""
-    tokenizer = default_tokenizer()
-    lines = lyrics.rstrip("\n").split("\n")
-    kept = None
-    for n, line in enumerate(lines, start=1):
-        if not lyric_words(line):
-            continue
-        part = "\n".join(lines[:n]) + "\n"
-        if kept is not None and song_seconds(part, genre, tokenizer) > seconds:
-            break
-        kept = part
-    return lyrics if kept is None else kept
 
 
 def lowest_lead_pitch(genre: str) -> int:

@@ -78,29 +78,3 @@ def test_the_report_lists_the_notes_asked_for_against_those_sung():
     assert "<th>sung (3)</th><td><b>C4</b> C#4 <b>E4</b></td>" in html  # a repeat counts once, as scored
     assert "recall 0.67, precision 0.67" in html
     assert _note_rows({"expected": None, "sung": []}) == ""
-
-
-def test_a_song_cut_short_is_asked_for_the_lines_it_holds(tokenizer):
-    """A held-out song longer than the eval's seconds is generated from the opening lines a song of
-    that length sings whole, at their song's length, and so is its control: not the complete lyrics
-    squeezed into less time. A song that fits is generated whole."""
-    from types import SimpleNamespace
-
-    from autosong.eval.singing import cut_short
-    from autosong.model.lyrics import lyric_words
-    from autosong.model.synth_music import make_lyrics, song_seconds
-
-    def held_out(seed, seconds):
-        lyrics = make_lyrics(np.random.default_rng(seed), seconds, "pop", tokenizer)
-        frames = round(song_seconds(lyrics, "pop", tokenizer) * 75)
-        return SimpleNamespace(lyrics=lyrics, genre="pop", codes=np.zeros((2, frames)))
-
-    long, other = held_out(1, 12.0), held_out(2, 12.0)
-    lyrics, control, seconds = cut_short(long, other, 6.0, 75.0)
-    assert long.lyrics.startswith(lyrics) and other.lyrics.startswith(control)
-    words = [line for line in lyrics.split("\n") if lyric_words(line)]
-    assert 1 <= len(words) < len([line for line in long.lyrics.split("\n") if lyric_words(line)])
-    assert seconds == song_seconds(lyrics, "pop", tokenizer) <= 6.0
-    assert song_seconds(control, "pop", tokenizer) <= seconds
-    short = held_out(3, 3.0)
-    assert cut_short(short, other, 6.0, 75.0) == (short.lyrics, other.lyrics, short.codes.shape[1] / 75.0)

@@ -68,6 +68,22 @@ def test_long_songs_with_the_alignment_prior_use_absolute_positions():
     assert not torch.equal(codes[..., 20:30], codes[..., 10:20])
 
 
+def test_an_opening_drawn_alone_is_the_whole_songs_opening():
+    """song_frames: the first frames of a longer song, drawn with the whole song's length as the
+    alignment prior's T, are the whole song's first frames; drawn as a song of their own, they are not."""
+    model = tiny(pattern="delay", cross_align="prior").eval()
+    with torch.no_grad():  # make the prior matter to a random model: sharp, and read loudly
+        for layer in model.layers:
+            layer.cross_attn.prior_log_w.fill_(8.0)
+            layer.cross_attn.out.weight.mul_(50.0)
+    ids, mask = text(B=1, L=12)
+    s = SamplingConfig(temperature=0.0, guidance=3.0)
+    whole = Sampler(model).generate(ids, mask, 30, s)
+    opening = Sampler(model).generate(ids, mask, 12, s, song_frames=30)
+    assert torch.equal(opening, whole[..., :12])
+    assert not torch.equal(Sampler(model).generate(ids, mask, 12, s), opening)
+
+
 @pytest.mark.parametrize("pattern,positions", [("flatten", "learned"), ("delay", "learned"), ("delay", "rotary")])
 def test_the_static_cache_decodes_what_the_growing_cache_decodes(pattern, positions):
     """The compiled decode's step (fixed shapes: the whole cache under a mask) gives the same
