@@ -53,6 +53,10 @@ def parser() -> argparse.ArgumentParser:
     # (train CE 2.8 against 5.2 held out) instead of learning how lyrics become melody.
     p.add_argument("--songs", type=whole(1), default=640)
     p.add_argument("--seconds", type=real(1), default=3.0, help="shortest synth song (each holds its complete lyrics)")
+    # Songs of several lengths, not 3-6 s alone: a model that has heard third lines and second sections
+    # sings and times unseen 10 s songs better (bench/RESULTS.md "Singing on songs of several lengths").
+    p.add_argument("--longest", type=real(1), default=10.0,
+                   help="each song lasts at least a length drawn from [--seconds, --longest]")
     # Instrumental tracks teach `autosong edit --instrumental` the backing alone (0.05 did, bench/RESULTS.md
     # "Editing, second round"); off by default: on seed 1 they cost the demo its lyric-following (+0.06 [-0.16, +0.23]).
     p.add_argument("--instrumental", type=real(0, 1), default=0.0,
@@ -76,6 +80,8 @@ def run(argv) -> int:
     import torch.distributed as dist
 
     args = parser().parse_args(argv)
+    if args.longest < args.seconds:
+        parser().error(f"--longest {args.longest:g} is shorter than --seconds {args.seconds:g}")
     if args.threads:  # else torch's every core, whatever the load: the demo's figures repeat bit for bit
         use_threads(args.threads)
     out = Path(args.out)
@@ -83,8 +89,10 @@ def run(argv) -> int:
     corpus = out / "corpus"
     if corpus.exists():
         shutil.rmtree(corpus)
-    synth_corpus(corpus, songs=args.songs, seconds=args.seconds, seed=args.seed, instrumental=args.instrumental)
-    print(f"[1/5] synth corpus: {args.songs} songs of at least {args.seconds:g} s -> {corpus}  ({time.time() - t0:.0f} s)")
+    synth_corpus(corpus, songs=args.songs, seconds=args.seconds, seed=args.seed, instrumental=args.instrumental,
+                 longest=args.longest)
+    print(f"[1/5] synth corpus: {args.songs} songs of at least {args.seconds:g}-{args.longest:g} s -> {corpus}  "
+          f"({time.time() - t0:.0f} s)")
 
     data = out / "data"
     result = build(BuildConfig(str(corpus), str(data), codec=args.codec, shard_samples=16,

@@ -32,3 +32,18 @@ def test_train_refuses_bad_numbers_before_touching_data(args, named, tmp_path):
     out = autosong("train", "--data", str(tmp_path / "none"), "--run", str(tmp_path / "run"), *args)
     assert out.returncode == 2 and named in out.stderr and "Traceback" not in out.stderr, out.stderr
     assert not (tmp_path / "run").exists()
+
+
+SONG_LENGTHS = [
+    (["demo", "--seconds", "5", "--longest", "4"], "--longest 4 is shorter than --seconds 5"),
+    (["demo", "--longest", "nan"], "--longest"),
+    (["pipeline", "synth", "DIR", "--seconds", "5", "--longest", "4"], "--longest 4 s is shorter than --seconds 5 s"),
+]
+
+
+@pytest.mark.parametrize("args,named", SONG_LENGTHS)
+def test_song_lengths_that_cannot_be_drawn_are_refused_before_writing(args, named, tmp_path):
+    args = [str(tmp_path / "c") if a == "DIR" else a for a in args]
+    out = autosong(*args, "--out", str(tmp_path / "d")) if args[0] == "demo" else autosong(*args)
+    assert out.returncode == 2 and named in out.stderr and "Traceback" not in out.stderr, out.stderr
+    assert not (tmp_path / "d").exists() and not (tmp_path / "c").exists()
