@@ -85,6 +85,21 @@ def real_time_factor(timing: dict) -> float:
     return (timing["seconds_sampling"] + timing.get("seconds_decode", 0.0)) / max(timing["generated_seconds"], 1e-9)
 
 
+def _prompt_steps(prompt: np.ndarray, ae: Bundle | None, frames: int, seconds: float, frame_rate: int, device,
+                  songs: int) -> torch.Tensor:
+    """Prompt codes [C, P] -> what every song's sampler continues, [songs, C, P] (a latent model's
+    latents); refused when it leaves nothing of the `frames` steps to generate."""
+    steps = torch.from_numpy(prompt.astype(np.int64))[None].to(device)
+    stride = ae.model.cfg.stride if ae else 1
+    if ae is not None:  # a latent model continues the prompt's latents
+        steps = ae.model.encode(steps)
+    if steps.shape[-1] >= frames:
+        given = steps.shape[-1] * stride / frame_rate
+        raise AutoSongError(f"the prompt covers {given:.1f} s of the {seconds:g} s asked for: nothing would be "
+                            f"generated; ask for more --seconds, or keep less of it with --prompt-seconds")
+    return steps.expand(songs, -1, -1)
+
+
 def generate_codes(bundle: Bundle, lyrics: list[str], genres: list[str], seconds: float, settings: SamplingConfig,
                    frame_rate: int = 75, prompt: np.ndarray | None = None, progress: bool = True,
                    autoencoder: Bundle | None = None, line_starts: list[tuple[float, int]] | None = None,
@@ -110,16 +125,7 @@ def generate_codes(bundle: Bundle, lyrics: list[str], genres: list[str], seconds
         raise AutoSongError("--seconds must give at least one frame")
     device = next(model.parameters()).device
     batch = text_batch(bundle, lyrics, genres, device)
-    prompt_t = None
-    if prompt is not None:
-        prompt_t = torch.from_numpy(prompt.astype(np.int64))[None].to(device)
-        if ae is not None:  # a latent model continues the prompt's latents
-            prompt_t = ae.model.encode(prompt_t)
-        if prompt_t.shape[-1] >= frames:
-            given = prompt_t.shape[-1] * stride / frame_rate
-            raise AutoSongError(f"the prompt covers {given:.1f} s of the {seconds:g} s asked for: nothing would be "
-                                f"generated; ask for more --seconds, or keep less of it with --prompt-seconds")
-        prompt_t = prompt_t.expand(len(lyrics), -1, -1)
+    prompt_t = None if prompt is None else _prompt_steps(prompt, ae, frames, seconds, frame_rate, device, len(lyrics))
     hook = _progress_bar(frames, frame_rate / stride) if progress else None
     if device.type == "cuda":
         torch.cuda.synchronize(device)
