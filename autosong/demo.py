@@ -41,6 +41,9 @@ DEMO_RECIPE = ["--model.pattern", "delay", "--train.lr_max", "0.006", "--train.l
 # from the syllable count). On the same wall-clock budget its songs sing their own notes best.
 SINGING_DESIGN = ["--model.future_frames", "[8,16,32]", "--model.align_units", "learned"]
 DEMO_TRAINING = [*DEMO_RECIPE, *SINGING_DESIGN]
+# Songs of several lengths, not 3-6 s alone: a model that has heard third lines and second sections
+# sings and times unseen 10 s songs better (bench/RESULTS.md "Singing on songs of several lengths").
+DEMO_LONGEST = 10.0
 
 
 def parser() -> argparse.ArgumentParser:
@@ -53,10 +56,9 @@ def parser() -> argparse.ArgumentParser:
     # (train CE 2.8 against 5.2 held out) instead of learning how lyrics become melody.
     p.add_argument("--songs", type=whole(1), default=640)
     p.add_argument("--seconds", type=real(1), default=3.0, help="shortest synth song (each holds its complete lyrics)")
-    # Songs of several lengths, not 3-6 s alone: a model that has heard third lines and second sections
-    # sings and times unseen 10 s songs better (bench/RESULTS.md "Singing on songs of several lengths").
-    p.add_argument("--longest", type=real(1), default=10.0,
-                   help="each song lasts at least a length drawn from [--seconds, --longest]")
+    p.add_argument("--longest", type=real(1), default=None,
+                   help="each song lasts at least a length drawn from [--seconds, --longest] (default: 10 s, or "
+                        "--seconds when that is longer)")
     # Instrumental tracks teach `autosong edit --instrumental` the backing alone (0.05 did, bench/RESULTS.md
     # "Editing, second round"); off by default: on seed 1 they cost the demo its lyric-following (+0.06 [-0.16, +0.23]).
     p.add_argument("--instrumental", type=real(0, 1), default=0.0,
@@ -80,7 +82,9 @@ def run(argv) -> int:
     import torch.distributed as dist
 
     args = parser().parse_args(argv)
-    if args.longest < args.seconds:
+    if args.longest is None:
+        args.longest = max(DEMO_LONGEST, args.seconds)
+    elif args.longest < args.seconds:
         parser().error(f"--longest {args.longest:g} is shorter than --seconds {args.seconds:g}")
     if args.threads:  # else torch's every core, whatever the load: the demo's figures repeat bit for bit
         use_threads(args.threads)
@@ -91,8 +95,8 @@ def run(argv) -> int:
         shutil.rmtree(corpus)
     synth_corpus(corpus, songs=args.songs, seconds=args.seconds, seed=args.seed, instrumental=args.instrumental,
                  longest=args.longest)
-    print(f"[1/5] synth corpus: {args.songs} songs of at least {args.seconds:g}-{args.longest:g} s -> {corpus}  "
-          f"({time.time() - t0:.0f} s)")
+    lengths = f"{args.seconds:g}-{args.longest:g}" if args.longest > args.seconds else f"{args.seconds:g}"
+    print(f"[1/5] synth corpus: {args.songs} songs of at least {lengths} s -> {corpus}  ({time.time() - t0:.0f} s)")
 
     data = out / "data"
     result = build(BuildConfig(str(corpus), str(data), codec=args.codec, shard_samples=16,
