@@ -21,10 +21,11 @@ from autosong.model.synth_music import expected_notes, sings_synth_notes
 
 def note_error_rates(song, data: str, split: str, count: int, seconds: float | None, settings) -> dict:
     """Generate `count` held-out songs (each as long as the true one, up to `seconds`: a longer one
-    is drawn as its whole length's opening, so its lyrics keep their pace) and their controls with `song` (a model.api.AutoSong) and `settings` (a SamplingConfig); returns
-    NER(true), NER(control), their difference with a 95 % interval, the codec's ceiling, the
-    notes matched, sung and expected over all songs (recall, precision, sung/expected and the
-    edits apart), and per song what was expected and sung (for the report)."""
+    is drawn as its whole length's opening, so its lyrics keep their pace) and their controls with
+    `song` (a model.api.AutoSong) and `settings` (a SamplingConfig); returns NER(true), NER(control),
+    their difference with a 95 % interval, the codec's ceiling, the notes matched, sung and expected
+    over all songs (recall, precision, sung/expected and the edits apart), and per song what was
+    expected and sung (for the report)."""
     card, songs = load_split(data, split, model=song.bundle)
     songs = [s for s in songs if sings_synth_notes(card, s.genre) and expected_notes(s.lyrics, s.genre)][:count]
     if len(songs) < 2:

@@ -115,8 +115,9 @@ def generate_codes(bundle: Bundle, lyrics: list[str], genres: list[str], seconds
     model = bundle.model
     ae = autoencoder if autoencoder is not None else autoencoder_for(bundle)
     stride = ae.model.cfg.stride if ae else 1
-    frames = math.ceil(round(seconds * frame_rate) / stride)  # model steps: EnCodec frames, or latent positions
-    # (rounded up, so that a latent song decodes to at least the length asked for, then is cut to it)
+    def steps(length: float) -> int:  # model steps: EnCodec frames, or latent positions (rounded up, so that
+        return math.ceil(round(length * frame_rate) / stride)  # a latent song decodes to at least the length asked)
+    frames = steps(seconds)
     limit = model.cfg.max_frames - model.cfg.num_codebooks
     if frames > limit:
         raise AutoSongError(f"--seconds {seconds:g} is {frames} positions; this model has frame positions for "
@@ -136,7 +137,7 @@ def generate_codes(bundle: Bundle, lyrics: list[str], genres: list[str], seconds
                               np.array([slot for _, slot in line_starts], np.int64))] * len(lyrics))
         lines = (lines["line_frames"], lines["line_slots"])
     sampler = Sampler(model, code_notes=code_notes, frame_rate=frame_rate / stride)
-    whole = None if song_seconds is None else math.ceil(round(song_seconds * frame_rate) / stride)
+    whole = None if song_seconds is None else steps(song_seconds)
     codes = sampler.generate(batch["text_ids"], batch["text_mask"], frames, settings, prompt=prompt_t,
                              bert=batch.get("bert"), bert_mask=batch.get("bert_mask"), progress=hook, lines=lines,
                              song_frames=whole)
