@@ -9,7 +9,9 @@ cut (the control is made as long as the edit, so the two differ only in their wo
 - kept-prefix identity: the edit's codes before the cut equal the source's, bit for bit;
 - NER after the cut, own against control, the difference with a bootstrap 95 % interval;
 - line starts: where the alignment heads put the edited song's lines after the cut, against
-  where its sung notes say they start, beside the same figure for the fresh sources;
+  where its sung notes say they start, beside the same figure for a fresh song of the same new
+  lyrics at the edited length (the same lines, as far into as long a song: the like-for-like
+  comparison), and for the fresh sources (shorter songs, their lines earlier);
 - the cost: an edit's seconds per regenerated second against a fresh song's per second (its
   song.lrc included), and against `generate` of a song as long as the regenerated part;
 - the edited song's length (fitted to the new lines unless --source-length) against the synth
@@ -153,6 +155,7 @@ def main() -> None:
         part_s = time.perf_counter() - t0
         control = song.edit(source, Edit(from_line=FROM_LINE, seconds=edited_s), theirs, cfg)  # the same length
         cut, cut_s = edited.cut_frame, edited.cut_frame / rate
+        alike = song.generate(mine, s.genre, edited_s, cfg)  # the new lyrics sung fresh, as long as the edit
         expected = notes_after_cut(mine, s.genre, edited_s - cut_s)
         at = int(cut_s * sr)
         source_notes, edited_notes = transcribe(made.audio[0], sr), transcribe(edited.audio, sr)
@@ -170,6 +173,7 @@ def main() -> None:
             "edit_line_errors": line_errors(song, edited.codes, mine, s.genre, edited_notes, cut_s,
                                             None if args.heads_only else edited.known_starts),
             "fresh_line_errors": line_errors(song, made.codes[0], s.lyrics, s.genre, source_notes),
+            "alike_line_errors": line_errors(song, alike.codes[0], mine, s.genre, transcribe(alike.audio[0], sr), cut_s),
             "lead_source": lead_share(source_notes, seconds, s.genre),
             "lead_instrumental": lead_share(transcribe(backing.audio, sr), len(backing.audio) / sr, s.genre)})
         print(f"{i + 1}/{n} {s.key}: cut {cut_s:.2f} s, kept identical {rows[-1]['kept_identical']}, "
@@ -178,6 +182,7 @@ def main() -> None:
     diff = np.array([r["ner_control"] - r["ner_own"] for r in done])
     edit_err = np.concatenate([r["edit_line_errors"] for r in done] or [[]])
     fresh_err = np.concatenate([r["fresh_line_errors"] for r in done] or [[]])
+    alike_err = np.concatenate([r["alike_line_errors"] for r in done] or [[]])
     mean = lambda key: float(np.mean([r[key] for r in done]))  # noqa: E731
     summary = {
         "songs": len(rows), "edited": len(done), "refused": [r for r in rows if "refused" in r],
@@ -187,6 +192,7 @@ def main() -> None:
         "recall": mean("recall"), "precision": mean("precision"),
         "line_error_edit": {"median": float(np.median(edit_err)) if len(edit_err) else None, "lines": len(edit_err)},
         "line_error_fresh": {"median": float(np.median(fresh_err)) if len(fresh_err) else None, "lines": len(fresh_err)},
+        "line_error_alike": {"median": float(np.median(alike_err)) if len(alike_err) else None, "lines": len(alike_err)},
         "fresh_s_per_s": mean("fresh_s_per_s"), "edit_s_per_s": mean("edit_s_per_s"),
         "part_s_per_s": mean("part_s_per_s"),
         "length_error_s": {"median": float(np.median([abs(r["edited_s"] - r["rule_s"]) for r in done])),
