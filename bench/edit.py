@@ -85,6 +85,16 @@ def line_errors(song, codes, lyrics: str, genre: str, notes, after_s: float = 0.
     return [abs(f - t) for f, t in zip(times.starts, truth) if t is not None and t > after_s]
 
 
+def median_gap(rows: list[dict], a: str, b: str, seed: int, resamples: int = 2000) -> dict:
+    """The median of the rows' `a` line errors less the median of their `b` ones, with a 95 %
+    interval from resampling songs (a song's lines go together)."""
+    pick = lambda ids, key: np.concatenate([rows[i][key] for i in ids] or [[]])  # noqa: E731
+    gap = lambda ids: float(np.median(pick(ids, a)) - np.median(pick(ids, b)))  # noqa: E731
+    rng = np.random.default_rng(seed)
+    draws = [gap(rng.integers(0, len(rows), len(rows))) for _ in range(resamples)]
+    return {"median": gap(range(len(rows))), "ci95": [float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5))]}
+
+
 def leading(anchors, lead: float):
     """prior_anchors with the last anchor (the cut's line) `lead` seconds earlier, never before the
     kept line's anchor."""
@@ -193,6 +203,8 @@ def main() -> None:
         "line_error_edit": {"median": float(np.median(edit_err)) if len(edit_err) else None, "lines": len(edit_err)},
         "line_error_fresh": {"median": float(np.median(fresh_err)) if len(fresh_err) else None, "lines": len(fresh_err)},
         "line_error_alike": {"median": float(np.median(alike_err)) if len(alike_err) else None, "lines": len(alike_err)},
+        "line_error_edit_less_alike": median_gap(done, "edit_line_errors", "alike_line_errors", args.seed)
+        if len(edit_err) and len(alike_err) else None,
         "fresh_s_per_s": mean("fresh_s_per_s"), "edit_s_per_s": mean("edit_s_per_s"),
         "part_s_per_s": mean("part_s_per_s"),
         "length_error_s": {"median": float(np.median([abs(r["edited_s"] - r["rule_s"]) for r in done])),
