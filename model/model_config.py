@@ -31,9 +31,6 @@ class ModelConfig:
     text_vocab_size: int = ranged(2808, low=1)
     max_text_len: int = ranged(4096, low=1)
     freeze_text_embedding: bool = True # the design's frozen phoneme table (projection is learned)
-    word_buckets: int = ranged(0, low=0)  # > 0: each letter slot also carries a code of the word it
-                                       # spells, hashed into this many buckets (model/word_ids.py); fixed
-                                       # random codes when freeze_text_embedding, as the letters' are
     bert_dim: int = ranged(0, low=0)  # > 0: memory from stored BERT states of this width
     lora_rank: int = ranged(8, low=0)
     norm: str = "post"                 # post (the design) | pre

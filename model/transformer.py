@@ -24,7 +24,6 @@ from autosong.model.attention import (Alignment, CrossAttention, KVCache, Record
                                       lyric_progress, per_frame)
 from autosong.model.lyrics import default_tokenizer, sung_units
 from autosong.model.model_config import ModelConfig
-from autosong.model.word_ids import letter_mask, word_buckets
 
 @dataclass
 class FuturePrediction:
@@ -80,10 +79,6 @@ class TextMemory(nn.Module):
         self.proj = nn.Linear(cfg.d_model, cfg.d_model)
         self.bert_proj = nn.Linear(cfg.bert_dim, cfg.d_model) if cfg.bert_dim else None
         self.null = nn.Parameter(torch.randn(1, 1, cfg.d_model) * 0.02)
-        self.word = nn.Embedding(cfg.word_buckets + 1, cfg.d_model) if cfg.word_buckets else None
-        if self.word is not None:  # bucket 0 (not a letter) adds nothing
-            self.word.weight.requires_grad_(not cfg.freeze_text_embedding)
-            self.register_buffer("is_letter", letter_mask(), persistent=False)
 
     def forward(self, text_ids, text_mask, bert=None, bert_mask=None, drop=None, drop_lyrics=None):
         """drop [B] bool: these samples get the null memory (conditioning dropout, or the
@@ -93,11 +88,7 @@ class TextMemory(nn.Module):
         if L > self.cfg.max_text_len:
             raise ValueError(f"lyrics of {L} ids exceed model.max_text_len {self.cfg.max_text_len}")
         pos = torch.arange(L, device=text_ids.device)
-        codes = self.embed(text_ids) + self.pos(pos)
-        if self.word is not None:
-            buckets = word_buckets(text_ids, self.is_letter, self.cfg.word_buckets)
-            codes = codes + self.word(buckets) * (buckets > 0)[..., None]
-        memory = self.proj(codes)  # [B, L, D]
+        memory = self.proj(self.embed(text_ids) + self.pos(pos))  # [B, L, D]
         mask = text_mask
         if self.bert_proj is not None:
             if bert is None:
@@ -147,8 +138,6 @@ class SoundTransformer(nn.Module):
                 self.unit_log_scale = nn.Parameter(torch.zeros(len(units)))
         if cfg.freeze_text_embedding:  # a fixed random code must be unit-scale for the projection to read it
             nn.init.normal_(self.text.embed.weight, std=1.0)
-            if self.text.word is not None:
-                nn.init.normal_(self.text.word.weight, std=1.0)
 
     @staticmethod
     def _init(m):
