@@ -43,6 +43,8 @@ class ModelConfig:
     align_units: str = "tokens"        # the prior's lyric coordinate: tokens (slots) | syllables (sung time;
                                        # a BERT memory has no ids to weigh, so it counts slots) | learned
                                        # (syllables to start, each id's length then learned with the model)
+    unit_rate: float = ranged(1.0, low=0)  # align_units learned: a gain on each id's log length, so Adam
+                                       # moves the lengths this many times faster than other weights
     tag_units: float = ranged(0.0, low=0)  # what a section tag ([verse], [chorus]) counts in a prior over
                                        # syllables: 0 silent; > 0 the intro or break before its lines gets
                                        # prior time (learned from there under align_units learned)

@@ -223,7 +223,7 @@ class SoundTransformer(nn.Module):
             return torch.ones(text_ids.shape, device=text_ids.device)
         units = self.sung_units[text_ids]
         if self.cfg.align_units == "learned":
-            units = units * self.unit_log_scale.clamp(-3, 3).exp()[text_ids]
+            units = units * (self.unit_log_scale * self.cfg.unit_rate).clamp(-3, 3).exp()[text_ids]
         return units
 
     @property
