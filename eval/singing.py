@@ -55,7 +55,8 @@ def note_error_rates(song, data: str, split: str, count: int, seconds: float | N
             "ner_codec": scores["codec"][-1].ner, "score": asdict(scores["own"][-1]),
             "expected": [list(n) for n in heard], "sung": [[n.start, n.length, n.pitch] for n in sung]})
         if song.bundle.alignment is not None:  # where it sings each line, and where its notes say it does
-            _, times = song.line_times(made.codes[0], s.lyrics, s.genre)
+            opening = whole if length < whole else None  # drawn as the opening of a longer song: its lines
+            _, times = song.line_times(made.codes[0], s.lyrics, s.genre, song_seconds=opening)
             rows[-1].update(line_starts=times.starts, skipped=times.skipped, repeated=times.repeated,
                             line_truth=sung_line_starts(s.lyrics, s.genre, rows[-1]["sung"]))
         bar.update(1)

@@ -136,13 +136,15 @@ class AutoSong:
         return bundle
 
     def line_times(self, codes: np.ndarray, lyrics: str, genre: str = "unknown",
-                   known: list[float] | None = None) -> tuple[list[str], LineTimes]:
+                   known: list[float] | None = None, song_seconds: float | None = None) -> tuple[list[str], LineTimes]:
         """Where the song of these EnCodec codes [C, frames] sings each line of `lyrics` (the lines
         that hold words), read from the bundle's alignment heads teacher-forced over the codes:
         (the lines, their LineTimes). The codes may be generated or encoded from a recording.
         known: the starts (s) of the first lines, when known (an edit's kept lines and its cut,
         EditedSong.known_starts): kept as they are, and the prior is pinned through them as the
-        edit generated; the heads time the lines after them."""
+        edit generated; the heads time the lines after them. song_seconds: the codes are the
+        opening of a song this long (generate's song_seconds): read with its length as the
+        prior's, and only the lines that start in the opening are timed."""
         bundle = self.require_alignment()
         ids = text_batch(bundle, [lyrics], [genre])["text_ids"][0].numpy()
         lines, slots = sung_lines(lyrics, default_tokenizer())
@@ -150,10 +152,12 @@ class AutoSong:
             raise AutoSongError("the lyrics have no words to time")
         rate = self.codec.frame_rate
         pinned = [(t * rate, slot) for t, slot in prior_anchors(self, lyrics, known or []) or []]
-        amap = attention_map(bundle.model, codes, ids, bundle.alignment.heads, pinned)
-        times = line_times(amap, slots, rate, offsets=bundle.alignment.offsets)
+        whole = None if song_seconds is None else round(song_seconds * rate)
+        opening = whole is not None and whole > codes.shape[-1]
+        amap = attention_map(bundle.model, codes, ids, bundle.alignment.heads, pinned, whole)
+        times = line_times(amap, slots, rate, offsets=bundle.alignment.offsets, opening=opening)
         times.starts = keep_known(times.starts, (known or [])[: len(lines)])
-        times.doubt = weak_alignment(times.starts, codes.shape[-1] / self.codec.frame_rate, line_units(ids, slots),
+        times.doubt = weak_alignment(times.starts, codes.shape[-1] / rate, line_units(ids, slots)[: len(times.starts)],
                                      bundle.alignment.usual_rates)
         return lines, times
 

@@ -88,11 +88,12 @@ def state_mass(amap: np.ndarray, line_slots: np.ndarray) -> np.ndarray:
     return mass / np.maximum(mass.sum(1, keepdims=True), 1e-12)
 
 
-def monotonic_path(mass: np.ndarray) -> np.ndarray:
+def monotonic_path(mass: np.ndarray, opening: bool = False) -> np.ndarray:
     """The state of each frame on the best path that starts in state 0 or 1, ends in the last,
-    and moves at most one state per frame: max sum of log mass (Viterbi). mass [T, K] -> [T]."""
+    and moves at most one state per frame: max sum of log mass (Viterbi). mass [T, K] -> [T].
+    opening: the frames are a song's first ones only, so the path ends wherever it is best."""
     T, K = mass.shape
-    if T < K - 1:
+    if T < K - 1 and not opening:
         raise AutoSongError(f"{K - 1} lyric lines cannot start within {T} frames of audio")
     score = np.log(mass + 1e-6)
     best = np.full(K, -np.inf)
@@ -103,7 +104,7 @@ def monotonic_path(mass: np.ndarray) -> np.ndarray:
         moved[t] = advance > best
         best = np.maximum(best, advance) + score[t]
     path = np.empty(T, dtype=np.int64)
-    path[-1] = K - 1
+    path[-1] = int(np.argmax(best)) if opening else K - 1
     for t in range(T - 1, 0, -1):
         path[t - 1] = path[t] - moved[t, path[t]]
     return path
@@ -118,14 +119,15 @@ class LineTimes:
 
 
 def line_times(amap: np.ndarray, line_slots, frame_rate: float, note_s: float = NOTE_SECONDS,
-               offsets: tuple[float, float] = (0.0, 0.0)) -> LineTimes:
+               offsets: tuple[float, float] = (0.0, 0.0), opening: bool = False) -> LineTimes:
     """Each line's start, and the lines skipped or repeated, from a cross-attention map [T, L]
     (frames x memory slots) and each line's first memory slot. `offsets`: how late the path finds
-    the first line and the later ones (AlignmentHeads.offsets), taken off the starts."""
+    the first line and the later ones (AlignmentHeads.offsets), taken off the starts. opening:
+    the map is of a song's first frames only, so only the lines that start in them are timed."""
     line_slots = np.asarray(line_slots)
     mass = state_mass(np.asarray(amap, dtype=np.float64), line_slots)
-    path = monotonic_path(mass)
-    N, note = len(line_slots), max(1, round(note_s * frame_rate))
+    path = monotonic_path(mass, opening)
+    N, note = int(path[-1]) if opening else len(line_slots), max(1, round(note_s * frame_rate))
     first = np.searchsorted(path, np.arange(1, N + 1))  # the first frame of each line's state
     frames = np.bincount(path, minlength=N + 1)[1:]
     skipped = [i for i in range(N) if frames[i] < note]
@@ -237,13 +239,16 @@ def _song_inputs(model, codes, text_ids):
     return codes, ids, torch.ones_like(ids, dtype=torch.bool), torch.tensor([T], device=dev)
 
 
-def attention_map(model, codes, text_ids, heads=None, pinned=None) -> np.ndarray:
+def attention_map(model, codes, text_ids, heads=None, pinned=None, song_frames: int | None = None) -> np.ndarray:
     """[T, L]: the mean cross-attention of `heads` (all when None) per frame of a song's codes [C, T].
     pinned: [(frame, memory slot)] of lines known to start there (an edit's kept lines and its
-    cut), which the alignment prior passes through, as it did when the song was generated."""
+    cut), which the alignment prior passes through, as it did when the song was generated.
+    song_frames: the whole song's length when the codes are its opening (the prior's T)."""
     from autosong.model.padding import line_inputs  # imports torch; the readout here is numpy alone
 
     codes, ids, mask, T = _song_inputs(model, codes, text_ids)
+    if song_frames is not None:
+        T = T.new_tensor([max(int(song_frames), int(T[0]))])
     lines = None
     if pinned:
         rows = line_inputs([(np.array([f for f, _ in pinned], np.float32), np.array([s for _, s in pinned], np.int64))])

@@ -78,6 +78,21 @@ def test_attention_map_follows_the_diagonal_with_a_sharp_prior():
     assert (peak[1:] >= peak[:-1]).all()  # monotonic in time
 
 
+@pytest.mark.parametrize("pattern", ["flatten", "delay"])
+def test_an_opening_read_with_its_song_s_length_is_that_song_s_map_so_far(pattern):
+    from autosong.model.line_times import attention_map
+
+    model = tiny(pattern=pattern, cross_align="prior").eval()
+    codes, lengths, off, ids, mask = batch(B=1, T=60, L=31)
+    whole = attention_map(model, codes[0].numpy(), ids[0].numpy())
+    opening = attention_map(model, codes[0, :, :25].numpy(), ids[0].numpy(), song_frames=60)
+    alone = attention_map(model, codes[0, :, :25].numpy(), ids[0].numpy())  # as if the song ended there
+    assert opening.shape == (25, 31)
+    known = 25 - (model.cfg.num_codebooks - 1 if pattern == "delay" else 0)  # delayed codebooks' steps past the cut
+    assert torch.allclose(torch.as_tensor(opening[:known]), torch.as_tensor(whole[:known]), atol=1e-5)
+    assert not torch.allclose(torch.as_tensor(alone), torch.as_tensor(whole[:25]), atol=1e-3)
+
+
 def test_unknown_alignment_is_refused():
     with pytest.raises(ValueError, match="cross_align"):
         ModelConfig(cross_align="psychic")

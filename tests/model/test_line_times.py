@@ -24,6 +24,16 @@ def test_the_path_finds_each_line_start_through_noise_and_an_intro():
     assert line_states(np.array(slots), 30).tolist()[:4] == [-1, 0, 0, 1]
 
 
+def test_an_opening_is_timed_up_to_the_lines_that_start_in_it():
+    slots = [3, 10, 20]
+    amap = block_map([(0, 12, 1, 3), (12, 40, 3, 10), (40, 45, 10, 20), (45, 80, 20, 30)], L=30, T=80, noise=0.3)
+    opening = amap[:35]  # the first 3.5 s: lines 1 and 2 start in it, line 3 at 4.5 s does not
+    assert line_times(opening, slots, 10.0, opening=True).starts == [1.2]
+    assert line_times(amap[:42], slots, 10.0, opening=True).starts == [1.2, 4.0]
+    squeezed = line_times(opening, slots, 10.0).starts  # read as a whole song, every line must fit in it
+    assert len(squeezed) == 3 and squeezed[-1] < 3.5
+
+
 def test_offsets_take_the_heads_lateness_off_the_starts_in_order_and_never_before_zero():
     slots = [3, 10, 20]
     amap = block_map([(0, 12, 1, 3), (12, 40, 3, 10), (40, 45, 10, 20), (45, 80, 20, 30)], L=30, T=80)
