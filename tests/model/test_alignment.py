@@ -244,3 +244,26 @@ def test_a_timed_model_reads_the_line_times_and_an_untimed_one_ignores_them():
             timed, _ = model(codes, lengths, off, ids, mask, song_frames=song, **lines)
         assert (not torch.allclose(plain[0], timed[0])) == differs
         assert torch.allclose(plain[1], timed[1])  # a song without lines keeps the uniform prior
+
+
+def test_unit_rate_moves_the_learned_lengths_that_many_times_faster(tokenizer):
+    """One AdamW step moves every trained parameter by about the learning rate, whatever its
+    gradient's size; the learned sung lengths are the log scale times unit_rate, so they move
+    unit_rate times as far, and the same step changes nothing else in how they are read."""
+    ids = torch.tensor([tokenizer.encode("[verse]\n我爱你\nlove night", 1)])
+    mask = torch.ones_like(ids, dtype=torch.bool)
+    codes, lengths, off, _, _ = batch(B=1, T=12)
+    moved = {}
+    for rate in (1.0, 10.0):
+        model = tiny(cross_align="prior", align_units="learned", unit_rate=rate)
+        before = model.lyric_units(ids).log().detach()
+        opt = torch.optim.AdamW([model.unit_log_scale], lr=1e-3, weight_decay=0.0)
+        token_ce(model, *model(codes, lengths, off, ids, mask, song_frames=torch.tensor([12])))[0].backward()
+        opt.step()
+        sung = torch.isfinite(before) & (model.unit_log_scale.grad != 0)[ids]
+        moved[rate] = (model.lyric_units(ids).log().detach() - before)[sung].abs()
+        assert moved[rate].numel() > 3
+    assert torch.allclose(moved[1.0], torch.full_like(moved[1.0], 1e-3), rtol=0.05)
+    assert torch.allclose(moved[10.0], torch.full_like(moved[10.0], 1e-2), rtol=0.05)
+    with pytest.raises(ValueError, match="unit_rate"):
+        ModelConfig(unit_rate=-1.0)
