@@ -48,6 +48,10 @@ DESIGNS: dict[str, list[str]] = {
     "future+learned": ["--model.pattern", "delay", "--model.future_frames", "[8,16,32]", "--model.align_units", "learned"],
     "future+learned+dropout": ["--model.pattern", "delay", "--model.future_frames", "[8,16,32]", "--model.align_units",
                                "learned", "--model.dropout", "0.2"],  # against the count's drift with epochs
+    "future+fast-lengths": ["--model.pattern", "delay", "--model.future_frames", "[8,16,32]", "--model.align_units",
+                            "learned", "--model.unit_rate", "10"],  # the demo's design now (RESULTS: ninth round)
+    "future+fast-lengths+dropout": ["--model.pattern", "delay", "--model.future_frames", "[8,16,32]",
+                                    "--model.align_units", "learned", "--model.unit_rate", "10", "--model.dropout", "0.2"],
     "future+lyric-dropout": ["--model.pattern", "delay", "--model.future_frames", "[8,16,32]",
                              "--model.lyric_dropout", "0.2"],
     "two-stage": [],  # the seed's path: a Gumbel autoencoder (stride 4), then the delay model over its latents

@@ -30,3 +30,11 @@ def test_the_benchmarks_default_row_is_what_generate_and_eval_sample_with():
     assert asdict(SamplingConfig())["temperature"] < 1.0
     assert SamplingConfig().note_hold > 0 and bench.sampler("code by code", 0).note_hold == 0  # fifth round's A/B
     assert old.note_hold == 0
+
+
+def test_the_demo_trains_a_design_the_benchmark_measures():
+    from autosong.demo import DEMO_RECIPE, SINGING_DESIGN
+
+    bench = _bench_sing()
+    pattern = DEMO_RECIPE[DEMO_RECIPE.index("--model.pattern"): DEMO_RECIPE.index("--model.pattern") + 2]
+    assert [*pattern, *SINGING_DESIGN] in bench.DESIGNS.values()
