@@ -130,7 +130,8 @@ def line_times(amap: np.ndarray, line_slots, frame_rate: float, note_s: float = 
     N, note = int(path[-1]) if opening else len(line_slots), max(1, round(note_s * frame_rate))
     first = np.searchsorted(path, np.arange(1, N + 1))  # the first frame of each line's state
     frames = np.bincount(path, minlength=N + 1)[1:]
-    skipped = [i for i in range(N) if frames[i] < note]
+    sung_on = N - 1 if opening else N  # an opening's last line goes on past its end: not skipped for being short
+    skipped = [i for i in range(sung_on) if frames[i] < note]
     strongest = mass.argmax(1)
     repeated = []
     for i in range(N):

@@ -30,6 +30,8 @@ def test_an_opening_is_timed_up_to_the_lines_that_start_in_it():
     opening = amap[:35]  # the first 3.5 s: lines 1 and 2 start in it, line 3 at 4.5 s does not
     assert line_times(opening, slots, 10.0, opening=True).starts == [1.2]
     assert line_times(amap[:42], slots, 10.0, opening=True).starts == [1.2, 4.0]
+    cut_short = line_times(amap[:13], slots, 10.0, opening=True)  # line 1 begun 0.1 s before the opening ends
+    assert cut_short.starts == [1.2] and cut_short.skipped == []
     squeezed = line_times(opening, slots, 10.0).starts  # read as a whole song, every line must fit in it
     assert len(squeezed) == 3 and squeezed[-1] < 3.5
 
