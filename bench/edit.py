@@ -92,7 +92,8 @@ def median_gap(rows: list[dict], a: str, b: str, seed: int, resamples: int = 200
     gap = lambda ids: float(np.median(pick(ids, a)) - np.median(pick(ids, b)))  # noqa: E731
     rng = np.random.default_rng(seed)
     draws = [gap(rng.integers(0, len(rows), len(rows))) for _ in range(resamples)]
-    return {"median": gap(range(len(rows))), "ci95": [float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5))]}
+    return {"median": gap(range(len(rows))),
+            "ci95": [float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5))]}
 
 
 def leading(anchors, lead: float):
@@ -183,16 +184,18 @@ def main() -> None:
             "edit_line_errors": line_errors(song, edited.codes, mine, s.genre, edited_notes, cut_s,
                                             None if args.heads_only else edited.known_starts),
             "fresh_line_errors": line_errors(song, made.codes[0], s.lyrics, s.genre, source_notes),
-            "alike_line_errors": line_errors(song, alike.codes[0], mine, s.genre, transcribe(alike.audio[0], sr), cut_s),
+            "alike_line_errors": line_errors(song, alike.codes[0], mine, s.genre, transcribe(alike.audio[0], sr),
+                                             cut_s),
             "lead_source": lead_share(source_notes, seconds, s.genre),
             "lead_instrumental": lead_share(transcribe(backing.audio, sr), len(backing.audio) / sr, s.genre)})
         print(f"{i + 1}/{n} {s.key}: cut {cut_s:.2f} s, kept identical {rows[-1]['kept_identical']}, "
               f"NER own {own.ner:.2f} control {ctl.ner:.2f}", flush=True)
     done = [r for r in rows if "refused" not in r]
     diff = np.array([r["ner_control"] - r["ner_own"] for r in done])
-    edit_err = np.concatenate([r["edit_line_errors"] for r in done] or [[]])
-    fresh_err = np.concatenate([r["fresh_line_errors"] for r in done] or [[]])
-    alike_err = np.concatenate([r["alike_line_errors"] for r in done] or [[]])
+    errors = {kind: np.concatenate([r[f"{kind}_line_errors"] for r in done] or [[]])
+              for kind in ("edit", "fresh", "alike")}
+    line_error = lambda kind: {"median": float(np.median(errors[kind])) if len(errors[kind]) else None,  # noqa: E731
+                               "lines": len(errors[kind])}
     mean = lambda key: float(np.mean([r[key] for r in done]))  # noqa: E731
     summary = {
         "songs": len(rows), "edited": len(done), "refused": [r for r in rows if "refused" in r],
@@ -200,11 +203,10 @@ def main() -> None:
         "ner_own": mean("ner_own"), "ner_control": mean("ner_control"),
         "difference": {"mean": float(diff.mean()), "ci95": bootstrap_ci(diff, args.seed)},
         "recall": mean("recall"), "precision": mean("precision"),
-        "line_error_edit": {"median": float(np.median(edit_err)) if len(edit_err) else None, "lines": len(edit_err)},
-        "line_error_fresh": {"median": float(np.median(fresh_err)) if len(fresh_err) else None, "lines": len(fresh_err)},
-        "line_error_alike": {"median": float(np.median(alike_err)) if len(alike_err) else None, "lines": len(alike_err)},
+        "line_error_edit": line_error("edit"), "line_error_fresh": line_error("fresh"),
+        "line_error_alike": line_error("alike"),
         "line_error_edit_less_alike": median_gap(done, "edit_line_errors", "alike_line_errors", args.seed)
-        if len(edit_err) and len(alike_err) else None,
+        if len(errors["edit"]) and len(errors["alike"]) else None,
         "fresh_s_per_s": mean("fresh_s_per_s"), "edit_s_per_s": mean("edit_s_per_s"),
         "part_s_per_s": mean("part_s_per_s"),
         "length_error_s": {"median": float(np.median([abs(r["edited_s"] - r["rule_s"]) for r in done])),
