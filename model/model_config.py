@@ -39,6 +39,9 @@ class ModelConfig:
     cond_dropout: float = ranged(0.1, low=0, high=0.95)
     lyric_dropout: float = ranged(0.0, low=0, high=0.95)  # the genre token alone (lyrics masked): what
                                        # lyric-only guidance (SamplingConfig.lyric_guidance) contrasts
+    lyric_summary: bool = False        # the genre slot, which every frame reads past the alignment prior, also
+                                       # carries the mean of the lyric memory: what the whole lyrics say (their
+                                       # language) at every frame, not only at the slots the prior points to
     cross_align: str = "none"          # none | prior (lyric position l/L near song progress t/T)
     align_units: str = "tokens"        # the prior's lyric coordinate: tokens (slots) | syllables (sung time;
                                        # a BERT memory has no ids to weigh, so it counts slots) | learned

@@ -79,6 +79,7 @@ class TextMemory(nn.Module):
         self.proj = nn.Linear(cfg.d_model, cfg.d_model)
         self.bert_proj = nn.Linear(cfg.bert_dim, cfg.d_model) if cfg.bert_dim else None
         self.null = nn.Parameter(torch.randn(1, 1, cfg.d_model) * 0.02)
+        self.summary = nn.Linear(cfg.d_model, cfg.d_model) if cfg.lyric_summary else None
 
     def forward(self, text_ids, text_mask, bert=None, bert_mask=None, drop=None, drop_lyrics=None):
         """drop [B] bool: these samples get the null memory (conditioning dropout, or the
@@ -97,6 +98,8 @@ class TextMemory(nn.Module):
             mask = torch.cat([text_mask[:, :1], bert_mask], dim=1)
         if drop_lyrics is not None:
             mask = mask & ~(drop_lyrics[:, None] & (torch.arange(mask.shape[1], device=mask.device) > 0))
+        if self.summary is not None:
+            memory = self.summarized(memory, mask)
         if drop is not None:  # always through torch.where: the null memory gets a gradient (zero when unused) on
             # every rank, so ZeRO's buckets match when ranks draw different dropouts, and no host sync
             null_mask = torch.zeros_like(mask)
@@ -104,6 +107,15 @@ class TextMemory(nn.Module):
             memory = torch.where(drop[:, None, None], self.null.to(memory.dtype).expand_as(memory), memory)
             mask = torch.where(drop[:, None], null_mask, mask)
         return memory, mask
+
+    def summarized(self, memory, mask):
+        """memory with the lyric slots' mean (those the mask keeps, so none when the lyrics are
+        dropped) added, through a projection, to slot 0, the genre's."""
+        lyric = mask.clone()
+        lyric[:, 0] = False
+        weight = lyric.to(memory.dtype)[..., None]
+        mean = (memory * weight).sum(1) / weight.sum(1).clamp(min=1)
+        return torch.cat([memory[:, :1] + self.summary(mean)[:, None], memory[:, 1:]], dim=1)
 
 
 class SoundTransformer(nn.Module):
