@@ -80,6 +80,9 @@ class TextMemory(nn.Module):
         self.bert_proj = nn.Linear(cfg.bert_dim, cfg.d_model) if cfg.bert_dim else None
         self.null = nn.Parameter(torch.randn(1, 1, cfg.d_model) * 0.02)
         self.summary = nn.Linear(cfg.d_model, cfg.d_model) if cfg.lyric_summary else None
+        k = cfg.lyric_context
+        self.context = nn.Sequential(nn.Conv1d(cfg.d_model, cfg.d_model, 2 * k + 1, padding=k), nn.GELU(),
+                                     nn.Linear(cfg.d_model, cfg.d_model)) if k else None
 
     def forward(self, text_ids, text_mask, bert=None, bert_mask=None, drop=None, drop_lyrics=None):
         """drop [B] bool: these samples get the null memory (conditioning dropout, or the
@@ -91,6 +94,8 @@ class TextMemory(nn.Module):
         pos = torch.arange(L, device=text_ids.device)
         memory = self.proj(self.embed(text_ids) + self.pos(pos))  # [B, L, D]
         mask = text_mask
+        if self.context is not None:
+            memory = self.in_context(memory, mask)
         if self.bert_proj is not None:
             if bert is None:
                 raise ValueError("this model reads BERT states (model.bert_dim > 0) but the batch has none")
@@ -107,6 +112,14 @@ class TextMemory(nn.Module):
             memory = torch.where(drop[:, None, None], self.null.to(memory.dtype).expand_as(memory), memory)
             mask = torch.where(drop[:, None], null_mask, mask)
         return memory, mask
+
+    def in_context(self, memory, mask):
+        """Each lyric slot plus what a convolution reads of its neighbours (padding read as zeros,
+        the genre slot neither read nor changed)."""
+        lyric = memory[:, 1:] * mask[:, 1:, None].to(memory.dtype)
+        conv, act, out = self.context
+        near = out(act(conv(lyric.transpose(1, 2)).transpose(1, 2)))
+        return torch.cat([memory[:, :1], memory[:, 1:] + near], dim=1)
 
     def summarized(self, memory, mask):
         """memory with the lyric slots' mean (those the mask keeps, so none when the lyrics are

@@ -134,6 +134,18 @@ def test_lyric_summary_reads_the_whole_lyrics_from_the_genre_slot_and_nothing_dr
     assert torch.allclose(dropped[0, 0], dropped[1, 0])  # without their lyrics the two are one genre
 
 
+def test_lyric_context_reads_neighbours_within_its_reach_and_not_padding():
+    text = tiny(lyric_context=1).text.eval()
+    _, _, _, ids, mask = batch(B=1, L=7)
+    memory, _ = text(ids, mask)
+    changed = ids.clone()
+    changed[0, 4] += 1
+    moved = (text(changed, mask)[0] - memory)[0].abs().amax(-1) > 1e-6
+    assert moved.tolist() == [False, False, False, True, True, True, False]  # slot 4 and its neighbours
+    padded, _ = text(torch.cat([ids, ids[:, :2]], 1), torch.cat([mask, torch.zeros(1, 2, dtype=torch.bool)], 1))
+    assert torch.allclose(padded[:, :7], memory, atol=1e-6)
+
+
 def test_bad_config_is_refused():
     with pytest.raises(ValueError, match="pattern"):
         ModelConfig(pattern="zigzag")
