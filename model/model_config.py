@@ -39,9 +39,6 @@ class ModelConfig:
     cond_dropout: float = ranged(0.1, low=0, high=0.95)
     lyric_dropout: float = ranged(0.0, low=0, high=0.95)  # the genre token alone (lyrics masked): what
                                        # lyric-only guidance (SamplingConfig.lyric_guidance) contrasts
-    lyric_summary: bool = False        # the genre slot, which every frame reads past the alignment prior, also
-                                       # carries the mean of the lyric memory: what the whole lyrics say (their
-                                       # language) at every frame, not only at the slots the prior points to
     lyric_context: int = ranged(0, low=0)  # > 0: each lyric slot also reads its neighbours this many slots
                                        # either side (a residual convolution), so a letter knows its word
     cross_align: str = "none"          # none | prior (lyric position l/L near song progress t/T)

@@ -79,7 +79,6 @@ class TextMemory(nn.Module):
         self.proj = nn.Linear(cfg.d_model, cfg.d_model)
         self.bert_proj = nn.Linear(cfg.bert_dim, cfg.d_model) if cfg.bert_dim else None
         self.null = nn.Parameter(torch.randn(1, 1, cfg.d_model) * 0.02)
-        self.summary = nn.Linear(cfg.d_model, cfg.d_model) if cfg.lyric_summary else None
         k = cfg.lyric_context
         self.context = nn.Sequential(nn.Conv1d(cfg.d_model, cfg.d_model, 2 * k + 1, padding=k), nn.GELU(),
                                      nn.Linear(cfg.d_model, cfg.d_model)) if k else None
@@ -103,8 +102,6 @@ class TextMemory(nn.Module):
             mask = torch.cat([text_mask[:, :1], bert_mask], dim=1)
         if drop_lyrics is not None:
             mask = mask & ~(drop_lyrics[:, None] & (torch.arange(mask.shape[1], device=mask.device) > 0))
-        if self.summary is not None:
-            memory = self.summarized(memory, mask)
         if drop is not None:  # always through torch.where: the null memory gets a gradient (zero when unused) on
             # every rank, so ZeRO's buckets match when ranks draw different dropouts, and no host sync
             null_mask = torch.zeros_like(mask)
@@ -120,15 +117,6 @@ class TextMemory(nn.Module):
         conv, act, out = self.context
         near = out(act(conv(lyric.transpose(1, 2)).transpose(1, 2)))
         return torch.cat([memory[:, :1], memory[:, 1:] + near], dim=1)
-
-    def summarized(self, memory, mask):
-        """memory with the lyric slots' mean (those the mask keeps, so none when the lyrics are
-        dropped) added, through a projection, to slot 0, the genre's."""
-        lyric = mask.clone()
-        lyric[:, 0] = False
-        weight = lyric.to(memory.dtype)[..., None]
-        mean = (memory * weight).sum(1) / weight.sum(1).clamp(min=1)
-        return torch.cat([memory[:, :1] + self.summary(mean)[:, None], memory[:, 1:]], dim=1)
 
 
 class SoundTransformer(nn.Module):
