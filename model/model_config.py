@@ -57,6 +57,8 @@ class ModelConfig:
     future_frames: tuple[int, ...] = ranged((), low=1, each=True)  # frames ahead at which an auxiliary head
                                        # predicts codebook 0 in training (multi-token prediction; unused when sampling)
     future_weight: float = ranged(0.5, low=0)  # that loss's weight against the next-token loss
+    codebook_weights: tuple[float, ...] = ranged((), low=0, each=True)  # the next-token loss's weight per
+                                       # codebook (empty: all equal); codebook 0 carries the notes
     future_stride: int = ranged(1, low=1)  # predicted from every n-th step only (neighbours' targets overlap)
     activation_checkpointing: bool = False
     recompute_every: int = ranged(1, low=1)  # with activation_checkpointing: recompute every k-th layer only
@@ -64,6 +66,10 @@ class ModelConfig:
     def __post_init__(self):
         check_ranges(self, "model")
         self.future_frames = tuple(self.future_frames)
+        self.codebook_weights = tuple(self.codebook_weights)
+        if self.codebook_weights and len(self.codebook_weights) != self.num_codebooks:
+            raise ValueError(f"model.codebook_weights has {len(self.codebook_weights)} weights for "
+                             f"{self.num_codebooks} codebooks")
         if self.max_tokens < self.num_codebooks:
             raise ValueError(f"model.max_tokens {self.max_tokens} holds not one frame of {self.num_codebooks} codebooks")
         if self.frame_positions not in FRAME_POSITIONS:

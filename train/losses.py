@@ -16,7 +16,8 @@ from autosong.model.transformer import FuturePrediction
 
 def token_ce(model, logits: torch.Tensor, batch: PatternBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The next-token loss of a SoundTransformer's logits [B, S, P, V]: the mean CE over real
-    targets, and per-codebook CE sums and target counts [C] (for logging)."""
+    targets (weighted by codebook, model.codebook_weights), and per-codebook CE sums and target
+    counts [C] (for logging)."""
     targets = batch.targets.masked_fill(~batch.valid, 0)  # delay fill is EMPTY, masked below
     ce = F.cross_entropy(logits.float().flatten(0, 2), targets.flatten(), reduction="none")
     ce = ce.view(batch.targets.shape) * batch.valid  # [B, S, P]
@@ -24,7 +25,10 @@ def token_ce(model, logits: torch.Tensor, batch: PatternBatch) -> tuple[torch.Te
     cb = model.pattern.target_codebooks(batch.codebook, ce.shape[0], ce.shape[1]).expand_as(ce)
     per_cb_sum = torch.zeros(C, device=ce.device).index_add_(0, cb.flatten(), ce.flatten())
     per_cb_n = torch.zeros(C, device=ce.device).index_add_(0, cb.flatten(), batch.valid.flatten().float())
-    return ce.sum() / batch.valid.sum().clamp(min=1), per_cb_sum, per_cb_n
+    if not model.cfg.codebook_weights:
+        return ce.sum() / batch.valid.sum().clamp(min=1), per_cb_sum, per_cb_n
+    w = torch.tensor(model.cfg.codebook_weights, device=ce.device)
+    return (per_cb_sum * w).sum() / (per_cb_n * w).sum().clamp(min=1e-9), per_cb_sum, per_cb_n
 
 
 def future_ce(future: FuturePrediction) -> torch.Tensor:

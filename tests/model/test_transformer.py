@@ -142,6 +142,8 @@ def test_bad_config_is_refused():
         ModelConfig(frame_positions="absolute")
     with pytest.raises(ValueError, match="even"):
         ModelConfig(d_model=60, n_heads=4, frame_positions="rotary")
+    with pytest.raises(ValueError, match="3 weights for 2 codebooks"):
+        ModelConfig(codebook_weights=(2.0, 1.0, 1.0))
 
 
 def _gathered_lora(model, h, cb):

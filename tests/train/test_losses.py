@@ -1,10 +1,11 @@
-"""The auxiliary future loss (model.future_frames): codebook 0's CE some frames ahead."""
+"""The next-token loss weighed by codebook (model.codebook_weights), and the auxiliary future loss
+(model.future_frames): codebook 0's CE some frames ahead."""
 import math
 
 import torch
 
 from autosong.model.transformer import FuturePrediction
-from autosong.train.losses import future_ce
+from autosong.train.losses import future_ce, token_ce
 from tests.model.test_transformer import batch, tiny
 
 
@@ -30,3 +31,17 @@ def test_the_model_predicts_codebook_0_at_each_horizon_inside_the_window():
     frames = torch.arange(S)[:, None] + torch.tensor([4, 8])  # the delay pattern: step s predicts frame s of codebook 0
     assert torch.equal(future.valid[0], frames < 12)
     assert torch.equal(future.targets[0][future.valid[0]], codes[0, 0][frames[frames < 12]])
+
+
+def test_codebook_weights_weigh_each_codebooks_mean_cross_entropy():
+    codes, lengths, off, ids, mask = batch(T=12)
+    losses = {}
+    for weights in [(), (1.0, 1.0), (1.0, 0.0), (3.0, 1.0)]:
+        model = tiny(pattern="delay", codebook_weights=weights).eval()
+        loss, sums, counts = token_ce(model, *model(codes, lengths, off, ids, mask))
+        losses[weights] = loss.item()
+    per_cb = (sums / counts).tolist()  # the same model each time (seeded), so the same per-codebook CE
+    assert math.isclose(losses[()], losses[(1.0, 1.0)], rel_tol=1e-6)
+    assert math.isclose(losses[(1.0, 0.0)], per_cb[0], rel_tol=1e-6)
+    n0, n1 = counts.tolist()
+    assert math.isclose(losses[(3.0, 1.0)], (3 * per_cb[0] * n0 + per_cb[1] * n1) / (3 * n0 + n1), rel_tol=1e-6)
