@@ -111,6 +111,13 @@ def singing_score(sung: list[float], expected: list[float]) -> SingingScore:
 def edit_operations(a: list[float], b: list[float]) -> tuple[int, int, int]:
     """(substitutions, insertions, deletions) of a least-cost edit from `b` (expected) to `a`
     (sung): an insertion is an element of `a` with no partner in `b`, a deletion one of `b`."""
+    ops = [op for op, _, _ in edit_path(a, b)]
+    return ops.count("substituted"), ops.count("inserted"), ops.count("deleted")
+
+
+def edit_path(a: list[float], b: list[float]) -> list[tuple[str, int | None, int | None]]:
+    """One least-cost edit from `b` (expected) to `a` (sung), in order: (op, index in a, index in
+    b), op "same" or "substituted" (both indices), "inserted" (a's only) or "deleted" (b's only)."""
     n, m = len(a), len(b)
     cost = np.zeros((n + 1, m + 1), dtype=np.int64)
     cost[:, 0], cost[0, :] = np.arange(n + 1), np.arange(m + 1)
@@ -118,17 +125,19 @@ def edit_operations(a: list[float], b: list[float]) -> tuple[int, int, int]:
         for j in range(1, m + 1):
             cost[i, j] = min(cost[i - 1, j] + 1, cost[i, j - 1] + 1,
                              cost[i - 1, j - 1] + (abs(a[i - 1] - b[j - 1]) > PITCH_TOLERANCE))
-    subs = ins = dels = 0
-    i, j = n, m
+    path, i, j = [], n, m
     while i or j:  # walk back one least-cost path
-        if i and j and cost[i, j] == cost[i - 1, j - 1] + (abs(a[i - 1] - b[j - 1]) > PITCH_TOLERANCE):
-            subs += int(abs(a[i - 1] - b[j - 1]) > PITCH_TOLERANCE)
+        differ = i and j and abs(a[i - 1] - b[j - 1]) > PITCH_TOLERANCE
+        if i and j and cost[i, j] == cost[i - 1, j - 1] + differ:
             i, j = i - 1, j - 1
+            path.append(("substituted" if differ else "same", i, j))
         elif i and cost[i, j] == cost[i - 1, j] + 1:
-            ins, i = ins + 1, i - 1
+            i -= 1
+            path.append(("inserted", i, None))
         else:
-            dels, j = dels + 1, j - 1
-    return subs, ins, dels
+            j -= 1
+            path.append(("deleted", None, j))
+    return path[::-1]
 
 
 def matched_notes(sung: list[float], expected: list[float]) -> list[tuple[int, int]]:

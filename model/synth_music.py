@@ -123,17 +123,18 @@ def melody_notes(lyrics: str, genre: str, tokenizer: LyricsTokenizer,
                  breaks: Sequence[float] = ()) -> list[tuple[int | None, float]]:
     """The fixed rule: lyric tokens -> (MIDI pitch or None for a rest, beats). `breaks`: beats of
     rest at each section tag, in order (draw_breaks)."""
-    return [(pitch, beats) for pitch, beats, _ in _melody(lyrics, genre, tokenizer, breaks)]
+    return [(pitch, beats) for pitch, beats, *_ in _melody(lyrics, genre, tokenizer, breaks)]
 
 
 def _melody(lyrics: str, genre: str, tokenizer: LyricsTokenizer,
-            breaks: Sequence[float]) -> list[tuple[int | None, float, bool]]:
-    """melody_notes, each note marked True where it is a line break's rest."""
+            breaks: Sequence[float]) -> list[tuple[int | None, float, str, str]]:
+    """melody_notes, each note with what sings it (a syllable or a word; a line break's rest, or
+    a section's break) and the section it is in."""
     style = GENRES[genre]
-    notes: list[tuple[int | None, float, bool]] = []
+    notes: list[tuple[int | None, float, str, str]] = []
     rests = iter(breaks)
     key = key_offset(lyrics, tokenizer)
-    transpose, word = key, ""  # semitones: the key, plus a section's shift
+    transpose, word, section = key, "", "[verse]"  # semitones: the key, plus a section's shift
 
     def pitch_of(text: str, shift: int = 0) -> int:
         degree = (sum(map(ord, text)) + shift) % 14  # two octaves of the genre's scale
@@ -142,22 +143,22 @@ def _melody(lyrics: str, genre: str, tokenizer: LyricsTokenizer,
     def end_word():
         nonlocal word
         if word:
-            notes.append((pitch_of(word), max(0.5, 0.25 * len(word)), False))
+            notes.append((pitch_of(word), max(0.5, 0.25 * len(word)), "word", section))
             word = ""
 
     for tok in (tokenizer.tokens[i] for i in tokenizer.encode(lyrics)[1:]):
         if tok.startswith("["):
             end_word()
-            transpose = {"[chorus]": 12, "[bridge]": 5}.get(tok, 0) + key
+            section, transpose = tok, {"[chorus]": 12, "[bridge]": 5}.get(tok, 0) + key
             rest = next(rests, 0.0)
             if rest:
-                notes.append((None, rest, False))
+                notes.append((None, rest, "section break", section))
         elif _is_syllable(tok):  # pinyin syllable: its tone sets length and step
             end_word()
-            notes.append((pitch_of(tok[:-1], int(tok[-1])), _TONE_BEATS[tok[-1]], False))
+            notes.append((pitch_of(tok[:-1], int(tok[-1])), _TONE_BEATS[tok[-1]], "syllable", section))
         elif tok == "<nl>":
             end_word()
-            notes.append((None, 1.0, True))
+            notes.append((None, 1.0, "line break", section))
         elif len(tok) == 1 and tok.isalnum():
             word += tok
         else:
@@ -184,9 +185,9 @@ def line_starts(lyrics: str, genre: str, tokenizer: LyricsTokenizer, breaks: Seq
     its own break and rest, so the line after it starts a beat later. What the synth's lyrics.lrc says."""
     beat = 60.0 / GENRES[genre].bpm
     starts, pos = [0.0], 0.0
-    for _, beats, line_break in _melody(lyrics, genre, tokenizer, breaks):
+    for _, beats, source, _ in _melody(lyrics, genre, tokenizer, breaks):
         pos += beats * beat
-        if line_break:  # a line break's rest: the next line starts after it
+        if source == "line break":  # its rest: the next line starts after it
             starts.append(pos)
     lines = normalize_lyrics(lyrics).split("\n")  # as the tokenizer reads them: one break before each
     if len(starts) != len(lines):
@@ -242,6 +243,12 @@ def expected_notes(lyrics: str, genre: str) -> list[tuple[float, float, int]]:
     """(start s, length s, MIDI) of the sung notes the rule gives these lyrics: the truth a
     generated song's transcribed notes are scored against (eval/notes.py)."""
     return note_timeline(lyrics, genre, default_tokenizer())
+
+
+def expected_note_sources(lyrics: str, genre: str) -> list[tuple[str, str]]:
+    """What sings each of expected_notes (a "syllable" or a "word") and its section tag, in order."""
+    return [(source, section) for pitch, _, source, section in _melody(lyrics, genre, default_tokenizer(), ())
+            if pitch is not None]
 
 
 def lowest_lead_pitch(genre: str) -> int:

@@ -68,6 +68,16 @@ def test_singing_score_on_hand_made_sequences():
         assert c.ner * c.expected == c.substitutions + c.insertions + c.deletions
 
 
+def test_the_edit_path_says_what_was_sung_for_each_expected_note():
+    from autosong.eval.notes import edit_path
+
+    sung, expected = [60.0, 62.0, 65.0, 67.0], [60.0, 64.0, 65.0, 67.0, 71.0]
+    assert edit_path(sung, expected) == [("same", 0, 0), ("substituted", 1, 1), ("same", 2, 2),
+                                         ("same", 3, 3), ("deleted", None, 4)]
+    assert edit_path([60.0, 61.0, 62.0], [60.0, 62.0]) == [("same", 0, 0), ("inserted", 1, None), ("same", 2, 1)]
+    assert edit_path([], [60.0]) == [("deleted", None, 0)] and edit_path([60.0], []) == [("inserted", 0, None)]
+
+
 def test_the_report_lists_the_notes_asked_for_against_those_sung():
     from autosong.eval.report import _note_rows, note_name
 

@@ -1,0 +1,70 @@
+"""What generated songs sang in place of each kind of expected note: the note eval's songs (its
+per-song expected and sung notes) split by what sings the note (a pinyin syllable or a Latin
+word), the song's key (the synth's language rule: mostly Chinese lyrics stay in the genre's key,
+mostly Latin ones move a fourth up) and the section. Per group: the share sung as asked, sung at
+another pitch, or not sung (one least-cost edit, eval/notes.edit_path, repeats collapsed as the eval
+collapses them), and the commonest intervals of the wrong pitches (sung - expected, semitones):
+-5 on a syllable in a Latin-key song is that syllable sung in the Chinese key.
+
+Usage: python bench/note_kinds.py DATA NOTES.json [NOTES.json ...]
+  NOTES.json: bench/demo_screen.py's ner.json, or `autosong eval`'s eval.json (its note_errors)
+  e.g. python bench/note_kinds.py out/mix10_s0/data out/scr10/cbw_0/ner.json
+"""
+import collections
+import json
+import sys
+
+from autosong.eval.evaluate import load_split
+from autosong.eval.notes import PITCH_TOLERANCE, edit_path
+from autosong.model.lyrics import default_tokenizer
+from autosong.model.synth_music import expected_note_sources, key_offset
+
+
+def collapsed(pitches: list[float], labels: list) -> tuple[list[float], list]:
+    """eval/notes.collapse, keeping each kept pitch's label (the first of a repeated run's)."""
+    out, kept = [], []
+    for pitch, label in zip(pitches, labels):
+        if not out or abs(pitch - out[-1]) > PITCH_TOLERANCE:
+            out.append(pitch)
+            kept.append(label)
+    return out, kept
+
+
+def groups_of(result: dict, songs: dict) -> dict:
+    """{group: Counter of outcomes and intervals} over the eval's songs."""
+    groups = collections.defaultdict(collections.Counter)
+    for row in result["per_song"]:
+        song = songs[row["key"]]
+        key = "Latin" if key_offset(song.lyrics, default_tokenizer()) else "Chinese"
+        sources = expected_note_sources(song.lyrics, song.genre)[: len(row["expected"])]
+        expected, labels = collapsed([p for *_, p in row["expected"]], sources)
+        sung, _ = collapsed([p for *_, p in row["sung"]], [None] * len(row["sung"]))
+        for op, i, j in edit_path(sung, expected):
+            if j is None:
+                continue
+            source, section = labels[j]
+            for group in (f"{source}s, {key}-key songs", f"{section}"):
+                groups[group][op] += 1
+                if op == "substituted":
+                    groups[group][round(sung[i] - expected[j])] += 1
+    return groups
+
+
+def main() -> None:
+    if len(sys.argv) < 3:
+        sys.exit(__doc__)
+    _, songs = load_split(sys.argv[1], "val")
+    songs = {s.key: s for s in songs}
+    for path in sys.argv[2:]:
+        result = json.loads(open(path).read())
+        result = result.get("note_errors", result)
+        print(path)
+        for group, c in sorted(groups_of(result, songs).items()):
+            n = c["same"] + c["substituted"] + c["deleted"]
+            intervals = sorted(((k, v) for k, v in c.items() if isinstance(k, int)), key=lambda kv: -kv[1])[:4]
+            print(f"  {group:28s} {n:4d} notes: sung {c['same'] / n:.2f}, another pitch {c['substituted'] / n:.2f}, "
+                  f"not sung {c['deleted'] / n:.2f}; wrong by " + ", ".join(f"{k:+d} ({v})" for k, v in intervals))
+
+
+if __name__ == "__main__":
+    main()
