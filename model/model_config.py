@@ -39,8 +39,6 @@ class ModelConfig:
     cond_dropout: float = ranged(0.1, low=0, high=0.95)
     lyric_dropout: float = ranged(0.0, low=0, high=0.95)  # the genre token alone (lyrics masked): what
                                        # lyric-only guidance (SamplingConfig.lyric_guidance) contrasts
-    lyric_summary: bool = False        # every memory slot also carries the lyric slots' mean: what the whole
-                                       # lyrics say (their language, the synth's key), beside each word's own
     lyric_context: int = ranged(0, low=0)  # > 0: each lyric slot also reads its neighbours this many slots
                                        # either side (a residual convolution), so a letter knows its word
     cross_align: str = "none"          # none | prior (lyric position l/L near song progress t/T)

@@ -79,7 +79,6 @@ class TextMemory(nn.Module):
         self.proj = nn.Linear(cfg.d_model, cfg.d_model)
         self.bert_proj = nn.Linear(cfg.bert_dim, cfg.d_model) if cfg.bert_dim else None
         self.null = nn.Parameter(torch.randn(1, 1, cfg.d_model) * 0.02)
-        self.summary = nn.Linear(cfg.d_model, cfg.d_model) if cfg.lyric_summary else None
         k = cfg.lyric_context
         self.context = nn.Sequential(nn.Conv1d(cfg.d_model, cfg.d_model, 2 * k + 1, padding=k), nn.GELU(),
                                      nn.Linear(cfg.d_model, cfg.d_model)) if k else None
@@ -103,8 +102,6 @@ class TextMemory(nn.Module):
             mask = torch.cat([text_mask[:, :1], bert_mask], dim=1)
         if drop_lyrics is not None:
             mask = mask & ~(drop_lyrics[:, None] & (torch.arange(mask.shape[1], device=mask.device) > 0))
-        if self.summary is not None:
-            memory = self.summarized(memory, mask)
         if drop is not None:  # always through torch.where: the null memory gets a gradient (zero when unused) on
             # every rank, so ZeRO's buckets match when ranks draw different dropouts, and no host sync
             null_mask = torch.zeros_like(mask)
@@ -112,15 +109,6 @@ class TextMemory(nn.Module):
             memory = torch.where(drop[:, None, None], self.null.to(memory.dtype).expand_as(memory), memory)
             mask = torch.where(drop[:, None], null_mask, mask)
         return memory, mask
-
-    def summarized(self, memory, mask):
-        """memory with the mean of the lyric slots the mask keeps (none when the lyrics are dropped)
-        added, through a projection, to every slot."""
-        lyric = mask.clone()
-        lyric[:, 0] = False
-        weight = lyric.to(memory.dtype)[..., None]
-        mean = (memory * weight).sum(1) / weight.sum(1).clamp(min=1)
-        return memory + self.summary(mean)[:, None]
 
     def in_context(self, memory, mask):
         """Each lyric slot plus what a convolution reads of its neighbours (padding read as zeros,

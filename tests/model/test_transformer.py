@@ -121,18 +121,6 @@ def test_null_memory_ignores_the_lyrics():
     assert torch.allclose(a, b) and not torch.allclose(a, c)
 
 
-def test_lyric_summary_gives_every_slot_the_whole_lyrics_and_nothing_dropped():
-    text = tiny(lyric_summary=True).text.eval()
-    _, _, _, ids, mask = batch(B=2, L=7)
-    ids[1, :4] = ids[0, :4]  # one genre and the same first words, then other lyrics
-    memory, _ = text(ids, mask)
-    assert not torch.allclose(memory[0, :4], memory[1, :4])  # the same words know they are in other lyrics
-    padded, _ = text(torch.cat([ids, ids[:, :3]], 1), torch.cat([mask, torch.zeros(2, 3, dtype=torch.bool)], 1))
-    assert torch.allclose(padded[:, :7], memory, atol=1e-6)  # masked padding is no lyric
-    dropped, _ = text(ids, mask, drop_lyrics=torch.tensor([True, True]))
-    assert torch.allclose(dropped[0, 0], dropped[1, 0])  # without their lyrics the two are one genre
-
-
 def test_lyric_context_reads_neighbours_within_its_reach_and_not_padding():
     text = tiny(lyric_context=1).text.eval()
     _, _, _, ids, mask = batch(B=1, L=7)
