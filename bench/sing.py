@@ -49,7 +49,10 @@ DESIGNS: dict[str, list[str]] = {
     "future+learned+dropout": ["--model.pattern", "delay", "--model.future_frames", "[8,16,32]", "--model.align_units",
                                "learned", "--model.dropout", "0.2"],  # against the count's drift with epochs
     "future+fast-lengths": ["--model.pattern", "delay", "--model.future_frames", "[8,16,32]", "--model.align_units",
-                            "learned", "--model.unit_rate", "10"],  # the demo's design now (RESULTS: ninth round)
+                            "learned", "--model.unit_rate", "10"],  # the demo's design in the ninth round
+    "future+fast-lengths+context": ["--model.pattern", "delay", "--model.future_frames", "[8,16,32]",
+                                    "--model.align_units", "learned", "--model.unit_rate", "10",
+                                    "--model.lyric_context", "3"],  # the demo's design now (RESULTS: tenth round)
     "future+fast-lengths+dropout": ["--model.pattern", "delay", "--model.future_frames", "[8,16,32]",
                                     "--model.align_units", "learned", "--model.unit_rate", "10", "--model.dropout", "0.2"],
     "future+lyric-dropout": ["--model.pattern", "delay", "--model.future_frames", "[8,16,32]",
