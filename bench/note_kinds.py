@@ -4,7 +4,8 @@ word), the song's key (the synth's language rule: mostly Chinese lyrics stay in 
 mostly Latin ones move a fourth up) and the section. Per group: the share sung as asked, sung at
 another pitch, or not sung (one least-cost edit, eval/notes.edit_path, repeats collapsed as the eval
 collapses them), and the commonest intervals of the wrong pitches (sung - expected, semitones):
--5 on a syllable in a Latin-key song is that syllable sung in the Chinese key.
+-5 on a syllable in a Latin-key song is that syllable sung in the Chinese key. First, over all
+songs: whose note each wrong pitch is (a neighbour's, another of the song's, or none of them).
 
 Usage: python bench/note_kinds.py DATA NOTES.json [NOTES.json ...]
   NOTES.json: bench/demo_screen.py's ner.json, or `autosong eval`'s eval.json (its note_errors)
@@ -47,7 +48,20 @@ def groups_of(result: dict, songs: dict) -> dict:
                 groups[group][op] += 1
                 if op == "substituted":
                     groups[group][round(sung[i] - expected[j])] += 1
+            if op == "substituted":
+                groups["wrong pitches"][where_else(sung[i], expected, j)] += 1
     return groups
+
+
+def where_else(pitch: float, expected: list[float], j: int) -> str:
+    """Whose note a wrong pitch sung for expected[j] is: a neighbour's (1 or 2 notes away), another
+    note's of the song, or none of the song's (a frame reading the wrong slot against not knowing the
+    note a slot asks for)."""
+    def found(indices):
+        return any(0 <= k < len(expected) and abs(expected[k] - pitch) <= PITCH_TOLERANCE for k in indices)
+    if found((j - 2, j - 1, j + 1, j + 2)):
+        return "a neighbour's"
+    return "another note's of the song" if found(range(len(expected))) else "no note of the song"
 
 
 def main() -> None:
@@ -59,7 +73,10 @@ def main() -> None:
         result = json.loads(open(path).read())
         result = result.get("note_errors", result)
         print(path)
-        for group, c in sorted(groups_of(result, songs).items()):
+        groups = groups_of(result, songs)
+        wrong = groups.pop("wrong pitches")
+        print("  wrong pitches: " + ", ".join(f"{k} {v / sum(wrong.values()):.2f}" for k, v in sorted(wrong.items())))
+        for group, c in sorted(groups.items()):
             n = c["same"] + c["substituted"] + c["deleted"]
             intervals = sorted(((k, v) for k, v in c.items() if isinstance(k, int)), key=lambda kv: -kv[1])[:4]
             print(f"  {group:28s} {n:4d} notes: sung {c['same'] / n:.2f}, another pitch {c['substituted'] / n:.2f}, "

@@ -113,6 +113,8 @@ class TextMemory(nn.Module):
     def in_context(self, memory, mask):
         """Each lyric slot plus what a convolution reads of its neighbours (padding read as zeros,
         the genre slot neither read nor changed)."""
+        if memory.shape[1] == 1:  # the genre alone (no lyrics): nothing to read
+            return memory
         lyric = memory[:, 1:] * mask[:, 1:, None].to(memory.dtype)
         conv, act, out = self.context
         near = out(act(conv(lyric.transpose(1, 2)).transpose(1, 2)))

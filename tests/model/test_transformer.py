@@ -131,6 +131,8 @@ def test_lyric_context_reads_neighbours_within_its_reach_and_not_padding():
     assert moved.tolist() == [False, False, False, True, True, True, False]  # slot 4 and its neighbours
     padded, _ = text(torch.cat([ids, ids[:, :2]], 1), torch.cat([mask, torch.zeros(1, 2, dtype=torch.bool)], 1))
     assert torch.allclose(padded[:, :7], memory, atol=1e-6)
+    genre_only, _ = text(ids[:, :1], mask[:, :1])  # no lyrics at all (an instrumental): the genre as it is
+    assert torch.allclose(genre_only, memory[:, :1])
 
 
 def test_bad_config_is_refused():
