@@ -18,8 +18,8 @@ FIELDS = [(cls, section, f) for cls, section in CONFIGS for f in dataclasses.fie
 def _edges(f):
     """(values just inside the range, values just outside it) for one field."""
     low, high, above, each = f.metadata["range"]
-    many = f.type == "tuple[int, ...]"  # any number of whole values, each in the range
-    whole = many or isinstance(f.default, int) and not isinstance(f.default, bool)
+    many = f.type in ("tuple[int, ...]", "tuple[float, ...]")  # any number of values, each in the range
+    whole = f.type == "tuple[int, ...]" or isinstance(f.default, int) and not isinstance(f.default, bool)
     step = 1 if whole else 1e-6
     inside, outside = [], [float("nan")]
     if low is not None:
