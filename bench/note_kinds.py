@@ -16,19 +16,9 @@ import json
 import sys
 
 from autosong.eval.evaluate import load_split
-from autosong.eval.notes import PITCH_TOLERANCE, edit_path
+from autosong.eval.notes import PITCH_TOLERANCE, collapse, edit_path, kept_by_collapse
 from autosong.model.lyrics import default_tokenizer
 from autosong.model.synth_music import expected_note_sources, key_offset
-
-
-def collapsed(pitches: list[float], labels: list) -> tuple[list[float], list]:
-    """eval/notes.collapse, keeping each kept pitch's label (the first of a repeated run's)."""
-    out, kept = [], []
-    for pitch, label in zip(pitches, labels):
-        if not out or abs(pitch - out[-1]) > PITCH_TOLERANCE:
-            out.append(pitch)
-            kept.append(label)
-    return out, kept
 
 
 def groups_of(result: dict, songs: dict) -> dict:
@@ -37,9 +27,11 @@ def groups_of(result: dict, songs: dict) -> dict:
     for row in result["per_song"]:
         song = songs[row["key"]]
         key = "Latin" if key_offset(song.lyrics, default_tokenizer()) else "Chinese"
-        sources = expected_note_sources(song.lyrics, song.genre)[: len(row["expected"])]
-        expected, labels = collapsed([p for *_, p in row["expected"]], sources)
-        sung, _ = collapsed([p for *_, p in row["sung"]], [None] * len(row["sung"]))
+        sources = expected_note_sources(song.lyrics, song.genre)
+        pitches = [p for *_, p in row["expected"]]
+        kept = kept_by_collapse(pitches)  # as the eval scores them
+        expected, labels = [pitches[k] for k in kept], [sources[k] for k in kept]
+        sung = collapse([p for *_, p in row["sung"]])
         for op, i, j in edit_path(sung, expected):
             if j is None:
                 continue

@@ -43,11 +43,16 @@ def transcribe(wav: np.ndarray, sr: int, hop: float = 0.01, min_seconds: float =
 
 def collapse(pitches: list[float]) -> list[float]:
     """A pitch repeated in a row (within the tolerance) counted once."""
-    out: list[float] = []
-    for p in pitches:
-        if not out or abs(p - out[-1]) > PITCH_TOLERANCE:
-            out.append(p)
-    return out
+    return [pitches[i] for i in kept_by_collapse(pitches)]
+
+
+def kept_by_collapse(pitches: list[float]) -> list[int]:
+    """The indices collapse keeps: the first of each run of one pitch."""
+    kept: list[int] = []
+    for i, p in enumerate(pitches):
+        if not kept or abs(p - pitches[kept[-1]]) > PITCH_TOLERANCE:
+            kept.append(i)
+    return kept
 
 
 def edit_distance(a: list[float], b: list[float]) -> int:
