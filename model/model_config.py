@@ -70,6 +70,8 @@ class ModelConfig:
         if self.codebook_weights and len(self.codebook_weights) != self.num_codebooks:
             raise ValueError(f"model.codebook_weights has {len(self.codebook_weights)} weights for "
                              f"{self.num_codebooks} codebooks")
+        if self.codebook_weights and not any(self.codebook_weights):
+            raise ValueError("model.codebook_weights are all 0: the next-token loss would weigh nothing")
         if self.max_tokens < self.num_codebooks:
             raise ValueError(f"model.max_tokens {self.max_tokens} holds not one frame of {self.num_codebooks} codebooks")
         if self.frame_positions not in FRAME_POSITIONS:

@@ -146,6 +146,8 @@ def test_bad_config_is_refused():
         ModelConfig(d_model=60, n_heads=4, frame_positions="rotary")
     with pytest.raises(ValueError, match="3 weights for 2 codebooks"):
         ModelConfig(codebook_weights=(2.0, 1.0, 1.0))
+    with pytest.raises(ValueError, match="all 0"):
+        ModelConfig(codebook_weights=(0.0, 0.0))
 
 
 def _gathered_lora(model, h, cb):
