@@ -17,6 +17,7 @@ from autosong.model.api import AutoSong, song_paths
 from autosong.model.audio import load_audio
 from autosong.model.line_times import has_words
 from autosong.model.lyrics import read_lyrics_file, weak_encoding_warning
+from autosong.model.song_key import key_name, parse_key
 from autosong.model.threads import use_threads
 
 
@@ -29,6 +30,8 @@ def parser() -> argparse.ArgumentParser:
                    "model/text_encoding.py)")
     p.add_argument("--genre", default="unknown")
     p.add_argument("--seconds", type=real(0, above=True), default=10.0)
+    p.add_argument("--key", default=None, help="the key to sing in, as 'A minor', 'F# major' or 'Eb' (a model "
+                   "trained with model.song_key; default: the key its lyrics and genre call for, which is printed)")
     p.add_argument("--out", default="song.wav")
     p.add_argument("--num-songs", type=whole(1), default=1, help="several songs in one batch: song_0.wav, song_1.wav ...")
     add_sampling_arguments(p)
@@ -55,6 +58,8 @@ def run(argv) -> int:
     if decoded.weak:
         print(f"warning: {weak_encoding_warning(lyrics_path, decoded)}", file=sys.stderr)
     lyrics = decoded.text
+    if args.key is not None:
+        _parsed_key(args.key)  # refused before the model loads
     if args.prompt_audio and not Path(args.prompt_audio).is_file():
         raise AutoSongError(f"--prompt-audio {args.prompt_audio}: no such file")
     for path in song_paths(args.out, args.num_songs):  # before minutes of sampling, not after
@@ -74,7 +79,8 @@ def run(argv) -> int:
         prompt = load_audio(args.prompt_audio, song.sample_rate, max_seconds=args.prompt_seconds).wav
     settings = sampling_from_args(args, context=args.context, compile=args.compile)
     n = args.num_songs
-    songs = song.generate([lyrics] * n, [args.genre] * n, args.seconds, settings, prompt, progress=True)
+    key = _song_key(song, lyrics, args)
+    songs = song.generate([lyrics] * n, [args.genre] * n, args.seconds, settings, prompt, progress=True, key=args.key)
     timing = songs.timing
     words = has_words(lyrics)
     timed = song.bundle.alignment is not None and song.autoencoder is None and words
@@ -86,7 +92,7 @@ def run(argv) -> int:
         path.with_suffix(".json").write_text(json.dumps({
             "checkpoint": str(song.bundle.path), "step": song.bundle.step, "lyrics_file": str(lyrics_path),
             "lyrics": lyrics,  # what it sings, so that `autosong edit` needs nothing else
-            "genre": args.genre, "seconds": args.seconds, "sampling": settings.to_dict(),
+            "genre": args.genre, "key": key, "seconds": args.seconds, "sampling": settings.to_dict(),
             "prompt_audio": args.prompt_audio, "codec": song.bundle.codec.to_dict(), "timing": timing}, indent=2, ensure_ascii=False))
         lrc = ""
         if timed:  # where the song sings each line, read from the model's alignment heads
@@ -101,6 +107,28 @@ def run(argv) -> int:
           f"{timing['generated_seconds']:.1f} s per song, {timing['songs']} song(s), on {timing['device']}, "
           f"{timing['dtype']}; loading the model took {load_s:.1f} s more")
     return 0
+
+
+def _parsed_key(text: str) -> int:
+    try:
+        return parse_key(text)
+    except ValueError as err:
+        raise AutoSongError(f"--key: {err}") from None
+
+
+def _song_key(song: AutoSong, lyrics: str, args) -> str | None:
+    """The key the songs are sung in, named and printed: --key, else the one the model's key head
+    gives these lyrics and genre; None for a model trained without keys."""
+    called_for = song.key_for(lyrics, args.genre)
+    if args.key is None:
+        if called_for is not None:
+            print(f"key: {called_for} (the one its lyrics and genre call for)")
+        return called_for
+    if called_for is None:
+        raise AutoSongError(f"--key: {song.bundle.path} was not trained with song keys (model.song_key); leave it out")
+    named = key_name(_parsed_key(args.key))
+    print(f"key: {named}")
+    return named
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,6 +31,7 @@ class SampleRow:
     # Added since the first manifests (older ones lack them): a field with a default is optional.
     line_starts_s: tuple[float, ...] = ()  # lyrics.lrc: when each sung line starts (empty: untimed)
     line_slots: tuple[int, ...] = ()       # each of those lines' first memory slot (-1: words not paired)
+    key_signature: int = -1  # heard from the audio: 0-11, the major tonic of its scale (model/song_key.py); -1 unknown
 
     def to_dict(self) -> dict:
         return {**asdict(self), "line_starts_s": list(self.line_starts_s), "line_slots": list(self.line_slots)}
@@ -44,7 +45,14 @@ class SampleRow:
         """From a manifest row or a sample's meta.json (any other keys ignored); optional fields
         default where an older row lacks them."""
         return cls(**{name: row[name] for name in SAMPLE_ROW_FIELDS if name not in DEFAULTS},
-                   **{name: tuple(row.get(name) or default) for name, default in DEFAULTS.items()})
+                   **{name: _optional(row.get(name), default) for name, default in DEFAULTS.items()})
+
+
+def _optional(value, default):
+    """An optional field's value from a row that may lack it (or hold None): the default then."""
+    if value is None:
+        return default
+    return tuple(value) if isinstance(default, tuple) else type(default)(value)
 
 
 # How an annotation is stored in Parquet (a field's metadata "arrow" says otherwise).

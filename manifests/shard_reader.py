@@ -69,6 +69,11 @@ class Sample:
     def genre(self) -> str:
         return self.meta["genre"]
 
+    @property
+    def key_signature(self) -> int:
+        """The audio's key signature as the build heard it (model/song_key.py); -1 unknown or not measured."""
+        return int(self.meta.get("key_signature", -1))
+
     def line_timing(self) -> tuple[np.ndarray, np.ndarray]:
         """Where each timed line (lyrics.lrc) starts: frames of these codes (float32 [N]) and the
         memory slot of its first word (int64 [N]); both empty for an untimed song."""

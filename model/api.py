@@ -31,6 +31,7 @@ from autosong.model.line_times import (LineTimes, attention_map, keep_known, lin
 from autosong.model.lrc import LrcLine, write_lrc
 from autosong.model.lyrics import default_tokenizer
 from autosong.model.sampler import SamplingConfig
+from autosong.model.song_key import key_name, parse_key
 
 
 @dataclass
@@ -100,11 +101,12 @@ class AutoSong:
 
     def generate(self, lyrics: str | list[str], genres: str | list[str], seconds: float,
                  sampling: SamplingConfig | None = None, prompt_audio: np.ndarray | None = None,
-                 progress: bool = False, song_seconds: float | None = None) -> Songs:
+                 progress: bool = False, song_seconds: float | None = None, key: str | None = None) -> Songs:
         """lyrics, genres: one song, or lists of equal length (one batch); seconds: each song's
         length (longer than the training window is fine); prompt_audio: mono float32 at
         `sample_rate`, continued by every song; song_seconds: the whole song's length when only its
-        first `seconds` are wanted (the lyrics then keep the pace of the whole song)."""
+        first `seconds` are wanted (the lyrics then keep the pace of the whole song); key: the key
+        every song is sung in, as 'A minor' (a model.song_key model; None: the one its lyrics call for)."""
         lyrics = [lyrics] if isinstance(lyrics, str) else list(lyrics)
         genres = [genres] * len(lyrics) if isinstance(genres, str) else list(genres)
         if len(genres) != len(lyrics):
@@ -113,12 +115,24 @@ class AutoSong:
         sampling = sampling or SamplingConfig()
         codes, timing = generate_codes(self.bundle, lyrics, genres, seconds, sampling, self.codec.frame_rate, prompt,
                                        progress, self.autoencoder, code_notes=self.code_notes_for(sampling),
-                                       song_seconds=song_seconds)
+                                       song_seconds=song_seconds,
+                                       song_key=None if key is None else [parse_key(key)] * len(lyrics))
         t0 = time.perf_counter()
         audio = [self.decode(c) for c in codes]
         timing["seconds_decode"] = time.perf_counter() - t0
         timing["rtf"] = real_time_factor(timing)
         return Songs(audio, codes, self.codec.sample_rate, timing)
+
+    @torch.no_grad()
+    def key_for(self, lyrics: str, genre: str) -> str | None:
+        """The key the model sings these lyrics in unless told (its key head's, named as
+        model/song_key.key_name does), or None for a model trained without keys."""
+        model = self.bundle.model
+        if not model.cfg.song_key:
+            return None
+        batch = text_batch(self.bundle, [lyrics], [genre], next(model.parameters()).device)
+        logits = model.text.key_logits(batch["text_ids"], batch["text_mask"], batch.get("bert"), batch.get("bert_mask"))
+        return key_name(int(logits.argmax(-1)[0]))
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
         """EnCodec codes [C, frames] -> float32 audio at `sample_rate`."""

@@ -66,6 +66,17 @@ def text_batch(bundle: Bundle, lyrics: list[str], genres: list[str], device="cpu
     return {k: v.to(device) for k, v in text_inputs([torch.tensor(r) for r in rows], states).items()}
 
 
+def _song_keys(model, song_key: list[int] | None, songs: int, device) -> torch.Tensor | None:
+    """The key signatures asked for as the sampler takes them; refused for a model that reads none."""
+    if song_key is None:
+        return None
+    if not model.cfg.song_key:
+        raise AutoSongError("this model was not trained with song keys (model.song_key): leave the key out")
+    if len(song_key) != songs:
+        raise AutoSongError(f"{len(song_key)} keys for {songs} songs")
+    return torch.tensor(song_key, dtype=torch.long, device=device)
+
+
 def _progress_bar(frames: int, frame_rate: float):
     bar = progress(frames, "generating", "frame")
 
@@ -103,7 +114,8 @@ def _prompt_steps(prompt: np.ndarray, ae: Bundle | None, frames: int, seconds: f
 def generate_codes(bundle: Bundle, lyrics: list[str], genres: list[str], seconds: float, settings: SamplingConfig,
                    frame_rate: int = 75, prompt: np.ndarray | None = None, progress: bool = True,
                    autoencoder: Bundle | None = None, line_starts: list[tuple[float, int]] | None = None,
-                   code_notes: np.ndarray | None = None, song_seconds: float | None = None) -> tuple[np.ndarray, dict]:
+                   code_notes: np.ndarray | None = None, song_seconds: float | None = None,
+                   song_key: list[int] | None = None) -> tuple[np.ndarray, dict]:
     """Returns codes int16 [N, C, frames] and timing figures. Runs where the bundle's model is.
     Songs longer than the training window are generated window by window (model/sampler.py).
     `autoencoder`: a latent model's, if already loaded (else it is loaded from the bundle).
@@ -111,7 +123,8 @@ def generate_codes(bundle: Bundle, lyrics: list[str], genres: list[str], seconds
     prior passes through (an edit's kept lines and its cut); None: the uniform t/T.
     `code_notes`: the note each codebook-0 code sounds, for settings.note_hold (AutoSong.code_notes_for);
     None: codes are drawn as codes. `song_seconds`: the whole song's length when only its first
-    `seconds` are drawn (the alignment prior's song length; default `seconds`)."""
+    `seconds` are drawn (the alignment prior's song length; default `seconds`). `song_key`: each
+    song's key signature (model/song_key.py), for a model.song_key model; None: its key head's."""
     model = bundle.model
     ae = autoencoder if autoencoder is not None else autoencoder_for(bundle)
     stride = ae.model.cfg.stride if ae else 1
@@ -140,7 +153,7 @@ def generate_codes(bundle: Bundle, lyrics: list[str], genres: list[str], seconds
     whole = None if song_seconds is None else steps(song_seconds)
     codes = sampler.generate(batch["text_ids"], batch["text_mask"], frames, settings, prompt=prompt_t,
                              bert=batch.get("bert"), bert_mask=batch.get("bert_mask"), progress=hook, lines=lines,
-                             song_frames=whole)
+                             song_frames=whole, song_key=_song_keys(model, song_key, len(lyrics), device))
     if ae is not None:
         with torch.no_grad():
             codes = ae.model.decode(codes)  # latents -> EnCodec codes [N, C, frames * stride]

@@ -21,6 +21,7 @@ class SongBatch:
     line_frames: torch.Tensor    # [B, N] float: timed lines' start frames (line_inputs)
     line_slots: torch.Tensor     # [B, N]: each line's first memory slot; -1 pads and marks untimed songs
     keys: list[str]              # the songs' keys, for logs and tests
+    song_key: torch.Tensor       # [B] long: each song's key signature as the build heard it (-1 unknown)
     bert: torch.Tensor | None = None       # [B, Lb, d] fp16: BERT states, in a BERT dataset
     bert_mask: torch.Tensor | None = None  # [B, Lb] bool
 

@@ -68,13 +68,15 @@ class Sampler:
 
     @torch.inference_mode()
     def generate(self, text_ids, text_mask, frames: int, settings: SamplingConfig, prompt=None,
-                 bert=None, bert_mask=None, progress=None, lines=None, song_frames: int | None = None) -> torch.Tensor:
+                 bert=None, bert_mask=None, progress=None, lines=None, song_frames: int | None = None,
+                 song_key=None) -> torch.Tensor:
         """Args: text_ids/text_mask [B, L] (genre token first), frames to produce, prompt codes
         [B, C, P] (optional), progress(frames_done, frames, seconds) called as frames complete,
         lines (line_frames, line_slots) [B, N]: line starts the alignment prior must pass through
         (an edit's; model/padding.line_inputs), or None: the uniform t/T. song_frames: the whole
         song's length when only its opening `frames` are drawn (what the alignment prior's T is;
-        default `frames`).
+        default `frames`). song_key [B]: the key signature each song is sung in (model.song_key;
+        None: the one its lyrics and genre call for, the model's key head's).
         Returns codes [B, C, frames] (the prompt included)."""
         model, C, W = self.model, self.cfg.num_codebooks, self.cfg.window_frames
         B, dev = text_ids.shape[0], text_ids.device
@@ -85,8 +87,9 @@ class Sampler:
             raise ValueError(f"context {settings.context}: the fraction of a window kept must lie in [0, 1)")
         terms = settings.guidance_terms()
         everyone = torch.ones(B, dtype=torch.bool, device=dev)
-        made = {"cond": lambda: model.text(text_ids, text_mask, bert, bert_mask),
-                "genre_only": lambda: model.text(text_ids, text_mask, bert, bert_mask, drop_lyrics=everyone),
+        made = {"cond": lambda: model.text(text_ids, text_mask, bert, bert_mask, key=song_key),
+                "genre_only": lambda: model.text(text_ids, text_mask, bert, bert_mask, drop_lyrics=everyone,
+                                                 key=song_key),
                 "null": lambda: model.text(text_ids, text_mask, bert, bert_mask, drop=everyone)}
         parts = [made[kind]() for kind, _ in terms]  # [(memory, mask)] per term, base last
         memory, mask = torch.cat([m for m, _ in parts]), torch.cat([k for _, k in parts])

@@ -24,6 +24,7 @@ from autosong.model.attention import (Alignment, CrossAttention, KVCache, Record
                                       lyric_progress, per_frame)
 from autosong.model.lyrics import default_tokenizer, sung_units
 from autosong.model.model_config import ModelConfig
+from autosong.model.song_key import KEY_SIGNATURES
 
 @dataclass
 class FuturePrediction:
@@ -67,6 +68,28 @@ class DecoderLayer(nn.Module):
         return x
 
 
+class SongKey(nn.Module):
+    """The song's key signature (model/song_key.py) added to the genre slot: the key given (the one
+    the build heard, in training), or the one a head predicts from the genre slot and the mean of
+    the lyric slots, so that every frame reads the song's key and not only its word's script."""
+
+    def __init__(self, d_model: int):
+        super().__init__()
+        self.embed = nn.Embedding(KEY_SIGNATURES + 1, d_model)  # the last row: unknown (NO_KEY)
+        self.head = nn.Sequential(nn.Linear(2 * d_model, d_model), nn.GELU(), nn.Linear(d_model, KEY_SIGNATURES))
+
+    def logits(self, memory, mask):
+        """memory [B, L, D] (genre slot first), mask [B, L] -> [B, KEY_SIGNATURES]."""
+        lyric = mask[:, 1:, None].to(memory.dtype)
+        mean = (memory[:, 1:] * lyric).sum(1) / lyric.sum(1).clamp(min=1)
+        return self.head(torch.cat([memory[:, 0], mean], dim=-1))
+
+    def on_genre_slot(self, memory, key):
+        """memory with key [B] (NO_KEY: unknown) added to its genre slot."""
+        row = torch.where(key < 0, KEY_SIGNATURES, key)
+        return torch.cat([memory[:, :1] + self.embed(row)[:, None].to(memory.dtype), memory[:, 1:]], dim=1)
+
+
 class TextMemory(nn.Module):
     """Lyric ids [B, L] (genre token first) or BERT states -> memory [B, L', D] and its mask."""
 
@@ -82,11 +105,34 @@ class TextMemory(nn.Module):
         k = cfg.lyric_context
         self.context = nn.Sequential(nn.Conv1d(cfg.d_model, cfg.d_model, 2 * k + 1, padding=k), nn.GELU(),
                                      nn.Linear(cfg.d_model, cfg.d_model)) if k else None
+        self.key = SongKey(cfg.d_model) if cfg.song_key else None
 
-    def forward(self, text_ids, text_mask, bert=None, bert_mask=None, drop=None, drop_lyrics=None):
+    def forward(self, text_ids, text_mask, bert=None, bert_mask=None, drop=None, drop_lyrics=None, key=None):
         """drop [B] bool: these samples get the null memory (conditioning dropout, or the
         unconditional half of classifier-free guidance); drop_lyrics [B] bool: these keep only
-        their genre token (lyric dropout, or the lyric-free term of lyric-only guidance)."""
+        their genre token (lyric dropout, or the lyric-free term of lyric-only guidance); key [B]:
+        the songs' key signatures (model.song_key; NO_KEY unknown), None: the head's likeliest."""
+        memory, mask = self.lyric_memory(text_ids, text_mask, bert, bert_mask)
+        if self.key is not None:
+            if key is None:
+                key = self.key.logits(memory, mask).argmax(-1)
+            memory = self.key.on_genre_slot(memory, key)
+        if drop_lyrics is not None:
+            mask = mask & ~(drop_lyrics[:, None] & (torch.arange(mask.shape[1], device=mask.device) > 0))
+        if drop is not None:  # always through torch.where: the null memory gets a gradient (zero when unused) on
+            # every rank, so ZeRO's buckets match when ranks draw different dropouts, and no host sync
+            null_mask = torch.zeros_like(mask)
+            null_mask[:, 0] = True
+            memory = torch.where(drop[:, None, None], self.null.to(memory.dtype).expand_as(memory), memory)
+            mask = torch.where(drop[:, None], null_mask, mask)
+        return memory, mask
+
+    def key_logits(self, text_ids, text_mask, bert=None, bert_mask=None):
+        """[B, KEY_SIGNATURES]: the key signature the lyrics and genre call for (model.song_key)."""
+        return self.key.logits(*self.lyric_memory(text_ids, text_mask, bert, bert_mask))
+
+    def lyric_memory(self, text_ids, text_mask, bert=None, bert_mask=None):
+        """The memory [B, L', D] and its mask as the lyrics and genre give it: no key, nothing dropped."""
         L = text_ids.shape[1]
         if L > self.cfg.max_text_len:
             raise ValueError(f"lyrics of {L} ids exceed model.max_text_len {self.cfg.max_text_len}")
@@ -100,14 +146,6 @@ class TextMemory(nn.Module):
                 raise ValueError("this model reads BERT states (model.bert_dim > 0) but the batch has none")
             memory = torch.cat([memory[:, :1], self.bert_proj(bert.to(memory.dtype))], dim=1)  # genre + BERT
             mask = torch.cat([text_mask[:, :1], bert_mask], dim=1)
-        if drop_lyrics is not None:
-            mask = mask & ~(drop_lyrics[:, None] & (torch.arange(mask.shape[1], device=mask.device) > 0))
-        if drop is not None:  # always through torch.where: the null memory gets a gradient (zero when unused) on
-            # every rank, so ZeRO's buckets match when ranks draw different dropouts, and no host sync
-            null_mask = torch.zeros_like(mask)
-            null_mask[:, 0] = True
-            memory = torch.where(drop[:, None, None], self.null.to(memory.dtype).expand_as(memory), memory)
-            mask = torch.where(drop[:, None], null_mask, mask)
         return memory, mask
 
     def in_context(self, memory, mask):
@@ -260,12 +298,12 @@ class SoundTransformer(nn.Module):
     # ---- training ---------------------------------------------------------------------------
     def forward(self, codes, lengths, frame_offset, text_ids, text_mask, bert=None, bert_mask=None,
                 cond_drop=None, song_frames=None, line_frames=None, line_slots=None, with_future: bool = False,
-                recording: Recording | None = None):
+                recording: Recording | None = None, song_key=None):
         """Args: codes [B, C, T], lengths [B], frame_offset [B], text_ids/text_mask [B, L],
         bert [B, Lb, d_bert] (optional), song_frames [B] (the whole song's frames; default: the
         window ends the song), line_frames/line_slots [B, N] (timed lines, model/padding.line_inputs;
         read under align_source timed), recording: cross-attention weights to keep (and whether the
-        prior is on). Returns: logits [B, S, P, V], the PatternBatch; with `with_future` (and
+        prior is on), song_key [B]: the songs' key signatures (model.song_key; None: predicted). Returns: logits [B, S, P, V], the PatternBatch; with `with_future` (and
         model.future_frames) also the auxiliary FuturePrediction."""
         batch = self.pattern.build(codes.long(), lengths, frame_offset)
         if cond_drop is None and self.training and self.cfg.cond_dropout > 0:
@@ -273,7 +311,7 @@ class SoundTransformer(nn.Module):
         lyric_drop = None
         if self.training and self.cfg.lyric_dropout > 0:
             lyric_drop = torch.rand(codes.shape[0], device=codes.device) < self.cfg.lyric_dropout
-        memory, memory_mask = self.text(text_ids, text_mask, bert, bert_mask, cond_drop, lyric_drop)
+        memory, memory_mask = self.text(text_ids, text_mask, bert, bert_mask, cond_drop, lyric_drop, song_key)
         if song_frames is None:
             song_frames = frame_offset + lengths
         x = self.embed_steps(batch.inputs, batch.codebook, batch.positions)

@@ -87,7 +87,8 @@ def plan_build(cfg, out: Path, text: dict, codec) -> BuildPlan:
         if row and (row["audio_sha256"], row["lyrics_sha256"], row["genre"]) == (
                 song.audio_sha256, song.lyrics_sha256, song.genre) and row["text_len"] <= cfg.max_text_len and (
                 cfg.max_seconds is not None or row["duration_s"] <= cfg.max_song_seconds) and (
-                len(row.get("line_slots") or ()) == len(row.get("line_starts_s") or ())):  # built before line_slots
+                len(row.get("line_slots") or ()) == len(row.get("line_starts_s") or ())  # built before line_slots
+                and row.get("key_signature") is not None):  # built before keys were measured: encode again
             samples[song.key] = row
         elif (song.key in old_rejects and old_rejects[song.key]["content_sha256"] == song.content_sha256
               and old_card and old_card.limits == cfg.limits()):
@@ -153,7 +154,7 @@ def _known_rows(out: Path, shard_dir: Path, trust_manifests: bool = True) -> tup
             continue
         metas = _shard_meta_or_set_aside(path)
         for meta in metas:
-            rows[meta["key"]] = {**{f: meta.get(f, []) if f in DEFAULTS else meta[f] for f in META_FIELDS},
+            rows[meta["key"]] = {**{f: meta.get(f, DEFAULTS[f]) if f in DEFAULTS else meta[f] for f in META_FIELDS},
                                  "shard": path.name}
         shards[path.name] = {"path": path.name, "samples": len(metas), "bytes": path.stat().st_size,
                              "sha256": file_sha256(path)}

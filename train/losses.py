@@ -43,17 +43,30 @@ def token_model_loss(model, batch: SongBatch, step: int):
     cfg = model.cfg
     out = model(batch.codes, batch.lengths, batch.frame_offset, batch.text_ids, batch.text_mask, batch.bert,
                 batch.bert_mask, song_frames=batch.song_frames, line_frames=batch.line_frames,
-                line_slots=batch.line_slots, with_future=bool(cfg.future_frames))
+                line_slots=batch.line_slots, with_future=bool(cfg.future_frames), song_key=batch.song_key)
     loss, ce_sums, counts = token_ce(model, out[0], out[1])
+    extras = {}
     if len(out) == 3:
-        future = future_ce(out[2])
-        return loss + cfg.future_weight * future, ce_sums, counts, {"future_ce": future.detach()}
-    return loss, ce_sums, counts, {}
+        extras["future_ce"] = future_ce(out[2])
+        loss = loss + cfg.future_weight * extras["future_ce"]
+    if cfg.song_key:
+        extras["key_ce"] = key_ce(model.text.key_logits(batch.text_ids, batch.text_mask, batch.bert, batch.bert_mask),
+                                  batch.song_key)
+        loss = loss + cfg.key_weight * extras["key_ce"]
+    return loss, ce_sums, counts, {name: value.detach() for name, value in extras.items()}
+
+
+def key_ce(logits: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+    """The key head's loss: CE of logits [B, 12] against the key signatures the build heard [B],
+    over the songs whose key is known (zero when none is)."""
+    known = key >= 0
+    ce = F.cross_entropy(logits.float(), key.clamp(min=0), reduction="none")
+    return (ce * known).sum() / known.sum().clamp(min=1)
 
 
 def token_model_metrics(extras: dict, counts, model_cfg) -> dict:
     """Metrics beyond loss and CE for a logged step, from the last micro-batch's extras."""
-    return {"future_ce": float(extras["future_ce"])} if "future_ce" in extras else {}
+    return {name: float(extras[name]) for name in ("future_ce", "key_ce") if name in extras}
 
 
 def autoencoder_loss(model, batch: SongBatch, step: int):

@@ -3,7 +3,7 @@ import torch
 
 from autosong.model.model_config import ModelConfig
 from autosong.model.transformer import SoundTransformer
-from autosong.train.losses import token_ce
+from autosong.train.losses import key_ce, token_ce
 
 VARIANTS = [(p, n) for p in ("flatten", "delay") for n in ("post", "pre")]
 
@@ -133,6 +133,34 @@ def test_lyric_context_reads_neighbours_within_its_reach_and_not_padding():
     assert torch.allclose(padded[:, :7], memory, atol=1e-6)
     genre_only, _ = text(ids[:, :1], mask[:, :1])  # no lyrics at all (an instrumental): the genre as it is
     assert torch.allclose(genre_only, memory[:, :1])
+
+
+def test_the_song_key_is_learned_from_the_lyrics_and_read_on_the_genre_slot_alone():
+    """The key head learns a key the lyrics decide (here: whether id 7 is among them); a key given
+    changes the genre slot only; and without one the memory carries the head's likeliest key,
+    as the sampler's memory does."""
+    model = tiny(song_key=True)
+    text = model.text
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(20, 60, (16, 6), generator=g)
+    ids[:8, 3] = 7
+    mask = torch.ones_like(ids, dtype=torch.bool)
+    key = torch.where((ids == 7).any(1), 4, 9)
+    key[0] = -1  # unknown: no loss from it
+    opt = torch.optim.Adam(text.parameters(), lr=3e-3)
+    for _ in range(60):
+        opt.zero_grad()
+        key_ce(text.key_logits(ids, mask), key).backward()
+        opt.step()
+    text.eval()
+    predicted = text.key_logits(ids, mask).argmax(-1)
+    assert predicted[1:].tolist() == key[1:].tolist()
+    given, _ = text(ids, mask, key=torch.full((16,), 2))
+    other, _ = text(ids, mask, key=torch.full((16,), 5))
+    assert torch.equal(given[:, 1:], other[:, 1:]) and not torch.allclose(given[:, 0], other[:, 0])
+    assert torch.equal(text(ids, mask)[0], text(ids, mask, key=predicted)[0])
+    unknown, _ = text(ids, mask, key=torch.full((16,), -1))
+    assert not torch.allclose(unknown[:, 0], given[:, 0])
 
 
 def test_bad_config_is_refused():

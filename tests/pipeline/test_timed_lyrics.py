@@ -3,7 +3,9 @@ The model reads the same complete lyrics; each line's start goes to the shard an
 and a bad LRC is a reject row that says why."""
 import json
 
+from autosong.model.audio import load_audio
 from autosong.model.lrc import parse_lrc
+from autosong.model.song_key import key_signature
 from autosong.model.lyrics import default_tokenizer, lyric_words
 
 
@@ -39,6 +41,8 @@ def test_a_timed_synth_corpus_builds_with_its_line_times_and_bad_lrc_files_are_r
     for key in ("song_000", "song_001"):  # the synth's true line starts, in the manifest and the shard
         assert list(rows[key].line_starts_s) == [round(line.start, 2) for line in truth[key].lines]
     assert rows["song_005"].line_starts_s == ()  # lyrics.txt alone: untimed
+    for key, row in rows.items():  # each song's key signature, heard from the audio the build decoded
+        assert row.key_signature == key_signature(load_audio(tmp_path / "c" / row.source, 24_000).wav, 24_000) >= 0
     metas = {m["key"]: m for shard in sorted((out / "shards").glob("*.tar")) for m in read_shard_meta(shard)}
     assert SampleRow.from_dict({**metas["song_000"], "shard": rows["song_000"].shard}) == rows["song_000"]
     # the model reads the complete lyrics either way: from lyrics.lrc alone, what lyrics.txt said

@@ -1,11 +1,12 @@
-"""The next-token loss weighed by codebook (model.codebook_weights), and the auxiliary future loss
-(model.future_frames): codebook 0's CE some frames ahead."""
+"""The next-token loss weighed by codebook (model.codebook_weights), the auxiliary future loss
+(model.future_frames): codebook 0's CE some frames ahead, and the key head's loss (model.song_key)."""
 import math
 
 import torch
+import torch.nn.functional as F
 
 from autosong.model.transformer import FuturePrediction
-from autosong.train.losses import future_ce, token_ce
+from autosong.train.losses import future_ce, key_ce, token_ce
 from tests.model.test_transformer import batch, tiny
 
 
@@ -45,3 +46,11 @@ def test_codebook_weights_weigh_each_codebooks_mean_cross_entropy():
     assert math.isclose(losses[(1.0, 0.0)], per_cb[0], rel_tol=1e-6)
     n0, n1 = counts.tolist()
     assert math.isclose(losses[(3.0, 1.0)], (3 * per_cb[0] * n0 + per_cb[1] * n1) / (3 * n0 + n1), rel_tol=1e-6)
+
+
+def test_the_key_loss_is_the_mean_over_songs_whose_key_is_known():
+    logits = torch.randn(3, 12)
+    key = torch.tensor([4, -1, 11])
+    expected = (F.cross_entropy(logits[[0]], key[[0]]) + F.cross_entropy(logits[[2]], key[[2]])) / 2
+    assert torch.allclose(key_ce(logits, key), expected)
+    assert key_ce(logits, torch.full((3,), -1)).item() == 0.0  # none known: nothing to learn, and no NaN
