@@ -70,12 +70,17 @@ def test_generate_reads_latin1_lyrics_like_the_build(trained_run, tmp_path):
     assert out.returncode == 0, out.stderr[-1500:]
 
 
-@pytest.mark.parametrize("case", ["missing prompt", "lyrics over the limit", "out is a folder"])
+@pytest.mark.parametrize("case", ["missing prompt", "lyrics over the limit", "out is a folder", "no such key",
+                                  "a key for a model without keys"])
 def test_generate_refuses_in_one_line(case, trained_run, tmp_path):
     lyrics = tmp_path / "l.txt"
     args = []
     out_path = tmp_path / "s.wav"
-    if case == "out is a folder":  # refused before sampling, not after
+    if case in ("no such key", "a key for a model without keys"):
+        lyrics.write_text("[verse]\nla la\n")
+        args = ["--key", "H dorian" if case == "no such key" else "A minor"]
+        says = "as 'A minor', 'F# major'" if case == "no such key" else "was not trained with song keys"
+    elif case == "out is a folder":  # refused before sampling, not after
         lyrics.write_text("[verse]\nla la\n")
         out_path.mkdir()
         says = f"{out_path} is a folder; name a file"

@@ -41,6 +41,18 @@ def test_seeded_sampling_is_reproducible_and_seeds_differ():
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
+def test_a_song_is_sung_in_the_key_given_or_else_in_the_key_its_lyrics_call_for():
+    model = tiny(song_key=True).eval()
+    with torch.no_grad():
+        model.text.key.embed.weight.mul_(100)  # keys far apart, as a trained model's are
+    ids, mask = text()
+    s = SamplingConfig(temperature=1.0, top_k=50, seed=3)
+    called_for = model.text.key_logits(ids, mask).argmax(-1)
+    untold = Sampler(model).generate(ids, mask, 10, s)
+    assert torch.equal(untold, Sampler(model).generate(ids, mask, 10, s, song_key=called_for))
+    assert not torch.equal(untold, Sampler(model).generate(ids, mask, 10, s, song_key=(called_for + 6) % 12))
+
+
 @pytest.mark.parametrize("pattern", ["flatten", "delay"])
 def test_songs_longer_than_the_window_are_generated_window_by_window(pattern):
     model = tiny(pattern=pattern, max_tokens=40).eval()  # 20-frame windows
