@@ -196,7 +196,27 @@ def evaluate(bundle: Bundle, data: str | Dataset, split: str = "val", max_songs:
         "times_read": bool(times and model.cfg.align_source == "timed"),  # by the prior (align_source timed)
     }
     result["ce_conditions"], result["conditioning_gain"] = conditioning_gains(per_song, seed)
+    if model.cfg.song_key:
+        result["song_key"] = key_agreement(model, songs)
     return result
+
+
+@torch.no_grad()
+def key_agreement(model, songs: list[Sample]) -> dict:
+    """How often the key head (model.song_key) names the key the build heard in the song, over the
+    songs whose key was heard: what generation's key is worth when none is given."""
+    known = [s for s in songs if s.key_signature >= 0]
+    if not known:
+        return {"songs": 0, "agree": 0, "share": math.nan}
+    device, agree = next(model.parameters()).device, 0
+    for start in range(0, len(known), 64):
+        part = known[start : start + 64]
+        bert = [s.bert for s in part] if part[0].bert is not None else None
+        inputs = {k: v.to(device) for k, v in text_inputs([s.text for s in part], bert).items()}
+        called_for = model.text.key_logits(inputs["text_ids"], inputs["text_mask"], inputs.get("bert"),
+                                           inputs.get("bert_mask")).argmax(-1).cpu()
+        agree += int((called_for == torch.tensor([s.key_signature for s in part])).sum())
+    return {"songs": len(known), "agree": agree, "share": agree / len(known)}
 
 
 def conditioning_gains(per_song: dict[str, list[dict]], seed: int) -> tuple[dict, dict]:
@@ -224,4 +244,8 @@ def format_table(result: dict) -> str:
     lines += ["", "conditioning gain, nats/token (CE altered - CE true), 95% CI over songs:"]
     for name, g in result["conditioning_gain"].items():
         lines.append(f"  true vs {name:<16} {format_interval(g['mean'], g['ci95'], g['songs'])}")
+    key = result.get("song_key")
+    if key and key["songs"]:
+        lines.append(f"song key: the key head names the key heard in {key['agree']} of {key['songs']} songs "
+                     f"({key['share']:.0%})")
     return "\n".join(lines)

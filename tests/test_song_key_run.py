@@ -8,7 +8,9 @@ from tests.conftest import TINY, autosong_here, read_metrics, train_cli
 
 
 def test_a_keyed_model_logs_its_key_loss_says_its_key_and_takes_one(small_data, tmp_path):
+    from autosong.eval.evaluate import evaluate, format_table
     from autosong.manifests.dataset import read_sample_rows
+    from autosong.model.bundle import load_bundle
 
     assert all(row.key_signature >= 0 for row in read_sample_rows(small_data))  # the build heard every song's key
     run = tmp_path / "run"
@@ -16,6 +18,10 @@ def test_a_keyed_model_logs_its_key_loss_says_its_key_and_takes_one(small_data, 
     assert out.returncode == 0, out.stderr[-3000:]
     logged = [row["key_ce"] for row in read_metrics(run) if "key_ce" in row]
     assert len(logged) == 3 and all(0 < ce < 10 for ce in logged)
+
+    result = evaluate(load_bundle(run), str(small_data), "val")  # how often the head names the heard key
+    assert result["song_key"]["songs"] == result["songs"] and 0 <= result["song_key"]["agree"] <= result["songs"]
+    assert f"song key: the key head names the key heard in {result['song_key']['agree']} of" in format_table(result)
 
     lyrics = tmp_path / "l.txt"
     lyrics.write_text("[verse]\nlove night dream fire\n")
