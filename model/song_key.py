@@ -19,6 +19,8 @@ from autosong.model.pitch import harmonic_salience
 KEY_SIGNATURES = 12
 NO_KEY = -1  # unknown: a song too short, silent or unpitched to say, or built before keys were measured
 _PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+_MAJOR_NAMES = ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")  # as each key is written
+_MINOR_NAMES = ("A", "Bb", "B", "C", "C#", "D", "D#", "E", "F", "F#", "G", "G#")  # the relative minors
 _FLATS = {"DB": "C#", "EB": "D#", "GB": "F#", "AB": "G#", "BB": "A#", "CB": "B", "FB": "E", "E#": "F", "B#": "C"}
 _MAJOR_SCALE = np.zeros(KEY_SIGNATURES)
 _MAJOR_SCALE[[0, 2, 4, 5, 7, 9, 11]] = 1.0
@@ -29,10 +31,10 @@ _MIN_FRAMES = 8         # about a second: less says nothing about a key
 
 
 def key_name(signature: int) -> str:
-    """'E major / C# minor' for signature 4; 'unknown' for NO_KEY."""
+    """'E major / C# minor' for signature 4, 'Eb major / C minor' for 3; 'unknown' for NO_KEY."""
     if signature == NO_KEY:
         return "unknown"
-    return f"{_PITCH_CLASSES[signature]} major / {_PITCH_CLASSES[(signature + 9) % 12]} minor"
+    return f"{_MAJOR_NAMES[signature]} major / {_MINOR_NAMES[signature]} minor"
 
 
 def parse_key(text: str) -> int:

@@ -1,5 +1,6 @@
 """The per-song work of a build, run inside Ray actors: lyrics -> ids (or BERT states), audio ->
-decoded (in a child process: pipeline/decode_worker.py) -> EnCodec codes. Models load once per
+decoded (in a child process: pipeline/decode_worker.py) -> EnCodec codes, and the key signature
+heard in it (model/song_key.py). Models load once per
 actor. A job comes in as a `SongJob`; what comes back is an `EncodedSong`, which says, for a song
 that failed, the stage and the reason in words. It never raises, so one bad file cannot stop a build.
 """

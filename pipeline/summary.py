@@ -5,6 +5,7 @@ from collections import Counter
 from pathlib import Path
 
 from autosong.manifests import DatasetCard, read_manifest
+from autosong.model.song_key import key_name
 from autosong.pipeline.code_usage import dataset_code_usage
 
 
@@ -14,6 +15,15 @@ def text_frontend(text: dict) -> str:
         return f"BERT states from {text['bert_source']}"
     return (f"{text['vocab_version']}: Hanzi as toned pinyin, Latin script as lower-case letters, "
             f"other scripts as UTF-8 bytes")
+
+
+def keys_line(samples: list[dict]) -> str:
+    """The key signatures heard in the songs (model/song_key.py): how many, the commonest three, the unknown."""
+    heard = Counter(r.get("key_signature") for r in samples)
+    unknown = heard.pop(None, 0) + heard.pop(-1, 0)  # None: built before keys were heard
+    common = ", ".join(f"{key_name(k)} {n}" for k, n in heard.most_common(3))
+    return f"keys        {len(heard)} key signature{'s' if len(heard) != 1 else ''} heard" + (f"; most: {common}" if common else "") + (
+        f"; unknown {unknown}" if unknown else "")
 
 
 def summary(out: str | Path) -> str:
@@ -36,6 +46,7 @@ def summary(out: str | Path) -> str:
             f"   per song {min(frames) * card.num_codebooks:,}-{max(frames) * card.num_codebooks:,}" if frames else ""),
         f"lyrics      {sum(text):,} ids" + (f"   per song {min(text)}-{max(text)}" if text else ""),
         f"timed       {sum(1 for r in samples if r.get('line_starts_s'))} songs with lyrics.lrc line times",
+        keys_line(samples),
         "",
         "genre                 songs",
     ]

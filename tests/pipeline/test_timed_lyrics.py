@@ -49,6 +49,8 @@ def test_a_timed_synth_corpus_builds_with_its_line_times_and_bad_lrc_files_are_r
     sample = {s.key: s for s in load_samples(out, list(rows.values()))}["song_001"]
     assert sample.lyrics.split() == only_lrc_text.split()
     assert "timed       2 songs with lyrics.lrc line times" in summary(out)
+    heard = {row.key_signature for row in rows.values()}
+    assert f"keys        {len(heard)} key signature{'s' if len(heard) > 1 else ''} heard; most: " in summary(out)
     # each line's memory slot is its first word's first id (a line of a tag alone: the next word's)
     tokenizer = default_tokenizer()
     song0 = {s.key: s for s in load_samples(out, list(rows.values()))}["song_000"]
