@@ -52,7 +52,10 @@ DESIGNS: dict[str, list[str]] = {
                             "learned", "--model.unit_rate", "10"],  # the demo's design in the ninth round
     "future+fast-lengths+context": ["--model.pattern", "delay", "--model.future_frames", "[8,16,32]",
                                     "--model.align_units", "learned", "--model.unit_rate", "10",
-                                    "--model.lyric_context", "3"],  # the demo's design now (RESULTS: tenth round)
+                                    "--model.lyric_context", "3"],  # the demo's design in the tenth round
+    "future+fast-lengths+context+key": ["--model.pattern", "delay", "--model.future_frames", "[8,16,32]",
+                                        "--model.align_units", "learned", "--model.unit_rate", "10",
+                                        "--model.lyric_context", "3", "--model.song_key", "true"],  # eleventh round
     "future+fast-lengths+dropout": ["--model.pattern", "delay", "--model.future_frames", "[8,16,32]",
                                     "--model.align_units", "learned", "--model.unit_rate", "10", "--model.dropout", "0.2"],
     "future+lyric-dropout": ["--model.pattern", "delay", "--model.future_frames", "[8,16,32]",

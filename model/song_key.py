@@ -4,7 +4,8 @@ The build measures it on every song (the model reads it, and learns to predict i
 lyrics and genre: model/transformer.py's `song_key`). The profile of a song is, per pitch class,
 the harmonic salience (model/pitch.py) of the strongest pitch in each frame plus that of the
 strongest pitch below the melody's range (the bass); its key signature is the rotation of the
-major scale whose seven pitch classes hold the largest share of it. A signature names a major
+major scale whose seven pitch classes hold the largest share of it (near ties go to the one whose
+tonics, its major's and its relative minor's, hold more). A signature names a major
 key and its relative minor at once (C major and A minor share one): the notes a song may sing
 depend on it, and telling the two apart would take the tonic, which this does not guess.
 """
@@ -28,6 +29,8 @@ _RANGE = (28.0, 100.0)  # MIDI: from a bass's low E to the top of a melody
 _BASS_BELOW = 52.0      # MIDI: the bass is the strongest pitch under this
 _WINDOW, _HOP, _RATE = 4096, 2048, 16_000
 _MIN_FRAMES = 8         # about a second: less says nothing about a key
+_TONIC_WEIGHT = 0.05    # breaks near ties: a melody that never sings the one pitch class telling two
+                        # signatures a fourth apart fits both, and the one whose tonics it dwells on wins
 
 
 def key_name(signature: int) -> str:
@@ -82,5 +85,7 @@ def key_signature(wav: np.ndarray, sample_rate: int) -> int:
     profile = pitch_class_profile(wav, sample_rate)
     if profile.sum() <= 0:
         return NO_KEY
-    fits = [np.dot(np.roll(_MAJOR_SCALE, shift), profile) for shift in range(KEY_SIGNATURES)]
-    return int(np.argmax(fits))
+    share = profile / profile.sum()
+    fits = np.array([np.dot(np.roll(_MAJOR_SCALE, shift), share) for shift in range(KEY_SIGNATURES)])
+    tonics = share + np.roll(share, -9)  # each signature's major tonic and its relative minor's
+    return int(np.argmax(fits + _TONIC_WEIGHT * tonics))
