@@ -31,10 +31,12 @@ class SampleRow:
     # Added since the first manifests (older ones lack them): a field with a default is optional.
     line_starts_s: tuple[float, ...] = ()  # lyrics.lrc: when each sung line starts (empty: untimed)
     line_slots: tuple[int, ...] = ()       # each of those lines' first memory slot (-1: words not paired)
-    key_signature: int = -1  # heard from the audio: 0-11, the major tonic of its scale (model/song_key.py); -1 unknown
+    key_signatures: tuple[int, ...] = ()   # heard in the audio: the key signatures (0-11, by major tonic) that fit
+                                           # it best, best first (model/song_key.py); empty: unknown
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "line_starts_s": list(self.line_starts_s), "line_slots": list(self.line_slots)}
+        return {**asdict(self), **{name: list(getattr(self, name)) for name in ("line_starts_s", "line_slots",
+                                                                                 "key_signatures")}}
 
     def meta(self) -> dict:
         """What a sample's meta.json repeats of its row: all but the shard it lies in."""
@@ -45,14 +47,10 @@ class SampleRow:
         """From a manifest row or a sample's meta.json (any other keys ignored); optional fields
         default where an older row lacks them."""
         return cls(**{name: row[name] for name in SAMPLE_ROW_FIELDS if name not in DEFAULTS},
-                   **{name: _optional(row.get(name), default) for name, default in DEFAULTS.items()})
+                   **{name: tuple(row.get(name) or default) for name, default in DEFAULTS.items()})
 
 
-def _optional(value, default):
-    """An optional field's value from a row that may lack it (or hold None): the default then."""
-    if value is None:
-        return default
-    return tuple(value) if isinstance(default, tuple) else type(default)(value)
+
 
 
 # How an annotation is stored in Parquet (a field's metadata "arrow" says otherwise).

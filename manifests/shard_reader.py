@@ -70,9 +70,9 @@ class Sample:
         return self.meta["genre"]
 
     @property
-    def key_signature(self) -> int:
-        """The audio's key signature as the build heard it (model/song_key.py); -1 unknown or not measured."""
-        return int(self.meta.get("key_signature", -1))
+    def key_signatures(self) -> tuple[int, ...]:
+        """The key signatures the build heard in the audio, best first (model/song_key.py); empty: unknown."""
+        return tuple(int(k) for k in self.meta.get("key_signatures") or ())
 
     def line_timing(self) -> tuple[np.ndarray, np.ndarray]:
         """Where each timed line (lyrics.lrc) starts: frames of these codes (float32 [N]) and the

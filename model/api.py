@@ -131,8 +131,7 @@ class AutoSong:
         if not model.cfg.song_key:
             return None
         batch = text_batch(self.bundle, [lyrics], [genre], next(model.parameters()).device)
-        logits = model.text.key_logits(batch["text_ids"], batch["text_mask"], batch.get("bert"), batch.get("bert_mask"))
-        return key_name(int(logits.argmax(-1)[0]))
+        return key_name(int(model.text.key_logits(batch["text_ids"], batch["text_mask"]).argmax(-1)[0]))
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
         """EnCodec codes [C, frames] -> float32 audio at `sample_rate`."""

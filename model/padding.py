@@ -21,7 +21,7 @@ class SongBatch:
     line_frames: torch.Tensor    # [B, N] float: timed lines' start frames (line_inputs)
     line_slots: torch.Tensor     # [B, N]: each line's first memory slot; -1 pads and marks untimed songs
     keys: list[str]              # the songs' keys, for logs and tests
-    song_key: torch.Tensor       # [B] long: each song's key signature as the build heard it (-1 unknown)
+    song_keys: torch.Tensor      # [B, 12] bool: the key signatures each song's audio fits best (none: unknown)
     bert: torch.Tensor | None = None       # [B, Lb, d] fp16: BERT states, in a BERT dataset
     bert_mask: torch.Tensor | None = None  # [B, Lb] bool
 
@@ -61,3 +61,11 @@ def line_inputs(lines: list) -> dict:
     line_frames, mask = pad_rows(frames, torch.float32)
     line_slots, _ = pad_rows(slots, torch.long)
     return {"line_frames": line_frames, "line_slots": line_slots.masked_fill(~mask, -1)}
+
+
+def key_sets(heard: list) -> torch.Tensor:
+    """The key signatures each of B songs fits (Sample.key_signatures) -> [B, 12] bool."""
+    out = torch.zeros(len(heard), 12, dtype=torch.bool)
+    for i, keys in enumerate(heard):
+        out[i, list(keys)] = True
+    return out

@@ -1,12 +1,12 @@
 """A song's key signature: which of the twelve diatonic scales its pitches fit, heard from its audio.
 
-The build measures it on every song (the model reads it, and learns to predict it from the
-lyrics and genre: model/transformer.py's `song_key`). The profile of a song is, per pitch class,
+The build measures it on every song; a model.song_key model learns to predict it from the lyrics
+and genre and sings in the key it is given (model/transformer.py's SongKey). The profile of a song is, per pitch class,
 the harmonic salience (model/pitch.py) of the strongest pitch in each frame plus that of the
 strongest pitch below the melody's range (the bass); its key signature is the rotation of the
-major scale whose seven pitch classes hold the largest share of it (near ties go to the one whose
-tonics, its major's and its relative minor's, hold more). A signature names a major
-key and its relative minor at once (C major and A minor share one): the notes a song may sing
+major scale whose seven pitch classes hold the largest share of it, or the signatures, when
+several fit as well (best first: the one whose tonics, its major's and its relative minor's, hold
+more). A signature names a major key and its relative minor at once (C major and A minor share one): the notes a song may sing
 depend on it, and telling the two apart would take the tonic, which this does not guess.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 from autosong.model.pitch import harmonic_salience
 
 KEY_SIGNATURES = 12
-NO_KEY = -1  # unknown: a song too short, silent or unpitched to say, or built before keys were measured
+NO_KEY = -1  # no key given: the model's own (its key head's), or the unknown key's embedding
 _PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 _MAJOR_NAMES = ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")  # as each key is written
 _MINOR_NAMES = ("A", "Bb", "B", "C", "C#", "D", "D#", "E", "F", "F#", "G", "G#")  # the relative minors
@@ -29,8 +29,8 @@ _RANGE = (28.0, 100.0)  # MIDI: from a bass's low E to the top of a melody
 _BASS_BELOW = 52.0      # MIDI: the bass is the strongest pitch under this
 _WINDOW, _HOP, _RATE = 4096, 2048, 16_000
 _MIN_FRAMES = 8         # about a second: less says nothing about a key
-_TONIC_WEIGHT = 0.05    # breaks near ties: a melody that never sings the one pitch class telling two
-                        # signatures a fourth apart fits both, and the one whose tonics it dwells on wins
+_TIE = 0.01             # fits this close to the best (shares of the profile) fit as well
+_TONIC_WEIGHT = 0.05    # orders those: the signature whose tonics the song dwells on first
 
 
 def key_name(signature: int) -> str:
@@ -77,15 +77,19 @@ def pitch_class_profile(wav: np.ndarray, sample_rate: int) -> np.ndarray:
     return profile
 
 
-def key_signature(wav: np.ndarray, sample_rate: int) -> int:
-    """The signature (0-11, by its major tonic: 0 = C major / A minor) whose scale holds most of
-    the song's pitch-class profile; NO_KEY when under a second of audio or no pitch at all."""
+def key_signatures(wav: np.ndarray, sample_rate: int) -> tuple[int, ...]:
+    """The signatures (0-11, by major tonic: 0 = C major / A minor) whose scales hold the largest
+    share of the song's pitch-class profile, all those within _TIE of the best, best first. A
+    melody that never sings the one pitch class telling two signatures a fourth apart fits both,
+    and the audio cannot say which it is in; a model learns the key from songs that can. Empty
+    (unknown) when under a second of audio or no pitch at all."""
     if len(wav) < _MIN_FRAMES * _HOP * sample_rate / _RATE:
-        return NO_KEY
+        return ()
     profile = pitch_class_profile(wav, sample_rate)
     if profile.sum() <= 0:
-        return NO_KEY
+        return ()
     share = profile / profile.sum()
     fits = np.array([np.dot(np.roll(_MAJOR_SCALE, shift), share) for shift in range(KEY_SIGNATURES)])
     tonics = share + np.roll(share, -9)  # each signature's major tonic and its relative minor's
-    return int(np.argmax(fits + _TONIC_WEIGHT * tonics))
+    order = np.argsort(-(fits + _TONIC_WEIGHT * tonics), kind="stable")
+    return tuple(int(k) for k in order if fits[k] >= fits.max() - _TIE)

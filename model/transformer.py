@@ -69,22 +69,24 @@ class DecoderLayer(nn.Module):
 
 
 class SongKey(nn.Module):
-    """The song's key signature (model/song_key.py) added to the genre slot: the key given (the one
-    the build heard, in training), or the one a head predicts from the genre slot and the mean of
-    the lyric slots, so that every frame reads the song's key and not only its word's script."""
+    """The song's key signature (model/song_key.py) added to the genre slot, so that every frame
+    reads the song's key and not only its word's script: the key given, or the one a small head
+    of its own predicts from the genre and the lyric ids. The head pools a 4-wide code of each id
+    and reads it beside the genre's through a small MLP: a summary that narrow must be shared by
+    the ids, so it learns what the lyrics hold in the large (an MLP on the mean of the memory
+    learned each training song's key instead, and named held-out songs' less often)."""
 
-    def __init__(self, d_model: int):
+    def __init__(self, vocab: int, d_model: int):
         super().__init__()
         self.embed = nn.Embedding(KEY_SIGNATURES + 1, d_model)  # the last row: unknown (NO_KEY)
-        # linear: a key follows from what the lyrics hold in the large (their scripts' shares, the genre), and an
-        # MLP learned the training songs' keys, their mishearings too, and named held-out songs' less often
-        self.head = nn.Linear(2 * d_model, KEY_SIGNATURES)
+        self.words, self.genre = nn.Embedding(vocab, 4), nn.Embedding(vocab, 8)
+        self.head = nn.Sequential(nn.Linear(12, 32), nn.GELU(), nn.Linear(32, KEY_SIGNATURES))
 
-    def logits(self, memory, mask):
-        """memory [B, L, D] (genre slot first), mask [B, L] -> [B, KEY_SIGNATURES]."""
-        lyric = mask[:, 1:, None].to(memory.dtype)
-        mean = (memory[:, 1:] * lyric).sum(1) / lyric.sum(1).clamp(min=1)
-        return self.head(torch.cat([memory[:, 0], mean], dim=-1))
+    def logits(self, text_ids, text_mask):
+        """text_ids/text_mask [B, L] (genre token first) -> [B, KEY_SIGNATURES]."""
+        lyric = text_mask[:, 1:, None].to(self.words.weight.dtype)
+        words = (self.words(text_ids[:, 1:]) * lyric).sum(1) / lyric.sum(1).clamp(min=1)
+        return self.head(torch.cat([self.genre(text_ids[:, 0]), words], dim=-1))
 
     def on_genre_slot(self, memory, key):
         """memory with key [B] (NO_KEY: unknown) added to its genre slot."""
@@ -107,7 +109,7 @@ class TextMemory(nn.Module):
         k = cfg.lyric_context
         self.context = nn.Sequential(nn.Conv1d(cfg.d_model, cfg.d_model, 2 * k + 1, padding=k), nn.GELU(),
                                      nn.Linear(cfg.d_model, cfg.d_model)) if k else None
-        self.key = SongKey(cfg.d_model) if cfg.song_key else None
+        self.key = SongKey(cfg.text_vocab_size, cfg.d_model) if cfg.song_key else None
 
     def forward(self, text_ids, text_mask, bert=None, bert_mask=None, drop=None, drop_lyrics=None, key=None):
         """drop [B] bool: these samples get the null memory (conditioning dropout, or the
@@ -117,7 +119,7 @@ class TextMemory(nn.Module):
         memory, mask = self.lyric_memory(text_ids, text_mask, bert, bert_mask)
         if self.key is not None:
             if key is None:
-                key = self.key.logits(memory, mask).argmax(-1)
+                key = self.key.logits(text_ids, text_mask).argmax(-1)
             memory = self.key.on_genre_slot(memory, key)
         if drop_lyrics is not None:
             mask = mask & ~(drop_lyrics[:, None] & (torch.arange(mask.shape[1], device=mask.device) > 0))
@@ -129,9 +131,9 @@ class TextMemory(nn.Module):
             mask = torch.where(drop[:, None], null_mask, mask)
         return memory, mask
 
-    def key_logits(self, text_ids, text_mask, bert=None, bert_mask=None):
+    def key_logits(self, text_ids, text_mask):
         """[B, KEY_SIGNATURES]: the key signature the lyrics and genre call for (model.song_key)."""
-        return self.key.logits(*self.lyric_memory(text_ids, text_mask, bert, bert_mask))
+        return self.key.logits(text_ids, text_mask)
 
     def lyric_memory(self, text_ids, text_mask, bert=None, bert_mask=None):
         """The memory [B, L', D] and its mask as the lyrics and genre give it: no key, nothing dropped."""

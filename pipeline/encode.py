@@ -19,7 +19,7 @@ from autosong.manifests.sample_rows import META_FIELDS, SampleRow
 from autosong.model.bert_text import BertLyrics
 from autosong.model.codec import Codec
 from autosong.model.lyrics import default_tokenizer, weak_encoding_warning
-from autosong.model.song_key import key_signature
+from autosong.model.song_key import key_signatures
 from autosong.pipeline.decode_worker import IsolatedDecoder
 from autosong.pipeline.song_lyrics import SongLyrics, read_song_lyrics, refuse_past_the_end
 
@@ -241,7 +241,7 @@ class SongEncoder:
             source_rate=audio.source_rate, channels=audio.channels, bad_packets=audio.bad_packets, split=song.split,
             line_starts_s=tuple(round(t, 3) for t in sung),  # lyrics.lrc's, () untimed
             line_slots=tuple(slots),  # the memory slot (text id) where each timed line's words start, -1 unpaired
-            key_signature=key_signature(audio.wav, audio.sample_rate))
+            key_signatures=key_signatures(audio.wav, audio.sample_rate))
         meta = {**row.meta(), "genre_slot": song.genre_slot, "codec": self.codec.identity.to_dict(),
                 "bert_len": int(states.shape[0]) if states is not None else 0}
         out.ok, out.codes, out.text, out.lyrics, out.meta = True, codes_npy, npy_bytes(ids), lyrics, meta

@@ -88,7 +88,7 @@ def plan_build(cfg, out: Path, text: dict, codec) -> BuildPlan:
                 song.audio_sha256, song.lyrics_sha256, song.genre) and row["text_len"] <= cfg.max_text_len and (
                 cfg.max_seconds is not None or row["duration_s"] <= cfg.max_song_seconds) and (
                 len(row.get("line_slots") or ()) == len(row.get("line_starts_s") or ())  # built before line_slots
-                and row.get("key_signature") is not None):  # built before keys were measured: encode again
+                and row.get("key_signatures") is not None):  # built before keys were heard: encode again
             samples[song.key] = row
         elif (song.key in old_rejects and old_rejects[song.key]["content_sha256"] == song.content_sha256
               and old_card and old_card.limits == cfg.limits()):

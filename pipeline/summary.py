@@ -18,12 +18,15 @@ def text_frontend(text: dict) -> str:
 
 
 def keys_line(samples: list[dict]) -> str:
-    """The key signatures heard in the songs (model/song_key.py): how many, the commonest three, the unknown."""
-    heard = Counter(r.get("key_signature") for r in samples)
-    unknown = heard.pop(None, 0) + heard.pop(-1, 0)  # None: built before keys were heard
+    """The key signatures heard in the songs (each song's best, model/song_key.py): how many, the
+    commonest three, the unknown (and those several fit as well: the audio cannot tell them apart)."""
+    heard = Counter((r.get("key_signatures") or [None])[0] for r in samples)  # the best; None unknown
+    unknown = heard.pop(None, 0)
     common = ", ".join(f"{key_name(k)} {n}" for k, n in heard.most_common(3))
-    return f"keys        {len(heard)} key signature{'s' if len(heard) != 1 else ''} heard" + (f"; most: {common}" if common else "") + (
-        f"; unknown {unknown}" if unknown else "")
+    several = sum(len(r.get("key_signatures") or ()) > 1 for r in samples)
+    return (f"keys        {len(heard)} key signature{'s' if len(heard) != 1 else ''} heard"
+            + (f"; most: {common}" if common else "") + (f"; {several} songs fit several" if several else "")
+            + (f"; unknown {unknown}" if unknown else ""))
 
 
 def summary(out: str | Path) -> str:

@@ -23,7 +23,7 @@ from autosong.manifests.codec_identity import require_same_codec
 from autosong.manifests.dataset import Dataset
 from autosong.manifests.errors import AutoSongError
 from autosong.manifests.shard_reader import Sample, iter_shard
-from autosong.model.padding import SongBatch, line_inputs, text_inputs
+from autosong.model.padding import SongBatch, key_sets, line_inputs, text_inputs
 
 
 @dataclass
@@ -53,7 +53,7 @@ def collate(windows: list[dict], with_bert: bool) -> SongBatch:
     return SongBatch(codes=codes, lengths=torch.tensor([w["codes"].shape[1] for w in windows]),
                      frame_offset=torch.tensor([w["offset"] for w in windows]),
                      song_frames=torch.tensor([w["song_frames"] for w in windows]), keys=[w["key"] for w in windows],
-                     song_key=torch.tensor([w["song_key"] for w in windows], dtype=torch.long),
+                     song_keys=key_sets([w["song_keys"] for w in windows]),
                      **text_inputs([w["text"] for w in windows], [w["bert"] for w in windows] if with_bert else None),
                      **line_inputs([w.get("lines") for w in windows]))
 
@@ -119,7 +119,7 @@ class ShardStream(IterableDataset):
                 offset = int(rng.integers(0, last_start + 1)) if T > W else 0
                 yield {"key": sample.key, "codes": sample.codes[:, offset : offset + W], "offset": offset,
                        "song_frames": T, "text": sample.text, "bert": sample.bert, "lines": sample.line_timing(),
-                       "song_key": sample.key_signature}
+                       "song_keys": sample.key_signatures}
             if n < listed:  # positions are counted from the manifest: a shard short of them would shift them all
                 raise AutoSongError(f"{self.shard_dir / shard} lacks {listed - n} of the {self.counts[shard]} "
                                     f"{self.cfg.split} samples the manifest lists there: run `autosong pipeline "

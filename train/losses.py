@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from autosong.model.autoencoders import code_usage, compression_factor
 from autosong.model.padding import SongBatch
 from autosong.model.patterns import PatternBatch
+from autosong.model.song_key import NO_KEY
 from autosong.model.transformer import FuturePrediction
 
 
@@ -41,27 +42,38 @@ def future_ce(future: FuturePrediction) -> torch.Tensor:
 def token_model_loss(model, batch: SongBatch, step: int):
     """(loss, per-codebook CE sums [C], token counts [C], extras for logging) of a token or latent model."""
     cfg = model.cfg
+    extras, song_key = {}, None
+    if cfg.song_key:  # the key head learns the key heard; the song is sung in it (of those heard, the head's choice)
+        key_logits = model.text.key_logits(batch.text_ids, batch.text_mask)
+        extras["key_ce"], song_key = key_ce(key_logits, batch.song_keys), sung_key(key_logits, batch.song_keys)
     out = model(batch.codes, batch.lengths, batch.frame_offset, batch.text_ids, batch.text_mask, batch.bert,
                 batch.bert_mask, song_frames=batch.song_frames, line_frames=batch.line_frames,
-                line_slots=batch.line_slots, with_future=bool(cfg.future_frames), song_key=batch.song_key)
+                line_slots=batch.line_slots, with_future=bool(cfg.future_frames), song_key=song_key)
     loss, ce_sums, counts = token_ce(model, out[0], out[1])
-    extras = {}
     if len(out) == 3:
         extras["future_ce"] = future_ce(out[2])
         loss = loss + cfg.future_weight * extras["future_ce"]
     if cfg.song_key:
-        extras["key_ce"] = key_ce(model.text.key_logits(batch.text_ids, batch.text_mask, batch.bert, batch.bert_mask),
-                                  batch.song_key)
         loss = loss + cfg.key_weight * extras["key_ce"]
     return loss, ce_sums, counts, {name: value.detach() for name, value in extras.items()}
 
 
-def key_ce(logits: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
-    """The key head's loss: CE of logits [B, 12] against the key signatures the build heard [B],
-    over the songs whose key is known (zero when none is)."""
-    known = key >= 0
-    ce = F.cross_entropy(logits.float(), key.clamp(min=0), reduction="none")
-    return (ce * known).sum() / known.sum().clamp(min=1)
+def key_ce(logits: torch.Tensor, heard: torch.Tensor) -> torch.Tensor:
+    """The key head's loss: -log of the probability it gives the key signatures the build heard
+    (heard [B, 12] bool: a song whose audio fits several as well may be any of them), over the
+    songs whose key was heard (zero when none was)."""
+    log_p = logits.float().log_softmax(-1)
+    known = heard.any(-1)
+    allowed = heard | ~known[:, None]  # an unknown song's row reads every key, then weighs 0 (no -inf, no NaN)
+    nll = -log_p.masked_fill(~allowed, float("-inf")).logsumexp(-1)
+    return torch.where(known, nll, 0.0).sum() / known.sum().clamp(min=1)
+
+
+def sung_key(logits: torch.Tensor, heard: torch.Tensor) -> torch.Tensor:
+    """[B] the key a training song is sung in: of the signatures heard in it, the one the head
+    likes best (so training and generation read the keys the head gives); NO_KEY where none was heard."""
+    choice = logits.detach().masked_fill(~heard, float("-inf")).argmax(-1)
+    return torch.where(heard.any(-1), choice, NO_KEY)
 
 
 def token_model_metrics(extras: dict, counts, model_cfg) -> dict:

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from autosong.model.song_key import NO_KEY, key_name, key_signature, parse_key
+from autosong.model.song_key import NO_KEY, key_name, key_signatures, parse_key
 
 SR = 24_000
 
@@ -30,19 +30,25 @@ def song_in(tonic: int, minor: bool, rng) -> np.ndarray:
                                                    (2, False, 2), (5, True, 8)])
 def test_the_signature_of_a_melody_and_its_bass(tonic, minor, signature):
     for seed in range(3):
-        assert key_signature(song_in(tonic, minor, np.random.default_rng(seed)), SR) == signature
+        assert key_signatures(song_in(tonic, minor, np.random.default_rng(seed)), SR) == (signature,)
+
+
+def test_a_melody_that_cannot_tell_two_signatures_apart_is_heard_as_both():
+    """C D E G A (a pentatonic tune): every note lies in C, F and G major alike."""
+    both = np.concatenate([tones([60, 62, 64, 67, 69] * 4, 0.25), np.zeros(SR // 2)])
+    assert set(key_signatures(both.astype(np.float32), SR)) == {0, 5, 7}
 
 
 def test_a_fourth_up_is_another_signature():
     """The confusion that matters: the same melody a fourth higher is told apart."""
     rng = np.random.default_rng(0)
-    assert key_signature(song_in(4, False, rng), SR) == 4
-    assert key_signature(song_in(9, False, np.random.default_rng(0)), SR) == 9
+    assert key_signatures(song_in(4, False, rng), SR) == (4,)
+    assert key_signatures(song_in(9, False, np.random.default_rng(0)), SR) == (9,)
 
 
 def test_silence_and_a_moment_say_nothing():
-    assert key_signature(np.zeros(5 * SR, np.float32), SR) == NO_KEY
-    assert key_signature(song_in(0, False, np.random.default_rng(0))[: SR // 4], SR) == NO_KEY
+    assert key_signatures(np.zeros(5 * SR, np.float32), SR) == ()
+    assert key_signatures(song_in(0, False, np.random.default_rng(0))[: SR // 4], SR) == ()
 
 
 @pytest.mark.parametrize("text,signature", [("C major", 0), ("A minor", 0), ("Am", 0), ("E", 4), ("C# minor", 4),
@@ -63,16 +69,18 @@ def test_names():
 
 def test_the_synth_corpus_keys_are_heard_from_its_songs():
     """The synth's songs (model/synth_music.py): the genre's scale moved a fourth up for mostly
-    Latin lyrics. A [bridge] moves the melody a fourth too, so a few songs are heard there."""
+    Latin lyrics. A short melody may never sing the pitch class that tells its key from the one a
+    fourth away: the audio then fits both, and both are heard."""
     from autosong.model.lyrics import default_tokenizer
     from autosong.model.synth_music import _MAJOR, GENRES, key_offset, make_lyrics, render_song
 
-    tokenizer, rng, heard = default_tokenizer(), np.random.default_rng(5), []
+    tokenizer, rng, heard, truths = default_tokenizer(), np.random.default_rng(5), [], []
     for n in range(20):
         genre = list(GENRES)[n % len(GENRES)]
         lyrics = make_lyrics(rng, 4.0, genre, tokenizer)
         style = GENRES[genre]
-        truth = (style.root + key_offset(lyrics, tokenizer) + (0 if style.scale == _MAJOR else 3)) % 12
+        truths.append((style.root + key_offset(lyrics, tokenizer) + (0 if style.scale == _MAJOR else 3)) % 12)
         wav = render_song(lyrics, genre, 5.0, rng, tokenizer).mean(1)
-        heard.append(key_signature(wav, 44_100) == truth)
-    assert np.mean(heard) >= 0.8, heard
+        heard.append(key_signatures(wav, 44_100))
+    assert np.mean([truth_of in keys for truth_of, keys in zip(truths, heard)]) >= 0.95, heard
+    assert np.mean([keys[0] == truth_of for truth_of, keys in zip(truths, heard)]) >= 0.8, heard

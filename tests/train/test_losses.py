@@ -3,10 +3,9 @@
 import math
 
 import torch
-import torch.nn.functional as F
 
 from autosong.model.transformer import FuturePrediction
-from autosong.train.losses import future_ce, key_ce, token_ce
+from autosong.train.losses import future_ce, key_ce, sung_key, token_ce
 from tests.model.test_transformer import batch, tiny
 
 
@@ -48,9 +47,17 @@ def test_codebook_weights_weigh_each_codebooks_mean_cross_entropy():
     assert math.isclose(losses[(3.0, 1.0)], (3 * per_cb[0] * n0 + per_cb[1] * n1) / (3 * n0 + n1), rel_tol=1e-6)
 
 
-def test_the_key_loss_is_the_mean_over_songs_whose_key_is_known():
-    logits = torch.randn(3, 12)
-    key = torch.tensor([4, -1, 11])
-    expected = (F.cross_entropy(logits[[0]], key[[0]]) + F.cross_entropy(logits[[2]], key[[2]])) / 2
-    assert torch.allclose(key_ce(logits, key), expected)
-    assert key_ce(logits, torch.full((3,), -1)).item() == 0.0  # none known: nothing to learn, and no NaN
+def test_the_key_loss_weighs_the_keys_heard_and_the_sung_key_is_the_heads_choice_among_them():
+    logits = torch.randn(3, 12, requires_grad=True)
+    heard = torch.zeros(3, 12, dtype=torch.bool)
+    heard[0, 4] = True              # one key heard
+    heard[2, [0, 5]] = True         # two fit as well: either is right
+    log_p = logits.log_softmax(-1)  # song 1: none heard, no loss
+    expected = -(log_p[0, 4] + torch.logsumexp(log_p[2, [0, 5]], 0)) / 2
+    loss = key_ce(logits, heard)
+    assert torch.allclose(loss, expected)
+    loss.backward()
+    assert torch.isfinite(logits.grad).all() and logits.grad[1].abs().sum() == 0
+    assert key_ce(logits, torch.zeros(3, 12, dtype=torch.bool)).item() == 0.0  # none heard: nothing to learn
+    sung = sung_key(logits, heard)
+    assert sung[0] == 4 and sung[1] == -1 and sung[2] == (0 if logits[2, 0] > logits[2, 5] else 5)
