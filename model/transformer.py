@@ -76,17 +76,18 @@ class SongKey(nn.Module):
     the ids, so it learns what the lyrics hold in the large (an MLP on the mean of the memory
     learned each training song's key instead, and named held-out songs' less often)."""
 
-    def __init__(self, vocab: int, d_model: int):
+    def __init__(self, vocab: int, d_model: int, rate: float = 1.0):
         super().__init__()
         self.embed = nn.Embedding(KEY_SIGNATURES + 1, d_model)  # the last row: unknown (NO_KEY)
         self.words, self.genre = nn.Embedding(vocab, 4), nn.Embedding(vocab, 8)
         self.head = nn.Sequential(nn.Linear(12, 32), nn.GELU(), nn.Linear(32, KEY_SIGNATURES))
+        self.rate = rate  # a gain on the codes: Adam moves them this many times faster than other weights
 
     def logits(self, text_ids, text_mask):
         """text_ids/text_mask [B, L] (genre token first) -> [B, KEY_SIGNATURES]."""
         lyric = text_mask[:, 1:, None].to(self.words.weight.dtype)
         words = (self.words(text_ids[:, 1:]) * lyric).sum(1) / lyric.sum(1).clamp(min=1)
-        return self.head(torch.cat([self.genre(text_ids[:, 0]), words], dim=-1))
+        return self.head(torch.cat([self.genre(text_ids[:, 0]), words], dim=-1) * self.rate)
 
     def on_genre_slot(self, memory, key):
         """memory with key [B] (NO_KEY: unknown) added to its genre slot."""
@@ -109,7 +110,7 @@ class TextMemory(nn.Module):
         k = cfg.lyric_context
         self.context = nn.Sequential(nn.Conv1d(cfg.d_model, cfg.d_model, 2 * k + 1, padding=k), nn.GELU(),
                                      nn.Linear(cfg.d_model, cfg.d_model)) if k else None
-        self.key = SongKey(cfg.text_vocab_size, cfg.d_model) if cfg.song_key else None
+        self.key = SongKey(cfg.text_vocab_size, cfg.d_model, cfg.key_rate) if cfg.song_key else None
 
     def forward(self, text_ids, text_mask, bert=None, bert_mask=None, drop=None, drop_lyrics=None, key=None):
         """drop [B] bool: these samples get the null memory (conditioning dropout, or the
