@@ -45,7 +45,7 @@ class ModelConfig:
                                        # build, model/song_key.py); a head learns it from lyrics and genre, and
                                        # generation uses that head's key unless one is given
     key_weight: float = ranged(0.1, low=0)  # that head's loss against the next-token loss
-    key_rate: float = ranged(1.0, low=0)  # a gain on that head's codes of the ids and genre, so Adam moves
+    key_rate: float = ranged(10.0, low=0)  # a gain on that head's codes of the ids and genre, so Adam moves
                                        # them this many times faster than other weights (as model.unit_rate)
     cross_align: str = "none"          # none | prior (lyric position l/L near song progress t/T)
     align_units: str = "tokens"        # the prior's lyric coordinate: tokens (slots) | syllables (sung time;

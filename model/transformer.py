@@ -308,8 +308,9 @@ class SoundTransformer(nn.Module):
         bert [B, Lb, d_bert] (optional), song_frames [B] (the whole song's frames; default: the
         window ends the song), line_frames/line_slots [B, N] (timed lines, model/padding.line_inputs;
         read under align_source timed), recording: cross-attention weights to keep (and whether the
-        prior is on), song_key [B]: the songs' key signatures (model.song_key; None: predicted). Returns: logits [B, S, P, V], the PatternBatch; with `with_future` (and
-        model.future_frames) also the auxiliary FuturePrediction."""
+        prior is on), song_key [B]: the songs' key signatures (model.song_key; None: predicted).
+        Returns: logits [B, S, P, V], the PatternBatch; with `with_future` (and model.future_frames)
+        also the auxiliary FuturePrediction."""
         batch = self.pattern.build(codes.long(), lengths, frame_offset)
         if cond_drop is None and self.training and self.cfg.cond_dropout > 0:
             cond_drop = torch.rand(codes.shape[0], device=codes.device) < self.cfg.cond_dropout
