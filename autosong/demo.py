@@ -45,9 +45,9 @@ DEMO_RECIPE = ["--model.pattern", "delay", "--train.lr_max", "0.006", "--train.l
 # Each lyric slot also reads its neighbours, three either side (model.lyric_context): a letter knows its
 # word. The songs sing as well and follow their own lyrics a little more, and `align` times unseen 10 s
 # songs better on every seed (bench/RESULTS.md, "Singing, tenth round").
-# And the song's key (model.song_key): the build hears it in each song, the genre slot carries it, and a
-# small head learns it from the lyrics and genre for generation. Every seed sings with precision 0.5 or
-# more and recalls more of its notes (bench/RESULTS.md, "Singing, eleventh round").
+# And the song's key (model.song_key): the build hears it in each song, every memory slot carries it, and
+# a small head learns it from the lyrics and genre for generation. Every seed sings with precision 0.5 or
+# more and recall 0.51-0.54 (bench/RESULTS.md, "Singing, eleventh round").
 SINGING_DESIGN = ["--model.future_frames", "[8,16,32]", "--model.align_units", "learned", "--model.unit_rate", "10",
                   "--model.lyric_context", "3", "--model.song_key", "true"]
 DEMO_TRAINING = [*DEMO_RECIPE, *SINGING_DESIGN]

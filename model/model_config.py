@@ -41,7 +41,7 @@ class ModelConfig:
                                        # lyric-only guidance (SamplingConfig.lyric_guidance) contrasts
     lyric_context: int = ranged(0, low=0)  # > 0: each lyric slot also reads its neighbours this many slots
                                        # either side (a residual convolution), so a letter knows its word
-    song_key: bool = False             # the genre slot also carries the song's key signature (heard by the
+    song_key: bool = False             # every memory slot also carries the song's key signature (heard by the
                                        # build, model/song_key.py); a head learns it from lyrics and genre, and
                                        # generation uses that head's key unless one is given
     key_weight: float = ranged(0.1, low=0)  # that head's loss against the next-token loss

@@ -69,9 +69,11 @@ class DecoderLayer(nn.Module):
 
 
 class SongKey(nn.Module):
-    """The song's key signature (model/song_key.py) added to the genre slot, so that every frame
+    """The song's key signature (model/song_key.py) added to every memory slot, so that every frame
     reads the song's key and not only its word's script: the key given, or the one a small head
-    of its own predicts from the genre and the lyric ids. The head pools a 4-wide code of each id
+    of its own predicts from the genre and the lyric ids. Added to every slot alike, it moves no
+    attention weight (each score gains the same q.k) and adds the same value to every frame's
+    cross-attention output; on the genre slot alone it drew the alignment heads off the lyrics. The head pools a 4-wide code of each id
     and reads it beside the genre's through a small MLP: a summary that narrow must be shared by
     the ids, so it learns what the lyrics hold in the large (an MLP on the mean of the memory
     learned each training song's key instead, and named held-out songs' less often)."""
@@ -89,10 +91,10 @@ class SongKey(nn.Module):
         words = (self.words(text_ids[:, 1:]) * lyric).sum(1) / lyric.sum(1).clamp(min=1)
         return self.head(torch.cat([self.genre(text_ids[:, 0]), words], dim=-1) * self.rate)
 
-    def on_genre_slot(self, memory, key):
-        """memory with key [B] (NO_KEY: unknown) added to its genre slot."""
+    def on_every_slot(self, memory, key):
+        """memory with key [B] (NO_KEY: unknown) added to each of its slots."""
         row = torch.where(key < 0, KEY_SIGNATURES, key)
-        return torch.cat([memory[:, :1] + self.embed(row)[:, None].to(memory.dtype), memory[:, 1:]], dim=1)
+        return memory + self.embed(row)[:, None].to(memory.dtype)
 
 
 class TextMemory(nn.Module):
@@ -121,7 +123,7 @@ class TextMemory(nn.Module):
         if self.key is not None:
             if key is None:
                 key = self.key.logits(text_ids, text_mask).argmax(-1)
-            memory = self.key.on_genre_slot(memory, key)
+            memory = self.key.on_every_slot(memory, key)
         if drop_lyrics is not None:
             mask = mask & ~(drop_lyrics[:, None] & (torch.arange(mask.shape[1], device=mask.device) > 0))
         if drop is not None:  # always through torch.where: the null memory gets a gradient (zero when unused) on
