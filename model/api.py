@@ -123,15 +123,20 @@ class AutoSong:
         timing["rtf"] = real_time_factor(timing)
         return Songs(audio, codes, self.codec.sample_rate, timing)
 
-    @torch.no_grad()
     def key_for(self, lyrics: str, genre: str) -> str | None:
         """The key the model sings these lyrics in unless told (its key head's, named as
         model/song_key.key_name does), or None for a model trained without keys."""
+        signature = self.key_signature_for(lyrics, genre)
+        return None if signature is None else key_name(signature)
+
+    @torch.no_grad()
+    def key_signature_for(self, lyrics: str, genre: str) -> int | None:
+        """key_for's signature (0-11), or None for a model trained without keys."""
         model = self.bundle.model
         if not model.cfg.song_key:
             return None
         batch = text_batch(self.bundle, [lyrics], [genre], next(model.parameters()).device)
-        return key_name(int(model.text.key_logits(batch["text_ids"], batch["text_mask"]).argmax(-1)[0]))
+        return int(model.text.key_logits(batch["text_ids"], batch["text_mask"]).argmax(-1)[0])
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
         """EnCodec codes [C, frames] -> float32 audio at `sample_rate`."""

@@ -84,7 +84,9 @@ class EditedSong:
 
 def edit_song(song, source: SourceSong, edit: Edit, new_lyrics: str | None = None,
               sampling: SamplingConfig | None = None) -> EditedSong:
-    """`song`: a model.api.AutoSong. Deterministic for sampling.seed."""
+    """`song`: a model.api.AutoSong. Deterministic for sampling.seed. A model trained with song keys
+    sings the new part in the key the source's lyrics call for (the key its generation used), so
+    new lyrics of another script mix do not change key at the cut."""
     sampling = sampling or SamplingConfig()
     rate, C = song.codec.frame_rate, song.bundle.model.cfg.num_codebooks
     codes = np.asarray(source.codes)
@@ -93,10 +95,12 @@ def edit_song(song, source: SourceSong, edit: Edit, new_lyrics: str | None = Non
                             f"a song from another codec cannot be edited with {song.bundle.path}")
     seconds = codes.shape[1] / rate
     lyrics = new_lyrics if new_lyrics is not None else source.lyrics
+    key = song.key_signature_for(source.lyrics, source.genre)  # the source's key, kept (None: a model without keys)
+    keys = None if key is None else [key]
     if edit.instrumental:  # what the corpus's instrumental tracks taught it
         made, _ = generate_codes(song.bundle, [INSTRUMENTAL_LYRICS], [source.genre], edit.seconds or seconds,
                                  sampling, rate,
-                                 progress=False, code_notes=song.code_notes_for(sampling))
+                                 progress=False, code_notes=song.code_notes_for(sampling), song_key=keys)
         return _finish(song, source, made[0], INSTRUMENTAL_LYRICS, 0, edit, sampling, [])
     if edit.extend is not None:
         cut = codes.shape[1]
@@ -134,7 +138,7 @@ def edit_song(song, source: SourceSong, edit: Edit, new_lyrics: str | None = Non
         anchors = prior_anchors(song, lyrics, known)
     made, _ = generate_codes(song.bundle, [lyrics], [source.genre], total, sampling, rate,
                              prompt=codes[:, :cut].astype(np.int64), progress=False, line_starts=anchors,
-                             code_notes=song.code_notes_for(sampling))
+                             code_notes=song.code_notes_for(sampling), song_key=keys)
     return _finish(song, source, made[0], lyrics, cut, edit, sampling, known)
 
 

@@ -40,3 +40,14 @@ def test_a_keyed_model_logs_its_key_loss_says_its_key_and_takes_one(small_data, 
     assert same.returncode == 0, same.stderr[-1500:]
     codes = {name: np.load(tmp_path / f"{name}.npy") for name in "abc"}
     assert np.array_equal(codes["a"], codes["c"])  # the key it calls for is the key it sings in, told or not
+
+    # an edit keeps the source's key: the new part is drawn in the key the source's lyrics call for
+    from autosong.model.api import AutoSong
+    from autosong.model.edit import Edit, SourceSong, edit_song
+    from autosong.model.sampling import SamplingConfig
+
+    song = AutoSong.load(run, "cpu", "fp32")
+    source = SourceSong(codes=codes["a"], lyrics=lyrics.read_text(), genre="unknown")
+    assert song.key_for(source.lyrics, "unknown") == called_for
+    extended = edit_song(song, source, Edit(extend=0.3), None, SamplingConfig(seed=0))
+    assert np.array_equal(extended.codes[:, : codes["a"].shape[1]], codes["a"])
