@@ -35,8 +35,8 @@ class SampleRow:
                                            # it best, best first (model/song_key.py); empty: unknown
 
     def to_dict(self) -> dict:
-        return {**asdict(self), **{name: list(getattr(self, name)) for name in ("line_starts_s", "line_slots",
-                                                                                 "key_signatures")}}
+        return {**asdict(self), **{name: list(getattr(self, name)) for name, default in DEFAULTS.items()
+                                   if isinstance(default, tuple)}}  # Parquet and JSON take lists
 
     def meta(self) -> dict:
         """What a sample's meta.json repeats of its row: all but the shard it lies in."""
@@ -48,9 +48,6 @@ class SampleRow:
         default where an older row lacks them."""
         return cls(**{name: row[name] for name in SAMPLE_ROW_FIELDS if name not in DEFAULTS},
                    **{name: tuple(row.get(name) or default) for name, default in DEFAULTS.items()})
-
-
-
 
 
 # How an annotation is stored in Parquet (a field's metadata "arrow" says otherwise).

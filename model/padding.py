@@ -7,6 +7,8 @@ from dataclasses import dataclass, fields, replace
 import numpy as np
 import torch
 
+from autosong.model.song_key import KEY_SIGNATURES
+
 
 @dataclass
 class SongBatch:
@@ -65,7 +67,7 @@ def line_inputs(lines: list) -> dict:
 
 def key_sets(heard: list) -> torch.Tensor:
     """The key signatures each of B songs fits (Sample.key_signatures) -> [B, 12] bool."""
-    out = torch.zeros(len(heard), 12, dtype=torch.bool)
+    out = torch.zeros(len(heard), KEY_SIGNATURES, dtype=torch.bool)
     for i, keys in enumerate(heard):
         out[i, list(keys)] = True
     return out

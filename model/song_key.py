@@ -1,13 +1,14 @@
 """A song's key signature: which of the twelve diatonic scales its pitches fit, heard from its audio.
 
 The build measures it on every song; a model.song_key model learns to predict it from the lyrics
-and genre and sings in the key it is given (model/transformer.py's SongKey). The profile of a song is, per pitch class,
-the harmonic salience (model/pitch.py) of the strongest pitch in each frame plus that of the
-strongest pitch below the melody's range (the bass); its key signature is the rotation of the
-major scale whose seven pitch classes hold the largest share of it, or the signatures, when
-several fit as well (best first: the one whose tonics, its major's and its relative minor's, hold
-more). A signature names a major key and its relative minor at once (C major and A minor share one): the notes a song may sing
-depend on it, and telling the two apart would take the tonic, which this does not guess.
+and genre and sings in the key it is given (model/transformer.py's SongKey). The profile of a song
+is, per pitch class, the harmonic salience (model/pitch.py) of the strongest pitch in each frame
+plus that of the strongest pitch below the melody's range (the bass); its key signature is the
+rotation of the major scale whose seven pitch classes hold the largest share of it, or the
+signatures, when several fit as well (best first: the one whose tonics, its major's and its
+relative minor's, hold more). A signature names a major key and its relative minor at once (C
+major and A minor share one): the notes a song may sing depend on it, and telling the two apart
+would take the tonic, which this does not guess.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import numpy as np
 from autosong.model.pitch import harmonic_salience
 
 KEY_SIGNATURES = 12
-NO_KEY = -1  # no key given: the model's own (its key head's), or the unknown key's embedding
+NO_KEY = -1  # a key not heard (too short, no pitch): the model reads its own "unknown" embedding
 _PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 _MAJOR_NAMES = ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")  # as each key is written
 _MINOR_NAMES = ("A", "Bb", "B", "C", "C#", "D", "D#", "E", "F", "F#", "G", "G#")  # the relative minors

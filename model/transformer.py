@@ -73,10 +73,10 @@ class SongKey(nn.Module):
     reads the song's key and not only its word's script: the key given, or the one a small head
     of its own predicts from the genre and the lyric ids. Added to every slot alike, it moves no
     attention weight (each score gains the same q.k) and adds the same value to every frame's
-    cross-attention output; on the genre slot alone it drew the alignment heads off the lyrics. The head pools a 4-wide code of each id
-    and reads it beside the genre's through a small MLP: a summary that narrow must be shared by
-    the ids, so it learns what the lyrics hold in the large (an MLP on the mean of the memory
-    learned each training song's key instead, and named held-out songs' less often)."""
+    cross-attention output (on the genre slot alone the songs gained half as much). The head pools
+    a 4-wide code of each id and reads it beside the genre's through a small MLP: a summary that
+    narrow must be shared by the ids, so it learns what the lyrics hold in the large (an MLP on the
+    mean of the memory learned each training song's key instead, and named held-out songs' less often)."""
 
     def __init__(self, vocab: int, d_model: int, rate: float = 1.0):
         super().__init__()
