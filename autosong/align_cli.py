@@ -9,9 +9,10 @@ from pathlib import Path
 
 from autosong.command_line import HelpFormatter, add_device_arguments, check_writable_dir, run_cli
 from autosong.manifests.errors import AutoSongError
-from autosong.model.api import AutoSong
+from autosong.model.api import AutoSong, lrc_text
 from autosong.model.audio import AudioDecodeError, load_audio
 from autosong.model.lyrics import lyric_words, read_lyrics_file, weak_encoding_warning
+from autosong.model.song_key import key_signatures
 from autosong.model.threads import use_threads
 
 
@@ -50,8 +51,9 @@ def run(argv) -> int:
     except AudioDecodeError as err:
         raise AutoSongError(f"--audio {args.audio}: {err}") from None
     codes = song.codec.encode(audio.wav, song.sample_rate)
-    lines, times = song.line_times(codes, decoded.text, args.genre)
-    out.write_text(song.lrc(codes, decoded.text, args.genre), encoding="utf-8")
+    keys = key_signatures(audio.wav, song.sample_rate) if song.bundle.model.cfg.song_key else ()
+    lines, times = song.line_times(codes, decoded.text, args.genre, keys=keys)  # read in the key it is sung in
+    out.write_text(lrc_text(lines, times), encoding="utf-8")
     if times.doubt:
         print(f"warning: a weak alignment: {times.doubt}", file=sys.stderr)
     for what, which in (("skipped", times.skipped), ("sung again", times.repeated)):

@@ -111,7 +111,8 @@ def run(argv) -> int:
     out.with_suffix(".json").write_text(json.dumps(edited.settings, indent=2, ensure_ascii=False))
     written = [out, out.with_suffix(".npy"), out.with_suffix(".json")]
     if song.bundle.alignment is not None and not edit.instrumental:
-        out.with_suffix(".lrc").write_text(song.lrc(edited.codes, edited.lyrics, source.genre, edited.known_starts), encoding="utf-8")
+        lrc = song.lrc(edited.codes, edited.lyrics, source.genre, edited.known_starts, keys=edited.keys)
+        out.with_suffix(".lrc").write_text(lrc, encoding="utf-8")
         written.append(out.with_suffix(".lrc"))
     kept = f"kept {edited.cut_frame / song.codec.frame_rate:.2f} s of the source, " if edited.cut_frame else ""
     print(f"{kept}wrote {', '.join(map(str, written))} ({edited.codes.shape[-1] / song.codec.frame_rate:.1f} s)")

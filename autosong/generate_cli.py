@@ -96,7 +96,8 @@ def run(argv) -> int:
             "prompt_audio": args.prompt_audio, "codec": song.bundle.codec.to_dict(), "timing": timing}, indent=2, ensure_ascii=False))
         lrc = ""
         if timed:  # where the song sings each line, read from the model's alignment heads
-            path.with_suffix(".lrc").write_text(song.lrc(codes, lyrics, args.genre), encoding="utf-8")
+            keys = () if args.key is None else (_parsed_key(args.key),)  # read in the key it was sung in
+            path.with_suffix(".lrc").write_text(song.lrc(codes, lyrics, args.genre, keys=keys), encoding="utf-8")
             lrc = f", {path.with_suffix('.lrc')}"
         print(f"wrote {path} ({codes.shape[-1] / song.codec.frame_rate:.1f} s), {path.with_suffix('.npy')}, "
               f"{path.with_suffix('.json')}{lrc}")

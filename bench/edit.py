@@ -77,10 +77,11 @@ def lead_share(notes, seconds: float, genre: str) -> float:
     return sum(n.length for n in notes if n.pitch >= floor) / seconds
 
 
-def line_errors(song, codes, lyrics: str, genre: str, notes, after_s: float = 0.0, known=None) -> list[float]:
+def line_errors(song, codes, lyrics: str, genre: str, notes, after_s: float = 0.0, known=None,
+                keys=()) -> list[float]:
     """|found - sung| line starts (seconds) for the lines starting after `after_s` whose notes were
-    sung; `known`: an edit's known_starts, as its song.lrc takes them."""
-    _, times = song.line_times(codes, lyrics, genre, known)
+    sung; `known` and `keys`: an edit's known_starts and key, as its song.lrc takes them."""
+    _, times = song.line_times(codes, lyrics, genre, known, keys=keys)
     truth = sung_line_starts(lyrics, genre, [[n.start, n.length, n.pitch] for n in notes])
     return [abs(f - t) for f, t in zip(times.starts, truth) if t is not None and t > after_s]
 
@@ -182,7 +183,7 @@ def main() -> None:
             "fresh_s_per_s": fresh_s / seconds, "edit_s_per_s": edit_s / max(edited_s - cut_s, 1 / rate),
             "part_s_per_s": part_s / max(edited_s - cut_s, 1 / rate),
             "edit_line_errors": line_errors(song, edited.codes, mine, s.genre, edited_notes, cut_s,
-                                            None if args.heads_only else edited.known_starts),
+                                            None if args.heads_only else edited.known_starts, edited.keys),
             "fresh_line_errors": line_errors(song, made.codes[0], s.lyrics, s.genre, source_notes),
             "alike_line_errors": line_errors(song, alike.codes[0], mine, s.genre, transcribe(alike.audio[0], sr),
                                              cut_s),

@@ -27,19 +27,22 @@ def main() -> None:
         sys.exit(__doc__)
     run, own, other = sys.argv[1:]
     torch.set_num_threads(2)
-    model = load_bundle(run).model
-    chosen_on = [s for s in load_split(own, "val")[1] if len(s.line_timing()[1])][:64]
+    bundle = load_bundle(run)
+    model = bundle.model
+    chosen_on = [s for s in load_split(own, "val", model=bundle)[1] if len(s.line_timing()[1])][:64]
     heads = choose_heads(model, chosen_on, RATE)
     print(f"heads chosen on {own} ({len(chosen_on)} songs): {heads.heads}, offsets {heads.offsets} s, "
           f"there {heads.chosen_on['median_s']:.3f} s over {heads.chosen_on['lines']} lines")
-    songs = [s for s in load_split(other, "val")[1] if len(s.line_timing()[1])]
+    # by genre name, as `align --genre` reads it: two builds may number the genres apart
+    songs = [s for s in load_split(other, "val", model=bundle)[1] if len(s.line_timing()[1])]
     print(f"on {other} ({len(songs)} songs):", onset_error_summary(teacher_forced_errors(model, songs, heads.heads,
                                                                                            RATE, heads.offsets)))
     print("  without the offsets:", onset_error_summary(teacher_forced_errors(model, songs, heads.heads, RATE)))
     rows = []
     for s in songs:
         frames, slots = true_line_starts(model, s)
-        found = line_times(attention_map(model, s.codes, s.text, heads.heads), slots, RATE, offsets=heads.offsets)
+        amap = attention_map(model, s.codes, s.text, heads.heads, heard=s.key_signatures)
+        found = line_times(amap, slots, RATE, offsets=heads.offsets)
         rows += [(t, f - t) for f, t in zip(found.starts, frames / RATE)]
     rows = np.array(rows)
     for lo, hi in BANDS:

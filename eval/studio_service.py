@@ -118,7 +118,7 @@ class Studio:
             made = song.generate(lyrics, genre, seconds, settings, wav, progress=progress)
             return self._write(name, song, made, lyrics, genre, seconds, settings)
 
-    def _write(self, name, song, made, lyrics, genre, seconds, settings, known=None) -> Take:
+    def _write(self, name, song, made, lyrics, genre, seconds, settings, known=None, keys=()) -> Take:
         import numpy as np
 
         folder = self.out / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
@@ -132,7 +132,7 @@ class Studio:
         files = [wav_path, folder / "song.npy", folder / "settings.json"]
         lines, starts = [], None
         if song.bundle.alignment is not None and song.autoencoder is None and has_words(lyrics):
-            texts, times = song.line_times(codes, lyrics, genre, known)
+            texts, times = song.line_times(codes, lyrics, genre, known, keys=keys)
             starts, lines = times.starts, list(zip(times.starts, texts))
             (folder / "song.lrc").write_text(write_lrc([LrcLine(t, text) for t, text in lines]), encoding="utf-8")
             files.append(folder / "song.lrc")
@@ -168,7 +168,7 @@ class Studio:
             made = _Made([edited.audio], edited.codes[None], song.sample_rate)
             return folder / "song.wav", self._write(name, song, made, lyrics, record["genre"],
                                                     edited.codes.shape[-1] / song.codec.frame_rate, settings,
-                                                    edited.known_starts)
+                                                    edited.known_starts, edited.keys)
 
     def summary(self, name: str) -> dict:
         """What a run's page shows: step, genres, its eval's figures (RUN/eval/eval.json), curves."""

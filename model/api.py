@@ -58,6 +58,11 @@ def song_paths(path: str | Path, count: int) -> list[Path]:
     return [path] if count == 1 else [path.with_name(f"{path.stem}_{i}{path.suffix}") for i in range(count)]
 
 
+def lrc_text(lines: list[str], times: LineTimes) -> str:
+    """AutoSong.line_times' answer as an LRC file's text."""
+    return write_lrc([LrcLine(start, text) for start, text in zip(times.starts, lines)])
+
+
 class AutoSong:
     """A trained model ready to sing. `load` resolves the device and dtype; `generate` takes
     lyrics, genres and a length in seconds and returns audio and codes."""
@@ -153,8 +158,8 @@ class AutoSong:
                                 f"have lyrics.lrc, which chooses them")
         return bundle
 
-    def line_times(self, codes: np.ndarray, lyrics: str, genre: str = "unknown",
-                   known: list[float] | None = None, song_seconds: float | None = None) -> tuple[list[str], LineTimes]:
+    def line_times(self, codes: np.ndarray, lyrics: str, genre: str = "unknown", known: list[float] | None = None,
+                   song_seconds: float | None = None, keys: tuple[int, ...] = ()) -> tuple[list[str], LineTimes]:
         """Where the song of these EnCodec codes [C, frames] sings each line of `lyrics` (the lines
         that hold words), read from the bundle's alignment heads teacher-forced over the codes:
         (the lines, their LineTimes). The codes may be generated or encoded from a recording.
@@ -162,7 +167,10 @@ class AutoSong:
         EditedSong.known_starts): kept as they are, and the prior is pinned through them as the
         edit generated; the heads time the lines after them. song_seconds: the codes are the
         opening of a song this long (generate's song_seconds): read with its length as the
-        prior's, and only the lines that start in the opening are timed."""
+        prior's, and only the lines that start in the opening are timed. keys: for a model.song_key
+        model, the key signatures the audio is heard in (model/song_key.key_signatures of a recording;
+        a song generated in a given key, that key), read as training reads them; none: the key the
+        lyrics call for, the one a song generated without a key is sung in."""
         bundle = self.require_alignment()
         ids = text_batch(bundle, [lyrics], [genre])["text_ids"][0].numpy()
         lines, slots = sung_lines(lyrics, default_tokenizer())
@@ -172,17 +180,17 @@ class AutoSong:
         pinned = [(t * rate, slot) for t, slot in prior_anchors(self, lyrics, known or []) or []]
         whole = None if song_seconds is None else round(song_seconds * rate)
         opening = whole is not None and whole > codes.shape[-1]
-        amap = attention_map(bundle.model, codes, ids, bundle.alignment.heads, pinned, whole)
+        amap = attention_map(bundle.model, codes, ids, bundle.alignment.heads, pinned, whole, heard=keys)
         times = line_times(amap, slots, rate, offsets=bundle.alignment.offsets, opening=opening)
         times.starts = keep_known(times.starts, (known or [])[: len(lines)])
         times.doubt = weak_alignment(times.starts, codes.shape[-1] / rate, line_units(ids, slots)[: len(times.starts)],
                                      bundle.alignment.usual_rates)
         return lines, times
 
-    def lrc(self, codes: np.ndarray, lyrics: str, genre: str = "unknown", known: list[float] | None = None) -> str:
+    def lrc(self, codes: np.ndarray, lyrics: str, genre: str = "unknown", known: list[float] | None = None,
+            keys: tuple[int, ...] = ()) -> str:
         """line_times as an LRC file's text."""
-        lines, times = self.line_times(codes, lyrics, genre, known)
-        return write_lrc([LrcLine(start, text) for start, text in zip(times.starts, lines)])
+        return lrc_text(*self.line_times(codes, lyrics, genre, known, keys=keys))
 
     def edit(self, source: SourceSong, edit: Edit, new_lyrics: str | None = None,
              sampling: SamplingConfig | None = None) -> EditedSong:

@@ -80,6 +80,7 @@ class EditedSong:
     settings: dict = field(default_factory=dict)
     known_starts: list[float] = field(default_factory=list)  # seconds: the kept lines' starts and the cut's line
     # (a from-line edit; what its song.lrc keeps, AutoSong.line_times(known=...)), else empty
+    keys: tuple[int, ...] = ()  # the key signature it is sung in (model.song_key), as AutoSong.line_times reads it
 
 
 def edit_song(song, source: SourceSong, edit: Edit, new_lyrics: str | None = None,
@@ -101,7 +102,7 @@ def edit_song(song, source: SourceSong, edit: Edit, new_lyrics: str | None = Non
         made, _ = generate_codes(song.bundle, [INSTRUMENTAL_LYRICS], [source.genre], edit.seconds or seconds,
                                  sampling, rate,
                                  progress=False, code_notes=song.code_notes_for(sampling), song_key=keys)
-        return _finish(song, source, made[0], INSTRUMENTAL_LYRICS, 0, edit, sampling, [])
+        return _finish(song, source, made[0], INSTRUMENTAL_LYRICS, 0, edit, sampling, [], keys)
     if edit.extend is not None:
         cut = codes.shape[1]
         total = seconds + edit.extend
@@ -139,7 +140,7 @@ def edit_song(song, source: SourceSong, edit: Edit, new_lyrics: str | None = Non
     made, _ = generate_codes(song.bundle, [lyrics], [source.genre], total, sampling, rate,
                              prompt=codes[:, :cut].astype(np.int64), progress=False, line_starts=anchors,
                              code_notes=song.code_notes_for(sampling), song_key=keys)
-    return _finish(song, source, made[0], lyrics, cut, edit, sampling, known)
+    return _finish(song, source, made[0], lyrics, cut, edit, sampling, known, keys)
 
 
 def fitted_seconds(song, source: SourceSong, lyrics: str, n: int, cut_s: float) -> float:
@@ -183,7 +184,7 @@ def prior_anchors(song, lyrics: str, starts: list[float]) -> list[tuple[float, i
 
 
 def _finish(song, source: SourceSong, codes: np.ndarray, lyrics: str, cut: int, edit: Edit,
-            sampling: SamplingConfig, known: list[float]) -> EditedSong:
+            sampling: SamplingConfig, known: list[float], keys: list[int] | None) -> EditedSong:
     """Decode, keep the source's own audio before the cut (crossfaded in), and say what was done."""
     rate, sr = song.codec.frame_rate, song.codec.sample_rate
     if cut:
@@ -200,7 +201,8 @@ def _finish(song, source: SourceSong, codes: np.ndarray, lyrics: str, cut: int, 
                 "seconds": codes.shape[1] / rate,
                 "genre": source.genre, "lyrics": lyrics, "sampling": sampling.to_dict(), "seed": sampling.seed,
                 "checkpoint": str(song.bundle.path), "codec": song.bundle.codec.to_dict()}
-    return EditedSong(codes.astype(np.int16), audio.astype(np.float32), sr, lyrics, cut, settings, known)
+    return EditedSong(codes.astype(np.int16), audio.astype(np.float32), sr, lyrics, cut, settings, known,
+                      tuple(keys or ()))
 
 
 def _kept_audio(song, source: SourceSong, cut: int) -> np.ndarray:

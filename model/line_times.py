@@ -230,31 +230,41 @@ def sung_lines(lyrics: str, tokenizer) -> tuple[list[str], list[int]]:
 
 # ---- the model's maps (teacher-forced over a song's codes, the uniform prior as at generation) ----
 
-def _song_inputs(model, codes, text_ids):
+def _song_inputs(model, codes, text_ids, heard=None):
+    """The model's inputs for one song: codes, ids, mask, T, and the key it is read in (model.song_key):
+    of the signatures `heard` in its audio (Sample.key_signatures, song_key.key_signatures; a
+    generated song's own key), the one the head likes best, as in training; none heard: the head's key."""
     import torch
+
+    from autosong.model.padding import key_sets  # imports torch; the readout here is numpy alone
 
     dev = next(model.parameters()).device
     T = min(codes.shape[-1], model.cfg.max_frames)  # frames past max_frames have no position
     codes = torch.as_tensor(np.asarray(codes[:, :T], dtype=np.int64), device=dev)[None]
     ids = torch.as_tensor(np.asarray(text_ids, dtype=np.int64), device=dev)[None]
-    return codes, ids, torch.ones_like(ids, dtype=torch.bool), torch.tensor([T], device=dev)
+    mask = torch.ones_like(ids, dtype=torch.bool)
+    key = model.text.heard_key(ids, mask, key_sets([heard]).to(dev)) if heard else None
+    return codes, ids, mask, torch.tensor([T], device=dev), key
 
 
-def attention_map(model, codes, text_ids, heads=None, pinned=None, song_frames: int | None = None) -> np.ndarray:
+def attention_map(model, codes, text_ids, heads=None, pinned=None, song_frames: int | None = None,
+                  heard=None) -> np.ndarray:
     """[T, L]: the mean cross-attention of `heads` (all when None) per frame of a song's codes [C, T].
     pinned: [(frame, memory slot)] of lines known to start there (an edit's kept lines and its
     cut), which the alignment prior passes through, as it did when the song was generated.
-    song_frames: the whole song's length when the codes are its opening (the prior's T)."""
+    song_frames: the whole song's length when the codes are its opening (the prior's T).
+    heard: the key signatures the song's audio fits (_song_inputs); none: the head's key."""
     from autosong.model.padding import line_inputs  # imports torch; the readout here is numpy alone
 
-    codes, ids, mask, T = _song_inputs(model, codes, text_ids)
+    codes, ids, mask, T, key = _song_inputs(model, codes, text_ids, heard)
     if song_frames is not None:
         T = T.new_tensor([max(int(song_frames), int(T[0]))])
     lines = None
     if pinned:
         rows = line_inputs([(np.array([f for f, _ in pinned], np.float32), np.array([s for _, s in pinned], np.int64))])
         lines = (rows["line_frames"].to(codes.device), rows["line_slots"].to(codes.device))
-    return model.cross_attention_map(codes, ids, mask, song_frames=T, heads=heads, lines=lines)[0].cpu().numpy()
+    return model.cross_attention_map(codes, ids, mask, song_frames=T, heads=heads, lines=lines,
+                                     song_key=key)[0].cpu().numpy()
 
 
 def keep_known(starts: list[float], known: list[float]) -> list[float]:
@@ -264,12 +274,12 @@ def keep_known(starts: list[float], known: list[float]) -> list[float]:
     return [float(t) for t in known] + [max(float(t), float(known[-1])) for t in starts[k:]] if k else list(starts)
 
 
-def _head_maps(model, codes, text_ids, heads) -> np.ndarray:
+def _head_maps(model, codes, text_ids, heads, heard=None) -> np.ndarray:
     """[len(heads), T, L]: each head's own map, in the order given."""
-    codes, ids, mask, T = _song_inputs(model, codes, text_ids)
+    codes, ids, mask, T, key = _song_inputs(model, codes, text_ids, heard)
     layers = sorted({layer for layer, _ in heads})
     recorders = {layer: (lambda p, hs=[h for l2, h in heads if l2 == layer]: p[0, hs]) for layer in layers}
-    maps, pb = model.recorded_attention(recorders, codes, ids, mask, T)
+    maps, pb = model.recorded_attention(recorders, codes, ids, mask, T, song_key=key)
     frames = {layer: per_frame(maps[layer], pb.positions[0], codes.shape[-1]) for layer in layers}
     taken = {layer: 0 for layer in layers}
     out = []
@@ -283,13 +293,13 @@ def _line_mass_by_head(model, song) -> np.ndarray:
     """[layers, heads]: the mean attention each head puts on the line being sung (true times)."""
     import torch
 
-    codes, ids, mask, T = _song_inputs(model, song.codes, song.text)
+    codes, ids, mask, T, key = _song_inputs(model, song.codes, song.text, song.key_signatures)
     line_frames, line_slots = true_line_starts(model, song)
     positions = model.pattern.build(codes, T, torch.zeros_like(T)).positions[0].clamp(max=int(T) - 1)
     sung = np.searchsorted(line_frames, positions.cpu().numpy() + 0.5, side="right")  # state of each step
     on_line = torch.as_tensor(line_states(line_slots, ids.shape[1])[None, :] == sung[:, None], device=codes.device)
     recorders = {layer: (lambda p: (p[0] * on_line).sum(-1).mean(-1)) for layer in range(model.cfg.n_layers)}
-    mass, _ = model.recorded_attention(recorders, codes, ids, mask, T)
+    mass, _ = model.recorded_attention(recorders, codes, ids, mask, T, song_key=key)
     return torch.stack([mass[layer] for layer in range(model.cfg.n_layers)]).cpu().numpy()
 
 
@@ -316,7 +326,8 @@ def teacher_forced_errors(model, songs, heads, frame_rate: float, offsets=(0.0, 
     errors = []
     for song in songs:
         frames, slots = true_line_starts(model, song)
-        found = line_times(attention_map(model, song.codes, song.text, heads), slots, frame_rate, offsets=offsets)
+        amap = attention_map(model, song.codes, song.text, heads, heard=song.key_signatures)
+        found = line_times(amap, slots, frame_rate, offsets=offsets)
         errors.append(onset_errors(found.starts, frames / frame_rate))
     return np.concatenate(errors) if errors else np.zeros(0)
 
@@ -331,7 +342,7 @@ def choose_heads(model, songs, frame_rate: float, described: dict | None = None)
     scores = np.mean([_line_mass_by_head(model, s) for s in songs], axis=0)  # [layers, heads]
     order = np.argsort(-scores, axis=None)[:MAX_HEADS]
     ranked = [tuple(int(i) for i in np.unravel_index(o, scores.shape)) for o in order]
-    maps = [_head_maps(model, s.codes, s.text, ranked) for s in songs]
+    maps = [_head_maps(model, s.codes, s.text, ranked, s.key_signatures) for s in songs]
     truth = [true_line_starts(model, s) for s in songs]
     best = None
     for k in range(1, len(ranked) + 1):
@@ -370,7 +381,7 @@ def choose_heads_untimed(model, songs, frame_rate: float, described: dict | None
         _, slots = sung_lines(song.lyrics, tok)
         if len(slots) < 2:
             continue
-        maps = _head_maps(model, song.codes, song.text, heads)
+        maps = _head_maps(model, song.codes, song.text, heads, song.key_signatures)
         for i, amap in enumerate(maps):
             mass = state_mass(amap.astype(np.float64), np.asarray(slots))
             path = monotonic_path(mass)

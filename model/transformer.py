@@ -24,7 +24,7 @@ from autosong.model.attention import (Alignment, CrossAttention, KVCache, Record
                                       lyric_progress, per_frame)
 from autosong.model.lyrics import default_tokenizer, sung_units
 from autosong.model.model_config import ModelConfig
-from autosong.model.song_key import KEY_SIGNATURES
+from autosong.model.song_key import KEY_SIGNATURES, NO_KEY
 
 @dataclass
 class FuturePrediction:
@@ -91,6 +91,13 @@ class SongKey(nn.Module):
         words = (self.words(text_ids[:, 1:]) * lyric).sum(1) / lyric.sum(1).clamp(min=1)
         return self.head(torch.cat([self.genre(text_ids[:, 0]), words], dim=-1) * self.rate)
 
+    @staticmethod
+    def sung(logits, heard):
+        """[B] the key a song heard in any of `heard` [B, 12] bool is sung in: of those, the one the
+        head (logits [B, 12]) likes best, as training reads it; NO_KEY where none was heard."""
+        choice = logits.detach().masked_fill(~heard, float("-inf")).argmax(-1)
+        return torch.where(heard.any(-1), choice, NO_KEY)
+
     def on_every_slot(self, memory, key):
         """memory with key [B] (NO_KEY: unknown) added to each of its slots."""
         row = torch.where(key < 0, KEY_SIGNATURES, key)
@@ -119,11 +126,9 @@ class TextMemory(nn.Module):
         unconditional half of classifier-free guidance); drop_lyrics [B] bool: these keep only
         their genre token (lyric dropout, or the lyric-free term of lyric-only guidance); key [B]:
         the songs' key signatures (model.song_key; NO_KEY unknown), None: the head's likeliest."""
-        memory, mask = self.lyric_memory(text_ids, text_mask, bert, bert_mask)
-        if self.key is not None:
-            if key is None:
-                key = self.key.logits(text_ids, text_mask).argmax(-1)
-            memory = self.key.on_every_slot(memory, key)
+        if self.key is not None and key is None:
+            key = self.key.logits(text_ids, text_mask).argmax(-1)
+        memory, mask = self.lyric_memory(text_ids, text_mask, bert, bert_mask, key)
         if drop_lyrics is not None:
             mask = mask & ~(drop_lyrics[:, None] & (torch.arange(mask.shape[1], device=mask.device) > 0))
         if drop is not None:  # always through torch.where: the null memory gets a gradient (zero when unused) on
@@ -138,14 +143,24 @@ class TextMemory(nn.Module):
         """[B, KEY_SIGNATURES]: the key signature the lyrics and genre call for (model.song_key)."""
         return self.key.logits(text_ids, text_mask)
 
-    def lyric_memory(self, text_ids, text_mask, bert=None, bert_mask=None):
-        """The memory [B, L', D] and its mask as the lyrics and genre give it: no key, nothing dropped."""
+    def heard_key(self, text_ids, text_mask, heard):
+        """[B]: the key songs whose audio fits `heard` [B, 12] bool are sung in, read as training reads
+        it (SongKey.sung), for a teacher-forced pass over real audio; None for a model without keys."""
+        return None if self.key is None else SongKey.sung(self.key.logits(text_ids, text_mask), heard)
+
+    def lyric_memory(self, text_ids, text_mask, bert=None, bert_mask=None, key=None):
+        """The memory [B, L', D] and its mask as the lyrics, genre and key [B] (model.song_key) give
+        it, nothing dropped. Under model.key_in_context the key is on every slot before the lyric
+        context reads them, so a slot's code can be its word in that key; else after."""
         L = text_ids.shape[1]
         if L > self.cfg.max_text_len:
             raise ValueError(f"lyrics of {L} ids exceed model.max_text_len {self.cfg.max_text_len}")
         pos = torch.arange(L, device=text_ids.device)
         memory = self.proj(self.embed(text_ids) + self.pos(pos))  # [B, L, D]
         mask = text_mask
+        early = self.key is not None and self.cfg.key_in_context
+        if early:
+            memory = self.key.on_every_slot(memory, key)
         if self.context is not None:
             memory = self.in_context(memory, mask)
         if self.bert_proj is not None:
@@ -153,7 +168,7 @@ class TextMemory(nn.Module):
                 raise ValueError("this model reads BERT states (model.bert_dim > 0) but the batch has none")
             memory = torch.cat([memory[:, :1], self.bert_proj(bert.to(memory.dtype))], dim=1)  # genre + BERT
             mask = torch.cat([text_mask[:, :1], bert_mask], dim=1)
-        return memory, mask
+        return (self.key.on_every_slot(memory, key) if self.key is not None and not early else memory), mask
 
     def in_context(self, memory, mask):
         """Each lyric slot plus what a convolution reads of its neighbours (padding read as zeros,
@@ -324,7 +339,9 @@ class SoundTransformer(nn.Module):
             song_frames = frame_offset + lengths
         x = self.embed_steps(batch.inputs, batch.codebook, batch.positions)
         lyric = self.lyric_progress(text_ids, text_mask)
-        timed = line_slots is not None and self.cfg.align_source == "timed"  # trains on the lines' times
+        # a timed prior trains on the lines' times; a readout (recording) takes pinned lines on any model,
+        # as the sampler does (an edit's kept lines and its cut)
+        timed = line_slots is not None and (self.cfg.align_source == "timed" or recording is not None)
         lines = (line_frames, line_slots) if timed else None
         prior = recording is None or recording.prior
         align = self._align(batch.positions, song_frames, memory_mask, lyric, lines) if prior else None
@@ -351,22 +368,23 @@ class SoundTransformer(nn.Module):
 
     @torch.no_grad()
     def cross_attention_map(self, codes, text_ids, text_mask, song_frames=None, bert=None, bert_mask=None,
-                            prior: bool = True, heads=None, lines=None):
+                            prior: bool = True, heads=None, lines=None, song_key=None):
         """Teacher-forced cross-attention weights per frame, averaged over heads: all heads of all
         layers, or `heads` [(layer, head) ...] (the bundle's alignment heads). codes [B, C, T] ->
         [B, T, L] (each frame's steps averaged). `prior=False`: as if the alignment prior were off
-        (to show what it contributes). lines: timed lines (line_frames, line_slots) for a timed prior."""
+        (to show what it contributes). lines: timed lines (line_frames, line_slots) for a timed prior.
+        song_key [B]: the songs' keys (model.song_key; None: the head's, as generation reads them)."""
         H = self.cfg.n_heads
         chosen = heads or [(layer, h) for layer in range(self.cfg.n_layers) for h in range(H)]
         by_layer = {layer: [h for l2, h in chosen if l2 == layer] for layer, _ in chosen}
         recorders = {layer: (lambda probs, hs=hs: probs[:, hs].sum(1)) for layer, hs in by_layer.items()}
         steps, pb = self.recorded_attention(recorders, codes, text_ids, text_mask, song_frames, bert, bert_mask,
-                                            prior, lines)
+                                            prior, lines, song_key)
         return per_frame(sum(steps.values()) / len(chosen), pb.positions[0], codes.shape[-1])
 
     @torch.no_grad()
     def recorded_attention(self, recorders: dict, codes, text_ids, text_mask, song_frames=None, bert=None,
-                           bert_mask=None, prior: bool = True, lines=None):
+                           bert_mask=None, prior: bool = True, lines=None, song_key=None):
         """One teacher-forced pass over whole songs (codes [B, C, T]) that keeps, for each layer in
         `recorders`, recorders[layer](its cross-attention weights [B, H, S, L]): (those values by
         layer, the PatternBatch). Computing each value as the layer runs keeps one layer's
@@ -377,5 +395,5 @@ class SoundTransformer(nn.Module):
         line_frames, line_slots = lines if lines is not None else (None, None)
         _, pb = self(codes, torch.full_like(zero, T), zero, text_ids, text_mask, bert, bert_mask,
                      cond_drop=torch.zeros(B, dtype=torch.bool, device=codes.device), song_frames=song_frames,
-                     line_frames=line_frames, line_slots=line_slots, recording=recording)
+                     line_frames=line_frames, line_slots=line_slots, recording=recording, song_key=song_key)
         return recording.kept, pb

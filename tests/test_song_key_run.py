@@ -50,4 +50,5 @@ def test_a_keyed_model_logs_its_key_loss_says_its_key_and_takes_one(small_data, 
     source = SourceSong(codes=codes["a"], lyrics=lyrics.read_text(), genre="unknown")
     assert song.key_for(source.lyrics, "unknown") == called_for
     extended = edit_song(song, source, Edit(extend=0.3), None, SamplingConfig(seed=0))
+    assert extended.keys == (song.key_signature_for(source.lyrics, "unknown"),)  # what its song.lrc is read in
     assert np.array_equal(extended.codes[:, : codes["a"].shape[1]], codes["a"])

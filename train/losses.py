@@ -11,8 +11,7 @@ import torch.nn.functional as F
 from autosong.model.autoencoders import code_usage, compression_factor
 from autosong.model.padding import SongBatch
 from autosong.model.patterns import PatternBatch
-from autosong.model.song_key import NO_KEY
-from autosong.model.transformer import FuturePrediction
+from autosong.model.transformer import FuturePrediction, SongKey
 
 
 def token_ce(model, logits: torch.Tensor, batch: PatternBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -45,7 +44,7 @@ def token_model_loss(model, batch: SongBatch, step: int):
     extras, song_key = {}, None
     if cfg.song_key:  # the key head learns the key heard; the song is sung in it (of those heard, the head's choice)
         key_logits = model.text.key_logits(batch.text_ids, batch.text_mask)
-        extras["key_ce"], song_key = key_ce(key_logits, batch.song_keys), sung_key(key_logits, batch.song_keys)
+        extras["key_ce"], song_key = key_ce(key_logits, batch.song_keys), SongKey.sung(key_logits, batch.song_keys)
     out = model(batch.codes, batch.lengths, batch.frame_offset, batch.text_ids, batch.text_mask, batch.bert,
                 batch.bert_mask, song_frames=batch.song_frames, line_frames=batch.line_frames,
                 line_slots=batch.line_slots, with_future=bool(cfg.future_frames), song_key=song_key)
@@ -67,13 +66,6 @@ def key_ce(logits: torch.Tensor, heard: torch.Tensor) -> torch.Tensor:
     allowed = heard | ~known[:, None]  # an unknown song's row reads every key, then weighs 0 (no -inf, no NaN)
     nll = -log_p.masked_fill(~allowed, float("-inf")).logsumexp(-1)
     return torch.where(known, nll, 0.0).sum() / known.sum().clamp(min=1)
-
-
-def sung_key(logits: torch.Tensor, heard: torch.Tensor) -> torch.Tensor:
-    """[B] the key a training song is sung in: of the signatures heard in it, the one the head
-    likes best (so training and generation read the keys the head gives); NO_KEY where none was heard."""
-    choice = logits.detach().masked_fill(~heard, float("-inf")).argmax(-1)
-    return torch.where(heard.any(-1), choice, NO_KEY)
 
 
 def token_model_metrics(extras: dict, counts, model_cfg) -> dict:

@@ -32,9 +32,10 @@ def test_eval_chooses_alignment_heads_then_align_and_generate_write_lrc(small_da
     from autosong.manifests.dataset import read_sample_rows
     from tests.conftest import TINY, train_cli
 
-    run = tmp_path / "run"  # 150 steps: 20 leave the heads reading the prior and little else
+    run = tmp_path / "run"  # 150 steps: 20 leave the heads reading the prior and little else; with song keys,
+    # so that align reads a recording in the key heard in it (model/line_times._song_inputs)
     trained = train_cli("--data", str(small_data), "--run", str(run), "--steps", "150", *TINY,
-                        "--train.log_every", "50")
+                        "--train.log_every", "50", "--model.song_key", "true")
     assert trained.returncode == 0, trained.stderr[-2000:]
     row = read_sample_rows(small_data, "val")[0]
     audio = small_data.parent / "corpus" / row.source

@@ -1,4 +1,5 @@
 """The cross-attention alignment prior: song progress t/T meets lyric progress l/L."""
+import numpy as np
 import pytest
 import torch
 
@@ -91,6 +92,36 @@ def test_an_opening_read_with_its_song_s_length_is_that_song_s_map_so_far(patter
     known = 25 - (model.cfg.num_codebooks - 1 if pattern == "delay" else 0)  # delayed codebooks' steps past the cut
     assert torch.allclose(torch.as_tensor(opening[:known]), torch.as_tensor(whole[:known]), atol=1e-5)
     assert not torch.allclose(torch.as_tensor(alone), torch.as_tensor(whole[:25]), atol=1e-3)
+
+
+def test_a_readout_passes_through_pinned_lines_on_a_uniform_prior_model_as_the_sampler_does():
+    from autosong.model.line_times import attention_map
+
+    model = tiny(cross_align="prior").eval()  # align_source uniform: training reads no line times
+    for layer in model.layers:
+        layer.cross_attn.prior_log_w.data.fill_(torch.log(torch.tensor(0.5 / 0.01**2)))
+    codes, lengths, off, ids, mask = batch(B=1, T=60, L=31)
+    plain = attention_map(model, codes[0].numpy(), ids[0].numpy())
+    pinned = attention_map(model, codes[0].numpy(), ids[0].numpy(), pinned=[(0, 1), (30, 24)])
+    assert abs(int(plain[30, 1:].argmax()) + 1 - 15) <= 2  # t/T: halfway through the song, halfway through the slots
+    assert abs(int(pinned[30, 1:].argmax()) + 1 - 24) <= 1  # the pinned line's slot where it is pinned
+
+
+def test_a_readout_reads_a_song_in_the_key_heard_in_it_as_training_does():
+    from autosong.model.line_times import _song_inputs, attention_map
+
+    model = tiny(cross_align="prior", song_key=True).eval()
+    codes, lengths, off, ids, mask = batch(B=1, T=40, L=31)
+    codes, ids = codes[0].numpy(), ids[0].numpy()
+    logits = model.text.key_logits(torch.as_tensor(ids)[None], torch.ones(1, 31, dtype=torch.bool))[0]
+    called_for = int(logits.argmax())
+    heard = (called_for, (called_for + 5) % 12)
+    assert int(_song_inputs(model, codes, ids, heard)[4]) == called_for  # of the keys heard, the head's choice
+    other = (called_for + 5) % 12
+    assert int(_song_inputs(model, codes, ids, (other,))[4]) == other
+    assert _song_inputs(model, codes, ids, ())[4] is None  # none heard: the key the lyrics call for
+    assert np.array_equal(attention_map(model, codes, ids, heard=(called_for,)), attention_map(model, codes, ids))
+    assert not np.array_equal(attention_map(model, codes, ids, heard=(other,)), attention_map(model, codes, ids))
 
 
 def test_unknown_alignment_is_refused():

@@ -4,8 +4,8 @@ import math
 
 import torch
 
-from autosong.model.transformer import FuturePrediction
-from autosong.train.losses import future_ce, key_ce, sung_key, token_ce
+from autosong.model.transformer import FuturePrediction, SongKey
+from autosong.train.losses import future_ce, key_ce, token_ce
 from tests.model.test_transformer import batch, tiny
 
 
@@ -59,5 +59,5 @@ def test_the_key_loss_weighs_the_keys_heard_and_the_sung_key_is_the_heads_choice
     loss.backward()
     assert torch.isfinite(logits.grad).all() and logits.grad[1].abs().sum() == 0
     assert key_ce(logits, torch.zeros(3, 12, dtype=torch.bool)).item() == 0.0  # none heard: nothing to learn
-    sung = sung_key(logits, heard)
+    sung = SongKey.sung(logits, heard)
     assert sung[0] == 4 and sung[1] == -1 and sung[2] == (0 if logits[2, 0] > logits[2, 5] else 5)
