@@ -44,8 +44,6 @@ class ModelConfig:
     song_key: bool = False             # every memory slot also carries the song's key signature (heard by the
                                        # build, model/song_key.py); a head learns it from lyrics and genre, and
                                        # generation uses that head's key unless one is given
-    key_in_context: bool = False       # the key is on every slot before model.lyric_context reads the slots
-                                       # (a slot's code can then be its word in that key), not after
     key_weight: float = ranged(0.1, low=0)  # that head's loss against the next-token loss
     key_rate: float = ranged(10.0, low=0)  # a gain on that head's codes of the ids and genre, so Adam moves
                                        # them this many times faster than other weights (as model.unit_rate)
@@ -102,9 +100,6 @@ class ModelConfig:
         if self.align_source == "timed" and (self.cross_align != "prior" or self.bert_dim):
             raise ValueError("model.align_source timed moves the alignment prior: it needs model.cross_align prior "
                              "and lyric ids as the memory (model.bert_dim 0)")
-        if self.key_in_context and not (self.song_key and self.lyric_context and not self.bert_dim):
-            raise ValueError("model.key_in_context puts the key where model.lyric_context reads the lyric ids: it "
-                             "needs model.song_key, model.lyric_context > 0 and lyric ids as the memory (bert_dim 0)")
         if self.prior_kernel not in PRIOR_KERNELS:
             raise ValueError(f"model.prior_kernel {self.prior_kernel!r}: expected one of {PRIOR_KERNELS}")
         if self.d_model % self.n_heads:

@@ -150,17 +150,13 @@ class TextMemory(nn.Module):
 
     def lyric_memory(self, text_ids, text_mask, bert=None, bert_mask=None, key=None):
         """The memory [B, L', D] and its mask as the lyrics, genre and key [B] (model.song_key) give
-        it, nothing dropped. Under model.key_in_context the key is on every slot before the lyric
-        context reads them, so a slot's code can be its word in that key; else after."""
+        it, nothing dropped."""
         L = text_ids.shape[1]
         if L > self.cfg.max_text_len:
             raise ValueError(f"lyrics of {L} ids exceed model.max_text_len {self.cfg.max_text_len}")
         pos = torch.arange(L, device=text_ids.device)
         memory = self.proj(self.embed(text_ids) + self.pos(pos))  # [B, L, D]
         mask = text_mask
-        early = self.key is not None and self.cfg.key_in_context
-        if early:
-            memory = self.key.on_every_slot(memory, key)
         if self.context is not None:
             memory = self.in_context(memory, mask)
         if self.bert_proj is not None:
@@ -168,7 +164,7 @@ class TextMemory(nn.Module):
                 raise ValueError("this model reads BERT states (model.bert_dim > 0) but the batch has none")
             memory = torch.cat([memory[:, :1], self.bert_proj(bert.to(memory.dtype))], dim=1)  # genre + BERT
             mask = torch.cat([text_mask[:, :1], bert_mask], dim=1)
-        return (self.key.on_every_slot(memory, key) if self.key is not None and not early else memory), mask
+        return (memory if self.key is None else self.key.on_every_slot(memory, key)), mask
 
     def in_context(self, memory, mask):
         """Each lyric slot plus what a convolution reads of its neighbours (padding read as zeros,

@@ -165,20 +165,6 @@ def test_the_song_key_is_learned_from_the_lyrics_and_moves_every_slot_alike():
     assert not torch.allclose(unknown[:, 0], given[:, 0])
 
 
-def test_a_key_in_the_lyric_context_moves_each_slot_by_its_own_word():
-    """Under model.key_in_context the lyric context reads each slot with the key on it, so what a
-    key changes differs from slot to slot (a word in that key); with it after, every slot alike."""
-    ids = torch.randint(20, 60, (2, 9), generator=torch.Generator().manual_seed(2))
-    mask = torch.ones_like(ids, dtype=torch.bool)
-    for inside in (False, True):
-        text = tiny(song_key=True, lyric_context=2, key_in_context=inside).text.eval()
-        shift = text(ids, mask, key=torch.full((2,), 2))[0] - text(ids, mask, key=torch.full((2,), 5))[0]
-        alike = torch.allclose(shift, shift[:, :1].expand_as(shift), atol=1e-6)
-        assert alike != inside and shift.abs().amax() > 0
-    with pytest.raises(ValueError, match="key_in_context"):
-        ModelConfig(song_key=True, key_in_context=True)  # no lyric context to read it
-
-
 def test_bad_config_is_refused():
     with pytest.raises(ValueError, match="pattern"):
         ModelConfig(pattern="zigzag")
