@@ -26,12 +26,12 @@ from autosong.model.codec import Codec
 from autosong.model.devices import resolve_device, resolve_dtype
 from autosong.model.edit import Edit, EditedSong, SourceSong, edit_song, prior_anchors
 from autosong.model.generate import autoencoder_for, codec_for, generate_codes, real_time_factor, text_batch
-from autosong.model.line_times import (LineTimes, attention_map, keep_known, line_times, line_units, sung_lines,
-                                       weak_alignment)
+from autosong.model.line_times import LineTimes, attention_map, keep_known, line_times, sung_lines
 from autosong.model.lrc import LrcLine, write_lrc
 from autosong.model.lyrics import default_tokenizer
 from autosong.model.sampler import SamplingConfig
 from autosong.model.song_key import key_name, parse_key
+from autosong.model.sung_rates import line_units, weak_alignment
 
 
 @dataclass

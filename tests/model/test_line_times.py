@@ -105,3 +105,14 @@ def test_heads_chosen_on_the_tags_stamps_too_are_known_for_eval_to_choose_again(
     by_hand = AlignmentHeads([(0, 0), (1, 1)])
     assert before.scored_on_stamps
     assert not now.scored_on_stamps and not by_focus.scored_on_stamps and not by_hand.scored_on_stamps
+
+
+def test_the_fewest_heads_within_noise_of_the_best_are_chosen():
+    from autosong.model.line_times import fewest_within_noise
+
+    rng = np.random.default_rng(0)
+    base = [rng.uniform(0.0, 0.3, 4) for _ in range(30)]  # 30 songs' line errors: the median's noise ~0.015 s
+    worse = lambda by: [errors + by for errors in base]  # noqa: E731
+    assert fewest_within_noise([worse(0.005), base, worse(0.001)]) == 1  # within noise of the best: one head
+    assert fewest_within_noise([worse(0.3), base, worse(0.001)]) == 2  # the top head alone far worse: two
+    assert fewest_within_noise([worse(0.3), worse(0.2), base]) == 3
