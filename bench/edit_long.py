@@ -2,8 +2,9 @@
 generated in windows past the model's training length) against an edit of it from its middle line
 with new lines after it. Reported: seconds of work per second for the fresh song (sampling, the
 codec's decoding and its song.lrc, as `autosong generate` makes them) and per regenerated second for
-the edit (as `autosong edit` makes it from that song.lrc), and whether the kept codes are the
-source's bit for bit. The lyrics are the held-out songs' lyrics one after another.
+the edit (as `autosong edit` makes it from that song.lrc) and for `generate` of the regenerated part
+alone (its lines, as long), and whether the kept codes are the source's bit for bit. The lyrics
+are the held-out songs' lyrics one after another.
 
 Usage: python bench/edit_long.py RUN DATA [--seconds 180] [--threads 2] [--out bench/results/edit_long.json]
 """
@@ -57,14 +58,20 @@ def main() -> None:
     edited = song.edit(source, Edit(from_line=middle), new, cfg)
     edit_s = time.perf_counter() - t0
     rate = song.codec.frame_rate
-    regenerated = args.seconds - edited.cut_frame / rate
     cut = edited.cut_frame
+    regenerated = (edited.codes.shape[1] - cut) / rate
+    part = "\n".join(lines[middle - 1:][::-1]) + "\n"
+    t0 = time.perf_counter()  # what the edit regenerates, generated on its own: its lines, as long
+    song.generate(part, genre, regenerated, cfg)
+    part_s = time.perf_counter() - t0
     result = {
         "seconds": args.seconds, "lines": len(lines), "from_line": middle, "cut_s": cut / rate,
         "kept_identical": bool(np.array_equal(edited.codes[:, :cut], np.asarray(made.codes[0])[:, :cut])),
         "fresh_s": fresh_s, "edit_s": edit_s, "fresh_s_per_s": fresh_s / args.seconds,
-        "edit_s_per_regenerated_s": edit_s / regenerated, "threads": args.threads}
+        "edit_s_per_regenerated_s": edit_s / regenerated, "part_s_per_s": part_s / regenerated,
+        "threads": args.threads}
     result["ratio"] = result["edit_s_per_regenerated_s"] / result["fresh_s_per_s"]
+    result["ratio_to_part"] = result["edit_s_per_regenerated_s"] / result["part_s_per_s"]
     print(json.dumps(result, indent=2))
     Path(args.out).write_text(json.dumps({"args": vars(args), "result": result}, indent=2))
 
