@@ -327,11 +327,13 @@ def fewest_within_noise(per_k: list[list[np.ndarray]], resamples: int = 400) -> 
     """The fewest heads (1-based k) whose median error is within one standard error of the best
     k's (the error of each song's lines in per_k[k - 1]; the standard error of that median from
     resampling songs): the one-standard-error rule. Averaging more heads fits the songs they are
-    chosen on a little better and times unseen songs worse (bench/RESULTS.md, "Line times, sixth
+    chosen on a little better and times unseen songs worse (bench/RESULTS.md, "Singing, twelfth
     round": in five models of six the top head alone timed unseen 10 s songs best)."""
+    if not any(len(e) for e in per_k[0]):
+        return 1  # no line timed: nothing tells the counts apart
     medians = [np.median(np.concatenate(errors)) for errors in per_k]
     best = int(np.argmin(medians))
-    songs = per_k[best]
+    songs = [errors for errors in per_k[best] if len(errors)]  # songs with a timed line
     rng = np.random.default_rng(0)
     draws = [np.median(np.concatenate([songs[i] for i in rng.integers(0, len(songs), len(songs))]))
              for _ in range(resamples)]

@@ -116,3 +116,4 @@ def test_the_fewest_heads_within_noise_of_the_best_are_chosen():
     assert fewest_within_noise([worse(0.005), base, worse(0.001)]) == 1  # within noise of the best: one head
     assert fewest_within_noise([worse(0.3), base, worse(0.001)]) == 2  # the top head alone far worse: two
     assert fewest_within_noise([worse(0.3), worse(0.2), base]) == 3
+    assert fewest_within_noise([[np.zeros(0)] * 3] * 2) == 1  # no line timed at all: one head, no error
