@@ -80,6 +80,7 @@ def run(argv) -> int:
     settings = sampling_from_args(args, context=args.context, compile=args.compile)
     n = args.num_songs
     key = _song_key(song, lyrics, args)
+    sung_in = () if args.key is None else (_parsed_key(args.key),)  # song.lrc reads the songs in the key they sang
     songs = song.generate([lyrics] * n, [args.genre] * n, args.seconds, settings, prompt, progress=True, key=args.key)
     timing = songs.timing
     words = has_words(lyrics)
@@ -96,8 +97,7 @@ def run(argv) -> int:
             "prompt_audio": args.prompt_audio, "codec": song.bundle.codec.to_dict(), "timing": timing}, indent=2, ensure_ascii=False))
         lrc = ""
         if timed:  # where the song sings each line, read from the model's alignment heads
-            keys = () if args.key is None else (_parsed_key(args.key),)  # read in the key it was sung in
-            path.with_suffix(".lrc").write_text(song.lrc(codes, lyrics, args.genre, keys=keys), encoding="utf-8")
+            path.with_suffix(".lrc").write_text(song.lrc(codes, lyrics, args.genre, keys=sung_in), encoding="utf-8")
             lrc = f", {path.with_suffix('.lrc')}"
         print(f"wrote {path} ({codes.shape[-1] / song.codec.frame_rate:.1f} s), {path.with_suffix('.npy')}, "
               f"{path.with_suffix('.json')}{lrc}")

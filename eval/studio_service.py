@@ -15,14 +15,14 @@ from pathlib import Path
 from autosong.eval.listening import alignment_maps
 from autosong.eval.report import alignment_figure, spectrogram_figure
 from autosong.manifests.errors import AutoSongError
-from autosong.model.api import AutoSong
+from autosong.model.api import AutoSong, lrc_text
 from autosong.model.audio import load_audio, write_wav
 from autosong.model.bundle import load_bundle
 from autosong.model.checkpoint_weights import checkpoint_steps
 from autosong.model.devices import resolve_device, resolve_dtype
 from autosong.model.edit import Edit, SourceSong
 from autosong.model.line_times import has_words
-from autosong.model.lrc import LrcLine, parse_lrc, write_lrc
+from autosong.model.lrc import parse_lrc
 from autosong.model.run_metrics import read_metrics
 
 
@@ -134,7 +134,7 @@ class Studio:
         if song.bundle.alignment is not None and song.autoencoder is None and has_words(lyrics):
             texts, times = song.line_times(codes, lyrics, genre, known, keys=keys)
             starts, lines = times.starts, list(zip(times.starts, texts))
-            (folder / "song.lrc").write_text(write_lrc([LrcLine(t, text) for t, text in lines]), encoding="utf-8")
+            (folder / "song.lrc").write_text(lrc_text(texts, times), encoding="utf-8")
             files.append(folder / "song.lrc")
         amap, rate, _ = alignment_maps(song, [codes], [lyrics], [genre], song.codec.frame_rate)[0]
         self.takes[f"{folder.name} ({name})"] = (name, folder)
