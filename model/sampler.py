@@ -17,7 +17,9 @@ as the growing cache (tested on CPU).
 Songs longer than the training window are generated window by window: each new window starts
 from the last `context` fraction of the one before (re-encoded in one prefill, as a training
 window starts with no history), at the true absolute frame positions, with the whole song's
-length given to the alignment prior, so the lyrics keep moving through the song.
+length given to the alignment prior, so the lyrics keep moving through the song. A window that lies
+wholly in the prompt (most of an edit's kept part) is not run at all: nothing in it is drawn, and
+the first window that draws re-encodes the context it keeps.
 """
 from __future__ import annotations
 
@@ -118,6 +120,11 @@ class Sampler:
         start = 0
         while True:
             stop = min(frames, start + W)
+            if known[:, start:stop].all():  # wholly prompt (an edit's kept part): nothing to draw there
+                if stop == frames:
+                    return codes
+                start = stop - keep
+                continue
             report = None if progress is None else \
                 (lambda done, _s=start: progress(_s + done, frames, time.perf_counter() - started))
             window = Window(start, stop - start, codes[..., start:stop], known[:, start:stop], terms)

@@ -70,6 +70,25 @@ def test_songs_longer_than_the_window_are_generated_window_by_window(pattern):
     assert done == sorted(done) and done[-1] == 47 and {t for _, t in seen} == {47}
 
 
+def test_windows_that_lie_wholly_in_the_prompt_are_not_run():
+    """An edit's kept part spans many windows: only a window with a frame to draw is prefilled (the
+    first one re-encodes the context it keeps), and a prompt as long as the song runs none."""
+    model = tiny(pattern="delay", max_tokens=40).eval()  # 20-frame windows, 10 frames kept
+    ids, mask = text(B=1)
+    prompt = torch.randint(0, 1024, (1, 2, 35))
+    s = SamplingConfig(temperature=1.0, top_k=50, guidance=3.0, context=0.5, seed=2)
+    sampler, starts = Sampler(model), []
+    run_window = sampler._window
+    sampler._window = lambda text, frames, window, *rest: (starts.append(window.start),
+                                                          run_window(text, frames, window, *rest))[1]
+    codes = sampler.generate(ids, mask, 47, s, prompt=prompt)
+    assert starts == [20, 30]  # [0, 20) and [10, 30) lie in the prompt
+    assert torch.equal(codes[..., :35], prompt)
+    assert torch.equal(codes, Sampler(model).generate(ids, mask, 47, s, prompt=prompt))  # deterministic for a seed
+    starts.clear()
+    assert torch.equal(sampler.generate(ids, mask, 35, s, prompt=prompt), prompt) and starts == []
+
+
 def test_long_songs_with_the_alignment_prior_use_absolute_positions():
     """Later windows read their own frames' positions: the song is not a repeat of its first window."""
     model = tiny(max_tokens=40, cross_align="prior").eval()
