@@ -117,22 +117,13 @@ class Sampler:
         # One cache for every window, the last and shorter one included: a compiled step keeps
         # its shapes and its buffers' addresses, so it is traced (and its CUDA graph recorded) once.
         cache = self.model.new_cache(memory.shape[0], self.pattern.steps(min(W, frames)))
-        start = 0
-        while True:
-            stop = min(frames, start + W)
-            if known[:, start:stop].all():  # wholly prompt (an edit's kept part): nothing to draw there
-                if stop == frames:
-                    return codes
-                start = stop - keep
-                continue
+        for start, stop in windows_to_draw(frames, W, keep, known):
             report = None if progress is None else \
                 (lambda done, _s=start: progress(_s + done, frames, time.perf_counter() - started))
             window = Window(start, stop - start, codes[..., start:stop], known[:, start:stop], terms)
             self._window(TextMemory(memory, mask, lyric, lines), song_frames, window, Draw(settings, gen, hold),
                          report, cache)
-            if stop == frames:
-                return codes
-            start = stop - keep
+        return codes
 
     def _window(self, text: "TextMemory", song_frames, window: "Window", draw: "Draw", report, cache):
         """Fill one window's codes (frames already known there are the prompt or the previous
@@ -228,6 +219,21 @@ class Draw:
     def note(self, logits: torch.Tensor, before: torch.Tensor) -> torch.Tensor:
         """Codebook 0 by note: logits [B, V], before [B, F] (that codebook's codes so far) -> codes [B]."""
         return self.hold.pick(logits, before, self.codes, self.settings.temperature, self.gen)
+
+
+def windows_to_draw(frames: int, width: int, keep: int, known: torch.Tensor):
+    """(start, stop) of each window a song of `frames` is drawn in, `width` frames at most, each after
+    the first starting `keep` frames before the end of the one before. A window whose frames are all
+    `known` ([C, frames]: a prompt's, an edit's kept part) is passed over, since nothing in it is drawn;
+    read as the song is drawn, so a window is judged once those before it are filled."""
+    start = 0
+    while True:
+        stop = min(frames, start + width)
+        if not known[:, start:stop].all():
+            yield start, stop
+        if stop == frames:
+            return
+        start = stop - keep
 
 
 @dataclass
