@@ -79,8 +79,12 @@ def test_windows_that_lie_wholly_in_the_prompt_are_not_run():
     s = SamplingConfig(temperature=1.0, top_k=50, guidance=3.0, context=0.5, seed=2)
     sampler, starts = Sampler(model), []
     run_window = sampler._window
-    sampler._window = lambda text, frames, window, *rest: (starts.append(window.start),
-                                                          run_window(text, frames, window, *rest))[1]
+
+    def window_noted(text, frames, window, *rest):  # the sampler's own window, its start written down
+        starts.append(window.start)
+        return run_window(text, frames, window, *rest)
+
+    sampler._window = window_noted
     codes = sampler.generate(ids, mask, 47, s, prompt=prompt)
     assert starts == [20, 30]  # [0, 20) and [10, 30) lie in the prompt
     assert torch.equal(codes[..., :35], prompt)
