@@ -50,8 +50,9 @@ def run(argv) -> int:
         audio = load_audio(args.audio, song.sample_rate, max_seconds=max_seconds)
     except AudioDecodeError as err:
         raise AutoSongError(f"--audio {args.audio}: {err}") from None
-    codes = song.codec.encode(audio.wav, song.sample_rate)
-    keys = key_signatures(audio.wav, song.sample_rate) if song.bundle.model.cfg.song_key else ()
+    heard = song.bundle.model.cfg.song_key or song.bundle.key_normalised
+    keys = key_signatures(audio.wav, song.sample_rate) if heard else ()
+    codes = song.encode(audio.wav, keys[0] if keys else None)  # a key-normalised model reads it moved to C
     lines, times = song.line_times(codes, decoded.text, args.genre, keys=keys)  # read in the key it is sung in
     out.write_text(lrc_text(lines, times), encoding="utf-8")
     if times.doubt:

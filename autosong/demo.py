@@ -78,6 +78,8 @@ def parser() -> argparse.ArgumentParser:
     # (bench/RESULTS.md "Singing, twelfth round"); before the key, 700 sang more notes than asked (1.55 per note).
     p.add_argument("--steps", type=whole(1), default=520, help="training steps of the tiny model")
     p.add_argument("--micro-batch", type=whole(1), default=8, help="songs per training step")
+    p.add_argument("--key-normalise", action="store_true",
+                   help="build with every song moved to C (pipeline build --key-normalise)")
     p.add_argument("--val-fraction", type=real(0.01, 0.5), default=0.1, help="songs held out for the eval")
     p.add_argument("--generate-seconds", type=real(0.5), default=6.0)
     p.add_argument("--notes", type=whole(0), default=32, help="held-out songs generated for the note error rate")
@@ -111,7 +113,7 @@ def run(argv) -> int:
 
     data = out / "data"
     result = build(BuildConfig(str(corpus), str(data), codec=args.codec, shard_samples=16,
-                               val_fraction=args.val_fraction))
+                               val_fraction=args.val_fraction, key_normalise=args.key_normalise))
     print(f"[2/5] pipeline build: {result.built} encoded, {result.kept} kept, {result.rejected} rejected  ({time.time() - t0:.0f} s)\n")
     print(summary(data), "\n")
     data = Dataset.open(data)  # read once: training, the eval and the songs all take it

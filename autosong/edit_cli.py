@@ -79,7 +79,8 @@ def load_source(song, path: Path, lyrics_file: str | None, genre: str | None):
         audio = load_audio(path, song.sample_rate, max_seconds=song.bundle.model.cfg.max_frames / song.codec.frame_rate)
     except AudioDecodeError as err:
         raise AutoSongError(f"--source {path}: {err}") from None
-    return SourceSong(song.codec.encode(audio.wav, song.sample_rate), lyrics, genre, None, str(path))
+    key = song.key_signature_for(lyrics, genre)  # the key the edit sings in: a key-normalised model's codes are in C
+    return SourceSong(song.encode(audio.wav, key), lyrics, genre, None, str(path))
 
 
 def _own_audio(path: Path, rate: int) -> np.ndarray | None:

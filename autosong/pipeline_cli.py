@@ -30,7 +30,7 @@ def _build(args) -> int:
                       ray_address=args.ray_address, val_fraction=args.val_fraction,
                       max_song_seconds=args.max_song_seconds, max_text_len=args.max_text_len, rehash=args.rehash,
                       gpus_per_worker=args.gpus_per_worker, songs_per_batch=args.songs_per_batch,
-                      genres_from=args.genres)
+                      genres_from=args.genres, key_normalise=args.key_normalise)
     result = build(cfg)
     c = result.card.counts
     print(f"built {result.built} songs, kept {result.kept}, rejected {result.rejected} "
@@ -64,10 +64,8 @@ def _encode_latents(args) -> int:
     return 0
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="autosong pipeline", description=__doc__, formatter_class=HelpFormatter)
-    sub = p.add_subparsers(dest="command", required=True)
-
+def _add_build(sub) -> None:
+    """`pipeline build` and its options."""
     b = sub.add_parser("build", formatter_class=HelpFormatter, help="corpus (DATASET/song_*) -> OUT/shards + OUT/manifests, on Ray")
     b.add_argument("dataset")
     b.add_argument("--out", required=True)
@@ -81,6 +79,9 @@ def parser() -> argparse.ArgumentParser:
                    help="reject longer songs (default 20 min; --max-seconds crops instead)")
     b.add_argument("--max-text-len", type=whole(2), default=4096,
                    help="reject lyrics longer than this many ids (default: what the presets' models read)")
+    b.add_argument("--key-normalise", action="store_true",
+                   help="move every song to C major / A minor before encoding (its key is heard in the audio), "
+                        "so a model learns one key's notes; generate moves its songs back to the key asked for")
     b.add_argument("--rehash", action="store_true",
                    help="hash every audio file again (default: unchanged size and mtime reuse OUT's stat cache)")
     b.add_argument("--shard-samples", type=whole(1), default=64, help="songs per shard")
@@ -95,6 +96,13 @@ def parser() -> argparse.ArgumentParser:
                    "export (after losing dataset.json, so a trained run's genres keep their slots)")
     b.add_argument("--val-fraction", type=real(0, 1), default=0.1, help="share of songs in val (by key hash)")
     b.set_defaults(func=_build)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="autosong pipeline", description=__doc__, formatter_class=HelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    _add_build(sub)
 
     v = sub.add_parser("verify", formatter_class=HelpFormatter, help="check every shard and sample against the manifests")
     v.add_argument("out")

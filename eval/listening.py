@@ -11,6 +11,7 @@ from autosong.eval.notes import transcribe
 from autosong.eval.report import write_report
 from autosong.model.audio import write_wav
 from autosong.model.generate import text_batch
+from autosong.model.key_shift import pitch_shift
 from autosong.model.line_times import has_words
 from autosong.model.run_metrics import read_metrics
 from autosong.model.synth_music import expected_notes, sings_synth_notes
@@ -35,7 +36,8 @@ def generate_for_report(song, data: str, split: str, count: int, seconds: float 
         codes, wavs = [m.codes[0] for m in made], [m.audio[0] for m in made]
     maps = alignment_maps(song, codes, lyrics, [s.genre for s in songs], codec.frame_rate)
     # the true song of those lyrics, as the codec renders its codes (latent data: no EnCodec codes here)
-    refs = [codec.decode(s.codes) if not bundle.parent else None for s in songs]
+    refs = [pitch_shift(codec.decode(s.codes), codec.sample_rate, -s.key_shift) if not bundle.parent else None
+            for s in songs]  # in its own key (a key-normalised build moved it to C)
     out = [{"title": f"from {s.key}'s lyrics", "lyrics": text, "genre": s.genre, "wav": wav,
             "codes": c, "reference_wav": ref, "alignment": amap, "frame_rate": rate, "prior_share": share}
            for s, text, c, wav, ref, (amap, rate, share) in zip(songs, lyrics, codes, wavs, refs, maps)]

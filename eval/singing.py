@@ -16,6 +16,7 @@ from autosong.eval.evaluate import bootstrap_ci, format_interval, load_split
 from autosong.eval.line_alignment import sung_line_starts
 from autosong.eval.notes import SingingScore, singing_score, transcribe
 from autosong.manifests.progress import progress
+from autosong.model.key_shift import pitch_shift
 from autosong.model.synth_music import expected_notes, sings_synth_notes
 
 
@@ -44,7 +45,7 @@ def note_error_rates(song, data: str, split: str, count: int, seconds: float | N
         pitches = [p for _, _, p in heard]
         made = song.generate(s.lyrics, s.genre, length, settings, song_seconds=whole)
         control_wav = song.generate(other.lyrics, s.genre, length, settings, song_seconds=whole).audio[0]
-        reference_wav = codec.decode(s.codes[:, : int(length * codec.frame_rate)])
+        reference_wav = pitch_shift(codec.decode(s.codes[:, : int(length * codec.frame_rate)]), rate, -s.key_shift)
         sung = transcribe(made.audio[0], rate)
         for kind, notes in (("own", sung), ("control", transcribe(control_wav, rate)),
                             ("codec", transcribe(reference_wav, rate))):

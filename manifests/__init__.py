@@ -207,6 +207,16 @@ def require_same_genre_slots(trained: list[str], current: list[str], data: str, 
                             f"({len(changed)} slot(s) changed): {fix}")
 
 
+def require_same_keys(trained: bool, card: "DatasetCard", data: str, model: str) -> None:
+    """One line when `model` learned songs moved to C (pipeline build --key-normalise) and `data`'s
+    are in their own keys, or the other way round: its codes would mean other notes."""
+    if bool(trained) != card.key_normalised:
+        moved = "songs moved to C (--key-normalise)"
+        raise ManifestError(f"{model} learned {moved if trained else 'songs in their own keys'} and {data} holds "
+                            f"{moved if card.key_normalised else 'songs in their own keys'}: build the data "
+                            f"{'with' if trained else 'without'} --key-normalise")
+
+
 def recorded_genres(path: str | Path) -> list[str]:
     """The genre slots a dataset card, a run or an export recorded: `path` is OUT/dataset.json,
     RUN/run_config.json, RUN/export/config.json, or a folder holding one of them."""
@@ -253,6 +263,8 @@ class DatasetCard:
     parent: dict | None = None         # a latent dataset: {data, ae_run, ae_kind, stride, audio_codec}
     synth: str | None = None           # the rule of `pipeline synth` that wrote the corpus: eval can then
                                        # score whether generated songs sing their lyrics' notes
+    key_normalised: bool = False       # every song moved to C major / A minor before encoding (its row's
+                                       # key_shift): its models sing in C, and generate moves songs back
     schema_version: int = CARD_VERSION
 
     def __post_init__(self):

@@ -33,6 +33,8 @@ class SampleRow:
     line_slots: tuple[int, ...] = ()       # each of those lines' first memory slot (-1: words not paired)
     key_signatures: tuple[int, ...] = ()   # heard in the audio: the key signatures (0-11, by major tonic) that fit
                                            # it best, best first (model/song_key.py); empty: unknown
+    key_shift: int = 0                     # semitones the audio was moved before encoding (pipeline build
+                                           # --key-normalise: to C major / A minor, model/key_shift.py); 0: as heard
 
     def to_dict(self) -> dict:
         return {**asdict(self), **{name: list(getattr(self, name)) for name, default in DEFAULTS.items()
@@ -47,7 +49,14 @@ class SampleRow:
         """From a manifest row or a sample's meta.json (any other keys ignored); optional fields
         default where an older row lacks them."""
         return cls(**{name: row[name] for name in SAMPLE_ROW_FIELDS if name not in DEFAULTS},
-                   **{name: tuple(row.get(name) or default) for name, default in DEFAULTS.items()})
+                   **{name: _optional(row.get(name), default) for name, default in DEFAULTS.items()})
+
+
+def _optional(value, default):
+    """An optional field's value from a row that may lack it (None there: the default)."""
+    if value is None:
+        return default
+    return tuple(value) if isinstance(default, tuple) else type(default)(value)
 
 
 # How an annotation is stored in Parquet (a field's metadata "arrow" says otherwise).

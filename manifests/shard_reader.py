@@ -74,6 +74,11 @@ class Sample:
         """The key signatures the build heard in the audio, best first (model/song_key.py); empty: unknown."""
         return tuple(int(k) for k in self.meta.get("key_signatures") or ())
 
+    @property
+    def key_shift(self) -> int:
+        """Semitones the audio was moved before encoding (--key-normalise; model/key_shift.py); 0: as heard."""
+        return int(self.meta.get("key_shift") or 0)
+
     def line_timing(self) -> tuple[np.ndarray, np.ndarray]:
         """Where each timed line (lyrics.lrc) starts: frames of these codes (float32 [N]) and the
         memory slot of its first word (int64 [N]); both empty for an untimed song."""

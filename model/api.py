@@ -25,6 +25,7 @@ from autosong.model.code_notes import code_notes
 from autosong.model.codec import Codec
 from autosong.model.devices import resolve_device, resolve_dtype
 from autosong.model.edit import Edit, EditedSong, SourceSong, edit_song, prior_anchors
+from autosong.model.key_shift import normalising_shift, pitch_shift
 from autosong.model.generate import autoencoder_for, codec_for, generate_codes, real_time_factor, text_batch
 from autosong.model.line_times import LineTimes, attention_map, keep_known, line_times, sung_lines
 from autosong.model.lrc import LrcLine, write_lrc
@@ -116,14 +117,14 @@ class AutoSong:
         genres = [genres] * len(lyrics) if isinstance(genres, str) else list(genres)
         if len(genres) != len(lyrics):
             raise ValueError(f"{len(lyrics)} lyrics but {len(genres)} genres")
-        prompt = None if prompt_audio is None else self.codec.encode(prompt_audio, self.codec.sample_rate)
+        keys = self._sung_keys(lyrics, genres, key)
+        prompt = None if prompt_audio is None else self.encode(prompt_audio, keys[0] if keys else None)
         sampling = sampling or SamplingConfig()
         codes, timing = generate_codes(self.bundle, lyrics, genres, seconds, sampling, self.codec.frame_rate, prompt,
                                        progress, self.autoencoder, code_notes=self.code_notes_for(sampling),
-                                       song_seconds=song_seconds,
-                                       song_key=None if key is None else [parse_key(key)] * len(lyrics))
+                                       song_seconds=song_seconds, song_key=keys)
         t0 = time.perf_counter()
-        audio = [self.decode(c) for c in codes]
+        audio = [self.decode(c, k) for c, k in zip(codes, keys or [None] * len(codes))]
         timing["seconds_decode"] = time.perf_counter() - t0
         timing["rtf"] = real_time_factor(timing)
         return Songs(audio, codes, self.codec.sample_rate, timing)
@@ -135,6 +136,18 @@ class AutoSong:
         return None if signature is None else key_name(signature)
 
     @torch.no_grad()
+    def _sung_keys(self, lyrics: list[str], genres: list[str], key: str | None) -> list[int] | None:
+        """The key signature each song is sung in, as the sampler takes them: `key` for all when
+        given; else, for a key-normalised model (whose songs are moved there from C), the key head's,
+        as the sampler would choose them itself; else None (the sampler chooses)."""
+        if key is not None:
+            return [parse_key(key)] * len(lyrics)
+        if not (self.bundle.key_normalised and self.bundle.model.cfg.song_key):
+            return None
+        batch = text_batch(self.bundle, lyrics, genres, self.device)
+        return self.bundle.model.text.key_logits(batch["text_ids"], batch["text_mask"]).argmax(-1).tolist()
+
+    @torch.no_grad()
     def key_signature_for(self, lyrics: str, genre: str) -> int | None:
         """key_for's signature (0-11), or None for a model trained without keys."""
         model = self.bundle.model
@@ -143,9 +156,21 @@ class AutoSong:
         batch = text_batch(self.bundle, [lyrics], [genre], next(model.parameters()).device)
         return int(model.text.key_logits(batch["text_ids"], batch["text_mask"]).argmax(-1)[0])
 
-    def decode(self, codes: np.ndarray) -> np.ndarray:
-        """EnCodec codes [C, frames] -> float32 audio at `sample_rate`."""
-        return self.codec.decode(codes)
+    def decode(self, codes: np.ndarray, key: int | None = None) -> np.ndarray:
+        """EnCodec codes [C, frames] -> float32 audio at `sample_rate`. A key-normalised model's
+        codes sound in C: the audio is moved from there to `key` (a signature, model/song_key.py;
+        None: left in C)."""
+        return pitch_shift(self.codec.decode(codes), self.sample_rate, -self._normalising_shift(key))
+
+    def encode(self, wav: np.ndarray, key: int | None = None) -> np.ndarray:
+        """Mono float32 audio at `sample_rate` -> EnCodec codes [C, frames]; for a key-normalised
+        model, of the audio moved to C from `key` (its signature; None: not moved), as its
+        training songs were."""
+        return self.codec.encode(pitch_shift(wav, self.sample_rate, self._normalising_shift(key)), self.sample_rate)
+
+    def _normalising_shift(self, key: int | None) -> int:
+        """Semitones from `key` to C in this model's codes (0 but for a key-normalised model)."""
+        return normalising_shift(key) if self.bundle.key_normalised and key is not None and key >= 0 else 0
 
     def require_alignment(self) -> Bundle:
         """The bundle, once it is known to have alignment heads (else one line that says how to get them)."""

@@ -30,17 +30,20 @@ class Bundle:
     parent: dict | None = None  # latent stage: the autoencoder run and the EnCodec identity
     origin: dict | None = None  # a fine-tune: the base it started from (path, step, weights hash, adapters)
     alignment: AlignmentHeads | None = None  # the heads line times are read from (model/line_times.py)
+    key_normalised: bool = False  # trained on songs moved to C (pipeline build --key-normalise): sings in C
 
 
 def save_bundle(directory: Path, state: dict, cfg, codec: CodecIdentity, text: dict, genres: list[str], step: int,
-                stage: str = "sound", parent: dict | None = None, origin: dict | None = None) -> None:
+                stage: str = "sound", parent: dict | None = None, origin: dict | None = None,
+                key_normalised: bool = False) -> None:
     from safetensors.torch import save_file
 
     directory.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in state.items()}, str(directory / "model.safetensors"))
     (directory / "config.json").write_text(json.dumps({
         "stage": stage, "model": cfg.to_dict(), "codec": CodecIdentity.of(codec).to_dict(), "text": text, "vocab_version": VOCAB_VERSION,
-        "genres": genres, "step": step, "parent": parent, "origin": origin}, indent=2, ensure_ascii=False))
+        "genres": genres, "step": step, "parent": parent, "origin": origin, "key_normalised": key_normalised},
+        indent=2, ensure_ascii=False))
 
 
 def load_bundle(path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype | str | None = None,
@@ -89,7 +92,8 @@ def load_bundle(path: str | Path, device: str | torch.device = "cpu", dtype: tor
         model, genres, origin = load_adapter_onto(model, weights, Path(adapter))
     return Bundle(model.to(device=device, dtype=dtype).eval(), codec, meta["text"], genres,
                   meta["step"] if step is None else step, directory, stage, meta.get("parent"), origin,
-                  AlignmentHeads.load(directory) if adapter is None and step is None else None)  # chosen for the export
+                  AlignmentHeads.load(directory) if adapter is None and step is None else None,  # chosen for the export
+                  bool(meta.get("key_normalised", False)))
 
 
 def _read_config(directory: Path) -> tuple[dict, CodecIdentity]:

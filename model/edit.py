@@ -187,16 +187,17 @@ def _finish(song, source: SourceSong, codes: np.ndarray, lyrics: str, cut: int, 
             sampling: SamplingConfig, known: list[float], keys: list[int] | None) -> EditedSong:
     """Decode, keep the source's own audio before the cut (crossfaded in), and say what was done."""
     rate, sr = song.codec.frame_rate, song.codec.sample_rate
+    key = keys[0] if keys else None  # where a key-normalised model's audio is moved back to from C
     if cut:
         hop = sr // rate
         at, context = cut * hop, min(cut, int(DECODE_CONTEXT_SECONDS * rate))
         fade = min(int(CROSSFADE_SECONDS * sr), at)
-        new = song.decode(codes[:, cut - context :])[context * hop - fade :]  # from the crossfade's start on
-        kept = _kept_audio(song, source, cut)
+        new = song.decode(codes[:, cut - context :], key)[context * hop - fade :]  # from the crossfade's start on
+        kept = _kept_audio(song, source, cut, key)
         ramp = np.linspace(0.0, 1.0, fade, dtype=np.float32)
         audio = np.concatenate([kept[: at - fade], kept[at - fade : at] * (1 - ramp) + new[:fade] * ramp, new[fade:]])
     else:
-        audio = song.decode(codes)
+        audio = song.decode(codes, key)
     settings = {"source": source.name, "edit": dataclasses.asdict(edit), "cut_frame": cut, "cut_s": cut / rate,
                 "seconds": codes.shape[1] / rate,
                 "genre": source.genre, "lyrics": lyrics, "sampling": sampling.to_dict(), "seed": sampling.seed,
@@ -205,9 +206,9 @@ def _finish(song, source: SourceSong, codes: np.ndarray, lyrics: str, cut: int, 
                       tuple(keys or ()))
 
 
-def _kept_audio(song, source: SourceSong, cut: int) -> np.ndarray:
-    """The source's audio, at least up to the cut: its WAV when given, else its codes decoded."""
+def _kept_audio(song, source: SourceSong, cut: int, key: int | None) -> np.ndarray:
+    """The source's audio, at least up to the cut: its WAV when given, else its codes decoded (in `key`)."""
     hop = song.codec.sample_rate // song.codec.frame_rate
     if source.audio is not None and len(source.audio) >= cut * hop:
         return np.asarray(source.audio, dtype=np.float32)
-    return song.decode(np.asarray(source.codes))
+    return song.decode(np.asarray(source.codes), key)

@@ -63,6 +63,7 @@ class BuildConfig:
     gpus_per_worker: float = 0.0      # > 0: each encoder actor takes this share of a GPU (Ray num_gpus)
     songs_per_batch: int = 0          # songs per encoder call, equal windows batched; 0: 8 on GPUs, 1 on CPUs
     genres_from: str | None = None    # a card, run or export whose genre slots this build keeps
+    key_normalise: bool = False       # move every song to C major / A minor before encoding (model/key_shift.py)
 
     def limits(self) -> dict:
         """What a sample may hold, stated in dataset.json and enforced per song."""
@@ -209,7 +210,8 @@ def _build(cfg: BuildConfig, out: Path) -> BuildResult:
                                f"{cfg.codec}", f"build into a new --out, or pass --codec {plan.old_card.codec.source}")
         card = DatasetCard(codec=c.identity, codec_frame_rate=c.frame_rate, num_codebooks=c.num_codebooks,
                            codebook_size=c.codebook_size, text=text, genres=plan.genres, val_fraction=cfg.val_fraction,
-                           max_seconds=cfg.max_seconds, limits=cfg.limits(), synth=corpus_rule(cfg.dataset))
+                           max_seconds=cfg.max_seconds, limits=cfg.limits(), synth=corpus_rule(cfg.dataset),
+                           key_normalised=cfg.key_normalise)
         note = codec_note(cfg.codec, card.synth is not None, cfg.dataset)
         if note and plan.jobs:
             print(f"note: {note}", file=sys.stderr)

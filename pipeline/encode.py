@@ -1,7 +1,7 @@
 """The per-song work of a build, run inside Ray actors: lyrics -> ids (or BERT states), audio ->
-decoded (in a child process: pipeline/decode_worker.py) -> EnCodec codes, and the key signature
-heard in it (model/song_key.py). Models load once per
-actor. A job comes in as a `SongJob`; what comes back is an `EncodedSong`, which says, for a song
+decoded (in a child process: pipeline/decode_worker.py) -> the key signature heard in it
+(model/song_key.py) -> moved to C under --key-normalise (model/key_shift.py) -> EnCodec codes.
+Models load once per actor. A job comes in as a `SongJob`; what comes back is an `EncodedSong`, which says, for a song
 that failed, the stage and the reason in words. It never raises, so one bad file cannot stop a build.
 """
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -18,6 +18,7 @@ from autosong.manifests.errors import AutoSongError, os_error_words
 from autosong.manifests.sample_rows import META_FIELDS, SampleRow
 from autosong.model.bert_text import BertLyrics
 from autosong.model.codec import Codec
+from autosong.model.key_shift import normalising_shift, pitch_shift
 from autosong.model.lyrics import default_tokenizer, weak_encoding_warning
 from autosong.model.song_key import key_signatures
 from autosong.pipeline.decode_worker import IsolatedDecoder
@@ -124,7 +125,8 @@ class EncodedSong:
 class SongEncoder:
     """One per actor (pipeline/encoder_pool.py), its models loaded in __init__."""
 
-    def __init__(self, codec_source: str, text: str, max_seconds: float | None, limits: dict, device: str = "cpu"):
+    def __init__(self, codec_source: str, text: str, max_seconds: float | None, limits: dict, device: str = "cpu",
+                 key_normalise: bool = False):
         import torch
 
         # One intra-op thread per actor, always: float reductions (and so near-tie codes) depend on
@@ -140,6 +142,7 @@ class SongEncoder:
         self.max_seconds = max_seconds
         self.limits = limits  # BuildConfig.limits(): max_song_seconds, max_text_len, max_lyrics_bytes
         self.decoder = IsolatedDecoder()  # a file that crashes FFmpeg kills this child, not the actor
+        self.key_normalise = key_normalise  # move each song to C before encoding (BuildConfig.key_normalise)
 
     def codec_facts(self) -> "CodecFacts":
         return CodecFacts.of(self.codec)
@@ -150,7 +153,7 @@ class SongEncoder:
         import time
 
         rows = [self._decode(song) for song in songs]
-        ready = [(song, row) for song, row in zip(songs, rows) if row[1] is not None]
+        ready = [(song, self._heard(row)) for song, row in zip(songs, rows) if row[1] is not None]
         if ready:
             t0 = time.perf_counter()
             try:
@@ -163,9 +166,9 @@ class SongEncoder:
                 return [failed]
             seconds = time.perf_counter() - t0
             total = sum(len(row[1].wav) for _, row in ready)
-            for (song, (out, audio, lyrics)), song_codes in zip(ready, codes):
+            for (song, (out, audio, lyrics, keys, shift)), song_codes in zip(ready, codes):
                 out.encode_s = seconds * len(audio.wav) / max(1, total)  # the batch's time, shared by length
-                self._finish(out, song, audio, lyrics, song_codes)
+                self._finish(out, song, audio, lyrics, song_codes, keys, shift)
         return [out for out, *_ in rows]
 
     def _encode_audio(self, wavs: list, batch_windows: int) -> list[np.ndarray]:
@@ -217,7 +220,18 @@ class SongEncoder:
             return out, None, None
         return out, audio, lyrics
 
-    def _finish(self, out: EncodedSong, song: SongJob, audio, song_lyrics: SongLyrics, codes: np.ndarray) -> None:
+    def _heard(self, decoded: tuple) -> tuple:
+        """(result, audio, lyrics) -> (result, audio to encode, lyrics, key signatures heard, the
+        semitones the audio was moved by: to C under key_normalise, else 0)."""
+        out, audio, lyrics = decoded
+        keys = key_signatures(audio.wav, audio.sample_rate)
+        shift = normalising_shift(keys[0]) if self.key_normalise and keys else 0
+        if shift:
+            audio = replace(audio, wav=pitch_shift(audio.wav, audio.sample_rate, shift))
+        return out, audio, lyrics, keys, shift
+
+    def _finish(self, out: EncodedSong, song: SongJob, audio, song_lyrics: SongLyrics, codes: np.ndarray,
+                keys: tuple[int, ...], shift: int) -> None:
         """Lyrics -> ids (and BERT states), then the sample's fields; a failure fills the reason."""
         lyrics = song_lyrics.text
         try:
@@ -241,7 +255,7 @@ class SongEncoder:
             source_rate=audio.source_rate, channels=audio.channels, bad_packets=audio.bad_packets, split=song.split,
             line_starts_s=tuple(round(t, 3) for t in sung),  # lyrics.lrc's, () untimed
             line_slots=tuple(slots),  # the memory slot (text id) where each timed line's words start, -1 unpaired
-            key_signatures=key_signatures(audio.wav, audio.sample_rate))
+            key_signatures=keys, key_shift=shift)
         meta = {**row.meta(), "genre_slot": song.genre_slot, "codec": self.codec.identity.to_dict(),
                 "bert_len": int(states.shape[0]) if states is not None else 0}
         out.ok, out.codes, out.text, out.lyrics, out.meta = True, codes_npy, npy_bytes(ids), lyrics, meta

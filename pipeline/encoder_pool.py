@@ -72,7 +72,8 @@ class EncoderPool:
         remote = ray.remote(SongEncoder).options(num_cpus=cpu_per_actor, num_gpus=cfg.gpus_per_worker or None,
                                                  max_restarts=0)
         device = "cuda" if cfg.gpus_per_worker > 0 else "cpu"
-        self._new_actor = lambda: remote.remote(cfg.codec, cfg.text, cfg.max_seconds, cfg.limits(), device)
+        self._new_actor = lambda: remote.remote(cfg.codec, cfg.text, cfg.max_seconds, cfg.limits(), device,
+                                                           cfg.key_normalise)
         self.actors = [self._new_actor() for _ in range(workers)]
         self.replaced = 0  # actors replaced after a device fault
 

@@ -75,7 +75,7 @@ def encode_latents(out: str | Path, ae_run: str | Path, name: str | None = None,
     latent_card = DatasetCard(
         codec=identity, codec_frame_rate=card.codec_frame_rate / cfg.stride, num_codebooks=cfg.latent_channels,
         codebook_size=cfg.latent_vocab, text=card.text, genres=card.genres, val_fraction=card.val_fraction,
-        max_seconds=card.max_seconds, counts={**card.counts, "shards": len(shard_rows),
+        max_seconds=card.max_seconds, key_normalised=card.key_normalised, counts={**card.counts, "shards": len(shard_rows),
                                               "frames": int(sum(r["frames"] for r in latent_rows))},
         hours=card.hours, parent={"data": str(out.resolve()), "ae_run": str(bundle.path.resolve()), "ae_kind": bundle.stage,
                                   "stride": cfg.stride, "audio_codec": card.codec.to_dict()})

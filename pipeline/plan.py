@@ -17,6 +17,7 @@ from autosong.manifests import (DatasetCard, ManifestError, file_sha256, read_ma
 from autosong.manifests.errors import AutoSongError
 from autosong.manifests.sample_rows import DEFAULTS, META_FIELDS
 from autosong.manifests.shard_reader import DamagedShard, read_shard_meta
+from autosong.model.key_shift import normalising_shift
 from autosong.pipeline.encode import SongJob
 from autosong.pipeline.genres import assign_genres, recover_genres, with_recorded_slots
 from autosong.pipeline.scan import StatCache, scan_corpus
@@ -36,7 +37,7 @@ class BuildPlan:
 
 
 def check_settings(card: DatasetCard, text: dict, cfg) -> None:
-    """What an existing OUT fixes, besides its codec: the text front-end, the split, the crop."""
+    """What an existing OUT fixes, besides its codec: the text front-end, the split, the crop, the keys."""
     if card.text != text:
         raise AutoSongError(f"{cfg.out} was built with text front-end {card.text.get('frontend')} "
                             f"({card.text.get('bert_source', card.text.get('vocab_version'))}); this build asks for "
@@ -44,6 +45,9 @@ def check_settings(card: DatasetCard, text: dict, cfg) -> None:
     if card.val_fraction != cfg.val_fraction or card.max_seconds != cfg.max_seconds:
         raise AutoSongError(f"{cfg.out} was built with --val-fraction {card.val_fraction} --max-seconds "
                             f"{card.max_seconds}; pass the same values or build into a new --out")
+    if card.key_normalised != cfg.key_normalise:
+        raise AutoSongError(f"{cfg.out} was built {'with' if card.key_normalised else 'without'} --key-normalise; "
+                            f"pass the same, or build into a new --out")
 
 
 def plan_build(cfg, out: Path, text: dict, codec) -> BuildPlan:
@@ -88,7 +92,8 @@ def plan_build(cfg, out: Path, text: dict, codec) -> BuildPlan:
                 song.audio_sha256, song.lyrics_sha256, song.genre) and row["text_len"] <= cfg.max_text_len and (
                 cfg.max_seconds is not None or row["duration_s"] <= cfg.max_song_seconds) and (
                 len(row.get("line_slots") or ()) == len(row.get("line_starts_s") or ())  # built before line_slots
-                and row.get("key_signatures") is not None):  # built before keys were heard: encode again
+                and row.get("key_signatures") is not None  # built before keys were heard: encode again
+                and (row.get("key_shift") or 0) == _key_shift(row["key_signatures"], cfg.key_normalise)):
             samples[song.key] = row
         elif (song.key in old_rejects and old_rejects[song.key]["content_sha256"] == song.content_sha256
               and old_card and old_card.limits == cfg.limits()):
@@ -99,6 +104,13 @@ def plan_build(cfg, out: Path, text: dict, codec) -> BuildPlan:
                                 song.lyrics_sha256, song.content_sha256, split_for_key(song.key, cfg.val_fraction),
                                 song.lrc))
     return BuildPlan(old_card, genres, samples, shard_rows, rejects, old_rejects, jobs, cache.hashed)
+
+
+def _key_shift(heard, normalise: bool) -> int:
+    """The semitones this build moves a song heard in `heard` (best first) by before encoding: a row
+    moved otherwise (its dataset.json lost, and the build's --key-normalise not the one it had) is
+    encoded again."""
+    return normalising_shift(heard[0]) if normalise and len(heard) else 0
 
 
 def _read_index(out: Path, kind: str) -> list[dict] | None:

@@ -17,16 +17,20 @@ def text_frontend(text: dict) -> str:
             f"other scripts as UTF-8 bytes")
 
 
-def keys_line(samples: list[dict]) -> str:
+def keys_line(samples: list[dict], normalised: bool = False) -> str:
     """The key signatures heard in the songs (each song's best, model/song_key.py): how many, the
-    commonest three, the unknown (and those several fit as well: the audio cannot tell them apart)."""
+    commonest three, the unknown (and those several fit as well: the audio cannot tell them apart);
+    `normalised`: and that they were moved to C (pipeline build --key-normalise), how far on average."""
     heard = Counter((r.get("key_signatures") or [None])[0] for r in samples)  # the best; None unknown
     unknown = heard.pop(None, 0)
     common = ", ".join(f"{key_name(k)} {n}" for k, n in heard.most_common(3))
     several = sum(len(r.get("key_signatures") or ()) > 1 for r in samples)
+    moved = sum(abs(r.get("key_shift") or 0) for r in samples) / max(1, len(samples))
     return (f"keys        {len(heard)} key signature{'s' if len(heard) != 1 else ''} heard"
             + (f"; most: {common}" if common else "") + (f"; {several} songs fit several" if several else "")
-            + (f"; unknown {unknown}" if unknown else ""))
+            + (f"; unknown {unknown}" if unknown else "")
+            + (f"; all moved to C before encoding (--key-normalise), by {moved:.1f} semitones on average"
+               if normalised else ""))
 
 
 def summary(out: str | Path) -> str:
@@ -49,7 +53,7 @@ def summary(out: str | Path) -> str:
             f"   per song {min(frames) * card.num_codebooks:,}-{max(frames) * card.num_codebooks:,}" if frames else ""),
         f"lyrics      {sum(text):,} ids" + (f"   per song {min(text)}-{max(text)}" if text else ""),
         f"timed       {sum(1 for r in samples if r.get('line_starts_s'))} songs with lyrics.lrc line times",
-        keys_line(samples),
+        keys_line(samples, card.key_normalised),
         "",
         "genre                 songs",
     ]

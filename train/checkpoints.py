@@ -87,4 +87,5 @@ def export_bundle(engine, run: Path, cfg: RunConfig, card: DatasetCard, step: in
         if tuning is not None:
             state = tuning.export_state(state, run / "export")
         save_bundle(run / "export", state, inner.cfg, codec=card.codec, text=card.text, genres=card.genres, step=step,
-                    stage=cfg.stage, parent=card.parent, origin=tuning.origin if tuning is not None else None)
+                    stage=cfg.stage, parent=card.parent, origin=tuning.origin if tuning is not None else None,
+                    key_normalised=card.key_normalised)

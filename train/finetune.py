@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from autosong.manifests import DatasetCard, UNUSED_SLOT, file_sha256, require_same_genre_slots
+from autosong.manifests import DatasetCard, UNUSED_SLOT, file_sha256, require_same_genre_slots, require_same_keys
 from autosong.manifests.codec_identity import require_same_codec
 from autosong.manifests.errors import AutoSongError
 from autosong.model.adapters import LoraSpec, PROJECTIONS, WHOLE_MODULES, add_lora, save_adapter
@@ -90,6 +90,7 @@ def refuse_unlike_base(cfg, card: DatasetCard, data: str) -> None:
     require_same_genre_slots(meta["genres"], card.genres, data, f"the base {where}",
                              f"build the new songs with `autosong pipeline build ... --genres {where}` so the "
                              f"base's slots keep their meaning and new genres get new slots")
+    require_same_keys(meta.get("key_normalised", False), card, data, f"the base {where}")
     m = cfg.stage_model
     if m.window_frames > m.max_frames:
         raise AutoSongError(f"--init-from {where}: model.max_tokens {m.max_tokens} is a window of {m.window_frames} "

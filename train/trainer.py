@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from autosong.manifests import DatasetCard, require_same_genre_slots
+from autosong.manifests import DatasetCard, require_same_genre_slots, require_same_keys
 from autosong.manifests.codec_identity import require_same_codec
 from autosong.manifests.dataset import Dataset
 from autosong.manifests.errors import AutoSongError
@@ -152,6 +152,7 @@ def _refuse_unresumable(run: Path, data: str, card: DatasetCard) -> None:
                        "resume on data built with the run's codec, or start a new --run")
     require_same_genre_slots(saved["genres"], card.genres, data, str(run), f"rebuild the data with `autosong pipeline "
                              f"build ... --genres {run}` to keep the run's slots, or start a new --run")
+    require_same_keys(saved.get("key_normalised", False), card, data, str(run))
 
 
 def _join_process_group(init_method: str | None) -> tuple[int, int, torch.device]:
@@ -218,7 +219,8 @@ class Trainer:
             self.run.mkdir(parents=True, exist_ok=True)
             (self.run / "run_config.json").write_text(json.dumps({
                 "config": cfg.to_dict(), "codec": card.codec.to_dict(), "text": card.text, "genres": card.genres,
-                "data": str(data.path), "parent": card.parent, "deepspeed": ds}, indent=2))
+                "data": str(data.path), "parent": card.parent, "key_normalised": card.key_normalised,
+                "deepspeed": ds}, indent=2))
         stream = StreamConfig(data=data, split="train", micro_batch=t.micro_batch, window_frames=model.window_frames(),
                               max_frames=model.model.cfg.max_frames, bucket_songs=t.bucket_songs, seed=t.seed,
                               with_bert=cfg.model.bert_dim > 0, rank=self.rank, world_size=self.world,
