@@ -68,6 +68,7 @@ def test_a_key_normalised_build_encodes_each_song_moved_to_c(corpus, ray_local):
 
 def test_a_model_of_songs_in_c_sings_in_c_and_gives_songs_back_in_their_key(corpus, tmp_path, ray_local):
     from autosong.model.api import AutoSong
+    from autosong.model.edit import CROSSFADE_SECONDS, Edit, SourceSong
     from autosong.model.sampling import SamplingConfig
 
     data = corpus / "moved" if (corpus / "moved" / "dataset.json").exists() else build(corpus, "moved", "--key-normalise")
@@ -91,6 +92,10 @@ def test_a_model_of_songs_in_c_sings_in_c_and_gives_songs_back_in_their_key(corp
     own = song.generate(lyrics, "ballad", 1.0, sampling)  # the key its lyrics call for, as the sampler chose it
     called_for = song.key_signature_for(lyrics, "ballad")
     assert np.allclose(own.audio[0], song.decode(own.codes[0], key=called_for), atol=1e-6)
+    source = SourceSong(codes=own.codes[0], lyrics=lyrics, genre="ballad")  # its codes alone, in C
+    extended = song.edit(source, Edit(extend=0.5), sampling=sampling)
+    kept = len(own.audio[0]) - int(CROSSFADE_SECONDS * sr)  # up to the crossfade: the source as it sounded
+    assert np.allclose(extended.audio[:kept], own.audio[0][:kept], atol=1e-6)
 
     plain = build(corpus, "plain")  # the same songs in their own keys: the run's codes meant other notes
     resumed = train_cli("--data", str(plain), "--run", str(run), "--steps", "4", *TINY, "--model.song_key", "true",
