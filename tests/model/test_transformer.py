@@ -132,7 +132,7 @@ def test_lyric_context_reads_neighbours_within_its_reach_and_not_padding():
     padded, _ = text(torch.cat([ids, ids[:, :2]], 1), torch.cat([mask, torch.zeros(1, 2, dtype=torch.bool)], 1))
     assert torch.allclose(padded[:, :7], memory, atol=1e-6)
     genre_only, _ = text(ids[:, :1], mask[:, :1])  # no lyrics at all (an instrumental): the genre as it is
-    assert torch.allclose(genre_only, memory[:, :1])
+    assert torch.allclose(genre_only, memory[:, :1], atol=1e-6)  # one row or seven through the GEMM: rounding apart
 
 
 def test_the_song_key_is_learned_from_the_lyrics_and_moves_every_slot_alike():
