@@ -21,12 +21,17 @@ Usage: python bench/sing.py                                # every design, 3 see
        python bench/sing.py --designs delay,future --seeds 0 --minutes 4
        python bench/sing.py --designs future --samplers all --seeds 0,1,2
        python bench/sing.py --designs future+learned --minutes 60 --seeds 0 --jobs 1 --threads 2   # the long run
+       python bench/sing.py --key-normalise --work out/bench_sing_kn ...   # on the corpus moved to C
+
+`--key-normalise` builds the corpus with every song moved to C (pipeline build --key-normalise); a
+WORK holds one corpus, so give the moved one a --work of its own.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -82,19 +87,22 @@ def sampler(name: str, seed: int) -> SamplingConfig:
     return SamplingConfig(**{**asdict(SamplingConfig()), **SAMPLERS[name], "seed": seed})
 
 
-def build_corpus(work: Path, songs: int, seconds: float, breaks: bool) -> Path:
+def build_corpus(work: Path, songs: int, seconds: float, breaks: bool, key_normalise: bool = False) -> Path:
     from autosong.pipeline.build import BuildConfig, build
     from autosong.pipeline.synth import synth_corpus
 
     data = work / "data"
     marker = work / "corpus.json"
-    wanted = {"songs": songs, "seconds": seconds, "breaks": breaks}
+    wanted = {"songs": songs, "seconds": seconds, "breaks": breaks, "key_normalise": key_normalise}
     if (data / "dataset.json").exists() and marker.exists() and json.loads(marker.read_text()) == wanted:
         return data
     for stale in [*work.glob("result_*.json"), work / "steps.json"]:  # measured on another corpus
         stale.unlink(missing_ok=True)
     synth_corpus(work / "corpus", songs=songs, seconds=seconds, seed=0, breaks=breaks)
-    build(BuildConfig(str(work / "corpus"), str(data), codec="tiny", shard_samples=16, val_fraction=0.1))
+    if data.exists():  # built otherwise: --key-normalise is fixed per --out
+        shutil.rmtree(data)
+    build(BuildConfig(str(work / "corpus"), str(data), codec="tiny", shard_samples=16, val_fraction=0.1,
+                      key_normalise=key_normalise))
     marker.write_text(json.dumps(wanted))
     return data
 
@@ -261,6 +269,8 @@ def main() -> None:
     p.add_argument("--songs", type=int, default=640, help="synth corpus (the demo's: 640 songs of >= 3 s)")
     p.add_argument("--seconds", type=float, default=3.0)
     p.add_argument("--breaks", action="store_true", help="sections open with instrumental breaks")
+    p.add_argument("--key-normalise", action="store_true",
+                   help="build the corpus with every song moved to C (pipeline build --key-normalise)")
     p.add_argument("--notes", type=int, default=32, help="held-out songs generated per sampler row")
     p.add_argument("--cap-seconds", type=float, default=12.0, help="generate at most this much of each song")
     p.add_argument("--jobs", type=int, default=2)
@@ -281,7 +291,7 @@ def main() -> None:
 
     work = Path(args.work)
     t0 = time.time()
-    build_corpus(work, args.songs, args.seconds, args.breaks)
+    build_corpus(work, args.songs, args.seconds, args.breaks, args.key_normalise)
     print(f"corpus: {args.songs} songs of >= {args.seconds:g} s in {work / 'data'} ({time.time() - t0:.0f} s)", flush=True)
     t1 = time.time()
     calibrate(args)
