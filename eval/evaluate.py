@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from autosong.manifests import DatasetCard, UNUSED_SLOT
+from autosong.manifests import DatasetCard, UNUSED_SLOT, require_same_keys
 from autosong.manifests.codec_identity import require_same_codec
 from autosong.manifests.dataset import Dataset
 from autosong.manifests.errors import AutoSongError
@@ -31,8 +31,11 @@ def load_split(data: str | Dataset, split: str, max_songs: int | None = None,
                model: Bundle | None = None) -> tuple[DatasetCard, list[Sample]]:
     """The dataset card and a split's songs (the first `max_songs` in key order), decoded; with
     `model`, each song's genre token is the model's slot for its genre name (refused in one line
-    when the model never learned a genre of these songs). `data`: an open Dataset, or its path."""
+    when the model never learned a genre of these songs, or learned songs moved to C and these are
+    not, or the other way round). `data`: an open Dataset, or its path."""
     dataset = Dataset.of(data)
+    if model is not None:
+        require_same_keys(model.key_normalised, dataset.card, str(dataset.path), str(model.path))
     songs = dataset.samples(split, max_songs)
     return dataset.card, songs if model is None else in_model_genre_slots(songs, dataset.path, model)
 

@@ -67,6 +67,8 @@ def test_a_key_normalised_build_encodes_each_song_moved_to_c(corpus, ray_local):
 
 
 def test_a_model_of_songs_in_c_sings_in_c_and_gives_songs_back_in_their_key(corpus, tmp_path, ray_local):
+    from autosong.eval.evaluate import evaluate
+    from autosong.manifests.errors import AutoSongError
     from autosong.model.api import AutoSong
     from autosong.model.edit import CROSSFADE_SECONDS, Edit, SourceSong
     from autosong.model.sampling import SamplingConfig
@@ -101,6 +103,8 @@ def test_a_model_of_songs_in_c_sings_in_c_and_gives_songs_back_in_their_key(corp
     resumed = train_cli("--data", str(plain), "--run", str(run), "--steps", "4", *TINY, "--model.song_key", "true",
                         "--resume")
     assert resumed.returncode != 0 and "learned songs moved to C (--key-normalise)" in resumed.stderr
+    with pytest.raises(AutoSongError, match="learned songs moved to C"):  # scored on songs in their own keys
+        evaluate(song.bundle, str(plain), "val")
 
 
 def peak_hz(wav: np.ndarray, sr: int) -> float:
