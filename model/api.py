@@ -135,7 +135,6 @@ class AutoSong:
         signature = self.key_signature_for(lyrics, genre)
         return None if signature is None else key_name(signature)
 
-    @torch.no_grad()
     def _sung_keys(self, lyrics: list[str], genres: list[str], key: str | None) -> list[int] | None:
         """The key signature each song is sung in, as the sampler takes them: `key` for all when
         given; else, for a key-normalised model (whose songs are moved there from C), the key head's,
@@ -144,17 +143,17 @@ class AutoSong:
             return [parse_key(key)] * len(lyrics)
         if not (self.bundle.key_normalised and self.bundle.model.cfg.song_key):
             return None
-        batch = text_batch(self.bundle, lyrics, genres, self.device)
-        return self.bundle.model.text.key_logits(batch["text_ids"], batch["text_mask"]).argmax(-1).tolist()
+        return self._key_head(lyrics, genres)
 
-    @torch.no_grad()
     def key_signature_for(self, lyrics: str, genre: str) -> int | None:
         """key_for's signature (0-11), or None for a model trained without keys."""
-        model = self.bundle.model
-        if not model.cfg.song_key:
-            return None
-        batch = text_batch(self.bundle, [lyrics], [genre], next(model.parameters()).device)
-        return int(model.text.key_logits(batch["text_ids"], batch["text_mask"]).argmax(-1)[0])
+        return self._key_head([lyrics], [genre])[0] if self.bundle.model.cfg.song_key else None
+
+    @torch.no_grad()
+    def _key_head(self, lyrics: list[str], genres: list[str]) -> list[int]:
+        """The key signature the key head calls for, per song (a model.song_key model)."""
+        batch = text_batch(self.bundle, lyrics, genres, self.device)
+        return self.bundle.model.text.key_logits(batch["text_ids"], batch["text_mask"]).argmax(-1).tolist()
 
     def decode(self, codes: np.ndarray, key: int | None = None) -> np.ndarray:
         """EnCodec codes [C, frames] -> float32 audio at `sample_rate`. A key-normalised model's

@@ -25,6 +25,11 @@ def normalising_shift(signature: int) -> int:
     return up - 12 if up > SHIFT_RANGE[1] else up
 
 
+def shift_to_c(heard) -> int:
+    """normalising_shift of the best of the signatures `heard` in a song (best first), 0 when none was heard."""
+    return normalising_shift(heard[0]) if len(heard) else 0
+
+
 def pitch_shift(wav: np.ndarray, sample_rate: int, semitones: float) -> np.ndarray:
     """Mono float32 `wav` moved by `semitones` (negative: down), as long as it was."""
     wav = np.asarray(wav, dtype=np.float32)

@@ -17,7 +17,7 @@ from autosong.manifests import (DatasetCard, ManifestError, file_sha256, read_ma
 from autosong.manifests.errors import AutoSongError
 from autosong.manifests.sample_rows import DEFAULTS, META_FIELDS
 from autosong.manifests.shard_reader import DamagedShard, read_shard_meta
-from autosong.model.key_shift import normalising_shift
+from autosong.model.key_shift import shift_to_c
 from autosong.pipeline.encode import SongJob
 from autosong.pipeline.genres import assign_genres, recover_genres, with_recorded_slots
 from autosong.pipeline.scan import StatCache, scan_corpus
@@ -93,7 +93,8 @@ def plan_build(cfg, out: Path, text: dict, codec) -> BuildPlan:
                 cfg.max_seconds is not None or row["duration_s"] <= cfg.max_song_seconds) and (
                 len(row.get("line_slots") or ()) == len(row.get("line_starts_s") or ())  # built before line_slots
                 and row.get("key_signatures") is not None  # built before keys were heard: encode again
-                and (row.get("key_shift") or 0) == _key_shift(row["key_signatures"], cfg.key_normalise)):
+                # moved otherwise (dataset.json lost, and the other --key-normalise given): encode again
+                and (row.get("key_shift") or 0) == (shift_to_c(row["key_signatures"]) if cfg.key_normalise else 0)):
             samples[song.key] = row
         elif (song.key in old_rejects and old_rejects[song.key]["content_sha256"] == song.content_sha256
               and old_card and old_card.limits == cfg.limits()):
@@ -104,13 +105,6 @@ def plan_build(cfg, out: Path, text: dict, codec) -> BuildPlan:
                                 song.lyrics_sha256, song.content_sha256, split_for_key(song.key, cfg.val_fraction),
                                 song.lrc))
     return BuildPlan(old_card, genres, samples, shard_rows, rejects, old_rejects, jobs, cache.hashed)
-
-
-def _key_shift(heard, normalise: bool) -> int:
-    """The semitones this build moves a song heard in `heard` (best first) by before encoding: a row
-    moved otherwise (its dataset.json lost, and the build's --key-normalise not the one it had) is
-    encoded again."""
-    return normalising_shift(heard[0]) if normalise and len(heard) else 0
 
 
 def _read_index(out: Path, kind: str) -> list[dict] | None:
