@@ -120,20 +120,21 @@ def key_offset(lyrics: str, tokenizer: LyricsTokenizer) -> int:
 
 
 def melody_notes(lyrics: str, genre: str, tokenizer: LyricsTokenizer,
-                 breaks: Sequence[float] = ()) -> list[tuple[int | None, float]]:
+                 breaks: Sequence[float] = (), transpose: int = 0) -> list[tuple[int | None, float]]:
     """The fixed rule: lyric tokens -> (MIDI pitch or None for a rest, beats). `breaks`: beats of
-    rest at each section tag, in order (draw_breaks)."""
-    return [(pitch, beats) for pitch, beats, *_ in _melody(lyrics, genre, tokenizer, breaks)]
+    rest at each section tag, in order (draw_breaks). `transpose`: semitones past the key the
+    lyrics set (0: the rule's own key)."""
+    return [(pitch, beats) for pitch, beats, *_ in _melody(lyrics, genre, tokenizer, breaks, transpose)]
 
 
 def _melody(lyrics: str, genre: str, tokenizer: LyricsTokenizer,
-            breaks: Sequence[float]) -> list[tuple[int | None, float, str, str]]:
+            breaks: Sequence[float], moved: int = 0) -> list[tuple[int | None, float, str, str]]:
     """melody_notes, each note with what sings it (a syllable or a word; a line break's rest, or
     a section's break) and the section it is in."""
     style = GENRES[genre]
     notes: list[tuple[int | None, float, str, str]] = []
     rests = iter(breaks)
-    key = key_offset(lyrics, tokenizer)
+    key = key_offset(lyrics, tokenizer) + moved
     transpose, word, section = key, "", "[verse]"  # semitones: the key, plus a section's shift
 
     def pitch_of(text: str, shift: int = 0) -> int:
@@ -168,11 +169,11 @@ def _melody(lyrics: str, genre: str, tokenizer: LyricsTokenizer,
 
 
 def note_timeline(lyrics: str, genre: str, tokenizer: LyricsTokenizer,
-                  breaks: Sequence[float] = ()) -> list[tuple[float, float, int]]:
+                  breaks: Sequence[float] = (), transpose: int = 0) -> list[tuple[float, float, int]]:
     """The sung notes as (start seconds, length seconds, MIDI pitch); rests left out."""
     beat = 60.0 / GENRES[genre].bpm
     out, pos = [], 0.0
-    for pitch, beats in melody_notes(lyrics, genre, tokenizer, breaks):
+    for pitch, beats in melody_notes(lyrics, genre, tokenizer, breaks, transpose):
         if pitch is not None:
             out.append((pos, beats * beat, pitch))
         pos += beats * beat
@@ -196,15 +197,17 @@ def line_starts(lyrics: str, genre: str, tokenizer: LyricsTokenizer, breaks: Seq
 
 
 def render_song(lyrics: str, genre: str, seconds: float, rng: np.random.Generator,
-                tokenizer: LyricsTokenizer | None = None, breaks: Sequence[float] = ()) -> np.ndarray:
+                tokenizer: LyricsTokenizer | None = None, breaks: Sequence[float] = (),
+                transpose: int = 0) -> np.ndarray:
     """Stereo float32 [N, 2] at SAMPLE_RATE, `seconds` long: lead melody + bass + drums; the lead
-    rests through the `breaks` (beats at each section tag) while bass and drums play on."""
+    rests through the `breaks` (beats at each section tag) while bass and drums play on. `transpose`:
+    semitones past the lyrics' key, lead and bass alike (a song as if written in another key)."""
     style = GENRES[genre]
     tokenizer = tokenizer or default_tokenizer()
     sr, n = SAMPLE_RATE, int(seconds * SAMPLE_RATE)
     beat = 60.0 / style.bpm
     lead = np.zeros(n)
-    for start_s, length_s, pitch in note_timeline(lyrics, genre, tokenizer, breaks):
+    for start_s, length_s, pitch in note_timeline(lyrics, genre, tokenizer, breaks, transpose):
         start, length = int(start_s * sr), int(length_s * sr)
         if start >= n:
             break
@@ -218,7 +221,7 @@ def render_song(lyrics: str, genre: str, seconds: float, rng: np.random.Generato
         lead[start : start + len(t)] += 0.35 * env * tone
     bass, drums = np.zeros(n), np.zeros(n)
     beat_len = int(beat * sr)
-    key = key_offset(lyrics, tokenizer)
+    key = key_offset(lyrics, tokenizer) + transpose
     for b, start in enumerate(range(0, n, beat_len)):
         t = np.arange(min(beat_len, n - start)) / sr
         degree = (0, 4, 5, 3)[(b // 4) % 4]  # I-V-vi-IV, a bar each

@@ -63,3 +63,25 @@ def test_a_synth_song_moved_to_c_is_heard_in_c_and_still_sings_its_notes(tokeniz
         in_c = singing_score([n.pitch - shift for n in transcribe(moved, SR)], expected).ner
         back = singing_score([n.pitch for n in transcribe(pitch_shift(moved, SR, -shift), SR)], expected).ner
         assert in_c <= own + 0.1 and back <= own + 0.1, (genre, own, in_c, back)
+
+
+def test_a_synth_song_written_in_c_is_heard_in_c_and_sings_the_rule_moved(tokenizer):
+    """render_song(transpose=) writes the song the shifter's output imitates (bench/key_shift_ceiling.py
+    compares the two through the codec): heard in C, singing the rule's notes moved by the shift."""
+    import soxr
+
+    from autosong.eval.notes import singing_score, transcribe
+    from autosong.model.song_key import key_signatures
+    from autosong.model.synth_music import SAMPLE_RATE, make_lyrics, note_timeline, render_song, song_seconds
+
+    rng = np.random.default_rng(3)
+    lyrics = make_lyrics(rng, 8, "pop", tokenizer)
+    stereo = render_song(lyrics, "pop", song_seconds(lyrics, "pop", tokenizer), rng, tokenizer)
+    shift = normalising_shift(key_signatures(soxr.resample(stereo.mean(1), SAMPLE_RATE, SR), SR)[0])
+    written = render_song(lyrics, "pop", song_seconds(lyrics, "pop", tokenizer), rng, tokenizer, transpose=shift)
+    wav = soxr.resample(written.mean(1), SAMPLE_RATE, SR).astype(np.float32)
+    assert key_signatures(wav, SR)[0] == 0
+    rule = [p for _, _, p in note_timeline(lyrics, "pop", tokenizer)]
+    moved = [p for _, _, p in note_timeline(lyrics, "pop", tokenizer, transpose=shift)]
+    assert shift != 0 and moved == [p + shift for p in rule]
+    assert singing_score([n.pitch for n in transcribe(wav, SR)], moved).ner <= 0.25
