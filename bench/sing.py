@@ -61,6 +61,10 @@ DESIGNS: dict[str, list[str]] = {
     "future+fast-lengths+context+key": ["--model.pattern", "delay", "--model.future_frames", "[8,16,32]",
                                         "--model.align_units", "learned", "--model.unit_rate", "10",
                                         "--model.lyric_context", "3", "--model.song_key", "true"],  # eleventh round
+    "future+fast-lengths+context+key+dropout": ["--model.pattern", "delay", "--model.future_frames", "[8,16,32]",
+                                                "--model.align_units", "learned", "--model.unit_rate", "10",
+                                                "--model.lyric_context", "3", "--model.song_key", "true",
+                                                "--model.dropout", "0.2"],  # 60 minutes: 25 passes over the corpus
     "future+fast-lengths+dropout": ["--model.pattern", "delay", "--model.future_frames", "[8,16,32]",
                                     "--model.align_units", "learned", "--model.unit_rate", "10", "--model.dropout", "0.2"],
     "future+lyric-dropout": ["--model.pattern", "delay", "--model.future_frames", "[8,16,32]",
@@ -79,6 +83,7 @@ SAMPLERS: dict[str, dict] = {
     "greedy": {"temperature": 0.0},
     "top-k 10": {"top_k": 10},
     "cfg 1": {"guidance": 1.0},
+    "cfg 1.5": {"guidance": 1.5},
     "lyric cfg 3": {"guidance": 1.0, "lyric_guidance": 3.0},
 }
 
