@@ -80,7 +80,8 @@ def table(rows: list[dict]) -> str:
              "|---|---|---:|" + "---:|" * len(COLUMNS)]
     for (genre, shift, other), ners in sorted(groups.items()):
         means = [np.mean([n[c] for n in ners]) for c in COLUMNS]
-        lines.append(f"| {genre} | {shift:+d} ({other:+d}) | {len(ners)} | " + " | ".join(f"{m:.3f}" for m in means) + " |")
+        cells = " | ".join(f"{m:.3f}" for m in means)
+        lines.append(f"| {genre} | {shift:+d} ({other:+d}) | {len(ners)} | {cells} |")
     means = [np.mean([r["ner"][c] for r in rows]) for c in COLUMNS]
     lines.append(f"| all | | {len(rows)} | " + " | ".join(f"{m:.3f}" for m in means) + " |")
     return "\n".join(lines)
