@@ -44,12 +44,16 @@ def song_row(folder: Path, codec: Codec, tokenizer) -> dict | None:
     sr = codec.sample_rate
     lyrics = (folder / "lyrics.txt").read_text(encoding="utf-8")
     genre = (folder / "genre.txt").read_text(encoding="utf-8").strip()
-    wav = load_audio(next(folder.glob("audio.*")), sr).wav
-    shift = shift_to_c(key_signatures(wav, sr))
-    other = shift + 12 if shift < 0 else shift - 12
 
     def rule(transpose: int = 0) -> list[int]:
         return [p for _, _, p in note_timeline(lyrics, genre, tokenizer, transpose=transpose)]
+
+    own = rule()
+    if not own:
+        return None
+    wav = load_audio(next(folder.glob("audio.*")), sr).wav
+    shift = shift_to_c(key_signatures(wav, sr))
+    other = shift + 12 if shift < 0 else shift - 12
 
     def ner(audio: np.ndarray, notes: list[int]) -> float:
         return singing_score([n.pitch for n in transcribe(audio, sr)], notes).ner
@@ -61,13 +65,11 @@ def song_row(folder: Path, codec: Codec, tokenizer) -> dict | None:
         stereo = render_song(lyrics, genre, len(wav) / sr, np.random.default_rng(0), tokenizer, transpose=transpose)
         return soxr.resample(stereo.mean(1), SAMPLE_RATE, sr).astype(np.float32)
 
-    if not rule():
-        return None
     moved = pitch_shift(wav, sr, shift)
     return {"song": folder.name, "genre": genre, "shift": shift, "other": other, "ner": {
-        "heard": ner(wav, rule()), "shifter": ner(pitch_shift(moved, sr, -shift), rule()),
-        "codec": ner(through_codec(wav), rule()),
-        "moved": ner(pitch_shift(through_codec(moved), sr, -shift), rule()),
+        "heard": ner(wav, own), "shifter": ner(pitch_shift(moved, sr, -shift), own),
+        "codec": ner(through_codec(wav), own),
+        "moved": ner(pitch_shift(through_codec(moved), sr, -shift), own),
         "written in C": ner(through_codec(written(shift)), rule(shift)),
         "the other octave": ner(through_codec(written(other)), rule(other))}}
 

@@ -3,7 +3,7 @@ synth song moved to C is heard in C and still sings its own notes."""
 import numpy as np
 import pytest
 
-from autosong.model.key_shift import SHIFT_RANGE, normalising_shift, pitch_shift
+from autosong.model.key_shift import SHIFT_RANGE, normalising_shift, pitch_shift, shift_to_c
 
 SR = 24_000
 
@@ -77,7 +77,7 @@ def test_a_synth_song_written_in_c_is_heard_in_c_and_sings_the_rule_moved(tokeni
     rng = np.random.default_rng(3)
     lyrics = make_lyrics(rng, 8, "pop", tokenizer)
     stereo = render_song(lyrics, "pop", song_seconds(lyrics, "pop", tokenizer), rng, tokenizer)
-    shift = normalising_shift(key_signatures(soxr.resample(stereo.mean(1), SAMPLE_RATE, SR), SR)[0])
+    shift = shift_to_c(key_signatures(soxr.resample(stereo.mean(1), SAMPLE_RATE, SR), SR))
     written = render_song(lyrics, "pop", song_seconds(lyrics, "pop", tokenizer), rng, tokenizer, transpose=shift)
     wav = soxr.resample(written.mean(1), SAMPLE_RATE, SR).astype(np.float32)
     assert key_signatures(wav, SR)[0] == 0
