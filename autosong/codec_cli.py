@@ -51,7 +51,10 @@ def train_parser() -> argparse.ArgumentParser:
                                 formatter_class=HelpFormatter)
     p.add_argument("--out", required=True, help="directory to write the codec to (then --codec DIR)")
     for name, value in CodecTrainConfig().to_dict().items():
-        p.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
+        if isinstance(value, bool):
+            p.add_argument(f"--{name.replace('_', '-')}", action=argparse.BooleanOptionalAction, default=value)
+        else:
+            p.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
     return p
 
 

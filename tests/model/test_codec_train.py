@@ -102,3 +102,21 @@ def test_codec_train_reads_a_corpus_folder_and_skips_what_does_not_decode(tmp_pa
     clips = corpus_audio(tmp_path / "c", songs=8, seconds=1.5, sample_rate=24_000, log=said.append)
     assert len(clips) == 2 and all(len(c) == 36_000 for c in clips)  # the first 1.5 s of each
     assert len(said) == 1 and said[0].startswith(f"skipped {broken / 'audio.mp3'}: not a readable audio file")
+
+
+def test_a_codec_for_key_normalised_builds_learns_from_songs_moved_to_c():
+    """--key-normalise: the songs (not the reference signal) are moved as the build moves them, so
+    each is heard in C, where the same songs unmoved are not all."""
+    from autosong.codec_cli import train_parser
+    from autosong.model.song_key import key_signatures
+    from autosong.train.codec.config import CodecTrainConfig
+    from autosong.train.codec.data import training_audio
+
+    assert train_parser().parse_args(["--out", "x", "--key-normalise"]).key_normalise is True
+    assert train_parser().parse_args(["--out", "x"]).key_normalise is False
+    plain = training_audio(CodecTrainConfig(songs=6, song_seconds=8.0), 24_000)
+    moved = training_audio(CodecTrainConfig(songs=6, song_seconds=8.0, key_normalise=True), 24_000)
+    assert np.array_equal(plain[0], moved[0]) and len(moved) == 7
+    heard = [key_signatures(wav, 24_000)[0] for wav in plain[1:]]
+    assert any(key != 0 for key in heard), heard
+    assert [key_signatures(wav, 24_000)[0] for wav in moved[1:]] == [0] * 6

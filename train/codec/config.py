@@ -18,6 +18,8 @@ class CodecTrainConfig:
     songs: int = 128            # songs in the training set (plus the reference signal)
     data: str = ""              # a corpus folder (DATASET/song_*/audio.*) to learn from; "" = synth songs
     song_seconds: float = 12.0
+    key_normalise: bool = False  # move each song to C first, as `pipeline build --key-normalise` does: a
+                                 # codec for the keys a normalised dataset holds
     num_filters: int = 64       # EnCodec's channel width (the full model uses 32); with the Fourier
                                 # start, the frequencies analysed
     upsampling_ratios: str = "80,4"  # decoder strides, product 320 (the encoder mirrors them: 4, then 80)

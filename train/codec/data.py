@@ -10,7 +10,9 @@ import torch
 from autosong.manifests.errors import AutoSongError
 from autosong.model.audio import load_audio
 from autosong.model.codec import reference_signal
+from autosong.model.key_shift import pitch_shift, shift_to_c
 from autosong.model.lyrics import default_tokenizer
+from autosong.model.song_key import key_signatures
 from autosong.model.synth_music import GENRES, SAMPLE_RATE, make_lyrics, render_song
 from autosong.pipeline.scan import find_audio
 from autosong.train.codec.config import CodecTrainConfig
@@ -39,16 +41,21 @@ def corpus_audio(dataset: Path, songs: int, seconds: float, sample_rate: int, lo
 def training_audio(cfg: CodecTrainConfig, sample_rate: int, log=print) -> list[np.ndarray]:
     """The fixed reference signal and the songs (mono, at the codec's rate): up to `songs` of
     the corpus `data` (the first `song_seconds` of each; an undecodable file is skipped with a
-    line), or synth songs."""
-    import soxr
+    line), or synth songs; under `key_normalise` each song moved to C the way the build moves it."""
+    songs = corpus_audio(Path(cfg.data), cfg.songs, cfg.song_seconds, sample_rate, log) if cfg.data \
+        else synth_audio(cfg, sample_rate)
+    if cfg.key_normalise:
+        songs = [pitch_shift(wav, sample_rate, shift_to_c(key_signatures(wav, sample_rate))) for wav in songs]
+    return [reference_signal(sr=sample_rate)] + songs
 
-    if cfg.data:
-        return [reference_signal(sr=sample_rate)] + corpus_audio(Path(cfg.data), cfg.songs, cfg.song_seconds,
-                                                                    sample_rate, log)
+
+def synth_audio(cfg: CodecTrainConfig, sample_rate: int) -> list[np.ndarray]:
+    """`cfg.songs` synth songs of `cfg.song_seconds`, the genres in turn, mono at `sample_rate`."""
+    import soxr
 
     tok = default_tokenizer()
     names = sorted(GENRES)
-    clips = [reference_signal(sr=sample_rate)]
+    clips = []
     for i in range(cfg.songs):
         rng = np.random.default_rng([cfg.seed, 7, i])
         genre = names[i % len(names)]
