@@ -23,8 +23,9 @@ Usage: python bench/sing.py                                # every design, 3 see
        python bench/sing.py --designs future+learned --minutes 60 --seeds 0 --jobs 1 --threads 2   # the long run
        python bench/sing.py --key-normalise --work out/bench_sing_kn ...   # on the corpus moved to C
 
-`--key-normalise` builds the corpus with every song moved to C (pipeline build --key-normalise); a
-WORK holds one corpus, so give the moved one a --work of its own.
+`--key-normalise` builds the corpus with every song moved to C (pipeline build --key-normalise), and
+`--codec DIR` builds it through another codec (one trained on moved songs: `autosong codec train
+--key-normalise`); a WORK holds one corpus, so give each a --work of its own.
 """
 from __future__ import annotations
 
@@ -91,13 +92,15 @@ def sampler(name: str, seed: int) -> SamplingConfig:
     return SamplingConfig(**{**asdict(SamplingConfig()), **SAMPLERS[name], "seed": seed})
 
 
-def build_corpus(work: Path, songs: int, seconds: float, breaks: bool, key_normalise: bool = False) -> Path:
+def build_corpus(work: Path, songs: int, seconds: float, breaks: bool, key_normalise: bool = False,
+                 codec: str = "tiny") -> Path:
     from autosong.pipeline.build import BuildConfig, build
     from autosong.pipeline.synth import synth_corpus
 
     data = work / "data"
     marker = work / "corpus.json"
     wanted = {"songs": songs, "seconds": seconds, "breaks": breaks, "key_normalise": key_normalise}
+    wanted |= {"codec": codec} if codec != "tiny" else {}  # a WORK built with tiny before keeps its data
     if (data / "dataset.json").exists() and marker.exists() and json.loads(marker.read_text()) == wanted:
         return data
     for stale in [*work.glob("result_*.json"), work / "steps.json"]:  # measured on another corpus
@@ -105,7 +108,7 @@ def build_corpus(work: Path, songs: int, seconds: float, breaks: bool, key_norma
     synth_corpus(work / "corpus", songs=songs, seconds=seconds, seed=0, breaks=breaks)
     if data.exists():  # built otherwise: --key-normalise is fixed per --out
         shutil.rmtree(data)
-    build(BuildConfig(str(work / "corpus"), str(data), codec="tiny", shard_samples=16, val_fraction=0.1,
+    build(BuildConfig(str(work / "corpus"), str(data), codec=codec, shard_samples=16, val_fraction=0.1,
                       key_normalise=key_normalise))
     marker.write_text(json.dumps(wanted))
     return data
@@ -275,6 +278,8 @@ def main() -> None:
     p.add_argument("--breaks", action="store_true", help="sections open with instrumental breaks")
     p.add_argument("--key-normalise", action="store_true",
                    help="build the corpus with every song moved to C (pipeline build --key-normalise)")
+    p.add_argument("--codec", default="tiny", help="the codec the corpus is built with (tiny, or a directory: "
+                   "autosong codec train --out DIR [--key-normalise])")
     p.add_argument("--notes", type=int, default=32, help="held-out songs generated per sampler row")
     p.add_argument("--cap-seconds", type=float, default=12.0, help="generate at most this much of each song")
     p.add_argument("--jobs", type=int, default=2)
@@ -295,7 +300,7 @@ def main() -> None:
 
     work = Path(args.work)
     t0 = time.time()
-    build_corpus(work, args.songs, args.seconds, args.breaks, args.key_normalise)
+    build_corpus(work, args.songs, args.seconds, args.breaks, args.key_normalise, args.codec)
     print(f"corpus: {args.songs} songs of >= {args.seconds:g} s in {work / 'data'} ({time.time() - t0:.0f} s)", flush=True)
     t1 = time.time()
     calibrate(args)
