@@ -20,6 +20,7 @@ import torch
 from autosong.manifests.codec_identity import CodecIdentity
 from autosong.manifests.errors import AutoSongError
 from autosong.model.spectral_decoder import SpectralDecoder, SpectralDecoderConfig
+from autosong.model.time_major_encoder import TimeMajorEncoder
 
 HUB_ID = "facebook/encodec_24khz"
 TEST_SOURCE = "test"
@@ -185,6 +186,7 @@ class Codec:
             )
         self.model = model.eval()
         self.config = config
+        self.time_major = TimeMajorEncoder.of(model)  # the same encoder as products, where its shape allows
         self.spectral = isinstance(model.decoder, SpectralDecoder)  # decodes magnitudes, phase over the whole song
         self.sample_rate: int = mc.sampling_rate
         self.hop_length: int = mc.hop_length
@@ -241,6 +243,7 @@ class Codec:
     def to(self, device: str | torch.device) -> "Codec":
         """Run encode/decode there (the codec stays fp32: its quantizer's distances need it)."""
         self.model.to(device)
+        self.time_major = self.time_major and self.time_major.to(device)
         return self
 
     def save(self, directory: str | os.PathLike) -> None:
@@ -290,7 +293,8 @@ class Codec:
             for b in range(0, len(windows), max(1, batch_windows)):
                 group = windows[b : b + max(1, batch_windows)]
                 chunk = torch.stack([padded[i][c * hop : e * hop] for i, c, _, e in group])[:, None]
-                emb = self.model.encoder(chunk.to(self.device))  # [G, D, frames]
+                fast = self.time_major is not None and self.time_major.fits(chunk.shape[-1])
+                emb = (self.time_major if fast else self.model.encoder)(chunk.to(self.device))  # [G, D, frames]
                 codes = self.model.quantizer.encode(emb, self.config.bandwidth).cpu().numpy()  # [C, G, frames]
                 for g, (i, c, start, stop) in enumerate(group):
                     outs[i][:, start:stop] = codes[:, g, start - c :].astype(np.int16)
