@@ -243,7 +243,8 @@ class Codec:
     def to(self, device: str | torch.device) -> "Codec":
         """Run encode/decode there (the codec stays fp32: its quantizer's distances need it)."""
         self.model.to(device)
-        self.time_major = self.time_major and self.time_major.to(device)
+        if self.time_major is not None:
+            self.time_major = self.time_major.to(device)
         return self
 
     def save(self, directory: str | os.PathLike) -> None:
