@@ -38,6 +38,10 @@ def start_ray(address: str | None) -> bool:
         # address in Ray's temp folder points at (a dead one fails to connect).
         global _watchdog
         _watchdog = _watchdog or ray_watchdog.start()  # before Ray: it outlives nothing of ours
+        # Ray runs its workers at niceness 15, to yield to its own daemons: beside any other busy process
+        # (a training run, a second build) the encoders then got a few per cent of a core, 25x slower
+        # (bench/RESULTS.md, "The build's encoder, time-major"). Our private Ray's workers run as we do.
+        os.environ.setdefault("RAY_worker_niceness", "0")
         ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False,
                  object_store_memory=256 * 2**20, **quiet)
     return True

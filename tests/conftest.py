@@ -19,13 +19,12 @@ os.environ.setdefault("AUTOSONG_CACHE", str(Path(tempfile.gettempdir()) / "autos
 
 @pytest.fixture(scope="session")
 def ray_local():
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    import logging
-
+    """The private local Ray a build starts (pipeline/encoder_pool.start_ray), for the session."""
     import ray
 
-    ray.init(address="local", num_cpus=2, object_store_memory=80 * 2**20, include_dashboard=False, log_to_driver=False,
-             logging_level=logging.WARNING)
+    from autosong.pipeline.encoder_pool import start_ray
+
+    start_ray(None)
     yield
     ray.shutdown()
 
