@@ -30,6 +30,13 @@ def shift_to_c(heard) -> int:
     return normalising_shift(heard[0]) if len(heard) else 0
 
 
+def moved_to_c(wav: np.ndarray, sample_rate: int, heard) -> tuple[np.ndarray, int]:
+    """`wav` moved to C by shift_to_c(heard) (the signatures heard in it, best first), and that shift:
+    what a key-normalised build encodes, and what a codec for such builds learns from."""
+    shift = shift_to_c(heard)
+    return (pitch_shift(wav, sample_rate, shift) if shift else wav), shift
+
+
 def pitch_shift(wav: np.ndarray, sample_rate: int, semitones: float) -> np.ndarray:
     """Mono float32 `wav` moved by `semitones` (negative: down), as long as it was."""
     wav = np.asarray(wav, dtype=np.float32)

@@ -1,6 +1,6 @@
 """EnCodec's encoder run time-major, as matrix products: the function transformers' `EncodecEncoder`
 computes, for the causal, weight-normed encoders without residual blocks that `tiny` and
-`autosong codec train` make, in about 60 % of the time on a CPU.
+`autosong codec train` make, in about half the time on a CPU.
 
 Channels-first, most of an encode goes to the first layers at the audio rate: the 64-channel
 feature map is padded by a copy, and a strided convolution reads it far below oneDNN's

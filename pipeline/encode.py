@@ -18,7 +18,7 @@ from autosong.manifests.errors import AutoSongError, os_error_words
 from autosong.manifests.sample_rows import META_FIELDS, SampleRow
 from autosong.model.bert_text import BertLyrics
 from autosong.model.codec import Codec
-from autosong.model.key_shift import pitch_shift, shift_to_c
+from autosong.model.key_shift import moved_to_c
 from autosong.model.lyrics import default_tokenizer, weak_encoding_warning
 from autosong.model.song_key import key_signatures
 from autosong.pipeline.decode_worker import IsolatedDecoder
@@ -225,10 +225,10 @@ class SongEncoder:
         semitones the audio was moved by: to C under key_normalise, else 0)."""
         out, audio, lyrics = decoded
         keys = key_signatures(audio.wav, audio.sample_rate)
-        shift = shift_to_c(keys) if self.key_normalise else 0
-        if shift:
-            audio = replace(audio, wav=pitch_shift(audio.wav, audio.sample_rate, shift))
-        return out, audio, lyrics, keys, shift
+        if not self.key_normalise:
+            return out, audio, lyrics, keys, 0
+        wav, shift = moved_to_c(audio.wav, audio.sample_rate, keys)
+        return out, replace(audio, wav=wav), lyrics, keys, shift
 
     def _finish(self, out: EncodedSong, song: SongJob, audio, song_lyrics: SongLyrics, codes: np.ndarray,
                 keys: tuple[int, ...], shift: int) -> None:

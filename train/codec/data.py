@@ -10,7 +10,7 @@ import torch
 from autosong.manifests.errors import AutoSongError
 from autosong.model.audio import load_audio
 from autosong.model.codec import reference_signal
-from autosong.model.key_shift import pitch_shift, shift_to_c
+from autosong.model.key_shift import moved_to_c
 from autosong.model.lyrics import default_tokenizer
 from autosong.model.song_key import key_signatures
 from autosong.model.synth_music import GENRES, SAMPLE_RATE, make_lyrics, render_song
@@ -45,7 +45,7 @@ def training_audio(cfg: CodecTrainConfig, sample_rate: int, log=print) -> list[n
     songs = corpus_audio(Path(cfg.data), cfg.songs, cfg.song_seconds, sample_rate, log) if cfg.data \
         else synth_audio(cfg, sample_rate)
     if cfg.key_normalise:
-        songs = [pitch_shift(wav, sample_rate, shift_to_c(key_signatures(wav, sample_rate))) for wav in songs]
+        songs = [moved_to_c(wav, sample_rate, key_signatures(wav, sample_rate))[0] for wav in songs]
     return [reference_signal(sr=sample_rate)] + songs
 
 
