@@ -84,6 +84,7 @@ SAMPLERS: dict[str, dict] = {
     "top-k 10": {"top_k": 10},
     "cfg 1": {"guidance": 1.0},
     "cfg 1.5": {"guidance": 1.5},
+    "cfg 2": {"guidance": 2.0},
     "lyric cfg 3": {"guidance": 1.0, "lyric_guidance": 3.0},
 }
 
