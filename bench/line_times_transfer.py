@@ -1,6 +1,6 @@
 """What `autosong align` gives on songs unlike the model's own: the alignment heads are chosen as
-`autosong eval` chooses them, on the model's own held-out songs (at most eval's CHOICE_SONGS), then the line starts
-of another corpus's held-out songs (their lines with words, model/line_times.true_line_starts) are
+`autosong eval` chooses them, on the model's own held-out songs (eval's choice_songs: the longest), then
+the line starts of another corpus's held-out songs (their lines with words, model/line_times.true_line_starts) are
 read with them, teacher-forced over the songs' codes, as `align` reads a recording. Printed: the
 median and 90th percentile error, with and without the heads' offsets, and the error by where in
 the song a line starts (signed: > 0 found late).
@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from autosong.eval.evaluate import load_split
-from autosong.eval.line_alignment import CHOICE_SONGS
+from autosong.eval.line_alignment import choice_songs
 from autosong.model.bundle import load_bundle
 from autosong.model.line_times import (attention_map, choose_heads, line_times, onset_error_summary,
                                        teacher_forced_errors, true_line_starts)
@@ -30,7 +30,7 @@ def main() -> None:
     torch.set_num_threads(2)
     bundle = load_bundle(run)
     model = bundle.model
-    chosen_on = [s for s in load_split(own, "val", model=bundle)[1] if len(s.line_timing()[1])][:CHOICE_SONGS]
+    chosen_on = choice_songs([s for s in load_split(own, "val", model=bundle)[1] if len(s.line_timing()[1])])
     heads = choose_heads(model, chosen_on, RATE)
     print(f"heads chosen on {own} ({len(chosen_on)} songs): {heads.heads}, offsets {heads.offsets} s, "
           f"there {heads.chosen_on['median_s']:.3f} s over {heads.chosen_on['lines']} lines")

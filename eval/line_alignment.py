@@ -18,6 +18,14 @@ from autosong.model.synth_music import expected_notes, line_starts
 CHOICE_SONGS = 32  # held-out songs the heads are chosen on, at most
 
 
+def choice_songs(songs: list) -> list:
+    """The held-out songs the alignment heads are chosen on: the CHOICE_SONGS longest, the most like the
+    whole songs `align` reads, with the most lines to set the heads' offsets by (on unseen 10 s songs
+    0.21 / 0.25 / 0.21 s on seeds 0-2, against 0.23 / 0.26 / 0.24 for the first 32: bench/RESULTS.md,
+    "Line times, sixth round")."""
+    return sorted(songs, key=lambda s: -s.codes.shape[1])[:CHOICE_SONGS]
+
+
 def line_alignment(song, songs: list, data: str, split: str) -> dict | None:
     """Teacher-forced onset errors over `songs` (decoded held-out Samples) with the bundle's
     alignment heads, choosing and recording them first if it has none; None when no song is
@@ -30,7 +38,7 @@ def line_alignment(song, songs: list, data: str, split: str) -> dict | None:
     chose = bundle.alignment is None
     described = {"data": str(data), "split": split}
     if chose and not timed:  # plain lyrics.txt: heads by their focus, unmeasured here
-        bundle.alignment = choose_heads_untimed(bundle.model, songs[:CHOICE_SONGS], frame_rate, described)
+        bundle.alignment = choose_heads_untimed(bundle.model, choice_songs(songs), frame_rate, described)
         bundle.alignment.save(bundle.path)
         return {"heads": [list(h) for h in bundle.alignment.heads], "chosen_here": True, "songs": 0,
                 "method": bundle.alignment.chosen_on["method"], "recorded_in": str(bundle.path / ALIGNMENT_FILE)}
@@ -38,7 +46,7 @@ def line_alignment(song, songs: list, data: str, split: str) -> dict | None:
         return None
     chose = chose or bundle.alignment.scored_on_stamps  # chosen before the tags' own stamps were left out
     if chose:
-        bundle.alignment = choose_heads(bundle.model, timed[:CHOICE_SONGS], frame_rate, described)
+        bundle.alignment = choose_heads(bundle.model, choice_songs(timed), frame_rate, described)
         bundle.alignment.save(bundle.path)
     errors = teacher_forced_errors(bundle.model, timed, bundle.alignment.heads, frame_rate, bundle.alignment.offsets)
     return {"heads": [list(h) for h in bundle.alignment.heads], "chosen_here": chose, "songs": len(timed),

@@ -109,3 +109,17 @@ def test_heads_chosen_without_timed_songs_are_checked_on_timed_ones(trained_run,
     assert all(0 <= layer < model.cfg.n_layers and 0 <= h < model.cfg.n_heads for layer, h in heads.heads)
     errors = teacher_forced_errors(model, songs, heads.heads, 75)
     assert len(errors) and np.median(errors) <= np.median(prior_only_errors(trained_run, small_data)) + 0.1
+
+
+def test_heads_are_chosen_on_the_longest_held_out_songs():
+    """The choice reads the songs most like what `align` reads: of more held-out songs than it takes,
+    the longest, in any order they came."""
+    from types import SimpleNamespace
+
+    from autosong.eval.line_alignment import CHOICE_SONGS, choice_songs
+
+    frames = np.random.default_rng(0).permutation(np.arange(100, 100 + 2 * CHOICE_SONGS))
+    songs = [SimpleNamespace(codes=np.zeros((2, n))) for n in frames]
+    chosen = sorted(s.codes.shape[1] for s in choice_songs(songs))
+    assert chosen == list(range(100 + CHOICE_SONGS, 100 + 2 * CHOICE_SONGS))
+    assert len(choice_songs(songs[:5])) == 5
